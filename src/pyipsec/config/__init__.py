@@ -1,0 +1,1 @@
+"""Configuration: the TOML model and strongSwan-syntax proposal keywords."""

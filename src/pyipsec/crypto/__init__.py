@@ -1,0 +1,1 @@
+"""Cryptographic transforms on `cryptography`, looked up by IANA transform ID."""

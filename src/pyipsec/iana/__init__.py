@@ -1,0 +1,1 @@
+"""IANA registry values for IKEv2 and IPsec, named as IANA names them."""

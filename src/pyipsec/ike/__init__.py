@@ -1,0 +1,1 @@
+"""The IKEv2 protocol core: sans-I/O state machine, key material, message protection."""

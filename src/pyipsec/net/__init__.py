@@ -1,0 +1,1 @@
+"""Network helpers: endpoints, IP header peeks, traffic selectors, UDP encapsulation."""

@@ -1,0 +1,1 @@
+"""One module per IKEv2 payload; importing this package registers every payload codec."""
