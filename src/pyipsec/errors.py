@@ -14,6 +14,7 @@ from pyipsec.iana.ikev2 import NotifyType
 
 __all__ = [
     "AuthenticationFailed",
+    "CertificateError",
     "ChildSaNotFound",
     "ConfigError",
     "DecodeError",
@@ -23,6 +24,7 @@ __all__ = [
     "InternalAddressFailure",
     "InvalidKePayload",
     "InvalidKeyExchange",
+    "InvalidMajorVersion",
     "InvalidSyntax",
     "NoProposalChosen",
     "PyIpsecError",
@@ -142,3 +144,17 @@ class ConfigError(PyIpsecError):
 
 class UsageError(PyIpsecError):
     """A wrong call of the CLI or the control API."""
+
+
+class InvalidMajorVersion(DecodeError):
+    """An IKE header whose major version is not 2 (RFC 7296 §1.5, §2.5, §3.1)."""
+
+    notify = NotifyType.INVALID_MAJOR_VERSION
+
+    def __init__(self, major_version: int, *, offset: int = 0) -> None:
+        super().__init__(f"unsupported IKE major version {major_version}", offset=offset)
+        self.major_version = major_version
+
+
+class CertificateError(AuthenticationFailed):
+    """A peer certificate that cannot be used: malformed, untrusted, expired, wrong usage."""

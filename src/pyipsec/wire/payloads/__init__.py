@@ -1,1 +1,1 @@
-"""One module per IKEv2 payload; importing this package registers every payload codec."""
+"""One module per IKEv2 payload. Their codecs register when ``pyipsec.wire.message`` is imported."""
