@@ -1,0 +1,160 @@
+"""``pyipsec daemon``, ``up``, ``down`` and ``status``: the daemon and its control-socket clients.
+
+``status`` prints the IKE and Child SAs in the layout of ``swanctl --list-sas``; ``--json``
+prints the daemon's answer unchanged. Every failure is one line naming the cause (no
+daemon, unknown connection, why the SA did not come up) and exit status 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from pyipsec.cli.main import EXIT_FAILURE, main
+from pyipsec.control.client import DEFAULT_SOCKET, ControlClient
+from pyipsec.control.protocol import JsonValue
+from pyipsec.errors import PyIpsecError
+
+__all__ = ["daemon", "down", "format_status", "status", "up"]
+
+_socket_option = click.option(
+    "--socket",
+    "socket_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help=f"Control socket of the daemon (default {DEFAULT_SOCKET}).",
+)
+
+
+def _client(socket_path: Path | None, timeout: float = 60.0) -> ControlClient:
+    return ControlClient(socket_path or DEFAULT_SOCKET, timeout=timeout)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"pyipsec: {message}", err=True)
+    sys.exit(EXIT_FAILURE)
+
+
+@main.command()
+@click.argument("config", type=click.Path(path_type=Path))
+@_socket_option
+@click.option("--log-level", default=None, help="debug, info, warning or error (overrides the config).")
+def daemon(config: Path, socket_path: Path | None, log_level: str | None) -> None:
+    """Run the IKE daemon with the configuration file CONFIG (in the foreground)."""
+    from pyipsec.config.load import ConfigErrors, load_config  # noqa: PLC0415
+    from pyipsec.daemon.runtime import Runtime  # noqa: PLC0415
+
+    try:
+        cfg = load_config(config)
+    except ConfigErrors as exc:
+        _fail(str(exc))
+        return
+    level = (log_level or str(cfg.settings.log_level)).upper()
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        runtime = Runtime(cfg, control_path=socket_path)
+        asyncio.run(runtime.run())
+    except (PyIpsecError, OSError) as exc:
+        _fail(str(exc))
+
+
+@main.command()
+@click.argument("name")
+@_socket_option
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for the SA.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def up(name: str, socket_path: Path | None, timeout: float, as_json: bool) -> None:
+    """Bring up connection NAME and wait until its IKE and first Child SA are established."""
+    try:
+        result = _client(socket_path, timeout + 5).call("up", name=name, timeout=timeout)
+    except PyIpsecError as exc:
+        _fail(str(exc))
+        return
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    assert isinstance(result, dict)
+    if not result.get("ok"):
+        if not as_json:
+            click.echo(f"pyipsec: {name} failed: {result.get('message')}", err=True)
+        sys.exit(EXIT_FAILURE)
+    if not as_json:
+        click.echo(f"{name} established (IKE SA #{result.get('sa_id')})")
+
+
+@main.command()
+@click.argument("target")
+@_socket_option
+def down(target: str, socket_path: Path | None) -> None:
+    """Delete the IKE SAs of connection TARGET (or IKE SA number TARGET) and their Child SAs."""
+    args: dict[str, JsonValue] = {"sa_id": int(target)} if target.isdigit() else {"name": target}
+    try:
+        result = _client(socket_path).call("down", **args)
+    except PyIpsecError as exc:
+        _fail(str(exc))
+        return
+    assert isinstance(result, dict)
+    closed = result.get("closed") or []
+    click.echo(f"closed {len(closed) if isinstance(closed, list) else 0} IKE SA(s)")
+
+
+@main.command()
+@_socket_option
+@click.option("--json", "as_json", is_flag=True, help="Print the daemon's answer as JSON.")
+def status(socket_path: Path | None, as_json: bool) -> None:
+    """List the IKE SAs with their Child SAs (like swanctl --list-sas)."""
+    try:
+        result = _client(socket_path).call("status")
+    except PyIpsecError as exc:
+        _fail(str(exc))
+        return
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(format_status(result), nl=False)
+
+
+def format_status(result: JsonValue) -> str:
+    sas = result.get("ike_sas", []) if isinstance(result, dict) else []
+    if not isinstance(sas, list) or not sas:
+        return "no IKE SAs\n"
+    lines: list[str] = []
+    for sa in sas:
+        if not isinstance(sa, dict):
+            continue
+        star_i, star_r = ("*", "") if sa.get("initiator") else ("", "*")
+        lines.append(
+            f"{sa.get('name')}: #{sa.get('id')}, {sa.get('state')}, IKEv2, "
+            f"{sa.get('spi_i')}_i{star_i} {sa.get('spi_r')}_r{star_r}"
+        )
+        lines.append(f"  local  '{sa.get('local_id')}' @ {sa.get('local')}")
+        lines.append(f"  remote '{sa.get('remote_id')}' @ {sa.get('remote')}")
+        if sa.get("proposal"):
+            lines.append(f"  {sa.get('proposal')}" + ("  (UDP-encapsulated)" if sa.get("encap") else ""))
+        if sa.get("established_seconds") is not None:
+            lines.append(f"  established {sa.get('established_seconds')}s ago")
+        children = sa.get("children", [])
+        for ch in children if isinstance(children, list) else []:
+            if not isinstance(ch, dict):
+                continue
+            lines.append(
+                f"  {ch.get('name')}: #{ch.get('id')}, {ch.get('state')}, {ch.get('mode')}, "
+                f"{ch.get('protocol')}{' in UDP' if ch.get('encap') else ''}: {ch.get('proposal')}"
+            )
+            lines.append(f"    in  {ch.get('spi_in')}")
+            lines.append(f"    out {ch.get('spi_out')}")
+            lines.append(f"    local  {_words(ch.get('local_ts'))}")
+            lines.append(f"    remote {_words(ch.get('remote_ts'))}")
+    return "\n".join(lines) + "\n"
+
+
+def _words(value: JsonValue) -> str:
+    return " ".join(str(v) for v in value) if isinstance(value, list) else ""

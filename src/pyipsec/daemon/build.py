@@ -1,0 +1,157 @@
+"""From the validated TOML model (``config.model``) to what the engine runs with.
+
+Reads the files the configuration names (certificates, private keys), resolves remote
+host names, and turns config identities and traffic selectors into the engine's plain
+dataclasses. Every problem is a ``ConfigError`` naming the connection and key.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from pyipsec.config.ids import Identity as ConfigIdentity
+from pyipsec.config.model import AuthKind, Child, Config, Connection, IkeSecret, PrivateKeySecret
+from pyipsec.config.values import AddressSpec, TsSpec
+from pyipsec.crypto.x509 import load_certificate, load_private_key
+from pyipsec.errors import ConfigError
+from pyipsec.ike.config import (
+    AuthClass,
+    AuthConfig,
+    ChildConfig,
+    ConnectionConfig,
+    EngineConfig,
+    Identity,
+    SendCert,
+)
+from pyipsec.ike.credentials import MemoryCredentials, SharedSecret
+from pyipsec.ike.retransmit import RetransmitPolicy
+from pyipsec.wire.payloads.ts import TrafficSelector
+
+__all__ = ["build_engine_config"]
+
+
+def _identity(ident: ConfigIdentity, where: str) -> Identity:
+    if ident.is_any:
+        return Identity.any()
+    if ident.has_wildcards:
+        raise ConfigError(f"wildcard identity {ident} is not supported yet (use %any)", key=where)
+    return Identity(ident.id_type, ident.data)
+
+
+_AUTH = {
+    AuthKind.PSK: AuthClass.PSK,
+    AuthKind.PUBKEY: AuthClass.PUBKEY,
+    AuthKind.RSA: AuthClass.PUBKEY,
+    AuthKind.ECDSA: AuthClass.PUBKEY,
+    AuthKind.EAP_MSCHAPV2: AuthClass.EAP_MSCHAPV2,
+    AuthKind.EAP: AuthClass.EAP_MSCHAPV2,
+}
+
+
+def _der(path: Path, where: str) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", key=where) from None
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
+    return load_certificate(data, source=str(path)).public_bytes(serialization.Encoding.DER)
+
+
+def _ts(specs: tuple[TsSpec, ...]) -> tuple[TrafficSelector, ...]:
+    out: list[TrafficSelector] = []
+    for s in specs:
+        if s.dynamic or s.first is None or s.last is None:
+            continue
+        out.append(
+            TrafficSelector.from_range(s.first, s.last, protocol=s.protocol, ports=(s.port_start, s.port_end))
+        )
+    return tuple(out)
+
+
+def _addrs(specs: tuple[AddressSpec, ...], where: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for a in specs:
+        if a.is_any:
+            out.append("%any")
+        elif a.address is not None:
+            out.append(str(a.address))
+        elif a.hostname is not None:
+            try:
+                infos = socket.getaddrinfo(a.hostname, None, type=socket.SOCK_DGRAM)
+            except OSError as exc:
+                raise ConfigError(f"cannot resolve {a.hostname}: {exc}", key=where) from None
+            out.append(str(infos[0][4][0]))
+        else:
+            raise ConfigError(f"address ranges ({a}) are not supported here yet", key=where)
+    return tuple(out)
+
+
+def _child(name: str, child: Child) -> ChildConfig:
+    return ChildConfig(
+        name=name,
+        local_ts=_ts(child.local_ts),
+        remote_ts=_ts(child.remote_ts),
+        esp_proposals=child.esp_proposals,
+        mode=str(child.mode),
+        rekey_time=float(child.rekey_time),
+        life_time=float(child.life_time or child.rekey_time * 1.1),
+        replay_window=child.replay_window,
+    )
+
+
+def _connection(name: str, c: Connection) -> ConnectionConfig:
+    where = f"connections.{name}"
+    return ConnectionConfig(
+        name=name,
+        local_addrs=_addrs(c.local_addrs, f"{where}.local_addrs"),
+        remote_addrs=_addrs(c.remote_addrs, f"{where}.remote_addrs"),
+        proposals=c.proposals,
+        local=AuthConfig(
+            _AUTH[c.local.auth],
+            _identity(c.local.id, f"{where}.local.id"),
+            certs=tuple(_der(p, f"{where}.local.certs") for p in c.local.certs),
+        ),
+        remote=AuthConfig(
+            _AUTH[c.remote.auth],
+            _identity(c.remote.id, f"{where}.remote.id"),
+            cacerts=tuple(_der(p, f"{where}.remote.cacerts") for p in c.remote.cacerts),
+        ),
+        children=tuple(_child(n, ch) for n, ch in c.children.items()),
+        local_port=c.local_port,
+        remote_port=c.remote_port,
+        encap=c.encap,
+        mobike=c.mobike,
+        fragmentation=c.fragmentation,
+        send_certreq=c.send_certreq,
+        send_cert=SendCert(str(c.send_cert)),
+        dpd_delay=float(c.dpd_delay),
+    )
+
+
+def build_engine_config(cfg: Config) -> tuple[EngineConfig, MemoryCredentials]:
+    s = cfg.settings
+    engine = EngineConfig(
+        connections={name: _connection(name, c) for name, c in cfg.connections.items()},
+        retransmit=RetransmitPolicy(
+            timeout=s.retransmit_timeout, base=s.retransmit_base, tries=s.retransmit_tries
+        ),
+        cookie_threshold=s.cookie_threshold,
+        half_open_timeout=float(s.half_open_timeout),
+        nat_t_port=s.port_nat_t,
+    )
+    creds = MemoryCredentials()
+    for name, secret in cfg.secrets.items():
+        if isinstance(secret, IkeSecret):
+            ids = tuple(_identity(i, f"secrets.{name}.id") for i in secret.id if not i.is_any)
+            creds.add_secret(SharedSecret(secret.secret, ids))
+        elif isinstance(secret, PrivateKeySecret):
+            try:
+                data = secret.file.read_bytes()
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read {secret.file}: {exc.strerror}", key=f"secrets.{name}.file"
+                ) from None
+            creds.add_private_key(load_private_key(data, secret.secret, source=str(secret.file)))
+    return engine, creds

@@ -1,0 +1,47 @@
+"""The daemon's view of its SAs as JSON-ready dictionaries (``status``, ``status --json``)."""
+
+from __future__ import annotations
+
+from pyipsec.config.proposals import format_proposal
+from pyipsec.control.protocol import JsonValue
+from pyipsec.ike.sa import ChildSa, IkeSa
+
+__all__ = ["child_status", "ike_sa_status"]
+
+
+def child_status(child: ChildSa, sa: IkeSa) -> dict[str, JsonValue]:
+    return {
+        "id": child.child_id,
+        "name": child.name,
+        "state": child.state.name,
+        "mode": child.mode.upper(),
+        "protocol": "ESP",
+        "encap": sa.use_encap,
+        "spi_in": child.spi_in.hex(),
+        "spi_out": child.spi_out.hex(),
+        "proposal": format_proposal(child.proposal.to_spec()) if child.proposal else None,
+        "local_ts": [str(t) for t in child.local_ts],
+        "remote_ts": [str(t) for t in child.remote_ts],
+    }
+
+
+def ike_sa_status(sa: IkeSa, now: float) -> dict[str, JsonValue]:
+    return {
+        "id": sa.sa_id,
+        "name": sa.name,
+        "state": sa.state.name,
+        "version": 2,
+        "initiator": sa.initiator,
+        "local": str(sa.local),
+        "remote": str(sa.remote),
+        "local_id": str(sa.local_id),
+        "remote_id": str(sa.remote_id),
+        "spi_i": sa.spi_i.hex(),
+        "spi_r": sa.spi_r.hex(),
+        "nat_local": sa.nat_local,
+        "nat_remote": sa.nat_remote,
+        "encap": sa.use_encap,
+        "proposal": format_proposal(sa.proposal.to_spec()) if sa.proposal else None,
+        "established_seconds": round(now - sa.established_at) if sa.was_established else None,
+        "children": [child_status(c, sa) for c in sa.children.values()],
+    }

@@ -1,0 +1,1 @@
+"""Authenticators: how AUTH payloads are built and verified (PSK, signatures, EAP)."""

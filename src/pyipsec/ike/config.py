@@ -1,0 +1,150 @@
+"""The engine's view of its configuration: plain frozen dataclasses, no parsing.
+
+The daemon builds these from the validated TOML model (``config.model``); tests build them
+directly. Keeping them here means the protocol core depends on neither pydantic nor files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from ipaddress import ip_address
+
+from pyipsec.iana.ikev2 import IdType
+from pyipsec.ike.proposal import ProposalSpec
+from pyipsec.ike.retransmit import RetransmitPolicy
+from pyipsec.wire.payloads.ident import Identification
+from pyipsec.wire.payloads.ts import TrafficSelector
+
+__all__ = [
+    "AuthClass",
+    "AuthConfig",
+    "ChildConfig",
+    "ConnectionConfig",
+    "EngineConfig",
+    "Identity",
+    "SendCert",
+]
+
+
+class AuthClass(Enum):
+    """How one side of a connection authenticates (swanctl ``auth``)."""
+
+    PSK = "psk"
+    PUBKEY = "pubkey"
+    EAP_MSCHAPV2 = "eap-mschapv2"
+
+
+class SendCert(Enum):
+    ALWAYS = "always"
+    IFASKED = "ifasked"
+    NEVER = "never"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """An IKE identity (RFC 7296 §3.5), or the wildcard ``%any`` when ``id_type`` is None."""
+
+    id_type: IdType | None
+    data: bytes = b""
+
+    @classmethod
+    def any(cls) -> Identity:
+        return cls(None)
+
+    @classmethod
+    def fqdn(cls, name: str) -> Identity:
+        return cls(IdType.ID_FQDN, name.encode("ascii"))
+
+    @classmethod
+    def ip(cls, addr: str) -> Identity:
+        a = ip_address(addr)
+        return cls(IdType.ID_IPV4_ADDR if a.version == 4 else IdType.ID_IPV6_ADDR, a.packed)
+
+    @classmethod
+    def from_payload(cls, p: Identification) -> Identity:
+        return cls(p.id_type, p.data)
+
+    @property
+    def is_any(self) -> bool:
+        return self.id_type is None
+
+    def matches(self, other: Identity) -> bool:
+        """True if ``other`` (a concrete peer identity) satisfies this configured one."""
+        if self.is_any:
+            return True
+        return self.id_type == other.id_type and self.data == other.data
+
+    def __str__(self) -> str:
+        if self.id_type is None:
+            return "%any"
+        if self.id_type in (IdType.ID_IPV4_ADDR, IdType.ID_IPV6_ADDR):
+            return str(ip_address(self.data))
+        if self.id_type in (IdType.ID_FQDN, IdType.ID_RFC822_ADDR):
+            return self.data.decode("utf-8", "replace")
+        if self.id_type == IdType.ID_DER_ASN1_DN:
+            from pyipsec.wire.payloads.ident import dn_text  # noqa: PLC0415 - keep the view lazy
+
+            return dn_text(self.data)
+        return "#" + self.data.hex()
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """One side's authentication round (swanctl ``local`` / ``remote``)."""
+
+    auth: AuthClass
+    identity: Identity = field(default_factory=Identity.any)
+    certs: tuple[bytes, ...] = ()  # DER, end entity first (local side)
+    cacerts: tuple[bytes, ...] = ()  # DER trust anchors (remote side)
+
+
+@dataclass(frozen=True, slots=True)
+class ChildConfig:
+    name: str
+    local_ts: tuple[TrafficSelector, ...]
+    remote_ts: tuple[TrafficSelector, ...]
+    esp_proposals: tuple[ProposalSpec, ...]
+    mode: str = "tunnel"  # tunnel | transport
+    rekey_time: float = 3600.0
+    life_time: float = 3960.0
+    replay_window: int = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionConfig:
+    name: str
+    local_addrs: tuple[str, ...]  # "%any" or literal addresses
+    remote_addrs: tuple[str, ...]
+    proposals: tuple[ProposalSpec, ...]
+    local: AuthConfig
+    remote: AuthConfig
+    children: tuple[ChildConfig, ...] = ()
+    local_port: int = 500
+    remote_port: int = 500
+    encap: bool = False  # force UDP encapsulation (fake a NAT)
+    mobike: bool = True
+    fragmentation: bool = True
+    send_certreq: bool = True
+    send_cert: SendCert = SendCert.IFASKED
+    dpd_delay: float = 0.0
+
+    def matches_addresses(self, local: str, remote: str) -> bool:
+        def ok(configured: tuple[str, ...], actual: str) -> bool:
+            return not configured or any(c in ("%any", "0.0.0.0", "::") or c == actual for c in configured)
+
+        return ok(self.local_addrs, local) and ok(self.remote_addrs, remote)
+
+    def child(self, name: str) -> ChildConfig | None:
+        return next((c for c in self.children if c.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    connections: Mapping[str, ConnectionConfig]
+    retransmit: RetransmitPolicy = field(default_factory=RetransmitPolicy)
+    cookie_threshold: int = 10  # half-open SAs before COOKIEs are demanded (RFC 7296 §2.6)
+    half_open_timeout: float = 30.0
+    nat_t_port: int = 4500
+    fragment_size: int = 1280  # largest IKE datagram before fragmenting (RFC 7383 §2.5.1; IPv6 minimum MTU)

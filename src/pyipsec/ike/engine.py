@@ -1,0 +1,348 @@
+"""``IkeEngine``: the sans-I/O IKEv2 core (DESIGN.md §1, §3).
+
+Datagrams, timer ticks and API calls go in, each with the monotonic time ``now``;
+datagrams to send and events come out as an :class:`Output`. The engine owns the SA
+tables and routes each message by SPI: a request from an original initiator is looked up
+by our responder SPI (IKE_SA_INIT requests, which carry SPIr = 0, by the initiator's SPI
+and address, so retransmissions find their half-open SA), a message to us as original
+initiator by our initiator SPI.
+
+New IKE_SA_INIT requests create responder SAs, unless more than ``cookie_threshold`` are
+half-open: then a stateless COOKIE is demanded first (RFC 7296 §2.6). Half-open SAs
+expire after ``half_open_timeout``. Messages that do not decode, or that arrive for an
+unknown SPI, are dropped and counted (there is nobody to answer, §2.21).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
+
+from pyipsec.crypto.rand import OS_RANDOM, RandomSource
+from pyipsec.errors import DecodeError, UsageError
+from pyipsec.iana.ikev2 import ExchangeType, NotifyType
+from pyipsec.ike.config import ConnectionConfig, EngineConfig
+from pyipsec.ike.cookies import CookieJar
+from pyipsec.ike.credentials import CredentialStore
+from pyipsec.ike.events import Event
+from pyipsec.ike.exchanger import Exchange
+from pyipsec.ike.sa import EngineContext, IkeSa
+from pyipsec.ike.state import ChildSaState, IkeSaState
+from pyipsec.ike.tasks.child_create import ChildCreateTask
+from pyipsec.ike.tasks.ike_auth import IkeAuthTask
+from pyipsec.ike.tasks.ike_init import IkeInitTask
+from pyipsec.ike.tasks.informational import ChildDeleteTask, IkeDeleteTask, LivenessTask
+from pyipsec.net.addr import Datagram, Endpoint
+from pyipsec.wire.message import Message, decode_message, encode_message
+from pyipsec.wire.payloads.nonce import Nonce
+from pyipsec.wire.payloads.notify import Notify
+
+__all__ = ["EngineStats", "IkeEngine", "Output"]
+
+_ZERO_SPI = bytes(8)
+
+
+class Output(NamedTuple):
+    datagrams: tuple[Datagram, ...]
+    events: tuple[Event, ...]
+
+
+class EngineStats:
+    def __init__(self) -> None:
+        self.malformed = 0
+        self.unknown_spi = 0
+        self.cookies_sent = 0
+        self.half_open_expired = 0
+
+
+class IkeEngine:
+    def __init__(
+        self,
+        config: EngineConfig,
+        creds: CredentialStore,
+        *,
+        rng: RandomSource = OS_RANDOM,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.ctx = EngineContext(config=config, creds=creds, rng=rng, wall_clock=wall_clock)
+        self._sas: dict[bytes, IkeSa] = {}  # by our SPI
+        self._half_open: dict[tuple[bytes, Endpoint], IkeSa] = {}
+        self._cookies = CookieJar(rng)
+        self.stats = EngineStats()
+        self._out: list[Datagram] = []
+        self._events: list[Event] = []
+
+    # -- queries --------------------------------------------------------------------------------
+
+    @property
+    def config(self) -> EngineConfig:
+        return self.ctx.config
+
+    def sas(self) -> list[IkeSa]:
+        return sorted({id(s): s for s in self._sas.values()}.values(), key=lambda s: s.sa_id)
+
+    def sa(self, sa_id: int) -> IkeSa | None:
+        return next((s for s in self._sas.values() if s.sa_id == sa_id), None)
+
+    def next_deadline(self) -> float | None:
+        deadlines = [d for s in self.sas() if (d := self._sa_deadline(s)) is not None]
+        return min(deadlines, default=None)
+
+    def _sa_deadline(self, sa: IkeSa) -> float | None:
+        d = sa.exchanger.deadline()
+        if not sa.initiator and sa.state is IkeSaState.CONNECTING:
+            expiry = sa.created_at + self.config.half_open_timeout
+            d = expiry if d is None else min(d, expiry)
+        return d
+
+    # -- API -------------------------------------------------------------------------------------
+
+    def reconfigure(self, config: EngineConfig) -> None:
+        """New configuration for new SAs; existing SAs keep theirs."""
+        self.ctx.config = config
+
+    def initiate(
+        self, connection: str, now: float, *, local: Endpoint | None = None, remote: Endpoint | None = None
+    ) -> Output:
+        """Start an IKE SA for ``connection`` (with its first child, if it has children)."""
+        conn = self.config.connections.get(connection)
+        if conn is None:
+            raise UsageError(f"no connection named {connection!r}")
+        if local is None or remote is None:
+            local = local or Endpoint.parse(
+                _first_concrete(conn.local_addrs, "local_addrs", conn), conn.local_port
+            )
+            remote = remote or Endpoint.parse(
+                _first_concrete(conn.remote_addrs, "remote_addrs", conn), conn.remote_port
+            )
+        sa = IkeSa(
+            self.ctx,
+            initiator=True,
+            local=local,
+            remote=remote,
+            spi_i=self._new_spi(),
+            spi_r=_ZERO_SPI,
+            connection=conn,
+            candidates=(conn,),
+            now=now,
+        )
+        sa.set_state(IkeSaState.CONNECTING)
+        sa.first_child = conn.children[0] if conn.children else None
+        self._sas[sa.spi_i] = sa
+        sa.log.info("initiating IKE SA to %s", remote)
+
+        def auth_step() -> None:
+            if sa.nat_detected:
+                sa.float_to_nat_t()
+            sa.exchanger.start(
+                Exchange(
+                    ExchangeType.IKE_AUTH,
+                    [IkeAuthTask(), ChildCreateTask(in_ike_auth=True, config=sa.first_child)],
+                ),
+                now,
+            )
+
+        sa.exchanger.start(Exchange(ExchangeType.IKE_SA_INIT, [IkeInitTask()], on_done=auth_step), now)
+        return self._drain()
+
+    def initiate_child(self, sa_id: int, child: str, now: float) -> Output:
+        """A further Child SA on an established IKE SA (CREATE_CHILD_SA)."""
+        sa = self._established(sa_id)
+        assert sa.connection is not None
+        cfg = sa.connection.child(child)
+        if cfg is None:
+            raise UsageError(f"connection {sa.name!r} has no child {child!r}")
+        sa.exchanger.start(
+            Exchange(ExchangeType.CREATE_CHILD_SA, [ChildCreateTask(in_ike_auth=False, config=cfg)]), now
+        )
+        return self._drain()
+
+    def terminate(self, sa_id: int, now: float) -> Output:
+        """Delete an IKE SA (and its children) with an INFORMATIONAL exchange."""
+        sa = self.sa(sa_id)
+        if sa is None:
+            raise UsageError(f"no IKE SA #{sa_id}")
+        if sa.state is IkeSaState.ESTABLISHED:
+            sa.set_state(IkeSaState.DELETING)
+            sa.exchanger.queue.clear()
+            sa.exchanger.start(Exchange(ExchangeType.INFORMATIONAL, [IkeDeleteTask()]), now)
+        else:
+            sa.close("deleted locally before it was established")
+        return self._drain()
+
+    def terminate_child(self, sa_id: int, child_id: int, now: float) -> Output:
+        sa = self._established(sa_id)
+        child = sa.children.get(child_id)
+        if child is None or child.state is not ChildSaState.INSTALLED:
+            raise UsageError(f"no installed Child SA #{child_id} on IKE SA #{sa_id}")
+        sa.exchanger.start(Exchange(ExchangeType.INFORMATIONAL, [ChildDeleteTask(child)]), now)
+        return self._drain()
+
+    def check_liveness(self, sa_id: int, now: float) -> Output:
+        """An empty INFORMATIONAL request; the SA closes if the peer never answers (DPD)."""
+        sa = self._established(sa_id)
+        sa.exchanger.start(Exchange(ExchangeType.INFORMATIONAL, [LivenessTask()]), now)
+        return self._drain()
+
+    def _established(self, sa_id: int) -> IkeSa:
+        sa = self.sa(sa_id)
+        if sa is None or sa.state is not IkeSaState.ESTABLISHED:
+            raise UsageError(f"no established IKE SA #{sa_id}")
+        return sa
+
+    # -- input ------------------------------------------------------------------------------------
+
+    def handle_timer(self, now: float) -> Output:
+        self._cookies.rotate_if_due(now)
+        for sa in self.sas():
+            half_open = not sa.initiator and sa.state is IkeSaState.CONNECTING
+            if half_open and now >= sa.created_at + self.config.half_open_timeout:
+                self.stats.half_open_expired += 1
+                sa.close("half-open SA expired")
+                continue
+            sa.exchanger.on_timer(now)
+        return self._drain()
+
+    def receive_datagram(self, dgram: Datagram, now: float) -> Output:
+        try:
+            msg = decode_message(dgram.payload)
+        except DecodeError as exc:
+            self.stats.malformed += 1
+            _log_drop(f"malformed IKE message from {dgram.remote}: {exc}")
+            return self._drain()
+        if msg.is_initiator:  # the sender is the original initiator: we are the responder
+            if msg.exchange_type is ExchangeType.IKE_SA_INIT and msg.spi_r == _ZERO_SPI:
+                self._on_init_request(msg, dgram, now)
+                return self._drain()
+            sa = self._sas.get(msg.spi_r)
+            if sa is None or sa.initiator or sa.spi_i != msg.spi_i:
+                return self._unknown(msg, dgram)
+        else:
+            sa = self._sas.get(msg.spi_i)
+            if sa is None or not sa.initiator:
+                return self._unknown(msg, dgram)
+            if sa.spi_r not in (_ZERO_SPI, msg.spi_r):
+                return self._unknown(msg, dgram)
+        self._follow_endpoints(sa, msg, dgram)
+        sa.exchanger.receive(msg, now)
+        return self._drain()
+
+    def _unknown(self, msg: Message, dgram: Datagram) -> Output:
+        self.stats.unknown_spi += 1
+        _log_drop(
+            f"{msg.exchange_type.name} for unknown IKE SA {msg.spi_i.hex()}_i {msg.spi_r.hex()}_r "
+            f"from {dgram.remote}"
+        )
+        return self._drain()
+
+    def _follow_endpoints(self, sa: IkeSa, msg: Message, dgram: Datagram) -> None:
+        """A responder moves with the initiator to the NAT-T port (RFC 7296 §2.23)."""
+        if sa.initiator or msg.exchange_type is ExchangeType.IKE_SA_INIT or msg.is_response:
+            return
+        if dgram.local.port == self.config.nat_t_port and sa.local != dgram.local:
+            sa.local = dgram.local
+            if sa.nat_detected or sa.state is IkeSaState.CONNECTING:
+                sa.remote = dgram.remote
+
+    def _on_init_request(self, msg: Message, dgram: Datagram, now: float) -> None:
+        key = (msg.spi_i, dgram.remote)
+        existing = self._half_open.get(key)
+        if existing is not None and existing.state is not IkeSaState.CLOSED:
+            existing.exchanger.receive(msg, now)  # a retransmission: answered from the cache
+            return
+        candidates = tuple(
+            c
+            for c in self.config.connections.values()
+            if c.matches_addresses(str(dgram.local.ip), str(dgram.remote.ip))
+        )
+        if self._half_open_count() >= self.config.cookie_threshold and not self._cookie_ok(msg, dgram):
+            self._send_cookie(msg, dgram)
+            return
+        sa = IkeSa(
+            self.ctx,
+            initiator=False,
+            local=dgram.local,
+            remote=dgram.remote,
+            spi_i=msg.spi_i,
+            spi_r=self._new_spi(),
+            connection=candidates[0] if candidates else None,
+            candidates=candidates,
+            now=now,
+        )
+        sa.set_state(IkeSaState.CONNECTING)
+        self._sas[sa.spi_r] = sa
+        self._half_open[key] = sa
+        sa.exchanger.receive(msg, now)
+
+    def _half_open_count(self) -> int:
+        return sum(1 for s in self._sas.values() if not s.initiator and s.state is IkeSaState.CONNECTING)
+
+    def _cookie_ok(self, msg: Message, dgram: Datagram) -> bool:
+        cookie = msg.payloads[0] if msg.payloads else None
+        nonce = msg.find(Nonce)
+        if not isinstance(cookie, Notify) or cookie.notify_type is not NotifyType.COOKIE or nonce is None:
+            return False
+        return self._cookies.check(cookie.data, nonce.data, dgram.remote.ip.packed, msg.spi_i)
+
+    def _send_cookie(self, msg: Message, dgram: Datagram) -> None:
+        nonce = msg.find(Nonce)
+        if nonce is None:
+            self.stats.malformed += 1
+            return
+        self.stats.cookies_sent += 1
+        cookie = self._cookies.make(nonce.data, dgram.remote.ip.packed, msg.spi_i)
+        reply = Message(
+            msg.spi_i,
+            _ZERO_SPI,
+            exchange_type=ExchangeType.IKE_SA_INIT,
+            message_id=0,
+            is_initiator=False,
+            is_response=True,
+            payloads=(Notify.cookie(cookie),),
+        )
+        self._out.append(Datagram(dgram.local, dgram.remote, encode_message(reply)))
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _new_spi(self) -> bytes:
+        while True:
+            spi = self.ctx.rng.random_bytes(8)
+            if spi != _ZERO_SPI and spi not in self._sas:
+                return spi
+
+    def _drain(self) -> Output:
+        out, events = self._out, self._events
+        self._out, self._events = [], []
+        for sa in list(self._sas.values()):
+            if sa.outbox:
+                out.extend(sa.outbox)
+                sa.outbox.clear()
+            if sa.events:
+                events.extend(sa.events)
+                sa.events.clear()
+            if sa.state is IkeSaState.CLOSED:
+                self._forget(sa)
+        return Output(tuple(out), tuple(events))
+
+    def _forget(self, sa: IkeSa) -> None:
+        for table_key in [k for k, v in self._sas.items() if v is sa]:
+            del self._sas[table_key]
+        for ho_key in [k for k, v in self._half_open.items() if v is sa]:
+            del self._half_open[ho_key]
+
+    def connections(self) -> Iterable[ConnectionConfig]:
+        return self.config.connections.values()
+
+
+def _first_concrete(addrs: tuple[str, ...], key: str, conn: ConnectionConfig) -> str:
+    for a in addrs:
+        if a not in ("%any", "0.0.0.0", "::"):
+            return a
+    raise UsageError(f"connection {conn.name!r} needs a concrete {key} entry to initiate")
+
+
+def _log_drop(text: str) -> None:
+    import logging  # noqa: PLC0415
+
+    logging.getLogger("pyipsec.ike").debug("drop: %s", text)

@@ -1,0 +1,269 @@
+"""``IkeSa`` and ``ChildSa``: the state one IKE SA carries between messages.
+
+Tasks (``ike.tasks``) read and write these objects; the exchanger moves messages; the
+engine owns the tables. An ``IkeSa`` also collects what one call into the engine produced
+(datagrams to send, events to report) in its outbox, which the engine drains.
+
+Logging: ``IkeSa.log`` is an adapter that prefixes every line with the connection, the
+SA's unique id, its SPIs and the peer, so that a log line always says which SA it is
+about. Keys and secrets never go into a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pyipsec.crypto.rand import RandomSource
+from pyipsec.crypto.registry import REGISTRY, AeadSpec, CipherSpec, IntegSpec, KeInitiator, PrfSpec
+from pyipsec.iana.ikev2 import HashAlgorithm
+from pyipsec.iana.transforms import KeId
+from pyipsec.ike.config import ChildConfig, ConnectionConfig, EngineConfig, Identity
+from pyipsec.ike.credentials import CredentialStore
+from pyipsec.ike.events import Event
+from pyipsec.ike.keymat import IkeKeys
+from pyipsec.ike.proposal import ChosenProposal
+from pyipsec.ike.state import ChildSaState, IkeSaState, transition
+from pyipsec.net.addr import Datagram, Endpoint
+from pyipsec.wire.payloads.ts import TrafficSelector
+
+if TYPE_CHECKING:
+    from pyipsec.ike.exchanger import Exchanger  # noqa: F401
+
+__all__ = ["ChildSa", "EngineContext", "IkeSa", "SaLogAdapter"]
+
+_log = logging.getLogger("pyipsec.ike")
+
+
+@dataclass(slots=True)
+class EngineContext:
+    """What every SA of one engine shares: configuration, credentials, randomness."""
+
+    config: EngineConfig
+    creds: CredentialStore
+    rng: RandomSource
+    wall_clock: Callable[[], float] = field(
+        default=lambda: 0.0
+    )  # seconds since the epoch, for X.509 validity
+    next_sa_id: int = 1
+    next_child_id: int = 1
+
+    def new_sa_id(self) -> int:
+        self.next_sa_id += 1
+        return self.next_sa_id - 1
+
+    def new_child_id(self) -> int:
+        self.next_child_id += 1
+        return self.next_child_id - 1
+
+
+class SaLogAdapter(logging.LoggerAdapter[logging.Logger]):
+    def process(self, msg: str, kwargs: MutableMapping[str, Any]) -> tuple[str, MutableMapping[str, Any]]:
+        return f"{self.extra['prefix'] if self.extra else ''} {msg}", kwargs
+
+
+class ChildSa:
+    """One negotiated (or negotiating) Child SA pair: our inbound SPI and the peer's."""
+
+    def __init__(self, *, child_id: int, config: ChildConfig, spi_in: bytes) -> None:
+        self.child_id = child_id
+        self.config = config
+        self.state = ChildSaState.CREATING
+        self.spi_in = spi_in
+        self.spi_out = b""
+        self.proposal: ChosenProposal | None = None
+        self.local_ts: tuple[TrafficSelector, ...] = ()
+        self.remote_ts: tuple[TrafficSelector, ...] = ()
+        self.mode = config.mode
+        self.installed_at = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def set_state(self, new: ChildSaState) -> None:
+        self.state = transition(self.state, new)
+
+
+class IkeSa:
+    """One IKE SA, from its first message to its deletion."""
+
+    def __init__(
+        self,
+        ctx: EngineContext,
+        *,
+        initiator: bool,
+        local: Endpoint,
+        remote: Endpoint,
+        spi_i: bytes,
+        spi_r: bytes,
+        connection: ConnectionConfig | None,
+        candidates: tuple[ConnectionConfig, ...],
+        now: float,
+    ) -> None:
+        from pyipsec.ike.exchanger import Exchanger  # noqa: PLC0415 - mutual reference
+
+        self.ctx = ctx
+        self.sa_id = ctx.new_sa_id()
+        self.initiator = initiator
+        self.local = local
+        self.remote = remote
+        self.spi_i = spi_i
+        self.spi_r = spi_r
+        self.connection = connection
+        self.candidates = candidates  # responder: connections that fit the addresses
+        self.state = IkeSaState.CREATED
+        self.created_at = now
+        self.established_at = 0.0
+        self.was_established = False
+
+        # IKE_SA_INIT
+        self.proposal: ChosenProposal | None = None
+        self.ke_group = KeId.NONE
+        self.ke: KeInitiator | None = None
+        self.ke_tried: set[KeId] = set()
+        self.nonce_i = b""
+        self.nonce_r = b""
+        self.init_request = b""
+        self.init_response = b""
+        self.cookie = b""
+        self.shared_secret = b""
+        self.keys: IkeKeys | None = None
+        self.prf: PrfSpec | None = None
+        self.encr: CipherSpec | AeadSpec | None = None
+        self.integ: IntegSpec | None = None
+        self.nat_local = False  # we are behind a NAT
+        self.nat_remote = False  # the peer is behind a NAT (or fakes one)
+        self.peer_fragmentation = False
+        self.peer_hashes: tuple[HashAlgorithm, ...] = ()
+        self.peer_certreq: tuple[bytes, ...] = ()
+
+        # IKE_AUTH
+        self.local_id = Identity.any()
+        self.remote_id = Identity.any()
+        self.children: dict[int, ChildSa] = {}
+        self.first_child: ChildConfig | None = None
+
+        self.outbox: list[Datagram] = []
+        self.events: list[Event] = []
+        self.close_reason = ""
+        self.log = SaLogAdapter(_log, {"prefix": ""})
+        self._update_log_prefix()
+        self.exchanger = Exchanger(self)
+
+    # -- identity and logging -----------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.connection.name if self.connection else "?"
+
+    @property
+    def our_spi(self) -> bytes:
+        return self.spi_i if self.initiator else self.spi_r
+
+    def _update_log_prefix(self) -> None:
+        self.log.extra = {
+            "prefix": f"{self.name}[{self.sa_id}] {self.spi_i.hex()}_i {self.spi_r.hex()}_r {self.remote}"
+        }
+
+    def set_connection(self, conn: ConnectionConfig) -> None:
+        self.connection = conn
+        self._update_log_prefix()
+
+    def set_spi_r(self, spi_r: bytes) -> None:
+        self.spi_r = spi_r
+        self._update_log_prefix()
+
+    # -- state --------------------------------------------------------------------------------
+
+    def set_state(self, new: IkeSaState) -> None:
+        self.state = transition(self.state, new)
+
+    @property
+    def nat_detected(self) -> bool:
+        return self.nat_local or self.nat_remote
+
+    @property
+    def use_encap(self) -> bool:
+        """UDP encapsulation for ESP and IKE on the NAT-T port (RFC 3948, RFC 7296 §2.23)."""
+        return self.nat_detected
+
+    def float_to_nat_t(self) -> None:
+        """Move IKE to the NAT-T port once a NAT is detected (RFC 7296 §2.23)."""
+        port = self.ctx.config.nat_t_port
+        if self.local.port != port:
+            self.local = self.local.with_port(port)
+        if self.initiator and self.remote.port != port:
+            self.remote = self.remote.with_port(port)
+            self._update_log_prefix()
+
+    def new_spi_in(self) -> bytes:
+        """A fresh ESP SPI for one of our inbound Child SAs (never 0..255, RFC 4303 §2.1)."""
+        used = {c.spi_in for c in self.children.values()}
+        while True:
+            spi = self.ctx.rng.random_bytes(4)
+            if int.from_bytes(spi, "big") > 255 and spi not in used:
+                return spi
+
+    def child_by_spi_in(self, spi: bytes) -> ChildSa | None:
+        return next((c for c in self.children.values() if c.spi_in == spi), None)
+
+    def child_by_spi_out(self, spi: bytes) -> ChildSa | None:
+        return next((c for c in self.children.values() if c.spi_out == spi), None)
+
+    def setup_crypto(self) -> None:
+        """Look up the transforms of the chosen IKE proposal."""
+        assert self.proposal is not None and self.proposal.prf is not None and self.proposal.encr is not None
+        self.prf = REGISTRY.prf(self.proposal.prf)
+        ident, bits = self.proposal.encr
+        self.encr = REGISTRY.encr(ident, bits)
+        self.integ = REGISTRY.integ(self.proposal.integ) if self.proposal.integ else None
+
+    # -- ending ---------------------------------------------------------------------------------
+
+    def fail(self, exc: Exception, *, during: object, notify_peer: bool = True) -> None:
+        """Close the SA because ``exc`` happened while running the exchange ``during``."""
+        from pyipsec.errors import IkeError  # noqa: PLC0415
+
+        name = getattr(during, "name", str(during))
+        what = (
+            f"{exc.notify.name}: {exc}"
+            if isinstance(exc, IkeError) and str(exc) != exc.notify.name
+            else str(exc)
+        )
+        if isinstance(exc, IkeError) and not str(exc):
+            what = exc.notify.name
+        self.close(f"{name} failed: {what}", notify_peer=notify_peer, error=exc)
+
+    def close(self, reason: str, *, notify_peer: bool = False, error: Exception | None = None) -> None:
+        """Tear the SA down now: report its children and itself as gone.
+
+        With ``notify_peer`` and keys in place, a last INFORMATIONAL goes out first (a Delete
+        for an established SA, the error Notify otherwise), sent once and not awaited.
+        """
+        from pyipsec.ike.events import ChildSaRemoved, IkeSaClosed  # noqa: PLC0415
+
+        if self.state is IkeSaState.CLOSED:
+            return
+        if notify_peer and self.keys is not None:
+            from pyipsec.ike.tasks.informational import last_notice  # noqa: PLC0415
+
+            self.exchanger.inflight = None
+            self.exchanger.queue.clear()
+            self.exchanger.start(last_notice(self, error), self.created_at)
+        self.close_reason = reason
+        for child in self.children.values():
+            if child.state in (ChildSaState.INSTALLED, ChildSaState.REKEYING, ChildSaState.DELETING):
+                self.events.append(
+                    ChildSaRemoved(
+                        self.sa_id, self.name, child.name, child.child_id, child.spi_in, child.spi_out, reason
+                    )
+                )
+            child.state = ChildSaState.CLOSED
+        self.state = transition(self.state, IkeSaState.CLOSED)
+        self.exchanger.inflight = None
+        self.exchanger.queue.clear()
+        self.events.append(IkeSaClosed(self.sa_id, self.name, reason, self.was_established))
+        self.log.info("IKE SA closed: %s", reason)

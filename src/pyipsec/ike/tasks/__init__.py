@@ -1,0 +1,1 @@
+"""Tasks: the protocol logic of each exchange, one concern per module."""

@@ -1,0 +1,325 @@
+"""Child SA negotiation: in IKE_AUTH and in CREATE_CHILD_SA (RFC 7296 §1.3.1, §2.9, §2.17).
+
+Initiator: offers the child's ESP proposals with our inbound SPI and the configured traffic
+selectors (an empty list means "dynamic": our or the peer's IKE address). In
+CREATE_CHILD_SA it adds a nonce and, with PFS, a KE payload for the first group. The reply
+must choose one of our proposals and narrow the selectors to a subset of ours.
+
+Responder: takes the first child config of the connection whose selectors intersect the
+proposed ones and whose proposals match, and answers with the narrowed selectors. In
+IKE_AUTH a child failure (TS_UNACCEPTABLE, NO_PROPOSAL_CHOSEN) is reported in the response
+without failing the IKE SA (§2.21.2); in CREATE_CHILD_SA it is the response.
+
+Keys: KEYMAT = prf+(SK_d, [g^ir |] Ni | Nr) with the nonces of the exchange that created
+the child; the first half protects traffic from that exchange's initiator (§2.17).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pyipsec.config.proposals import format_proposal
+from pyipsec.crypto.registry import REGISTRY, AeadSpec
+from pyipsec.errors import IkeError, InvalidKePayload, InvalidSyntax, NoProposalChosen, TsUnacceptable
+from pyipsec.iana.ikev2 import NotifyType, PayloadType, ProtocolId
+from pyipsec.iana.transforms import EsnId, IntegId, KeId
+from pyipsec.ike.config import ChildConfig
+from pyipsec.ike.events import ChildSaFailed, ChildSaInstalled, EspSaParams
+from pyipsec.ike.keymat import derive_child_keys
+from pyipsec.ike.narrow import covered_by, narrow, selectors_of
+from pyipsec.ike.proposal import ChosenProposal, ProposalSpec, select
+from pyipsec.ike.sa import ChildSa
+from pyipsec.ike.state import ChildSaState
+from pyipsec.ike.tasks.base import TaskStatus
+from pyipsec.ike.tasks.common import describe_offer, describe_ours, raise_peer_error
+from pyipsec.ike.tasks.ike_init import NONCE_LEN
+from pyipsec.wire.message import Message
+from pyipsec.wire.payloads.base import Payload
+from pyipsec.wire.payloads.ke import KeyExchange
+from pyipsec.wire.payloads.nonce import Nonce
+from pyipsec.wire.payloads.notify import Notify
+from pyipsec.wire.payloads.sa import SecurityAssociation
+from pyipsec.wire.payloads.ts import TrafficSelector, TrafficSelectors
+
+if TYPE_CHECKING:
+    from pyipsec.crypto.registry import KeInitiator
+    from pyipsec.ike.sa import IkeSa
+
+__all__ = ["ChildCreateTask"]
+
+
+def _dynamic(
+    sa: IkeSa, configured: tuple[TrafficSelector, ...], *, local: bool
+) -> tuple[TrafficSelector, ...]:
+    if configured:
+        return configured
+    ip = sa.local.ip if local else sa.remote.ip
+    return (TrafficSelector.from_range(ip, ip),)
+
+
+def _without_ke(spec: ProposalSpec) -> ProposalSpec:
+    from dataclasses import replace  # noqa: PLC0415
+
+    return replace(spec, ke=())
+
+
+class ChildCreateTask:
+    """One Child SA; ``in_ike_auth`` selects the IKE_AUTH flavour (no nonce, no KE)."""
+
+    def __init__(self, *, in_ike_auth: bool, config: ChildConfig | None = None) -> None:
+        self.in_ike_auth = in_ike_auth
+        self.config = config
+        self.child: ChildSa | None = None
+        self.error: IkeError | None = None
+        self.nonce_i = b""
+        self.nonce_r = b""
+        self.ke: KeInitiator | None = None
+        self.ke_group = KeId.NONE
+        self.g_ir: bytes | None = None
+        self.ke_public = b""
+        self.ts_i: tuple[TrafficSelector, ...] = ()
+        self.ts_r: tuple[TrafficSelector, ...] = ()
+
+    def _proposals(self, cfg: ChildConfig) -> tuple[ProposalSpec, ...]:
+        return tuple(_without_ke(p) for p in cfg.esp_proposals) if self.in_ike_auth else cfg.esp_proposals
+
+    # -- initiator ------------------------------------------------------------------------------
+
+    def build_i(self, sa: IkeSa, req: list[Payload]) -> None:
+        cfg = self.config
+        if cfg is None:
+            return  # childless IKE SA
+        if self.child is None:
+            self.child = ChildSa(child_id=sa.ctx.new_child_id(), config=cfg, spi_in=sa.new_spi_in())
+            sa.children[self.child.child_id] = self.child
+        spi = self.child.spi_in
+        proposals = self._proposals(cfg)
+        req.append(SecurityAssociation(tuple(p.to_wire(n, spi) for n, p in enumerate(proposals, 1))))
+        if not self.in_ike_auth:
+            self.nonce_i = sa.ctx.rng.random_bytes(NONCE_LEN)
+            req.append(Nonce(self.nonce_i))
+            group = next((g for p in proposals for g in p.ke if g is not KeId.NONE), KeId.NONE)
+            if group is not KeId.NONE:
+                if self.ke is None or self.ke_group != group:
+                    self.ke_group = group
+                    self.ke = REGISTRY.ke(group).initiate(sa.ctx.rng)
+                req.append(KeyExchange(group, self.ke.public))
+        self.ts_i = _dynamic(sa, cfg.local_ts, local=True)
+        self.ts_r = _dynamic(sa, cfg.remote_ts, local=False)
+        req.append(TrafficSelectors(PayloadType.TSi, self.ts_i))
+        req.append(TrafficSelectors(PayloadType.TSr, self.ts_r))
+        if cfg.mode == "transport":
+            req.append(Notify.of(NotifyType.USE_TRANSPORT_MODE))
+
+    def process_i(self, sa: IkeSa, resp: Message) -> TaskStatus:
+        cfg, child = self.config, self.child
+        if cfg is None or child is None:
+            return TaskStatus.DONE
+        try:
+            self._check_reply(sa, resp, cfg, child)
+        except IkeError as exc:
+            if not self.in_ike_auth and isinstance(exc, InvalidKePayload):
+                raise
+            self._failed(sa, child, str(exc))
+            return TaskStatus.DONE
+        self._install(sa, child, initiator=True)
+        return TaskStatus.DONE
+
+    def _check_reply(self, sa: IkeSa, resp: Message, cfg: ChildConfig, child: ChildSa) -> None:
+        raise_peer_error(resp)
+        sa_payload = resp.find(SecurityAssociation)
+        tsi = next((t for t in resp.find_all(TrafficSelectors) if t.payload_type is PayloadType.TSi), None)
+        tsr = next((t for t in resp.find_all(TrafficSelectors) if t.payload_type is PayloadType.TSr), None)
+        if sa_payload is None or tsi is None or tsr is None:
+            raise InvalidSyntax("Child SA reply lacks SA, TSi or TSr")
+        if len(sa_payload.proposals) != 1:
+            raise InvalidSyntax("responder chose more than one Child SA proposal")
+        chosen = select(self._proposals(cfg), sa_payload.proposals)
+        if chosen is None or chosen.protocol is not ProtocolId.ESP or len(chosen.spi) != 4:
+            raise NoProposalChosen(
+                f"responder chose {describe_offer(sa_payload.proposals)}, which we did not offer"
+            )
+        ts_i, ts_r = selectors_of(tsi.selectors), selectors_of(tsr.selectors)
+        if not ts_i or not ts_r or not covered_by(ts_i, self.ts_i) or not covered_by(ts_r, self.ts_r):
+            raise TsUnacceptable(
+                f"responder narrowed to {_ts(ts_i)} === {_ts(ts_r)}, "
+                f"outside our {_ts(self.ts_i)} === {_ts(self.ts_r)}"
+            )
+        transport = resp.notify(NotifyType.USE_TRANSPORT_MODE) is not None
+        if transport != (cfg.mode == "transport"):
+            raise NoProposalChosen(
+                f"responder wants {'transport' if transport else 'tunnel'} mode, we {cfg.mode}"
+            )
+        if not self.in_ike_auth:
+            nonce = resp.find(Nonce)
+            if nonce is None:
+                raise InvalidSyntax("CREATE_CHILD_SA response lacks a nonce")
+            self.nonce_r = nonce.data
+            if chosen.ke not in (None, KeId.NONE):
+                ke = resp.find(KeyExchange)
+                if ke is None or self.ke is None or ke.group != chosen.ke:
+                    raise InvalidSyntax("CREATE_CHILD_SA response lacks the KE payload of the chosen group")
+                self.g_ir = self.ke.complete(ke.data)
+        child.proposal = chosen
+        child.spi_out = chosen.spi
+        child.local_ts, child.remote_ts = ts_i, ts_r
+
+    # -- responder ------------------------------------------------------------------------------
+
+    def process_r(self, sa: IkeSa, req: Message) -> None:
+        sa_payload = req.find(SecurityAssociation)
+        if sa_payload is None and self.in_ike_auth:
+            return  # childless (RFC 6023)
+        try:
+            self._select(sa, req)
+        except IkeError as exc:
+            sa.log.info("no Child SA: %s", exc)
+            if not self.in_ike_auth:
+                raise
+            self.error = exc
+
+    def _select(self, sa: IkeSa, req: Message) -> None:
+        conn = sa.connection
+        assert conn is not None
+        sa_payload = req.find(SecurityAssociation)
+        tsi = next((t for t in req.find_all(TrafficSelectors) if t.payload_type is PayloadType.TSi), None)
+        tsr = next((t for t in req.find_all(TrafficSelectors) if t.payload_type is PayloadType.TSr), None)
+        if sa_payload is None or tsi is None or tsr is None:
+            raise InvalidSyntax("Child SA request lacks SA, TSi or TSr")
+        offered = [p for p in sa_payload.proposals if p.protocol is ProtocolId.ESP and len(p.spi) == 4]
+        proposed_i, proposed_r = selectors_of(tsi.selectors), selectors_of(tsr.selectors)
+        transport = req.notify(NotifyType.USE_TRANSPORT_MODE) is not None
+        ts_match = False
+        for cfg in conn.children:
+            ts_i = narrow(proposed_i, _dynamic(sa, cfg.remote_ts, local=False))
+            ts_r = narrow(proposed_r, _dynamic(sa, cfg.local_ts, local=True))
+            if not ts_i or not ts_r:
+                continue
+            ts_match = True
+            chosen = select(self._proposals(cfg), offered)
+            if chosen is None:
+                continue
+            if transport != (cfg.mode == "transport") and transport:
+                continue
+            self._accept(sa, req, cfg, chosen, ts_i, ts_r)
+            return
+        if not ts_match:
+            wanted = "; ".join(f"{c.name}: {_ts(c.local_ts)} === {_ts(c.remote_ts)}" for c in conn.children)
+            raise TsUnacceptable(
+                f"peer proposed {_ts(proposed_i)} === {_ts(proposed_r)}; configured (local === remote): "
+                f"{wanted or 'no children'}"
+            )
+        ours = "; ".join(f"{c.name}: {describe_ours(self._proposals(c))}" for c in conn.children)
+        raise NoProposalChosen(
+            f"no acceptable ESP proposal: peer offered {describe_offer(offered)}; we accept {ours}"
+        )
+
+    def _accept(
+        self,
+        sa: IkeSa,
+        req: Message,
+        cfg: ChildConfig,
+        chosen: ChosenProposal,
+        ts_i: tuple[TrafficSelector, ...],
+        ts_r: tuple[TrafficSelector, ...],
+    ) -> None:
+        if not self.in_ike_auth:
+            nonce = req.find(Nonce)
+            if nonce is None:
+                raise InvalidSyntax("CREATE_CHILD_SA request lacks a nonce")
+            self.nonce_i = nonce.data
+            self.nonce_r = sa.ctx.rng.random_bytes(NONCE_LEN)
+            if chosen.ke not in (None, KeId.NONE):
+                ke = req.find(KeyExchange)
+                if ke is None or ke.group != chosen.ke:
+                    raise InvalidKePayload(int(chosen.ke or 0))
+                self.ke_group = ke.group
+                self.ke_public, self.g_ir = REGISTRY.ke(ke.group).respond(ke.data, sa.ctx.rng)
+        child = ChildSa(child_id=sa.ctx.new_child_id(), config=cfg, spi_in=sa.new_spi_in())
+        child.proposal = chosen
+        child.spi_out = chosen.spi
+        child.local_ts, child.remote_ts = ts_r, ts_i  # we are the responder: TSr is ours
+        sa.children[child.child_id] = child
+        self.child = child
+        self.config = cfg
+
+    def build_r(self, sa: IkeSa, resp: list[Payload]) -> None:
+        if self.error is not None:
+            resp.append(Notify.from_error(self.error))
+            return
+        child = self.child
+        if child is None or child.proposal is None:
+            return
+        resp.append(SecurityAssociation((child.proposal.to_wire(child.spi_in),)))
+        if not self.in_ike_auth:
+            resp.append(Nonce(self.nonce_r))
+            if self.g_ir is not None:
+                resp.append(KeyExchange(self.ke_group, self.ke_public))
+        resp.append(TrafficSelectors(PayloadType.TSi, child.remote_ts))
+        resp.append(TrafficSelectors(PayloadType.TSr, child.local_ts))
+        if child.mode == "transport":
+            resp.append(Notify.of(NotifyType.USE_TRANSPORT_MODE))
+        self._install(sa, child, initiator=False)
+
+    # -- both -----------------------------------------------------------------------------------
+
+    def _failed(self, sa: IkeSa, child: ChildSa, reason: str) -> None:
+        sa.log.info("Child SA %s failed: %s", child.name, reason)
+        child.state = ChildSaState.CLOSED
+        sa.children.pop(child.child_id, None)
+        sa.events.append(ChildSaFailed(sa.sa_id, sa.name, child.name, reason))
+
+    def _install(self, sa: IkeSa, child: ChildSa, *, initiator: bool) -> None:
+        """Derive the keys and report the Child SA to the data plane."""
+        chosen = child.proposal
+        assert chosen is not None and chosen.encr is not None and sa.prf is not None and sa.keys is not None
+        encr_id, bits = chosen.encr
+        encr = REGISTRY.encr(encr_id, bits)
+        integ_id = chosen.integ or IntegId.NONE
+        integ = (
+            REGISTRY.integ(integ_id)
+            if integ_id is not IntegId.NONE and not isinstance(encr, AeadSpec)
+            else None
+        )
+        ni, nr = (sa.nonce_i, sa.nonce_r) if self.in_ike_auth else (self.nonce_i, self.nonce_r)
+        keys = derive_child_keys(sa.prf, sa.keys.sk_d, encr, integ, ni=ni, nr=nr, g_ir_new=self.g_ir)
+        if initiator:
+            e_out, a_out, e_in, a_in = keys.encr_i, keys.integ_i, keys.encr_r, keys.integ_r
+        else:
+            e_out, a_out, e_in, a_in = keys.encr_r, keys.integ_r, keys.encr_i, keys.integ_i
+        params = EspSaParams(
+            spi_in=child.spi_in,
+            spi_out=child.spi_out,
+            encr=encr_id,
+            encr_key_bits=encr.key_bits,
+            integ=integ_id if integ is not None else IntegId.NONE,
+            esn=chosen.esn is EsnId.EXTENDED_SEQUENCE_NUMBERS,
+            mode=child.mode,
+            local_ts=child.local_ts,
+            remote_ts=child.remote_ts,
+            local=sa.local,
+            remote=sa.remote,
+            encap=sa.use_encap,
+            replay_window=child.config.replay_window,
+            encr_key_in=e_in,
+            integ_key_in=a_in,
+            encr_key_out=e_out,
+            integ_key_out=a_out,
+        )
+        child.set_state(ChildSaState.INSTALLED)
+        proposal = format_proposal(chosen.to_spec())
+        sa.log.info(
+            "Child SA %s{%d} established: SPIs %s_i %s_o, %s, %s === %s",
+            child.name,
+            child.child_id,
+            child.spi_in.hex(),
+            child.spi_out.hex(),
+            proposal,
+            _ts(child.local_ts),
+            _ts(child.remote_ts),
+        )
+        sa.events.append(ChildSaInstalled(sa.sa_id, sa.name, child.name, child.child_id, proposal, params))
+
+
+def _ts(selectors: tuple[TrafficSelector, ...] | list[TrafficSelector]) -> str:
+    return " ".join(str(t) for t in selectors) or "dynamic"

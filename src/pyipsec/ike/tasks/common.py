@@ -1,0 +1,76 @@
+"""Helpers shared by the tasks: peer error notifies, proposal descriptions, NAT-D hashes."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from pyipsec.config.proposals import format_proposal
+from pyipsec.errors import (
+    AuthenticationFailed,
+    ChildSaNotFound,
+    FailedCpRequired,
+    IkeError,
+    InternalAddressFailure,
+    InvalidSyntax,
+    NoProposalChosen,
+    SinglePairRequired,
+    TemporaryFailure,
+    TsUnacceptable,
+)
+from pyipsec.iana.ikev2 import NotifyType
+from pyipsec.ike.proposal import ProposalSpec
+from pyipsec.net.addr import Endpoint
+from pyipsec.wire.message import Message
+from pyipsec.wire.payloads.sa import Proposal
+
+__all__ = ["PeerError", "describe_offer", "describe_ours", "nat_hash", "raise_peer_error"]
+
+_BY_NOTIFY: dict[NotifyType, type[IkeError]] = {
+    NotifyType.NO_PROPOSAL_CHOSEN: NoProposalChosen,
+    NotifyType.AUTHENTICATION_FAILED: AuthenticationFailed,
+    NotifyType.TS_UNACCEPTABLE: TsUnacceptable,
+    NotifyType.SINGLE_PAIR_REQUIRED: SinglePairRequired,
+    NotifyType.INTERNAL_ADDRESS_FAILURE: InternalAddressFailure,
+    NotifyType.FAILED_CP_REQUIRED: FailedCpRequired,
+    NotifyType.TEMPORARY_FAILURE: TemporaryFailure,
+    NotifyType.CHILD_SA_NOT_FOUND: ChildSaNotFound,
+    NotifyType.INVALID_SYNTAX: InvalidSyntax,
+}
+
+
+class PeerError(IkeError):
+    """The peer answered with an error Notify we have no dedicated class for."""
+
+    def __init__(self, notify_type: NotifyType) -> None:
+        super().__init__(f"peer answered {notify_type.name} ({int(notify_type)})")
+        self.notify_type = notify_type
+
+
+def raise_peer_error(msg: Message, *, ignore: Sequence[NotifyType] = ()) -> None:
+    """Raise the error a response's first error Notify stands for (RFC 7296 §2.21)."""
+    for n in msg.notifies():
+        if n.is_error and n.notify_type not in ignore:
+            cls = _BY_NOTIFY.get(n.notify_type)
+            if cls is None:
+                raise PeerError(n.notify_type)
+            raise cls(f"peer answered {n.notify_type.name}")
+
+
+def describe_ours(specs: Sequence[ProposalSpec]) -> str:
+    return ", ".join(format_proposal(s) for s in specs) or "(none)"
+
+
+def describe_offer(offered: Sequence[Proposal]) -> str:
+    out: list[str] = []
+    for p in offered:
+        try:
+            out.append(format_proposal(ProposalSpec.from_wire(p)))
+        except (ValueError, KeyError):
+            out.append(f"proposal #{p.number} ({len(p.transforms)} transforms)")
+    return ", ".join(out) or "(none)"
+
+
+def nat_hash(spi_i: bytes, spi_r: bytes, endpoint: Endpoint) -> bytes:
+    """NAT_DETECTION_*_IP data: SHA-1(SPIi | SPIr | IP | Port) (RFC 7296 §2.23)."""
+    return hashlib.sha1(spi_i + spi_r + endpoint.packed, usedforsecurity=False).digest()

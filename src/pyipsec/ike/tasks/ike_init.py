@@ -1,0 +1,248 @@
+"""IKE_SA_INIT: proposals, key exchange, nonces, NAT detection (RFC 7296 §1.2, §2.23).
+
+Initiator: offers every configured IKE proposal, a KE payload for the first proposal's
+first group (or the group a responder asked for with INVALID_KE_PAYLOAD, §1.3), a nonce,
+the NAT_DETECTION_* hashes and our capabilities. A COOKIE answer makes us resend the same
+request with the cookie first (§2.6); INVALID_KE_PAYLOAD makes us resend with the wanted
+group if we offered it (both keep message ID 0).
+
+Responder: chooses the first of our proposals the peer offers (preferring the group the
+peer already sent a KE payload for), answers INVALID_KE_PAYLOAD when that payload is for
+another group, and NO_PROPOSAL_CHOSEN — naming both sides' proposals in the log — when
+nothing fits.
+
+Both sides then derive SKEYSEED and the SK_* keys (``ike.keymat``). A NAT found by the
+hashes (or faked with ``encap``, as strongSwan's libipsec backend always does) moves IKE
+and ESP to the NAT-T port with UDP encapsulation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from pyipsec.crypto.registry import REGISTRY
+from pyipsec.errors import (
+    InvalidKePayload,
+    InvalidKeyExchange,
+    InvalidSyntax,
+    NoProposalChosen,
+    UnsupportedAlgorithm,
+)
+from pyipsec.iana.ikev2 import CertEncoding, HashAlgorithm, NotifyType, ProtocolId
+from pyipsec.iana.transforms import KeId
+from pyipsec.ike.keymat import derive_ike_keys, skeyseed
+from pyipsec.ike.proposal import ProposalSpec, select
+from pyipsec.ike.tasks.base import TaskStatus
+from pyipsec.ike.tasks.common import describe_offer, describe_ours, nat_hash, raise_peer_error
+from pyipsec.wire.message import Message
+from pyipsec.wire.payloads.base import Payload
+from pyipsec.wire.payloads.cert import CertificateRequest
+from pyipsec.wire.payloads.ke import KeyExchange
+from pyipsec.wire.payloads.nonce import Nonce
+from pyipsec.wire.payloads.notify import Notify
+from pyipsec.wire.payloads.sa import SecurityAssociation
+
+if TYPE_CHECKING:
+    from pyipsec.ike.sa import IkeSa
+
+__all__ = ["NONCE_LEN", "IkeInitTask"]
+
+NONCE_LEN = 32  # at least half the PRF key size, RFC 7296 §2.10
+MAX_COOKIE_RETRIES = 3
+SIGNATURE_HASHES = (
+    HashAlgorithm.SHA2_256,
+    HashAlgorithm.SHA2_384,
+    HashAlgorithm.SHA2_512,
+    HashAlgorithm.IDENTITY,
+)
+_ZERO_SPI = bytes(8)
+
+
+def _prefer_group(spec: ProposalSpec, group: KeId) -> ProposalSpec:
+    if group in spec.ke:
+        return replace(spec, ke=(group, *(g for g in spec.ke if g != group)))
+    return spec
+
+
+class IkeInitTask:
+    def __init__(self) -> None:
+        self.cookie_retries = 0
+
+    # -- initiator ------------------------------------------------------------------------------
+
+    def build_i(self, sa: IkeSa, req: list[Payload]) -> None:
+        conn = sa.connection
+        assert conn is not None
+        if sa.ke is None:
+            if sa.ke_group is KeId.NONE:
+                sa.ke_group = next((g for p in conn.proposals for g in p.ke), KeId.NONE)
+            sa.ke = REGISTRY.ke(sa.ke_group).initiate(sa.ctx.rng)
+            sa.ke_tried.add(sa.ke_group)
+        if not sa.nonce_i:
+            sa.nonce_i = sa.ctx.rng.random_bytes(NONCE_LEN)
+        if sa.cookie:
+            req.append(Notify.cookie(sa.cookie))
+        req.append(SecurityAssociation(tuple(p.to_wire(n) for n, p in enumerate(conn.proposals, 1))))
+        req.append(KeyExchange(sa.ke_group, sa.ke.public))
+        req.append(Nonce(sa.nonce_i))
+        _append_common(sa, req, spi_r=_ZERO_SPI)
+
+    def process_i(self, sa: IkeSa, resp: Message) -> TaskStatus:
+        conn = sa.connection
+        assert conn is not None
+        cookie = resp.notify(NotifyType.COOKIE)
+        if cookie is not None:
+            self.cookie_retries += 1
+            if self.cookie_retries > MAX_COOKIE_RETRIES:
+                raise InvalidSyntax("responder keeps demanding COOKIEs")
+            sa.cookie = cookie.cookie_data()
+            sa.log.info("responder demands a COOKIE, retrying")
+            return TaskStatus.RETRY
+        invalid_ke = resp.notify(NotifyType.INVALID_KE_PAYLOAD)
+        if invalid_ke is not None:
+            wanted = invalid_ke.wanted_group()
+            offered = {g for p in conn.proposals for g in p.ke}
+            if wanted in offered and wanted not in sa.ke_tried:
+                sa.log.info(
+                    "responder wants key exchange %s instead of %s, retrying", wanted.name, sa.ke_group.name
+                )
+                sa.ke_group, sa.ke = wanted, None
+                return TaskStatus.RETRY
+            raise InvalidKePayload(
+                wanted, f"responder wants {wanted.name}, which we did not offer or already tried"
+            )
+        raise_peer_error(resp)
+
+        sa_payload = resp.find(SecurityAssociation)
+        ke = resp.find(KeyExchange)
+        nonce = resp.find(Nonce)
+        if sa_payload is None or ke is None or nonce is None:
+            raise InvalidSyntax("IKE_SA_INIT response lacks SA, KE or Nonce")
+        if len(sa_payload.proposals) != 1:
+            raise InvalidSyntax(f"responder chose {len(sa_payload.proposals)} proposals instead of one")
+        chosen = select(conn.proposals, sa_payload.proposals)
+        if chosen is None or chosen.protocol is not ProtocolId.IKE:
+            raise NoProposalChosen(
+                f"responder chose {describe_offer(sa_payload.proposals)}, which we did not offer "
+                f"(we offered {describe_ours(conn.proposals)})"
+            )
+        if chosen.ke != ke.group or ke.group != sa.ke_group:
+            raise InvalidSyntax(
+                f"responder's KE payload is for {ke.group.name}, the proposal says {chosen.ke}"
+            )
+        if resp.spi_r == _ZERO_SPI:
+            raise InvalidSyntax("responder's SPI is zero")
+        sa.set_spi_r(resp.spi_r)
+        sa.proposal = chosen
+        sa.nonce_r = nonce.data
+        assert sa.ke is not None
+        try:
+            sa.shared_secret = sa.ke.complete(ke.data)
+        except _KE_ERRORS as exc:
+            raise InvalidSyntax(f"responder's key exchange value is invalid: {exc}") from None
+        _read_common(sa, resp)
+        _derive_keys(sa)
+        return TaskStatus.DONE
+
+    # -- responder ------------------------------------------------------------------------------
+
+    def process_r(self, sa: IkeSa, req: Message) -> None:
+        sa_payload = req.find(SecurityAssociation)
+        ke = req.find(KeyExchange)
+        nonce = req.find(Nonce)
+        if sa_payload is None or ke is None or nonce is None:
+            raise InvalidSyntax("IKE_SA_INIT request lacks SA, KE or Nonce")
+        offered = [p for p in sa_payload.proposals if p.protocol is ProtocolId.IKE]
+        for conn in sa.candidates:
+            local = [_prefer_group(p, ke.group) for p in conn.proposals]
+            chosen = select(local, offered)
+            if chosen is not None:
+                break
+        else:
+            ours = "; ".join(f"{c.name}: {describe_ours(c.proposals)}" for c in sa.candidates)
+            raise NoProposalChosen(
+                f"no acceptable IKE proposal: peer offered {describe_offer(offered)}; "
+                f"we accept {ours or '(no connection for this address)'}"
+            )
+        sa.set_connection(conn)
+        if chosen.ke is None or chosen.ke != ke.group:
+            sa.log.info(
+                "peer sent KE for %s, we chose %s: answering INVALID_KE_PAYLOAD",
+                ke.group.name,
+                chosen.ke.name if chosen.ke else None,
+            )
+            raise InvalidKePayload(int(chosen.ke or KeId.NONE))
+        sa.proposal = chosen
+        sa.ke_group = ke.group
+        sa.nonce_i = nonce.data
+        sa.nonce_r = sa.ctx.rng.random_bytes(NONCE_LEN)
+        try:
+            public, sa.shared_secret = REGISTRY.ke(ke.group).respond(ke.data, sa.ctx.rng)
+        except _KE_ERRORS as exc:
+            raise InvalidSyntax(f"peer's key exchange value is invalid: {exc}") from None
+        self._public = public
+        _read_common(sa, req)
+        _derive_keys(sa)
+
+    def build_r(self, sa: IkeSa, resp: list[Payload]) -> None:
+        assert sa.proposal is not None
+        resp.append(SecurityAssociation((sa.proposal.to_wire(b""),)))
+        resp.append(KeyExchange(sa.ke_group, self._public))
+        resp.append(Nonce(sa.nonce_r))
+        _append_common(sa, resp, spi_r=sa.spi_r)
+        conn = sa.connection
+        if conn is not None and conn.send_certreq and conn.remote.cacerts:
+            from pyipsec.crypto.x509 import ca_key_hash, load_certificate  # noqa: PLC0415
+
+            hashes = b"".join(ca_key_hash(load_certificate(der)) for der in conn.remote.cacerts)
+            resp.append(CertificateRequest(CertEncoding.X509_CERTIFICATE_SIGNATURE, hashes))
+
+
+# Bad peer values (RFC 6989) and unusable groups; the registry raises nothing else.
+_KE_ERRORS: tuple[type[Exception], ...] = (InvalidKeyExchange, UnsupportedAlgorithm, ValueError)
+
+
+def _append_common(sa: IkeSa, out: list[Payload], *, spi_r: bytes) -> None:
+    """NAT-D hashes and capability notifies, the same in request and response."""
+    conn = sa.connection
+    assert conn is not None
+    # Forced encapsulation: a source hash that cannot match fakes a NAT (RFC 7296 §2.23 allows this).
+    src = sa.ctx.rng.random_bytes(20) if conn.encap else nat_hash(sa.spi_i, spi_r, sa.local)
+    out.append(Notify.nat_detection_source_ip(src))
+    out.append(Notify.nat_detection_destination_ip(nat_hash(sa.spi_i, spi_r, sa.remote)))
+    if conn.fragmentation:
+        out.append(Notify.of(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
+    out.append(Notify.signature_hash_algorithms(SIGNATURE_HASHES))
+
+
+def _read_common(sa: IkeSa, msg: Message) -> None:
+    spi_r = msg.spi_r if msg.is_response else _ZERO_SPI
+    src = msg.notify(NotifyType.NAT_DETECTION_SOURCE_IP)
+    dst = msg.notify(NotifyType.NAT_DETECTION_DESTINATION_IP)
+    if src is not None and dst is not None:
+        sa.nat_remote = src.nat_hash() != nat_hash(sa.spi_i, spi_r, sa.remote)
+        sa.nat_local = dst.nat_hash() != nat_hash(sa.spi_i, spi_r, sa.local)
+    conn = sa.connection
+    if conn is not None and conn.encap:
+        sa.nat_local = True
+    if sa.nat_detected:
+        sa.log.info(
+            "NAT detected (%s), using UDP encapsulation on port %d",
+            "local" if sa.nat_local else "remote",
+            sa.ctx.config.nat_t_port,
+        )
+    sa.peer_fragmentation = msg.notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED) is not None
+    sha = msg.notify(NotifyType.SIGNATURE_HASH_ALGORITHMS)
+    sa.peer_hashes = sha.hash_algorithms() if sha is not None else ()
+    sa.peer_certreq = tuple(h for c in msg.find_all(CertificateRequest) for h in c.ca_key_hashes)
+
+
+def _derive_keys(sa: IkeSa) -> None:
+    sa.setup_crypto()
+    assert sa.prf is not None and sa.encr is not None
+    seed = skeyseed(sa.prf, sa.nonce_i, sa.nonce_r, sa.shared_secret)
+    sa.keys = derive_ike_keys(
+        sa.prf, sa.encr, sa.integ, seed, ni=sa.nonce_i, nr=sa.nonce_r, spi_i=sa.spi_i, spi_r=sa.spi_r
+    )
+    sa.exchanger.enable_protection()

@@ -1,0 +1,141 @@
+"""INFORMATIONAL exchanges: Delete of IKE and Child SAs, liveness checks (RFC 7296 §1.4).
+
+Initiator side: :class:`IkeDeleteTask` (Delete with protocol IKE; the SA closes when the
+response arrives), :class:`ChildDeleteTask` (Delete listing our inbound SPI; the peer
+answers with its own), :class:`LivenessTask` (an empty request: the peer must answer), and
+:func:`last_notice`, a final message sent once when we close an SA on our own.
+
+Responder side: :class:`InformationalResponder` handles every request: a Delete of the IKE
+SA closes it once the (empty) response is sent; Deletes of Child SAs are answered with
+Deletes for our matching inbound SPIs; notifications are logged; an empty request is
+simply answered (§1.4).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pyipsec.errors import IkeError
+from pyipsec.iana.ikev2 import ExchangeType, ProtocolId
+from pyipsec.ike.events import ChildSaRemoved
+from pyipsec.ike.exchanger import Exchange
+from pyipsec.ike.sa import ChildSa
+from pyipsec.ike.state import ChildSaState, IkeSaState
+from pyipsec.ike.tasks.base import TaskStatus
+from pyipsec.wire.message import Message
+from pyipsec.wire.payloads.base import Payload
+from pyipsec.wire.payloads.delete import Delete
+from pyipsec.wire.payloads.notify import Notify
+
+if TYPE_CHECKING:
+    from pyipsec.ike.sa import IkeSa
+
+__all__ = ["ChildDeleteTask", "IkeDeleteTask", "InformationalResponder", "LivenessTask", "last_notice"]
+
+
+def _remove_child(sa: IkeSa, child: ChildSa, reason: str) -> None:
+    if child.state is not ChildSaState.CLOSED:
+        sa.events.append(
+            ChildSaRemoved(sa.sa_id, sa.name, child.name, child.child_id, child.spi_in, child.spi_out, reason)
+        )
+    child.state = ChildSaState.CLOSED
+    sa.children.pop(child.child_id, None)
+    sa.log.info("Child SA %s{%d} deleted: %s", child.name, child.child_id, reason)
+
+
+class _NoResponderWork:
+    def process_r(self, sa: IkeSa, req: Message) -> None:  # pragma: no cover - initiator-only task
+        raise AssertionError("initiator-only task")
+
+    def build_r(self, sa: IkeSa, resp: list[Payload]) -> None:  # pragma: no cover
+        raise AssertionError("initiator-only task")
+
+
+class IkeDeleteTask(_NoResponderWork):
+    def __init__(self, reason: str = "deleted locally") -> None:
+        self.reason = reason
+
+    def build_i(self, sa: IkeSa, req: list[Payload]) -> None:
+        req.append(Delete(ProtocolId.IKE, ()))
+
+    def process_i(self, sa: IkeSa, resp: Message) -> TaskStatus:
+        sa.close(self.reason)
+        return TaskStatus.DONE
+
+
+class ChildDeleteTask(_NoResponderWork):
+    def __init__(self, child: ChildSa, reason: str = "deleted locally") -> None:
+        self.child = child
+        self.reason = reason
+
+    def build_i(self, sa: IkeSa, req: list[Payload]) -> None:
+        self.child.set_state(ChildSaState.DELETING)
+        req.append(Delete(ProtocolId.ESP, (self.child.spi_in,)))
+
+    def process_i(self, sa: IkeSa, resp: Message) -> TaskStatus:
+        _remove_child(sa, self.child, self.reason)
+        return TaskStatus.DONE
+
+
+class LivenessTask(_NoResponderWork):
+    def build_i(self, sa: IkeSa, req: list[Payload]) -> None:
+        pass
+
+    def process_i(self, sa: IkeSa, resp: Message) -> TaskStatus:
+        return TaskStatus.DONE
+
+
+class _NoticeTask(_NoResponderWork):
+    def __init__(self, payloads: list[Payload]) -> None:
+        self.payloads = payloads
+
+    def build_i(self, sa: IkeSa, req: list[Payload]) -> None:
+        req.extend(self.payloads)
+
+    def process_i(self, sa: IkeSa, resp: Message) -> TaskStatus:  # pragma: no cover - never awaited
+        return TaskStatus.DONE
+
+
+def last_notice(sa: IkeSa, error: Exception | None) -> Exchange:
+    """The message we send once before closing on our own: a Delete, or the error (§2.21.2)."""
+    if sa.state is IkeSaState.ESTABLISHED or error is None or not isinstance(error, IkeError):
+        payloads: list[Payload] = [Delete(ProtocolId.IKE, ())]
+    else:
+        payloads = [Notify.from_error(error)]
+    return Exchange(ExchangeType.INFORMATIONAL, [_NoticeTask(payloads)], fire_and_forget=True)
+
+
+class InformationalResponder:
+    def __init__(self) -> None:
+        self.delete_ike = False
+        self.deleted: list[bytes] = []
+
+    def build_i(self, sa: IkeSa, req: list[Payload]) -> None:  # pragma: no cover - responder-only
+        raise AssertionError("responder-only task")
+
+    def process_i(self, sa: IkeSa, resp: Message) -> TaskStatus:  # pragma: no cover
+        raise AssertionError("responder-only task")
+
+    def process_r(self, sa: IkeSa, req: Message) -> None:
+        for n in req.notifies():
+            if n.is_error:
+                sa.log.info("peer reports %s", n.notify_type.name)
+        for d in req.find_all(Delete):
+            if d.protocol is ProtocolId.IKE:
+                self.delete_ike = True
+            elif d.protocol in (ProtocolId.ESP, ProtocolId.AH):
+                for spi in d.spis:
+                    child = sa.child_by_spi_out(spi)
+                    if child is None:
+                        sa.log.debug("peer deletes unknown Child SA %s", spi.hex())
+                        continue
+                    self.deleted.append(child.spi_in)
+                    _remove_child(sa, child, "deleted by peer")
+
+    def build_r(self, sa: IkeSa, resp: list[Payload]) -> None:
+        if self.deleted and not self.delete_ike:
+            resp.append(Delete(ProtocolId.ESP, tuple(self.deleted)))
+
+    def after_response(self, sa: IkeSa, now: float) -> None:
+        if self.delete_ike:
+            sa.close("deleted by peer")

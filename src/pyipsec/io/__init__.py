@@ -1,0 +1,1 @@
+"""The I/O edge: UDP sockets, TUN devices, netlink configuration."""

@@ -1,0 +1,265 @@
+"""Full IKEv2 handshakes between two engines over the simulated link (PSK)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from pyipsec.ike.events import ChildSaFailed, ChildSaInstalled, ChildSaRemoved, IkeSaClosed, IkeSaEstablished
+from pyipsec.ike.state import IkeSaState
+from tests.support.engines import I_ADDR, R_ADDR, EnginePair, Link, psk_connection
+
+
+def pair(**kw: object) -> EnginePair:
+    i_kw = {k[2:]: v for k, v in kw.items() if k.startswith("i_")}
+    r_kw = {k[2:]: v for k, v in kw.items() if k.startswith("r_")}
+    rest = {k: v for k, v in kw.items() if not k.startswith(("i_", "r_"))}
+    i = psk_connection(
+        "office", local_id="moon.test", remote_id="sun.test", local_addr=I_ADDR, remote_addr=R_ADDR, **i_kw
+    )
+    r = psk_connection(
+        "gw",
+        local_id="sun.test",
+        remote_id="moon.test",
+        local_addr=R_ADDR,
+        remote_addr=I_ADDR,
+        local_ts="10.2.0.0/16",
+        remote_ts="10.1.0.0/16",
+        **r_kw,
+    )
+    return EnginePair(i, [r], **rest)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("ike", "esp"),
+    [
+        ("aes256gcm16-prfsha256-ecp256", "aes256gcm16"),
+        ("aes256-sha256-modp2048", "aes256-sha256"),
+        ("chacha20poly1305-prfsha256-x25519", "chacha20poly1305"),
+        ("aes128-sha1-modp1024", "aes128-sha1"),
+        ("aes256gcm16-prfsha384-ecp384", "aes128gcm16"),
+    ],
+)
+def test_psk_handshake_establishes_ike_and_child(ike: str, esp: str) -> None:
+    p = pair(i_proposals=ike, r_proposals=ike, i_esp_proposals=esp, r_esp_proposals=esp)
+    p.initiate()
+    p.run()
+    (ei,) = p.i.of(IkeSaEstablished)
+    (er,) = p.r.of(IkeSaEstablished)
+    assert (ei.spi_i, ei.spi_r) == (er.spi_i, er.spi_r)
+    assert ei.proposal == er.proposal == ike
+    assert ei.remote_id == "sun.test" and er.remote_id == "moon.test"
+    (ci,) = p.i.of(ChildSaInstalled)
+    (cr,) = p.r.of(ChildSaInstalled)
+    assert ci.params.spi_out == cr.params.spi_in and ci.params.spi_in == cr.params.spi_out
+    assert ci.params.encr_key_out == cr.params.encr_key_in
+    assert ci.params.integ_key_out == cr.params.integ_key_in
+    assert ci.params.encr_key_in == cr.params.encr_key_out
+    assert [str(t) for t in ci.params.local_ts] == ["10.1.0.0/16"]
+    assert [str(t) for t in cr.params.local_ts] == ["10.2.0.0/16"]
+    assert not ci.params.encap  # no NAT between them
+
+
+def test_delete_from_initiator_removes_both_sides() -> None:
+    p = pair()
+    p.initiate()
+    p.run()
+    (sa,) = p.i.engine.sas()
+    out = p.i.engine.terminate(sa.sa_id, p.now)
+    p._emit(p.i, out)
+    p.run()
+    assert p.i.of(IkeSaClosed)[0].reason == "deleted locally"
+    assert p.r.of(IkeSaClosed)[0].reason == "deleted by peer"
+    assert len(p.i.of(ChildSaRemoved)) == len(p.r.of(ChildSaRemoved)) == 1
+    assert p.i.engine.sas() == [] and p.r.engine.sas() == []
+
+
+def test_delete_from_responder_removes_both_sides() -> None:
+    p = pair()
+    p.initiate()
+    p.run()
+    (sa,) = p.r.engine.sas()
+    p._emit(p.r, p.r.engine.terminate(sa.sa_id, p.now))
+    p.run()
+    assert p.i.engine.sas() == [] and p.r.engine.sas() == []
+    assert p.i.of(IkeSaClosed)[0].reason == "deleted by peer"
+
+
+def test_wrong_psk_fails_on_both_sides_with_authentication_failed() -> None:
+    p = pair()
+    p.r.engine.ctx.creds = type(p.r.engine.ctx.creds)(
+        [__import__("pyipsec.ike.credentials", fromlist=["SharedSecret"]).SharedSecret(b"wrong")]
+    )
+    p.initiate()
+    p.run()
+    (ri,) = p.r.of(IkeSaClosed)
+    assert "AUTHENTICATION_FAILED" in ri.reason and "wrong PSK" in ri.reason
+    (ii,) = p.i.of(IkeSaClosed)
+    assert "AUTHENTICATION_FAILED" in ii.reason
+    assert not p.i.of(IkeSaEstablished) and not p.r.of(IkeSaEstablished)
+    assert p.i.engine.sas() == [] and p.r.engine.sas() == []
+
+
+def test_no_common_proposal_names_both_sides() -> None:
+    p = pair(i_proposals="aes128-sha256-modp2048", r_proposals="aes256gcm16-prfsha384-ecp384")
+    p.initiate()
+    p.run()
+    (ri,) = p.r.of(IkeSaClosed)
+    assert "NO_PROPOSAL_CHOSEN" in ri.reason
+    assert "aes128-sha256-modp2048" in ri.reason and "aes256gcm16-prfsha384-ecp384" in ri.reason
+    (ii,) = p.i.of(IkeSaClosed)
+    assert "NO_PROPOSAL_CHOSEN" in ii.reason
+
+
+def test_invalid_ke_round_trip_uses_the_responders_group() -> None:
+    p = pair(i_proposals="aes256gcm16-prfsha256-x25519-ecp256", r_proposals="aes256gcm16-prfsha256-ecp256")
+    p.initiate()
+    p.run()
+    (ei,) = p.i.of(IkeSaEstablished)
+    assert ei.proposal.endswith("ecp256")
+    # request, INVALID_KE answer, request again, response, then IKE_AUTH
+    inits = [d for d in p.sent if d.payload[18] == 34]
+    assert len(inits) == 4
+
+
+def test_child_ts_mismatch_keeps_ike_sa_and_reports_ts_unacceptable() -> None:
+    p = pair(i_remote_ts="10.9.0.0/16")
+    p.initiate()
+    p.run()
+    assert p.i.of(IkeSaEstablished) and p.r.of(IkeSaEstablished)
+    assert not p.i.of(ChildSaInstalled)
+    (f,) = p.i.of(ChildSaFailed)
+    assert "TS_UNACCEPTABLE" in f.reason
+    assert all(s.state is IkeSaState.ESTABLISHED for s in p.i.engine.sas() + p.r.engine.sas())
+
+
+def test_handshake_survives_loss_duplication_and_reordering() -> None:
+    p = pair(link=Link(loss=0.3, duplicate=0.2, reorder=0.2, seed=7))
+    p.initiate()
+    p.run()
+    assert p.i.of(IkeSaEstablished) and p.r.of(IkeSaEstablished)
+    assert p.i.of(ChildSaInstalled) and p.r.of(ChildSaInstalled)
+
+
+def test_retransmission_exhaustion_closes_the_sa() -> None:
+    p = pair(link=Link(loss=1.0))
+    p.initiate()
+    p.run(until=1000)
+    (closed,) = p.i.of(IkeSaClosed)
+    assert "peer not responding" in closed.reason
+    # 1 + 5 retransmissions with 4 s * 1.8^n back-off: ~ 165 s in total
+    assert 100 < p.now < 200
+    assert len([d for d in p.sent if str(d.remote.ip) == R_ADDR]) == 6
+
+
+def test_cookie_demanded_and_answered_when_half_open_threshold_reached() -> None:
+    p = pair(responder_settings={"cookie_threshold": 0})
+    p.initiate()
+    p.run()
+    assert p.i.of(IkeSaEstablished) and p.r.of(IkeSaEstablished)
+    assert p.r.engine.stats.cookies_sent == 1
+    inits = [d for d in p.sent if d.payload[18] == 34]
+    assert len(inits) == 4  # request, COOKIE, request with COOKIE, response
+
+
+def test_cookie_without_state_on_the_responder() -> None:
+    p = pair(responder_settings={"cookie_threshold": 0})
+    p.initiate()
+    p.deliver()  # request in, COOKIE out
+    assert p.r.engine.sas() == []
+
+
+def test_retransmitted_request_is_answered_from_cache_without_reprocessing() -> None:
+    p = pair(link=Link(duplicate=1.0))
+    p.initiate()
+    p.run()
+    assert len(p.r.of(IkeSaEstablished)) == 1 and len(p.r.of(ChildSaInstalled)) == 1
+    assert len(p.i.of(IkeSaEstablished)) == 1
+
+
+def test_half_open_sa_expires_on_the_responder() -> None:
+    # the initiator's IKE_AUTH never arrives
+    p = pair(link=Link(drop_if=lambda d: d.payload[18] == 35))
+    p.initiate()
+    p.run(until=40)
+    assert p.r.engine.stats.half_open_expired == 1
+    assert p.r.engine.sas() == []
+
+
+def test_forced_encapsulation_moves_both_to_nat_t_port() -> None:
+    p = pair(i_encap=True)
+    p.initiate()
+    p.run()
+    (ci,) = p.i.of(ChildSaInstalled)
+    (cr,) = p.r.of(ChildSaInstalled)
+    assert ci.params.encap and cr.params.encap
+    assert ci.params.local.port == ci.params.remote.port == 4500
+    assert cr.params.local.port == cr.params.remote.port == 4500
+    auth = [d for d in p.sent if d.payload[18] == 35]
+    assert all(d.local.port == 4500 and d.remote.port == 4500 for d in auth)
+
+
+def _established_pair(**kw: object) -> EnginePair:
+    p = pair(**kw)
+    p.initiate()
+    p.run()
+    assert p.i.of(IkeSaEstablished) and p.r.of(IkeSaEstablished)
+    return p
+
+
+@pytest.mark.parametrize("esp", ["aes256gcm16", "aes256gcm16-ecp256", "aes128-sha256-modp2048"])
+def test_create_child_sa_adds_a_second_child(esp: str) -> None:
+    """CREATE_CHILD_SA with and without PFS (a KE payload when the ESP proposal has a group)."""
+    p = _established_pair(i_esp_proposals=esp, r_esp_proposals=esp)
+    (sa,) = p.i.engine.sas()
+    p._emit(p.i, p.i.engine.initiate_child(sa.sa_id, "net", p.now))
+    p.run()
+    ci, cr = p.i.of(ChildSaInstalled), p.r.of(ChildSaInstalled)
+    assert len(ci) == len(cr) == 2
+    second_i, second_r = ci[1].params, cr[1].params
+    assert second_i.spi_out == second_r.spi_in and second_i.encr_key_out == second_r.encr_key_in
+    assert second_i.encr_key_out != ci[0].params.encr_key_out  # fresh nonces, fresh keys
+    kes = [d for d in p.sent if d.payload[18] == 36]
+    assert len(kes) == 2  # request and response
+    with_ke = "modp" in esp or "ecp" in esp
+    assert ("ecp256" in ci[1].proposal or "modp2048" in ci[1].proposal) is with_ke
+
+
+def test_child_delete_from_either_side() -> None:
+    p = _established_pair()
+    (sa,) = p.i.engine.sas()
+    (child_id,) = sa.children
+    p._emit(p.i, p.i.engine.terminate_child(sa.sa_id, child_id, p.now))
+    p.run()
+    assert len(p.i.of(ChildSaRemoved)) == len(p.r.of(ChildSaRemoved)) == 1
+    assert p.i.of(ChildSaRemoved)[0].spi_in == p.r.of(ChildSaRemoved)[0].spi_out
+    assert all(not s.children for s in p.i.engine.sas() + p.r.engine.sas())
+    assert all(s.state is IkeSaState.ESTABLISHED for s in p.i.engine.sas() + p.r.engine.sas())
+
+
+def test_liveness_check_is_answered_and_detects_a_dead_peer() -> None:
+    p = _established_pair()
+    (sa,) = p.i.engine.sas()
+    p._emit(p.i, p.i.engine.check_liveness(sa.sa_id, p.now))
+    p.run()
+    assert not p.i.of(IkeSaClosed)
+    p.link.loss = 1.0
+    p._emit(p.i, p.i.engine.check_liveness(sa.sa_id, p.now))
+    p.run(until=p.now + 400)
+    (closed,) = p.i.of(IkeSaClosed)
+    assert "peer not responding" in closed.reason
+    assert len(p.i.of(ChildSaRemoved)) == 1
+
+
+def test_transport_mode_negotiated_with_use_transport_mode() -> None:
+    p = pair()
+    for side, name in ((p.i, "office"), (p.r, "gw")):
+        conn = side.engine.config.connections[name]
+        child = replace(conn.children[0], mode="transport")
+        side.engine.config.connections[name] = replace(conn, children=(child,))  # type: ignore[index]
+    p.initiate()
+    p.run()
+    (ci,) = p.i.of(ChildSaInstalled)
+    (cr,) = p.r.of(ChildSaInstalled)
+    assert ci.params.mode == cr.params.mode == "transport"
