@@ -6,6 +6,8 @@ from dataclasses import replace
 
 import pytest
 
+from pyipsec.crypto.rand import SeededRandom
+from pyipsec.ike.credentials import MemoryCredentials, SharedSecret
 from pyipsec.ike.events import ChildSaFailed, ChildSaInstalled, ChildSaRemoved, IkeSaClosed, IkeSaEstablished
 from pyipsec.ike.state import IkeSaState
 from tests.support.engines import I_ADDR, R_ADDR, EnginePair, Link, psk_connection
@@ -88,9 +90,7 @@ def test_delete_from_responder_removes_both_sides() -> None:
 
 def test_wrong_psk_fails_on_both_sides_with_authentication_failed() -> None:
     p = pair()
-    p.r.engine.ctx.creds = type(p.r.engine.ctx.creds)(
-        [__import__("pyipsec.ike.credentials", fromlist=["SharedSecret"]).SharedSecret(b"wrong")]
-    )
+    p.r.engine.ctx.creds = MemoryCredentials([SharedSecret(b"wrong")])
     p.initiate()
     p.run()
     (ri,) = p.r.of(IkeSaClosed)
@@ -263,3 +263,31 @@ def test_transport_mode_negotiated_with_use_transport_mode() -> None:
     (ci,) = p.i.of(ChildSaInstalled)
     (cr,) = p.r.of(ChildSaInstalled)
     assert ci.params.mode == cr.params.mode == "transport"
+
+
+def test_no_proposal_chosen_names_the_nearest_match() -> None:
+    p = pair(
+        i_proposals="aes256-sha256-ecp256", r_proposals="aes256-sha256-modp2048,aes128gcm16-prfsha384-x25519"
+    )
+    p.initiate()
+    p.run()
+    (ri,) = p.r.of(IkeSaClosed)
+    assert (
+        "closest: ours aes256-sha256-modp2048 vs peer aes256-sha256-ecp256 (no common key exchange)"
+        in ri.reason
+    )
+
+
+def test_initial_contact_clears_the_stale_sas_of_a_restarted_peer() -> None:
+    p = _established_pair()
+    (old,) = p.r.engine.sas()
+    # the initiator "restarts": a fresh engine with the same configuration connects again
+    fresh = EnginePair(p.i_conn, [])
+    p.i.engine = fresh.i.engine
+    p.i.engine.ctx.rng = SeededRandom(99)
+    p.initiate()
+    p.run()
+    closed = [e for e in p.r.of(IkeSaClosed) if e.sa_id == old.sa_id]
+    assert closed and "INITIAL_CONTACT" in closed[0].reason
+    (current,) = p.r.engine.sas()
+    assert current.sa_id != old.sa_id

@@ -226,7 +226,21 @@ class IkeEngine:
                 return self._unknown(msg, dgram)
         self._follow_endpoints(sa, msg, dgram)
         sa.exchanger.receive(msg, now)
+        if sa.initial_contact and sa.state is IkeSaState.ESTABLISHED:
+            self._initial_contact(sa)
         return self._drain()
+
+    def _initial_contact(self, sa: IkeSa) -> None:
+        """The peer restarted: its older SAs with us are stale, drop them silently (RFC 7296 §2.4)."""
+        sa.initial_contact = False
+        for other in self.sas():
+            if (
+                other is not sa
+                and other.name == sa.name
+                and other.remote_id == sa.remote_id
+                and other.was_established
+            ):
+                other.close(f"replaced by IKE SA #{sa.sa_id}: the peer sent INITIAL_CONTACT")
 
     def _unknown(self, msg: Message, dgram: Datagram) -> Output:
         self.stats.unknown_spi += 1

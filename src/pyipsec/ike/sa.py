@@ -145,6 +145,7 @@ class IkeSa:
         self.remote_id = Identity.any()
         self.children: dict[int, ChildSa] = {}
         self.first_child: ChildConfig | None = None
+        self.initial_contact = False  # the peer said it has no other SA with us (RFC 7296 §2.4)
 
         self.outbox: list[Datagram] = []
         self.events: list[Event] = []

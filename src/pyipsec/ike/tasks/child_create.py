@@ -31,7 +31,7 @@ from pyipsec.ike.proposal import ChosenProposal, ProposalSpec, select
 from pyipsec.ike.sa import ChildSa
 from pyipsec.ike.state import ChildSaState
 from pyipsec.ike.tasks.base import TaskStatus
-from pyipsec.ike.tasks.common import describe_offer, describe_ours, raise_peer_error
+from pyipsec.ike.tasks.common import describe_offer, describe_ours, nearest_mismatch, raise_peer_error
 from pyipsec.ike.tasks.ike_init import NONCE_LEN
 from pyipsec.wire.message import Message
 from pyipsec.wire.payloads.base import Payload
@@ -210,8 +210,10 @@ class ChildCreateTask:
                 f"{wanted or 'no children'}"
             )
         ours = "; ".join(f"{c.name}: {describe_ours(self._proposals(c))}" for c in conn.children)
+        near = nearest_mismatch([p for c in conn.children for p in self._proposals(c)], offered)
         raise NoProposalChosen(
             f"no acceptable ESP proposal: peer offered {describe_offer(offered)}; we accept {ours}"
+            + (f"; {near}" if near else "")
         )
 
     def _accept(

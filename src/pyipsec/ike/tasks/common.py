@@ -24,7 +24,7 @@ from pyipsec.net.addr import Endpoint
 from pyipsec.wire.message import Message
 from pyipsec.wire.payloads.sa import Proposal
 
-__all__ = ["PeerError", "describe_offer", "describe_ours", "nat_hash", "raise_peer_error"]
+__all__ = ["PeerError", "describe_offer", "describe_ours", "nat_hash", "nearest_mismatch", "raise_peer_error"]
 
 _BY_NOTIFY: dict[NotifyType, type[IkeError]] = {
     NotifyType.NO_PROPOSAL_CHOSEN: NoProposalChosen,
@@ -69,6 +69,42 @@ def describe_offer(offered: Sequence[Proposal]) -> str:
         except (ValueError, KeyError):
             out.append(f"proposal #{p.number} ({len(p.transforms)} transforms)")
     return ", ".join(out) or "(none)"
+
+
+_TYPE_WORDS = (
+    ("encr", "encryption"),
+    ("integ", "integrity"),
+    ("prf", "PRF"),
+    ("ke", "key exchange"),
+    ("esn", "ESN"),
+)
+
+
+def nearest_mismatch(ours: Sequence[ProposalSpec], offered: Sequence[Proposal]) -> str:
+    """Which of our proposals came closest to one the peer offered, and what differs.
+
+    Closeness counts the transform types on which the two share an algorithm; the result
+    names the types that share none, e.g. "closest: ours aes256-sha256-modp2048 vs peer
+    aes256-sha256-ecp256 (no common key exchange)".
+    """
+    best: tuple[int, str] | None = None
+    for spec in ours:
+        for p in offered:
+            try:
+                peer = ProposalSpec.from_wire(p)
+            except (ValueError, KeyError):
+                continue
+            differ = [
+                word
+                for attr, word in _TYPE_WORDS
+                if (getattr(spec, attr) or getattr(peer, attr))
+                and not set(getattr(spec, attr)) & set(getattr(peer, attr))
+            ]
+            score = len(_TYPE_WORDS) - len(differ)
+            if best is None or score > best[0]:
+                text = f"closest: ours {format_proposal(spec)} vs peer {format_proposal(peer)}"
+                best = (score, f"{text} (no common {', '.join(differ)})" if differ else text)
+    return best[1] if best else ""
 
 
 def nat_hash(spi_i: bytes, spi_r: bytes, endpoint: Endpoint) -> bytes:

@@ -141,6 +141,7 @@ class IkeAuthTask:
         sa.remote_id = peer
         sa.local_id = local_identity(conn.local, sa)
         verify_peer_auth(sa, conn.remote, req, idi, _wall(sa))
+        sa.initial_contact = req.notify(NotifyType.INITIAL_CONTACT) is not None
         self._resp_conn = conn
 
     def _pick_connection(

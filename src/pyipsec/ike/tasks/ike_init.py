@@ -34,7 +34,13 @@ from pyipsec.iana.transforms import KeId
 from pyipsec.ike.keymat import derive_ike_keys, skeyseed
 from pyipsec.ike.proposal import ProposalSpec, select
 from pyipsec.ike.tasks.base import TaskStatus
-from pyipsec.ike.tasks.common import describe_offer, describe_ours, nat_hash, raise_peer_error
+from pyipsec.ike.tasks.common import (
+    describe_offer,
+    describe_ours,
+    nat_hash,
+    nearest_mismatch,
+    raise_peer_error,
+)
 from pyipsec.wire.message import Message
 from pyipsec.wire.payloads.base import Payload
 from pyipsec.wire.payloads.cert import CertificateRequest
@@ -161,9 +167,10 @@ class IkeInitTask:
                 break
         else:
             ours = "; ".join(f"{c.name}: {describe_ours(c.proposals)}" for c in sa.candidates)
+            near = nearest_mismatch([p for c in sa.candidates for p in c.proposals], offered)
             raise NoProposalChosen(
                 f"no acceptable IKE proposal: peer offered {describe_offer(offered)}; "
-                f"we accept {ours or '(no connection for this address)'}"
+                f"we accept {ours or '(no connection for this address)'}" + (f"; {near}" if near else "")
             )
         sa.set_connection(conn)
         if chosen.ke is None or chosen.ke != ke.group:
