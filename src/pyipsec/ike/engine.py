@@ -201,8 +201,17 @@ class IkeEngine:
                 self.stats.half_open_expired += 1
                 sa.close("half-open SA expired")
                 continue
-            sa.exchanger.on_timer(now)
+            self._guarded(sa, lambda sa=sa: sa.exchanger.on_timer(now))  # type: ignore[misc]
         return self._drain()
+
+    @staticmethod
+    def _guarded(sa: IkeSa, step: Callable[[], None]) -> None:
+        """Run one step of one SA; a bug (any unexpected exception) closes only that SA (DESIGN.md §7)."""
+        try:
+            step()
+        except Exception as exc:
+            sa.log.exception("internal error, closing this IKE SA")
+            sa.close(f"internal error: {type(exc).__name__}: {exc}")
 
     def receive_datagram(self, dgram: Datagram, now: float) -> Output:
         try:
@@ -225,7 +234,7 @@ class IkeEngine:
             if sa.spi_r not in (_ZERO_SPI, msg.spi_r):
                 return self._unknown(msg, dgram)
         self._follow_endpoints(sa, msg, dgram)
-        sa.exchanger.receive(msg, now)
+        self._guarded(sa, lambda: sa.exchanger.receive(msg, now))
         if sa.initial_contact and sa.state is IkeSaState.ESTABLISHED:
             self._initial_contact(sa)
         return self._drain()
@@ -287,7 +296,7 @@ class IkeEngine:
         sa.set_state(IkeSaState.CONNECTING)
         self._sas[sa.spi_r] = sa
         self._half_open[key] = sa
-        sa.exchanger.receive(msg, now)
+        self._guarded(sa, lambda: sa.exchanger.receive(msg, now))
 
     def _half_open_count(self) -> int:
         return sum(1 for s in self._sas.values() if not s.initiator and s.state is IkeSaState.CONNECTING)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pyipsec.errors import DecodeError, IkeError, IntegrityError
+from pyipsec.errors import DecodeError, IkeError, IntegrityError, InvalidSyntax, PyIpsecError
 from pyipsec.iana.ikev2 import ExchangeType
 from pyipsec.ike.fragment import Reassembler
 from pyipsec.ike.protect import SkProtector
@@ -210,8 +210,11 @@ class Exchanger:
         self.inflight = None
         statuses: list[TaskStatus] = []
         try:
-            for task in ex.tasks:
-                statuses.append(task.process_i(sa, plain))
+            try:
+                for task in ex.tasks:
+                    statuses.append(task.process_i(sa, plain))
+            except PyIpsecError as exc:
+                raise _as_ike_error(exc) from exc
         except IkeError as exc:
             self.next_out += 1
             sa.log.info("%s failed: %s", ex.exchange_type.name, exc)
@@ -259,10 +262,13 @@ class Exchanger:
         payloads: list[Payload] = []
         fatal: IkeError | None = None
         try:
-            for task in tasks:
-                task.process_r(sa, plain)
-            for task in tasks:
-                task.build_r(sa, payloads)
+            try:
+                for task in tasks:
+                    task.process_r(sa, plain)
+                for task in tasks:
+                    task.build_r(sa, payloads)
+            except PyIpsecError as exc:
+                raise _as_ike_error(exc) from exc
         except IkeError as exc:
             sa.log.info(
                 "answering %s request %d with %s: %s",
@@ -315,3 +321,9 @@ class Exchanger:
             header, payloads, sa.ctx.rng, max_message_len=limit - marker
         )
         return list(frags)
+
+
+def _as_ike_error(exc: PyIpsecError) -> IkeError:
+    """Input-caused errors without a Notify of their own (a bad KE value, an unusable
+    algorithm) are reported to the peer as INVALID_SYNTAX, keeping their message."""
+    return exc if isinstance(exc, IkeError) else InvalidSyntax(f"{type(exc).__name__}: {exc}")
