@@ -1,0 +1,578 @@
+"""The configuration model: frozen pydantic models for the daemon's TOML file (DESIGN.md §6).
+
+Theory of operation: the file reads like strongSwan's swanctl.conf — ``[settings]``,
+``[connections.NAME]`` with ``local``/``remote`` authentication rounds and
+``children.NAME`` Child SAs, ``[pools.NAME]`` and ``[secrets.NAME]`` — and most keys carry
+swanctl's names and defaults. Every model is frozen and refuses unknown keys. Values are
+parsed into typed objects while validating (identities, traffic selectors, addresses,
+proposals, durations, secrets), so the daemon never re-parses strings. Validation runs in
+three layers: field validators check one value; a model validator checks a section's
+fields against each other; :class:`Config`'s validator checks references across sections
+(a PSK connection needs a matching ``secrets.ike*``, pools named by connections exist).
+Errors raised below a field carry their own relative key path, so
+:mod:`pyipsec.config.load` can report each one as ``connections.office.children.net.
+local_ts[0]: ...``.
+
+Validation context (``model_validate(data, context=...)``): ``base_dir`` (a ``Path``) makes
+file references relative to the config file's directory and checks that they exist; without
+it paths are kept as written and not checked. ``allow_legacy`` is set by a connection for its
+children (its ``legacy_algorithms``).
+
+Lists may also be given as one comma-separated string, as in swanctl.conf
+(``local_ts = "10.1.0.0/16, 10.2.0.0/16"``); durations as seconds or with an ``s``/``m``/
+``h``/``d`` suffix (``rekey_time = "4h"``); booleans also as ``"yes"``/``"no"``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, TypeAlias
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from pyipsec.config.ids import IDENTITY_ANY, Identity
+from pyipsec.config.proposals import parse_proposals
+from pyipsec.config.values import (
+    AddressSpec,
+    Count,
+    FileList,
+    FileRef,
+    IdList,
+    IdValue,
+    IPAddress,
+    IPAddrList,
+    KeyPath,
+    LocalAddrList,
+    NameList,
+    NonEmpty,
+    Port,
+    Proposals,
+    RemoteAddrList,
+    Seconds,
+    TsList,
+    TsSpec,
+    allow_legacy,
+    fail_at,
+    from_string,
+    parse_duration,
+    parse_proposal_list,
+    parse_secret,
+    pool_range,
+    quote,
+    raise_issues,
+    seconds_float,
+    validate_each,
+)
+from pyipsec.iana.ikev2 import ProtocolId
+from pyipsec.ike.proposal import ProposalSpec
+
+__all__ = [
+    "Auth",
+    "AuthKind",
+    "Child",
+    "CloseAction",
+    "Config",
+    "Connection",
+    "DpdAction",
+    "EapSecret",
+    "IkeSecret",
+    "LogLevel",
+    "Mode",
+    "Pool",
+    "PrivateKeySecret",
+    "Secret",
+    "SendCert",
+    "Settings",
+    "StartAction",
+    "Unique",
+    "secret_model_for",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ---------------------------------------------------------------------------------------------
+# Enumerations
+
+
+class SendCert(StrEnum):
+    ALWAYS = "always"
+    NEVER = "never"
+    IFASKED = "ifasked"
+
+
+class Unique(StrEnum):
+    NO = "no"
+    NEVER = "never"
+    KEEP = "keep"
+    REPLACE = "replace"
+
+
+class Mode(StrEnum):
+    TUNNEL = "tunnel"
+    TRANSPORT = "transport"
+
+
+class StartAction(StrEnum):
+    NONE = "none"
+    START = "start"
+    TRAP = "trap"
+
+
+class CloseAction(StrEnum):
+    NONE = "none"
+    START = "start"
+    TRAP = "trap"
+
+
+class DpdAction(StrEnum):
+    CLEAR = "clear"
+    RESTART = "restart"
+    TRAP = "trap"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class AuthKind(StrEnum):
+    """``auth`` values: ``pubkey`` (any certificate key; ``rsa``/``ecdsa`` restrict the key
+    type), ``psk``, ``eap`` (client: whatever method the server asks for) and
+    ``eap-mschapv2``."""
+
+    PUBKEY = "pubkey"
+    RSA = "rsa"
+    ECDSA = "ecdsa"
+    PSK = "psk"
+    EAP = "eap"
+    EAP_MSCHAPV2 = "eap-mschapv2"
+
+    @property
+    def is_pubkey(self) -> bool:
+        return self in (AuthKind.PUBKEY, AuthKind.RSA, AuthKind.ECDSA)
+
+    @property
+    def is_eap(self) -> bool:
+        return self in (AuthKind.EAP, AuthKind.EAP_MSCHAPV2)
+
+
+def _auth_kind(value: object) -> AuthKind:
+    if isinstance(value, str) and value.strip().lower() in AuthKind._value2member_map_:
+        return AuthKind(value.strip().lower())
+    known = ", ".join(quote(k.value) for k in AuthKind)
+    raise ValueError(f"unknown auth method {quote(str(value))} (known: {known})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+
+
+class Settings(_Model):
+    """``[settings]``: daemon-wide options, all optional.
+
+    - ``listen`` — addresses to bind (default ``["0.0.0.0", "::"]``);
+    - ``port`` / ``port_nat_t`` — IKE UDP ports (500 / 4500, RFC 7296 §2.23, RFC 3948);
+    - ``control_socket`` — the control API's UNIX socket (``/run/pyipsec/control.sock``);
+    - ``cookie_threshold`` — half-open IKE SAs before COOKIEs are demanded (10, RFC 7296 §2.6);
+    - ``half_open_timeout`` — seconds a half-open IKE SA may live (30);
+    - ``retransmit_timeout``, ``retransmit_base``, ``retransmit_tries`` — request ``n`` is
+      retransmitted after ``timeout * base**n`` seconds, giving up after ``tries`` retransmits
+      (strongSwan's 4.0, 1.8, 5);
+    - ``log_level`` — ``debug``, ``info`` (default), ``warning`` or ``error``.
+    """
+
+    listen: Annotated[IPAddrList, NonEmpty] = (ipaddress.IPv4Address(0), ipaddress.IPv6Address(0))
+    port: Port = 500
+    port_nat_t: Port = 4500
+    control_socket: Path = Path("/run/pyipsec/control.sock")
+    cookie_threshold: Count = 10
+    half_open_timeout: Seconds = 30
+    retransmit_timeout: Annotated[float, BeforeValidator(seconds_float), Field(gt=0)] = 4.0
+    retransmit_base: Annotated[float, Field(ge=1.0)] = 1.8
+    retransmit_tries: Count = 5
+    log_level: LogLevel = LogLevel.INFO
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> Settings:
+        if self.port == self.port_nat_t:
+            fail_at(("port_nat_t",), "must differ from port", self.port_nat_t)
+        return self
+
+
+class Auth(_Model):
+    """``local``/``remote``: one authentication round (swanctl's ``local {}``/``remote {}``).
+
+    - ``auth`` — ``pubkey`` (or ``rsa``/``ecdsa``), ``psk``, ``eap``, ``eap-mschapv2`` (required);
+    - ``id`` — the IKE identity (:mod:`pyipsec.config.ids` syntax), default ``%any`` (for
+      ``local``: the certificate subject or the IP address);
+    - ``eap_id`` — the EAP identity, if it differs from ``id``;
+    - ``certs`` — certificate files to send (``local``) or to accept (``remote``);
+    - ``cacerts`` — trust anchors for the peer's certificate;
+    - ``pubkeys`` — raw public key files.
+
+    File names are relative to the config file's directory.
+    """
+
+    auth: Annotated[AuthKind, PlainValidator(_auth_kind), PlainSerializer(str)]
+    id: IdValue = IDENTITY_ANY
+    eap_id: IdValue | None = None
+    certs: FileList = ()
+    cacerts: FileList = ()
+    pubkeys: FileList = ()
+
+
+class Child(_Model):
+    """``[connections.NAME.children.CHILD]``: a Child SA (swanctl's ``children.CHILD {}``).
+
+    - ``local_ts`` / ``remote_ts`` — traffic selectors: a network ``10.1.0.0/16``, an address,
+      a range ``10.1.0.1-10.1.0.9`` or ``dynamic`` (default), each optionally followed by
+      ``[proto/port]`` as in ``10.0.0.0/8[tcp/443]``, ``[udp/1000-2000]``, ``[icmp/8]``;
+    - ``esp_proposals`` — ESP proposals in strongSwan's keywords, or ``"default"``;
+    - ``mode`` — ``tunnel`` (default) or ``transport``;
+    - ``start_action`` — ``none`` (default), ``start`` (initiate at startup) or ``trap``
+      (initiate on matching traffic); ``close_action`` — ``none``, ``start``, ``trap``: what
+      to do when the peer closes the Child SA; ``dpd_action`` — ``clear`` (default),
+      ``restart``, ``trap``: what to do when DPD declares the peer dead;
+    - ``rekey_time`` — seconds before rekeying (3600); ``life_time`` — hard lifetime
+      (default ``rekey_time`` + 10%); ``rand_time`` — random jitter subtracted from
+      ``rekey_time`` (default ``life_time - rekey_time``);
+    - ``rekey_bytes``/``life_bytes``, ``rekey_packets``/``life_packets`` — volume limits, 0
+      for none;
+    - ``replay_window`` — anti-replay window in packets (32, RFC 4303 §3.4.3; 0 disables).
+    """
+
+    local_ts: TsList = (TsSpec("dynamic", None, None),)
+    remote_ts: TsList = (TsSpec("dynamic", None, None),)
+    esp_proposals: Proposals = Field(
+        default_factory=lambda: parse_proposals("default", protocol=ProtocolId.ESP), validate_default=False
+    )
+    mode: Mode = Mode.TUNNEL
+    start_action: StartAction = StartAction.NONE
+    close_action: CloseAction = CloseAction.NONE
+    dpd_action: DpdAction = DpdAction.CLEAR
+    rekey_time: Seconds = 3600
+    life_time: Seconds = 0
+    rand_time: Seconds = 0
+    rekey_bytes: Count = 0
+    life_bytes: Count = 0
+    rekey_packets: Count = 0
+    life_packets: Count = 0
+    replay_window: Annotated[int, Field(strict=True, ge=0, le=2**32 - 1)] = 32
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lifetime_defaults(cls, data: object) -> object:
+        if not isinstance(data, dict) or ("life_time" in data and "rand_time" in data):
+            return data
+        try:
+            rekey = parse_duration(data.get("rekey_time", 3600))
+            life = parse_duration(data["life_time"]) if "life_time" in data else rekey + rekey // 10
+        except ValueError:
+            return data  # the fields report it
+        return {"life_time": life, "rand_time": max(life - rekey, 0), **data}
+
+    @field_validator("esp_proposals", mode="plain")
+    @classmethod
+    def _esp_proposals(cls, value: object, info: ValidationInfo) -> tuple[ProposalSpec, ...]:
+        return parse_proposal_list(value, ProtocolId.ESP, allow_legacy(info))
+
+    @model_validator(mode="after")
+    def _lifetimes(self) -> Child:
+        problems: list[tuple[KeyPath, str, object]] = []
+        if self.life_time and self.rekey_time and self.life_time <= self.rekey_time:
+            problems.append((("life_time",), f"must exceed rekey_time ({self.rekey_time})", self.life_time))
+        if self.rekey_time and self.rand_time > self.rekey_time:
+            problems.append(
+                (("rand_time",), f"must not exceed rekey_time ({self.rekey_time})", self.rand_time)
+            )
+        for volume in ("bytes", "packets"):
+            rekey, life = getattr(self, f"rekey_{volume}"), getattr(self, f"life_{volume}")
+            if rekey and life and life <= rekey:
+                problems.append(((f"life_{volume}",), f"must exceed rekey_{volume} ({rekey})", life))
+        raise_issues(problems, "child")
+        return self
+
+
+class Connection(_Model):
+    """``[connections.NAME]``: an IKE SA and its children (swanctl's ``connections.NAME {}``).
+
+    - ``local_addrs`` — local addresses to use or accept: IP addresses or ``%any`` (default);
+    - ``remote_addrs`` — the peer: IP addresses, hostnames, subnets or ranges (to accept
+      from), or ``%any`` (default: accept any, cannot initiate);
+    - ``local_port`` / ``remote_port`` — IKE ports (500);
+    - ``proposals`` — IKE proposals in strongSwan's keywords (``aes256gcm16-prfsha256-
+      ecp256``), or ``"default"`` (the default);
+    - ``legacy_algorithms`` — allow RFC 8247's legacy algorithms (``modp1024``, ``modp1536``,
+      ``sha1``, ``3des``) in this connection's IKE and ESP proposals (false);
+    - ``encap`` — force UDP encapsulation of ESP even without a NAT (false);
+    - ``mobike`` — offer MOBIKE, RFC 4555 (true); ``fragmentation`` — IKE fragmentation,
+      RFC 7383 (true); ``send_certreq`` — send certificate requests (true);
+    - ``send_cert`` — ``always``, ``never`` or ``ifasked`` (default);
+    - ``dpd_delay`` — seconds of silence before a liveness check, 0 disables (0);
+    - ``rekey_time`` — IKE SA rekeying interval (14400); ``reauth_time`` — reauthentication
+      interval, 0 disables (0);
+    - ``unique`` — uniqueness policy for IKE SAs with the same identities: ``no`` (default),
+      ``never``, ``keep``, ``replace``;
+    - ``keyingtries`` — initiation attempts, 0 for forever (1);
+    - ``pools`` — names of ``[pools.NAME]`` to assign virtual IPs from (responder);
+    - ``vips`` — virtual IPs to request (initiator), ``0.0.0.0``/``::`` for any;
+    - ``local`` / ``remote`` — the authentication rounds (:class:`Auth`), both required;
+    - ``children`` — the Child SAs (:class:`Child`) by name.
+    """
+
+    legacy_algorithms: bool = False
+    local_addrs: LocalAddrList = (AddressSpec("%any"),)
+    remote_addrs: RemoteAddrList = (AddressSpec("%any"),)
+    local_port: Port = 500
+    remote_port: Port = 500
+    proposals: Proposals = Field(
+        default_factory=lambda: parse_proposals("default", protocol=ProtocolId.IKE), validate_default=False
+    )
+    encap: bool = False
+    mobike: bool = True
+    fragmentation: bool = True
+    send_certreq: bool = True
+    send_cert: SendCert = SendCert.IFASKED
+    dpd_delay: Seconds = 0
+    rekey_time: Seconds = 14400
+    reauth_time: Seconds = 0
+    unique: Unique = Unique.NO
+    keyingtries: Count = 1
+    pools: NameList = ()
+    vips: IPAddrList = ()
+    local: Auth
+    remote: Auth
+    children: Mapping[str, Child] = Field(default_factory=dict)
+
+    @field_validator("proposals", mode="plain")
+    @classmethod
+    def _ike_proposals(cls, value: object, info: ValidationInfo) -> tuple[ProposalSpec, ...]:
+        return parse_proposal_list(value, ProtocolId.IKE, info.data.get("legacy_algorithms") is True)
+
+    @field_validator("children", mode="wrap")
+    @classmethod
+    def _children(cls, value: object, handler: Callable[[object], object], info: ValidationInfo) -> object:
+        """Validate each child with ``allow_legacy`` from this connection in the context."""
+        if not isinstance(value, dict):
+            return handler(value)
+        context = dict(info.context) if isinstance(info.context, dict) else {}
+        context["allow_legacy"] = info.data.get("legacy_algorithms") is True
+        return validate_each(value, lambda _name: Child, context, "children")
+
+    @model_validator(mode="after")
+    def _consistency(self) -> Connection:
+        problems: list[tuple[KeyPath, str, object]] = []
+        if self.local.auth.is_pubkey and not self.local.certs and not self.local.pubkeys:
+            problems.append(
+                (("local", "certs"), f"auth = {quote(self.local.auth)} needs a certificate to send", [])
+            )
+        if self.local.auth.is_eap and self.remote.auth.is_eap:
+            problems.append((("remote", "auth"), "both ends cannot authenticate with EAP", self.remote.auth))
+        can_initiate = any(a.address is not None or a.hostname is not None for a in self.remote_addrs)
+        for name, child in self.children.items():
+            actions = (
+                ("start_action", child.start_action, child.start_action != StartAction.NONE),
+                ("close_action", child.close_action, child.close_action != CloseAction.NONE),
+                ("dpd_action", child.dpd_action, child.dpd_action != DpdAction.CLEAR),
+            )
+            for key, action, initiates in actions:
+                if initiates and not can_initiate:
+                    problems.append(
+                        (
+                            ("children", name, key),
+                            f"{key} = {quote(action)} needs a remote address to initiate to "
+                            "(remote_addrs has no single address or hostname)",
+                            action.value,
+                        )
+                    )
+        raise_issues(problems, "connection")
+        return self
+
+
+class Pool(_Model):
+    """``[pools.NAME]``: virtual IPs handed out to clients (RFC 7296 §3.15).
+
+    - ``addrs`` — a subnet (``10.3.0.0/24``; its network and broadcast addresses are not
+      handed out for IPv4 prefixes up to /30) or a range (``10.3.0.10-10.3.0.200``) (required);
+    - ``dns`` — DNS servers to announce.
+    """
+
+    addrs: Annotated[
+        tuple[IPAddress, IPAddress],
+        PlainValidator(from_string(pool_range)),
+        PlainSerializer(lambda r: f"{r[0]}-{r[1]}"),
+    ]
+    dns: IPAddrList = ()
+
+    @property
+    def size(self) -> int:
+        return int(self.addrs[1]) - int(self.addrs[0]) + 1
+
+
+SecretBytes = Annotated[bytes, PlainValidator(parse_secret)]
+
+
+class _SharedSecret(_Model):
+    id: IdList = ()
+    secret: SecretBytes = Field(repr=False, exclude=True)
+    secret_file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_file(cls, data: object, info: ValidationInfo) -> object:
+        """Load ``secret_file`` into ``secret`` (one trailing newline is dropped)."""
+        if not isinstance(data, dict) or "secret_file" not in data:
+            return data
+        if "secret" in data:
+            fail_at(("secret_file",), "give either secret or secret_file, not both", data["secret_file"])
+        raw = data["secret_file"]
+        if not isinstance(raw, str):
+            return data  # the field reports the type
+        path = Path(raw).expanduser()
+        base = info.context.get("base_dir") if isinstance(info.context, dict) else None
+        if isinstance(base, Path) and not path.is_absolute():
+            path = base / path
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            fail_at(("secret_file",), f"cannot read {quote(str(path))}: {exc.strerror}", raw)
+        content = content.removesuffix(b"\n").removesuffix(b"\r")
+        if not content:
+            fail_at(("secret_file",), f"{quote(str(path))} is empty", raw)
+        return {**data, "secret_file": path, "secret": content}
+
+
+class IkeSecret(_SharedSecret):
+    """``[secrets.ike*]``: an IKE pre-shared key (swanctl's ``secrets.ike<suffix>``).
+
+    - ``id`` — identities this key is for (a string or an array); empty means any;
+    - ``secret`` — the key: a string, ``"0x..."`` hex or ``"0s..."`` base64; or
+    - ``secret_file`` — a file holding the raw key (it should be mode 0600).
+    """
+
+
+class EapSecret(_SharedSecret):
+    """``[secrets.eap*]``: an EAP password (swanctl's ``secrets.eap<suffix>``); keys as for
+    :class:`IkeSecret`, ``id`` naming the EAP user(s)."""
+
+
+class PrivateKeySecret(_Model):
+    """``[secrets.private*]``: a private key for ``pubkey`` authentication.
+
+    - ``file`` — the PEM or DER key file (required);
+    - ``secret`` — its passphrase, if encrypted.
+    """
+
+    file: FileRef
+    secret: SecretBytes | None = Field(default=None, repr=False, exclude=True)
+
+
+Secret: TypeAlias = IkeSecret | EapSecret | PrivateKeySecret
+_SECRET_KINDS: tuple[tuple[str, type[IkeSecret] | type[EapSecret] | type[PrivateKeySecret]], ...] = (
+    ("ike", IkeSecret),
+    ("eap", EapSecret),
+    ("private", PrivateKeySecret),
+)
+
+
+def secret_model_for(name: str) -> type[IkeSecret] | type[EapSecret] | type[PrivateKeySecret] | None:
+    """The model for ``[secrets.NAME]``, chosen by the name's prefix as swanctl does."""
+    for prefix, model in _SECRET_KINDS:
+        if name.lower().startswith(prefix):
+            return model
+    return None
+
+
+class Config(_Model):
+    """The whole file: ``[settings]``, ``[connections.*]``, ``[pools.*]``, ``[secrets.*]``.
+
+    Cross-checks: a connection authenticating with ``psk`` needs an ``ike*`` secret whose
+    ``id`` list is empty or matches its local or remote identity; one whose local round is
+    EAP needs an ``eap*`` secret for its EAP identity; every pool a connection names exists.
+    """
+
+    settings: Settings = Field(default_factory=Settings)
+    connections: Mapping[str, Connection] = Field(default_factory=dict)
+    pools: Mapping[str, Pool] = Field(default_factory=dict)
+    secrets: Mapping[str, Secret] = Field(default_factory=dict)
+
+    @field_validator("secrets", mode="wrap")
+    @classmethod
+    def _secrets(cls, value: object, handler: Callable[[object], object], info: ValidationInfo) -> object:
+        if not isinstance(value, dict):
+            return handler(value)
+        context = dict(info.context) if isinstance(info.context, dict) else {}
+        return validate_each(
+            value,
+            secret_model_for,
+            context,
+            "secrets",
+            "unknown secret type: the name must start with ike, eap or private",
+        )
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        problems: list[tuple[KeyPath, str, object]] = []
+        ike = {n: s for n, s in self.secrets.items() if isinstance(s, IkeSecret)}
+        eap = {n: s for n, s in self.secrets.items() if isinstance(s, EapSecret)}
+        for name, conn in self.connections.items():
+            rounds = [r for r in ("local", "remote") if getattr(conn, r).auth == AuthKind.PSK]
+            if rounds and not any(_covers(s, conn.local.id, conn.remote.id) for s in ike.values()):
+                problems.append(
+                    (
+                        ("connections", name, rounds[0], "auth"),
+                        f'auth = "psk" but no [secrets.ike*] entry has an id matching local id '
+                        f"{quote(str(conn.local.id))} or remote id {quote(str(conn.remote.id))}"
+                        + (f" (have: {', '.join('secrets.' + n for n in ike)})" if ike else ""),
+                        "psk",
+                    )
+                )
+            if conn.local.auth.is_eap:
+                eap_id = conn.local.eap_id or conn.local.id
+                if not any(_covers(s, eap_id, eap_id) for s in eap.values()):
+                    problems.append(
+                        (
+                            ("connections", name, "local", "auth"),
+                            f"auth = {quote(conn.local.auth)} but no [secrets.eap*] entry has an id matching "
+                            f"{quote(str(eap_id))} (local.eap_id or local.id)",
+                            conn.local.auth.value,
+                        )
+                    )
+            for index, pool in enumerate(conn.pools):
+                if pool not in self.pools:
+                    problems.append(
+                        (
+                            ("connections", name, "pools", index),
+                            f"no pool named {quote(pool)} in [pools]",
+                            pool,
+                        )
+                    )
+        raise_issues(problems, "config")
+        return self
+
+
+def _loose_match(a: Identity, b: Identity) -> bool:
+    return a.is_any or b.is_any or a.matches(b) or b.matches(a)
+
+
+def _covers(secret: _SharedSecret, local: Identity, remote: Identity) -> bool:
+    ids: tuple[Identity, ...] = secret.id
+    return not ids or any(_loose_match(i, local) or _loose_match(i, remote) for i in ids)
