@@ -7,6 +7,8 @@ from datetime import timedelta
 
 import pytest
 
+from pyipsec.iana.ikev2 import AuthMethod, HashAlgorithm
+from pyipsec.ike.auth import methods
 from pyipsec.ike.config import AuthClass, AuthConfig, Identity
 from pyipsec.ike.credentials import MemoryCredentials
 from pyipsec.ike.events import ChildSaInstalled, IkeSaClosed, IkeSaEstablished
@@ -117,3 +119,52 @@ def test_certificate_handshake_with_tiny_ike_fragments(link: Link) -> None:
     auth = [d for d in p.sent if d.payload[18] == 35]
     assert all(len(d.payload) <= 100 for d in auth)
     assert len({d.payload for d in auth if str(d.remote.ip) == R_ADDR}) > 16
+
+
+@pytest.mark.parametrize(
+    ("key", "announce", "rsa_pss", "method", "detail"),
+    [
+        ("p256", True, False, AuthMethod.DIGITAL_SIGNATURE, HashAlgorithm.SHA2_256),
+        ("p256", False, False, AuthMethod.ECDSA_SHA_256_P256, None),
+        ("p384", False, False, AuthMethod.ECDSA_SHA_384_P384, None),
+        ("p521", False, False, AuthMethod.ECDSA_SHA_512_P521, None),
+        ("rsa2048", False, False, AuthMethod.RSA_DIGITAL_SIGNATURE, None),
+        ("rsa2048", True, False, AuthMethod.DIGITAL_SIGNATURE, "pkcs1"),
+        ("rsa2048", True, True, AuthMethod.DIGITAL_SIGNATURE, "pss"),
+        ("ed25519", True, False, AuthMethod.DIGITAL_SIGNATURE, HashAlgorithm.IDENTITY),
+    ],
+)
+def test_signature_method_follows_rfc7427_announcement(
+    monkeypatch: pytest.MonkeyPatch,
+    key: pki.KeyKind,
+    announce: bool,
+    rsa_pss: bool,
+    method: AuthMethod,
+    detail: object,
+) -> None:
+    """Method 14 when the peer announced SIGNATURE_HASH_ALGORITHMS, else the key's classic method."""
+    used: list[tuple[AuthMethod, object, bool]] = []
+    real = methods.sign_auth
+
+    def spy(k: object, m: AuthMethod, octets: bytes, h: object = None, *, rsa_pss: bool = False) -> bytes:
+        used.append((m, h, rsa_pss))
+        return real(k, m, octets, h, rsa_pss=rsa_pss)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(methods, "sign_auth", spy)
+    p = cert_pair(key, ca_key="p256" if key == "ed25519" else None)
+    # the responder decides whether it announces; the initiator signs accordingly
+    gw = p.r.engine.config.connections["gw"]
+    p.r.engine.config.connections["gw"] = replace(gw, signature_hashes=announce)  # type: ignore[index]
+    office = p.i.engine.config.connections["office"]
+    p.i.engine.config.connections["office"] = replace(  # type: ignore[index]
+        office, local=replace(office.local, rsa_pss=rsa_pss)
+    )
+    p.initiate()
+    p.run()
+    assert p.i.of(IkeSaEstablished) and p.r.of(IkeSaEstablished)
+    m, h, pss = used[0]  # the initiator signs first
+    assert m is method
+    if isinstance(detail, HashAlgorithm):
+        assert h is detail
+    elif detail in ("pkcs1", "pss"):
+        assert pss is (detail == "pss")

@@ -6,7 +6,9 @@ from dataclasses import replace
 
 import pytest
 
+from pyipsec.config.ids import parse_identity
 from pyipsec.crypto.rand import SeededRandom
+from pyipsec.ike.config import Identity
 from pyipsec.ike.credentials import MemoryCredentials, SharedSecret
 from pyipsec.ike.events import ChildSaFailed, ChildSaInstalled, ChildSaRemoved, IkeSaClosed, IkeSaEstablished
 from pyipsec.ike.state import IkeSaState
@@ -291,3 +293,47 @@ def test_initial_contact_clears_the_stale_sas_of_a_restarted_peer() -> None:
     assert closed and "INITIAL_CONTACT" in closed[0].reason
     (current,) = p.r.engine.sas()
     assert current.sa_id != old.sa_id
+
+
+@pytest.mark.parametrize(
+    ("i_id", "r_id"),
+    [
+        ("192.0.2.1", "192.0.2.2"),
+        ("2001:db8::1", "2001:db8::2"),
+        ("moon@pyipsec.test", "sun@pyipsec.test"),
+        ("@#0102030405", "@#a0b0c0"),
+        ("C=CH, O=pyipsec, CN=moon", "C=CH, O=pyipsec, CN=sun"),
+    ],
+)
+def test_every_identity_type_is_sent_and_matched(i_id: str, r_id: str) -> None:
+    def ident(text: str) -> Identity:
+        parsed = parse_identity(text)
+        return Identity(parsed.id_type, parsed.data)
+
+    p = pair()
+    for side, name, local, remote in ((p.i, "office", i_id, r_id), (p.r, "gw", r_id, i_id)):
+        conn = side.engine.config.connections[name]
+        side.engine.config.connections[name] = replace(  # type: ignore[index]
+            conn,
+            local=replace(conn.local, identity=ident(local)),
+            remote=replace(conn.remote, identity=ident(remote)),
+        )
+    p.initiate()
+    p.run()
+    (ei,) = p.i.of(IkeSaEstablished)
+    (er,) = p.r.of(IkeSaEstablished)
+    assert ident(ei.remote_id) == ident(r_id) if "@#" not in r_id else ei.remote_id == "#" + r_id[2:]
+    assert er.remote_id == str(ident(i_id))
+
+
+def test_responder_rejects_an_unknown_identity_naming_what_is_configured() -> None:
+    p = pair()
+    office = p.i.engine.config.connections["office"]
+    p.i.engine.config.connections["office"] = replace(  # type: ignore[index]
+        office, local=replace(office.local, identity=Identity.fqdn("mars.test"))
+    )
+    p.initiate()
+    p.run()
+    (ri,) = p.r.of(IkeSaClosed)
+    assert "AUTHENTICATION_FAILED" in ri.reason
+    assert "no connection for peer identity mars.test" in ri.reason and "moon.test" in ri.reason

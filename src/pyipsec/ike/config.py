@@ -98,6 +98,7 @@ class AuthConfig:
     identity: Identity = field(default_factory=Identity.any)
     certs: tuple[bytes, ...] = ()  # DER, end entity first (local side)
     cacerts: tuple[bytes, ...] = ()  # DER trust anchors (remote side)
+    rsa_pss: bool = False  # sign with RSASSA-PSS rather than PKCS#1 v1.5 (strongSwan's auth = rsa/pss)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,7 @@ class ConnectionConfig:
     send_certreq: bool = True
     send_cert: SendCert = SendCert.IFASKED
     dpd_delay: float = 0.0
+    signature_hashes: bool = True  # announce SIGNATURE_HASH_ALGORITHMS (RFC 7427) in IKE_SA_INIT
 
     def matches_addresses(self, local: str, remote: str) -> bool:
         def ok(configured: tuple[str, ...], actual: str) -> bool:

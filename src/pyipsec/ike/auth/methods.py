@@ -118,7 +118,7 @@ def build_auth(
         if sa.peer_hashes:
             hash_alg = preferred_hash(key, sa.peer_hashes)
             if hash_alg is not None:
-                data = sign_auth(key, AuthMethod.DIGITAL_SIGNATURE, octets, hash_alg)
+                data = sign_auth(key, AuthMethod.DIGITAL_SIGNATURE, octets, hash_alg, rsa_pss=auth.rsa_pss)
                 return Authentication(AuthMethod.DIGITAL_SIGNATURE, data), cert_payloads
         method = _classic_method(key)
         return Authentication(method, sign_auth(key, method, octets)), cert_payloads

@@ -29,8 +29,9 @@ from pyipsec.errors import (
     NoProposalChosen,
     UnsupportedAlgorithm,
 )
-from pyipsec.iana.ikev2 import CertEncoding, HashAlgorithm, NotifyType, ProtocolId
+from pyipsec.iana.ikev2 import CertEncoding, NotifyType, ProtocolId
 from pyipsec.iana.transforms import KeId
+from pyipsec.ike.auth.methods import ANNOUNCED_HASHES
 from pyipsec.ike.keymat import derive_ike_keys, skeyseed
 from pyipsec.ike.proposal import ProposalSpec, select
 from pyipsec.ike.tasks.base import TaskStatus
@@ -56,12 +57,6 @@ __all__ = ["NONCE_LEN", "IkeInitTask"]
 
 NONCE_LEN = 32  # at least half the PRF key size, RFC 7296 §2.10
 MAX_COOKIE_RETRIES = 3
-SIGNATURE_HASHES = (
-    HashAlgorithm.SHA2_256,
-    HashAlgorithm.SHA2_384,
-    HashAlgorithm.SHA2_512,
-    HashAlgorithm.IDENTITY,
-)
 _ZERO_SPI = bytes(8)
 
 
@@ -220,7 +215,8 @@ def _append_common(sa: IkeSa, out: list[Payload], *, spi_r: bytes) -> None:
     out.append(Notify.nat_detection_destination_ip(nat_hash(sa.spi_i, spi_r, sa.remote)))
     if conn.fragmentation:
         out.append(Notify.of(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
-    out.append(Notify.signature_hash_algorithms(SIGNATURE_HASHES))
+    if conn.signature_hashes:
+        out.append(Notify.signature_hash_algorithms(ANNOUNCED_HASHES))
 
 
 def _read_common(sa: IkeSa, msg: Message) -> None:
