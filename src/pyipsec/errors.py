@@ -18,6 +18,7 @@ __all__ = [
     "ChildSaNotFound",
     "ConfigError",
     "DecodeError",
+    "EapError",
     "FailedCpRequired",
     "IkeError",
     "IntegrityError",
@@ -158,3 +159,8 @@ class InvalidMajorVersion(DecodeError):
 
 class CertificateError(AuthenticationFailed):
     """A peer certificate that cannot be used: malformed, untrusted, expired, wrong usage."""
+
+
+class EapError(AuthenticationFailed):
+    """An EAP conversation that cannot go on: a malformed or unexpected EAP message, or a misuse
+    of an EAP method object (RFC 3748; RFC 7296 §2.16)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from ipaddress import ip_address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from pyipsec.iana.ikev2 import IdType
 from pyipsec.ike.proposal import ProposalSpec
@@ -24,6 +24,7 @@ __all__ = [
     "ConnectionConfig",
     "EngineConfig",
     "Identity",
+    "PoolConfig",
     "SendCert",
 ]
 
@@ -99,6 +100,7 @@ class AuthConfig:
     certs: tuple[bytes, ...] = ()  # DER, end entity first (local side)
     cacerts: tuple[bytes, ...] = ()  # DER trust anchors (remote side)
     rsa_pss: bool = False  # sign with RSASSA-PSS rather than PKCS#1 v1.5 (strongSwan's auth = rsa/pss)
+    eap_identity: str = ""  # EAP peer: the user name sent in EAP-Identity (default: the IKE identity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +131,11 @@ class ConnectionConfig:
     fragmentation: bool = True
     send_certreq: bool = True
     send_cert: SendCert = SendCert.IFASKED
-    dpd_delay: float = 0.0
+    dpd_delay: float = 0.0  # seconds of silence before a liveness check; 0: none
+    rekey_time: float = 14400.0  # IKE SA soft lifetime; 0: never rekey
     signature_hashes: bool = True  # announce SIGNATURE_HASH_ALGORITHMS (RFC 7427) in IKE_SA_INIT
+    pools: tuple[str, ...] = ()  # responder: virtual IPs for peers that ask (CP, RFC 7296 §3.15)
+    vips: tuple[str, ...] = ()  # initiator: ask for virtual IPs, e.g. ("0.0.0.0", "::")
 
     def matches_addresses(self, local: str, remote: str) -> bool:
         def ok(configured: tuple[str, ...], actual: str) -> bool:
@@ -143,10 +148,30 @@ class ConnectionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolConfig:
+    """An address pool for virtual IPs and what goes with them in the CP reply."""
+
+    name: str
+    first: IPv4Address | IPv6Address
+    last: IPv4Address | IPv6Address
+    dns: tuple[IPv4Address | IPv6Address, ...] = ()
+    domains: tuple[str, ...] = ()  # INTERNAL_DNS_DOMAIN (RFC 8598)
+
+    @property
+    def version(self) -> int:
+        return self.first.version
+
+    def contains(self, addr: IPv4Address | IPv6Address) -> bool:
+        return addr.version == self.version and int(self.first) <= int(addr) <= int(self.last)
+
+
+@dataclass(frozen=True, slots=True)
 class EngineConfig:
     connections: Mapping[str, ConnectionConfig]
+    pools: Mapping[str, PoolConfig] = field(default_factory=dict)
     retransmit: RetransmitPolicy = field(default_factory=RetransmitPolicy)
     cookie_threshold: int = 10  # half-open SAs before COOKIEs are demanded (RFC 7296 §2.6)
     half_open_timeout: float = 30.0
     nat_t_port: int = 4500
+    keepalive_interval: float = 20.0  # NAT keepalives when we are behind a NAT (RFC 3948 §4); 0: off
     fragment_size: int = 1280  # largest IKE datagram before fragmenting (RFC 7383 §2.5.1; IPv6 minimum MTU)

@@ -29,6 +29,10 @@ class CredentialStore(Protocol):
         """The private key whose public key (DER SubjectPublicKeyInfo) is given, or None."""
         ...
 
+    def eap_password(self, user: str) -> str | None:
+        """An EAP client's password for the user name ``user``, or None."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class SharedSecret:
@@ -48,9 +52,21 @@ class SharedSecret:
 class MemoryCredentials:
     """A CredentialStore over lists of secrets and private keys."""
 
-    def __init__(self, secrets: Sequence[SharedSecret] = (), private_keys: Sequence[SigningKey] = ()) -> None:
+    def __init__(
+        self,
+        secrets: Sequence[SharedSecret] = (),
+        private_keys: Sequence[SigningKey] = (),
+        eap_passwords: dict[str, str] | None = None,
+    ) -> None:
         self._secrets = list(secrets)
         self._keys = {_spki(k): k for k in private_keys}
+        self._eap = dict(eap_passwords or {})
+
+    def add_eap_password(self, user: str, password: str) -> None:
+        self._eap[user] = password
+
+    def eap_password(self, user: str) -> str | None:
+        return self._eap.get(user)
 
     def add_secret(self, secret: SharedSecret) -> None:
         self._secrets.append(secret)
@@ -70,7 +86,8 @@ class MemoryCredentials:
         return self._keys.get(public_key_der)
 
     def __repr__(self) -> str:
-        return f"MemoryCredentials({len(self._secrets)} secrets, {len(self._keys)} keys)"
+        counts = f"{len(self._secrets)} secrets, {len(self._keys)} keys, {len(self._eap)} EAP users"
+        return f"MemoryCredentials({counts})"
 
 
 def _spki(key: SigningKey) -> bytes:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from pyipsec.crypto.rand import OS_RANDOM, RandomSource
 from pyipsec.errors import DecodeError, UsageError
@@ -25,18 +25,23 @@ from pyipsec.iana.ikev2 import ExchangeType, NotifyType
 from pyipsec.ike.config import ConnectionConfig, EngineConfig
 from pyipsec.ike.cookies import CookieJar
 from pyipsec.ike.credentials import CredentialStore
-from pyipsec.ike.events import Event
+from pyipsec.ike.events import Event, NatKeepalive
 from pyipsec.ike.exchanger import Exchange
-from pyipsec.ike.sa import EngineContext, IkeSa
+from pyipsec.ike.pools import AddressPools, MemoryPools
+from pyipsec.ike.sa import ChildSa, EngineContext, IkeSa
 from pyipsec.ike.state import ChildSaState, IkeSaState
 from pyipsec.ike.tasks.child_create import ChildCreateTask
 from pyipsec.ike.tasks.ike_auth import IkeAuthTask
+from pyipsec.ike.tasks.ike_config import IkeConfigTask
 from pyipsec.ike.tasks.ike_init import IkeInitTask
 from pyipsec.ike.tasks.informational import ChildDeleteTask, IkeDeleteTask, LivenessTask
 from pyipsec.net.addr import Datagram, Endpoint
 from pyipsec.wire.message import Message, decode_message, encode_message
 from pyipsec.wire.payloads.nonce import Nonce
 from pyipsec.wire.payloads.notify import Notify
+
+if TYPE_CHECKING:
+    from pyipsec.ike.eap.base import EapServer
 
 __all__ = ["EngineStats", "IkeEngine", "Output"]
 
@@ -64,8 +69,19 @@ class IkeEngine:
         *,
         rng: RandomSource = OS_RANDOM,
         wall_clock: Callable[[], float] = time.time,
+        pools: AddressPools | None = None,
+        eap_server: Callable[[], EapServer] | None = None,
     ) -> None:
-        self.ctx = EngineContext(config=config, creds=creds, rng=rng, wall_clock=wall_clock)
+        self.ctx = EngineContext(
+            config=config,
+            creds=creds,
+            rng=rng,
+            wall_clock=wall_clock,
+            pools=pools or MemoryPools(),
+            eap_server=eap_server,
+        )
+        self.ctx.adopt = self._adopt
+        self.ctx.new_ike_spi = self._new_spi
         self._sas: dict[bytes, IkeSa] = {}  # by our SPI
         self._half_open: dict[tuple[bytes, Endpoint], IkeSa] = {}
         self._cookies = CookieJar(rng)
@@ -90,11 +106,15 @@ class IkeEngine:
         return min(deadlines, default=None)
 
     def _sa_deadline(self, sa: IkeSa) -> float | None:
-        d = sa.exchanger.deadline()
+        times = [sa.exchanger.deadline()]
         if not sa.initiator and sa.state is IkeSaState.CONNECTING:
-            expiry = sa.created_at + self.config.half_open_timeout
-            d = expiry if d is None else min(d, expiry)
-        return d
+            times.append(sa.created_at + self.config.half_open_timeout)
+        if sa.state is IkeSaState.ESTABLISHED:
+            times += [None if sa.rekeying else sa.rekey_at, sa.dpd_at, self._keepalive_at(sa)]
+            for c in sa.children.values():
+                if c.state is ChildSaState.INSTALLED:
+                    times += [c.expire_at, None if c.rekeying or c.successor else c.rekey_at]
+        return min((t for t in times if t is not None), default=None)
 
     # -- API -------------------------------------------------------------------------------------
 
@@ -106,6 +126,7 @@ class IkeEngine:
         self, connection: str, now: float, *, local: Endpoint | None = None, remote: Endpoint | None = None
     ) -> Output:
         """Start an IKE SA for ``connection`` (with its first child, if it has children)."""
+        self.ctx.now = now
         conn = self.config.connections.get(connection)
         if conn is None:
             raise UsageError(f"no connection named {connection!r}")
@@ -138,7 +159,11 @@ class IkeEngine:
             sa.exchanger.start(
                 Exchange(
                     ExchangeType.IKE_AUTH,
-                    [IkeAuthTask(), ChildCreateTask(in_ike_auth=True, config=sa.first_child)],
+                    [
+                        IkeAuthTask(),
+                        IkeConfigTask(),
+                        ChildCreateTask(in_ike_auth=True, config=sa.first_child),
+                    ],
                 ),
                 now,
             )
@@ -194,6 +219,7 @@ class IkeEngine:
     # -- input ------------------------------------------------------------------------------------
 
     def handle_timer(self, now: float) -> Output:
+        self.ctx.now = now
         self._cookies.rotate_if_due(now)
         for sa in self.sas():
             half_open = not sa.initiator and sa.state is IkeSaState.CONNECTING
@@ -202,6 +228,73 @@ class IkeEngine:
                 sa.close("half-open SA expired")
                 continue
             self._guarded(sa, lambda sa=sa: sa.exchanger.on_timer(now))  # type: ignore[misc]
+            if sa.state is IkeSaState.ESTABLISHED:
+                self._guarded(sa, lambda sa=sa: self._lifetimes(sa, now))  # type: ignore[misc]
+        return self._drain()
+
+    def _lifetimes(self, sa: IkeSa, now: float) -> None:
+        """Rekey Child SAs at their soft lifetime, delete them at the hard one; DPD; IKE rekey."""
+        for child in list(sa.children.values()):
+            if child.state is not ChildSaState.INSTALLED:
+                continue
+            if child.expire_at is not None and now >= child.expire_at:
+                sa.log.info("Child SA %s{%d} reached its hard lifetime", child.name, child.child_id)
+                child.expire_at = None
+                sa.exchanger.start(
+                    Exchange(ExchangeType.INFORMATIONAL, [ChildDeleteTask(child, "hard lifetime expired")]),
+                    now,
+                )
+            elif (
+                child.rekey_at is not None
+                and now >= child.rekey_at
+                and not child.rekeying
+                and not child.successor
+            ):
+                self._rekey_child(sa, child, now)
+        if sa.rekey_at is not None and now >= sa.rekey_at and not sa.rekeying:
+            self._rekey_ike(sa, now)
+        keepalive_at = self._keepalive_at(sa)
+        if keepalive_at is not None and now >= keepalive_at:
+            sa.last_sent = now
+            sa.events.append(NatKeepalive(sa.sa_id, sa.local, sa.remote))
+        if sa.dpd_at is not None and now >= sa.dpd_at:
+            sa.dpd_at = None
+            if not sa.exchanger.busy():
+                sa.exchanger.start(Exchange(ExchangeType.INFORMATIONAL, [LivenessTask()]), now)
+
+    def _keepalive_at(self, sa: IkeSa) -> float | None:
+        interval = self.config.keepalive_interval
+        return sa.last_sent + interval if sa.nat_local and interval > 0 else None
+
+    def _rekey_child(self, sa: IkeSa, child: ChildSa, now: float) -> None:
+        sa.log.info("rekeying Child SA %s{%d}", child.name, child.child_id)
+        child.rekeying = True
+        sa.exchanger.start(
+            Exchange(ExchangeType.CREATE_CHILD_SA, [ChildCreateTask(in_ike_auth=False, rekey=child)]), now
+        )
+
+    def rekey_child(self, sa_id: int, child_id: int, now: float) -> Output:
+        """Rekey one Child SA now (CREATE_CHILD_SA with REKEY_SA)."""
+        sa = self._established(sa_id)
+        child = sa.children.get(child_id)
+        if child is None or child.state is not ChildSaState.INSTALLED or child.successor is not None:
+            raise UsageError(f"no installed Child SA #{child_id} on IKE SA #{sa_id}")
+        self.ctx.now = now
+        self._rekey_child(sa, child, now)
+        return self._drain()
+
+    def _rekey_ike(self, sa: IkeSa, now: float) -> None:
+        from pyipsec.ike.tasks.ike_rekey import IkeRekeyTask  # noqa: PLC0415
+
+        sa.log.info("rekeying the IKE SA")
+        sa.rekeying = True
+        sa.exchanger.start(Exchange(ExchangeType.CREATE_CHILD_SA, [IkeRekeyTask()]), now)
+
+    def rekey_ike(self, sa_id: int, now: float) -> Output:
+        """Rekey the IKE SA now (CREATE_CHILD_SA with an IKE proposal, RFC 7296 §1.3.2)."""
+        sa = self._established(sa_id)
+        self.ctx.now = now
+        self._rekey_ike(sa, now)
         return self._drain()
 
     @staticmethod
@@ -214,6 +307,7 @@ class IkeEngine:
             sa.close(f"internal error: {type(exc).__name__}: {exc}")
 
     def receive_datagram(self, dgram: Datagram, now: float) -> Output:
+        self.ctx.now = now
         try:
             msg = decode_message(dgram.payload)
         except DecodeError as exc:
@@ -341,12 +435,17 @@ class IkeEngine:
             if sa.outbox:
                 out.extend(sa.outbox)
                 sa.outbox.clear()
+                sa.last_sent = self.ctx.now
             if sa.events:
                 events.extend(sa.events)
                 sa.events.clear()
             if sa.state is IkeSaState.CLOSED:
                 self._forget(sa)
         return Output(tuple(out), tuple(events))
+
+    def _adopt(self, sa: IkeSa) -> None:
+        """Register an IKE SA created by a rekey."""
+        self._sas[sa.our_spi] = sa
 
     def _forget(self, sa: IkeSa) -> None:
         for table_key in [k for k, v in self._sas.items() if v is sa]:

@@ -8,6 +8,7 @@ excluded from ``repr`` so that logging an event never leaks them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from pyipsec.iana.transforms import EncrId, IntegId
 from pyipsec.net.addr import Endpoint
@@ -16,11 +17,14 @@ from pyipsec.wire.payloads.ts import TrafficSelector
 __all__ = [
     "ChildSaFailed",
     "ChildSaInstalled",
+    "ChildSaOutboundActivated",
     "ChildSaRemoved",
     "EspSaParams",
     "Event",
     "IkeSaClosed",
     "IkeSaEstablished",
+    "NatKeepalive",
+    "VirtualIpAssigned",
 ]
 
 
@@ -59,6 +63,7 @@ class IkeSaEstablished:
     local_id: str
     remote_id: str
     proposal: str
+    rekeyed_from: int | None = None  # the IKE SA this one replaces (rekey, RFC 7296 §1.3.2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +76,27 @@ class IkeSaClosed:
 
 @dataclass(frozen=True, slots=True)
 class ChildSaInstalled:
+    """A new Child SA. With ``outbound_active`` False only its inbound half is to be used yet
+    (the responder of a rekey, make-before-break); :class:`ChildSaOutboundActivated` follows."""
+
     sa_id: int
     connection: str
     child: str
     child_id: int
     proposal: str
     params: EspSaParams
+    outbound_active: bool = True
+    replaces: int | None = None  # child_id of the Child SA this one rekeys
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSaOutboundActivated:
+    """Send on this Child SA from now on (the peer has switched to it)."""
+
+    sa_id: int
+    connection: str
+    child_id: int
+    spi_out: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,4 +118,34 @@ class ChildSaFailed:
     reason: str
 
 
-Event = IkeSaEstablished | IkeSaClosed | ChildSaInstalled | ChildSaRemoved | ChildSaFailed
+@dataclass(frozen=True, slots=True)
+class VirtualIpAssigned:
+    """The gateway gave us inner addresses and DNS settings (initiator side, RFC 7296 §2.19)."""
+
+    sa_id: int
+    connection: str
+    addresses: tuple[IPv4Address | IPv6Address, ...]
+    dns: tuple[IPv4Address | IPv6Address, ...]
+    domains: tuple[str, ...]
+    subnets: tuple[IPv4Network | IPv6Network, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NatKeepalive:
+    """Send a NAT keepalive (the single octet 0xFF on the NAT-T port, RFC 3948 §2.3) now."""
+
+    sa_id: int
+    local: Endpoint
+    remote: Endpoint
+
+
+Event = (
+    IkeSaEstablished
+    | IkeSaClosed
+    | ChildSaInstalled
+    | ChildSaOutboundActivated
+    | ChildSaRemoved
+    | ChildSaFailed
+    | VirtualIpAssigned
+    | NatKeepalive
+)

@@ -73,6 +73,7 @@ class Exchanger:
         self.protect_in: SkProtector | None = None
         self.dropped = 0  # messages dropped (bad ICV, unexpected IDs, malformed plaintext)
         self.reassembly = {False: Reassembler(), True: Reassembler()}  # requests / responses
+        self._in_response = False  # tasks may queue exchanges while a response is processed
 
     # -- keys --------------------------------------------------------------------------------
 
@@ -93,7 +94,12 @@ class Exchanger:
         return self.inflight is not None or bool(self.queue)
 
     def kick(self, now: float) -> None:
-        if self.inflight is not None or not self.queue or self.sa.state is IkeSaState.CLOSED:
+        if (
+            self.inflight is not None
+            or self._in_response
+            or not self.queue
+            or self.sa.state is IkeSaState.CLOSED
+        ):
             return
         self._send_request(self.queue.popleft(), now)
 
@@ -204,11 +210,13 @@ class Exchanger:
         plain = self._open(msg)
         if plain is None:
             return
+        sa.heard(now)
         if msg.exchange_type is ExchangeType.IKE_SA_INIT:
             sa.init_response = msg.raw
         ex = fl.exchange
         self.inflight = None
         statuses: list[TaskStatus] = []
+        self._in_response = True
         try:
             try:
                 for task in ex.tasks:
@@ -216,10 +224,12 @@ class Exchanger:
             except PyIpsecError as exc:
                 raise _as_ike_error(exc) from exc
         except IkeError as exc:
+            self._in_response = False
             self.next_out += 1
             sa.log.info("%s failed: %s", ex.exchange_type.name, exc)
             sa.fail(exc, during=ex.exchange_type)
             return
+        self._in_response = False
         if TaskStatus.RETRY in statuses:
             sa.log.debug("retrying %s", ex.exchange_type.name)
             self._send_request(ex, now)
@@ -254,6 +264,7 @@ class Exchanger:
         plain = self._open(msg)
         if plain is None:
             return
+        sa.heard(now)
         if msg.exchange_type is ExchangeType.IKE_SA_INIT:
             sa.init_request = msg.raw
         from pyipsec.ike.tasks.responder import responder_tasks  # noqa: PLC0415 - tasks import us

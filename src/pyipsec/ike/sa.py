@@ -20,16 +20,20 @@ from pyipsec.crypto.rand import RandomSource
 from pyipsec.crypto.registry import REGISTRY, AeadSpec, CipherSpec, IntegSpec, KeInitiator, PrfSpec
 from pyipsec.iana.ikev2 import HashAlgorithm
 from pyipsec.iana.transforms import KeId
-from pyipsec.ike.config import ChildConfig, ConnectionConfig, EngineConfig, Identity
+from pyipsec.ike.config import ChildConfig, ConnectionConfig, EngineConfig, Identity, PoolConfig
 from pyipsec.ike.credentials import CredentialStore
 from pyipsec.ike.events import Event
 from pyipsec.ike.keymat import IkeKeys
+from pyipsec.ike.pools import AddressPools, MemoryPools
 from pyipsec.ike.proposal import ChosenProposal
 from pyipsec.ike.state import ChildSaState, IkeSaState, transition
-from pyipsec.net.addr import Datagram, Endpoint
+from pyipsec.net.addr import Datagram, Endpoint, IPAddress
+from pyipsec.wire.message import Message
+from pyipsec.wire.payloads.ident import Identification
 from pyipsec.wire.payloads.ts import TrafficSelector
 
 if TYPE_CHECKING:
+    from pyipsec.ike.eap.base import EapPeer, EapServer
     from pyipsec.ike.exchanger import Exchanger  # noqa: F401
 
 __all__ = ["ChildSa", "EngineContext", "IkeSa", "SaLogAdapter"]
@@ -44,11 +48,14 @@ class EngineContext:
     config: EngineConfig
     creds: CredentialStore
     rng: RandomSource
-    wall_clock: Callable[[], float] = field(
-        default=lambda: 0.0
-    )  # seconds since the epoch, for X.509 validity
+    wall_clock: Callable[[], float] = field(default=lambda: 0.0)  # seconds since the epoch (X.509)
+    pools: AddressPools = field(default_factory=MemoryPools)
+    eap_server: Callable[[], EapServer] | None = None  # a fresh EAP server conversation per IKE SA
     next_sa_id: int = 1
     next_child_id: int = 1
+    now: float = 0.0  # the time of the call being processed, set by the engine
+    adopt: Callable[[IkeSa], None] = field(default=lambda sa: None)  # the engine registers new SAs (rekey)
+    new_ike_spi: Callable[[], bytes] = field(default=lambda: b"")  # a fresh SPI unique in the engine
 
     def new_sa_id(self) -> int:
         self.next_sa_id += 1
@@ -78,6 +85,12 @@ class ChildSa:
         self.remote_ts: tuple[TrafficSelector, ...] = ()
         self.mode = config.mode
         self.installed_at = 0.0
+        self.rekey_at: float | None = None  # soft lifetime (with jitter): start a rekey
+        self.expire_at: float | None = None  # hard lifetime: delete
+        self.rekeying = False  # our CREATE_CHILD_SA rekey of this child is in flight
+        self.successor: ChildSa | None = None  # the child that replaces this one (rekey)
+        self.peer_rekey: tuple[bytes, bytes, ChildSa] | None = None  # (Ni, Nr, new child) of the peer's rekey
+        self.outbound_active = True
 
     @property
     def name(self) -> str:
@@ -146,6 +159,25 @@ class IkeSa:
         self.children: dict[int, ChildSa] = {}
         self.first_child: ChildConfig | None = None
         self.initial_contact = False  # the peer said it has no other SA with us (RFC 7296 §2.4)
+        self.rekey_at: float | None = None  # IKE SA soft lifetime
+        self.rekeying = False
+        self.dpd_at: float | None = None  # next liveness check when the peer has been quiet
+        self.replaced_by: int | None = None  # the IKE SA this one was rekeyed into
+        self.last_sent = now  # for NAT keepalives: anything we send keeps the mapping alive
+
+        # IKE_AUTH in several rounds (EAP, RFC 7296 §2.16)
+        self.auth_first_request: Message | None = None  # responder: carries the CP and Child SA requests
+        self.auth_complete = False  # the peer is authenticated (responder: in this request)
+        self.eap_server: EapServer | None = None
+        self.eap_peer: EapPeer | None = None
+        self.eap_identity = ""
+        self.our_id_payload: Identification | None = None  # responder: IDr as sent (for the MSK AUTH)
+        self.peer_id_payload: Identification | None = None  # responder: IDi as received
+
+        # Configuration payload (RFC 7296 §2.19)
+        self.vips_requested: tuple[int, ...] = ()  # initiator: IP versions asked for
+        self.virtual_ips: tuple[IPAddress, ...] = ()  # initiator: assigned to us; responder: to the peer
+        self.leases: list[tuple[PoolConfig, IPAddress]] = []  # responder: to release when the SA goes
 
         self.outbox: list[Datagram] = []
         self.events: list[Event] = []
@@ -214,6 +246,22 @@ class IkeSa:
     def child_by_spi_out(self, spi: bytes) -> ChildSa | None:
         return next((c for c in self.children.values() if c.spi_out == spi), None)
 
+    def schedule_lifetimes(self) -> None:
+        """IKE rekey (with jitter, like the Child SAs) and the first DPD, from now."""
+        conn, now = self.connection, self.ctx.now
+        if conn is None:
+            return
+        if conn.rekey_time > 0:
+            jitter = conn.rekey_time / 10 * int.from_bytes(self.ctx.rng.random_bytes(2), "big") / 65535
+            self.rekey_at = now + conn.rekey_time - jitter
+        self.heard(now)
+
+    def heard(self, now: float) -> None:
+        """An authenticated message arrived: the peer is alive; push DPD back."""
+        conn = self.connection
+        if conn is not None and conn.dpd_delay > 0 and self.state is IkeSaState.ESTABLISHED:
+            self.dpd_at = now + conn.dpd_delay
+
     def setup_crypto(self) -> None:
         """Look up the transforms of the chosen IKE proposal."""
         assert self.proposal is not None and self.proposal.prf is not None and self.proposal.encr is not None
@@ -264,6 +312,9 @@ class IkeSa:
                 )
             child.state = ChildSaState.CLOSED
         self.state = transition(self.state, IkeSaState.CLOSED)
+        for pool, addr in self.leases:
+            self.ctx.pools.release(pool, addr)
+        self.leases.clear()
         self.exchanger.inflight = None
         self.exchanger.queue.clear()
         self.events.append(IkeSaClosed(self.sa_id, self.name, reason, self.was_established))

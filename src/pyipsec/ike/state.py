@@ -34,22 +34,28 @@ class ChildSaState(Enum):
 _IKE: dict[IkeSaState, frozenset[IkeSaState]] = {
     IkeSaState.CREATED: frozenset({IkeSaState.CONNECTING, IkeSaState.CLOSED}),
     IkeSaState.CONNECTING: frozenset({IkeSaState.ESTABLISHED, IkeSaState.DELETING, IkeSaState.CLOSED}),
-    IkeSaState.ESTABLISHED: frozenset({IkeSaState.REKEYING, IkeSaState.DELETING, IkeSaState.CLOSED}),
+    IkeSaState.ESTABLISHED: frozenset(
+        {IkeSaState.REKEYING, IkeSaState.REKEYED, IkeSaState.DELETING, IkeSaState.CLOSED}
+    ),
     IkeSaState.REKEYING: frozenset(
         {IkeSaState.ESTABLISHED, IkeSaState.REKEYED, IkeSaState.DELETING, IkeSaState.CLOSED}
     ),
-    IkeSaState.REKEYED: frozenset({IkeSaState.DELETING, IkeSaState.CLOSED}),
+    IkeSaState.REKEYED: frozenset({IkeSaState.DELETING, IkeSaState.CLOSED}),  # waits for its Delete
     IkeSaState.DELETING: frozenset({IkeSaState.CLOSED}),
     IkeSaState.CLOSED: frozenset(),
 }
 
 _CHILD: dict[ChildSaState, frozenset[ChildSaState]] = {
     ChildSaState.CREATING: frozenset({ChildSaState.INSTALLED, ChildSaState.CLOSED}),
-    ChildSaState.INSTALLED: frozenset({ChildSaState.REKEYING, ChildSaState.DELETING, ChildSaState.CLOSED}),
+    ChildSaState.INSTALLED: frozenset(
+        {ChildSaState.REKEYING, ChildSaState.REKEYED, ChildSaState.DELETING, ChildSaState.CLOSED}
+    ),
     ChildSaState.REKEYING: frozenset(
         {ChildSaState.INSTALLED, ChildSaState.REKEYED, ChildSaState.DELETING, ChildSaState.CLOSED}
     ),
-    ChildSaState.REKEYED: frozenset({ChildSaState.DELETING, ChildSaState.CLOSED}),
+    ChildSaState.REKEYED: frozenset(
+        {ChildSaState.DELETING, ChildSaState.CLOSED}
+    ),  # replaced, awaiting Delete
     ChildSaState.DELETING: frozenset({ChildSaState.CLOSED}),
     ChildSaState.CLOSED: frozenset(),
 }

@@ -20,8 +20,16 @@ from typing import TYPE_CHECKING
 
 from pyipsec.config.proposals import format_proposal
 from pyipsec.crypto.registry import REGISTRY, AeadSpec
-from pyipsec.errors import IkeError, InvalidKePayload, InvalidSyntax, NoProposalChosen, TsUnacceptable
-from pyipsec.iana.ikev2 import NotifyType, PayloadType, ProtocolId
+from pyipsec.errors import (
+    ChildSaNotFound,
+    IkeError,
+    InvalidKePayload,
+    InvalidSyntax,
+    NoProposalChosen,
+    TemporaryFailure,
+    TsUnacceptable,
+)
+from pyipsec.iana.ikev2 import ExchangeType, NotifyType, PayloadType, ProtocolId
 from pyipsec.iana.transforms import EsnId, IntegId, KeId
 from pyipsec.ike.config import ChildConfig
 from pyipsec.ike.events import ChildSaFailed, ChildSaInstalled, EspSaParams
@@ -51,8 +59,20 @@ __all__ = ["ChildCreateTask"]
 def _dynamic(
     sa: IkeSa, configured: tuple[TrafficSelector, ...], *, local: bool
 ) -> tuple[TrafficSelector, ...]:
+    """Configured selectors, or "dynamic": the side's virtual IP(s), else its IKE address.
+
+    An initiator that asks for a virtual IP proposes the whole address space of each family
+    it asked for, for the responder to narrow to the address it assigns (RFC 7296 §2.9).
+    """
     if configured:
         return configured
+    ours_virtual = local == sa.initiator  # the initiator's side is the one with virtual IPs
+    if ours_virtual and sa.virtual_ips:
+        return tuple(TrafficSelector.from_range(ip, ip) for ip in sa.virtual_ips)
+    if local and sa.initiator and sa.vips_requested:
+        return tuple(
+            TrafficSelector.from_network("0.0.0.0/0" if v == 4 else "::/0") for v in sa.vips_requested
+        )
     ip = sa.local.ip if local else sa.remote.ip
     return (TrafficSelector.from_range(ip, ip),)
 
@@ -66,9 +86,12 @@ def _without_ke(spec: ProposalSpec) -> ProposalSpec:
 class ChildCreateTask:
     """One Child SA; ``in_ike_auth`` selects the IKE_AUTH flavour (no nonce, no KE)."""
 
-    def __init__(self, *, in_ike_auth: bool, config: ChildConfig | None = None) -> None:
+    def __init__(
+        self, *, in_ike_auth: bool, config: ChildConfig | None = None, rekey: ChildSa | None = None
+    ) -> None:
         self.in_ike_auth = in_ike_auth
-        self.config = config
+        self.config = config if rekey is None else rekey.config
+        self.rekey = rekey  # initiator: the Child SA this exchange replaces (RFC 7296 §1.3.3)
         self.child: ChildSa | None = None
         self.error: IkeError | None = None
         self.nonce_i = b""
@@ -79,6 +102,7 @@ class ChildCreateTask:
         self.ke_public = b""
         self.ts_i: tuple[TrafficSelector, ...] = ()
         self.ts_r: tuple[TrafficSelector, ...] = ()
+        self.rekey_of: ChildSa | None = None  # responder: the Child SA the peer rekeys
 
     def _proposals(self, cfg: ChildConfig) -> tuple[ProposalSpec, ...]:
         return tuple(_without_ke(p) for p in cfg.esp_proposals) if self.in_ike_auth else cfg.esp_proposals
@@ -87,13 +111,16 @@ class ChildCreateTask:
 
     def build_i(self, sa: IkeSa, req: list[Payload]) -> None:
         cfg = self.config
-        if cfg is None:
-            return  # childless IKE SA
+        if cfg is None or (self.child is not None and self.in_ike_auth):
+            return  # childless IKE SA, or a later IKE_AUTH round (EAP): the request went in the first
         if self.child is None:
             self.child = ChildSa(child_id=sa.ctx.new_child_id(), config=cfg, spi_in=sa.new_spi_in())
             sa.children[self.child.child_id] = self.child
         spi = self.child.spi_in
         proposals = self._proposals(cfg)
+        if self.rekey is not None:
+            self.rekey.rekeying = True
+            req.append(Notify.rekey_sa(ProtocolId.ESP, self.rekey.spi_in))
         req.append(SecurityAssociation(tuple(p.to_wire(n, spi) for n, p in enumerate(proposals, 1))))
         if not self.in_ike_auth:
             self.nonce_i = sa.ctx.rng.random_bytes(NONCE_LEN)
@@ -104,8 +131,11 @@ class ChildCreateTask:
                     self.ke_group = group
                     self.ke = REGISTRY.ke(group).initiate(sa.ctx.rng)
                 req.append(KeyExchange(group, self.ke.public))
-        self.ts_i = _dynamic(sa, cfg.local_ts, local=True)
-        self.ts_r = _dynamic(sa, cfg.remote_ts, local=False)
+        if self.rekey is not None:
+            self.ts_i, self.ts_r = self.rekey.local_ts, self.rekey.remote_ts
+        else:
+            self.ts_i = _dynamic(sa, cfg.local_ts, local=True)
+            self.ts_r = _dynamic(sa, cfg.remote_ts, local=False)
         req.append(TrafficSelectors(PayloadType.TSi, self.ts_i))
         req.append(TrafficSelectors(PayloadType.TSr, self.ts_r))
         if cfg.mode == "transport":
@@ -113,17 +143,53 @@ class ChildCreateTask:
 
     def process_i(self, sa: IkeSa, resp: Message) -> TaskStatus:
         cfg, child = self.config, self.child
-        if cfg is None or child is None:
+        if cfg is None or child is None or child.state is not ChildSaState.CREATING:
             return TaskStatus.DONE
+        if self.in_ike_auth and not sa.auth_complete:
+            return TaskStatus.DONE  # an EAP round: the Child SA comes with the last response
         try:
             self._check_reply(sa, resp, cfg, child)
         except IkeError as exc:
             if not self.in_ike_auth and isinstance(exc, InvalidKePayload):
                 raise
             self._failed(sa, child, str(exc))
+            if self.rekey is not None:
+                self.rekey.rekeying = False
             return TaskStatus.DONE
         self._install(sa, child, initiator=True)
+        if self.rekey is not None:
+            self._rekeyed(sa, self.rekey, child)
         return TaskStatus.DONE
+
+    def _rekeyed(self, sa: IkeSa, old: ChildSa, new: ChildSa) -> None:
+        """Our rekey of ``old`` completed: delete the old SA, or resolve a collision (§2.8.1)."""
+        from pyipsec.ike.exchanger import Exchange  # noqa: PLC0415 - the exchanger imports the tasks
+        from pyipsec.ike.tasks.informational import ChildDeleteTask, activate  # noqa: PLC0415
+
+        old.rekeying = False
+        if old.peer_rekey is not None:
+            # Both sides rekeyed ``old``. The new SA made with the lowest of the four nonces is
+            # redundant; the side that made it deletes it. The other side deletes ``old``.
+            p_ni, p_nr, theirs = old.peer_rekey
+            if min(self.nonce_i, self.nonce_r) < min(p_ni, p_nr):
+                sa.log.info("rekey collision on %s{%d}: ours is redundant", old.name, old.child_id)
+                old.successor = theirs
+                activate(sa, theirs)  # the peer made theirs as initiator: both its halves are in place
+                sa.exchanger.start(
+                    Exchange(
+                        ExchangeType.INFORMATIONAL,
+                        [ChildDeleteTask(new, "redundant after a rekey collision")],
+                    ),
+                    sa.ctx.now,
+                )
+                return
+            sa.log.info("rekey collision on %s{%d}: ours wins", old.name, old.child_id)
+        old.successor = new
+        if old.state is ChildSaState.INSTALLED:
+            old.set_state(ChildSaState.REKEYED)
+        sa.exchanger.start(
+            Exchange(ExchangeType.INFORMATIONAL, [ChildDeleteTask(old, "rekeyed")]), sa.ctx.now
+        )
 
     def _check_reply(self, sa: IkeSa, resp: Message, cfg: ChildConfig, child: ChildSa) -> None:
         raise_peer_error(resp)
@@ -167,6 +233,10 @@ class ChildCreateTask:
     # -- responder ------------------------------------------------------------------------------
 
     def process_r(self, sa: IkeSa, req: Message) -> None:
+        if self.in_ike_auth:
+            if not sa.auth_complete or sa.auth_first_request is None:
+                return  # an EAP round: the Child SA is answered once the peer is authenticated
+            req = sa.auth_first_request
         sa_payload = req.find(SecurityAssociation)
         if sa_payload is None and self.in_ike_auth:
             return  # childless (RFC 6023)
@@ -190,7 +260,17 @@ class ChildCreateTask:
         proposed_i, proposed_r = selectors_of(tsi.selectors), selectors_of(tsr.selectors)
         transport = req.notify(NotifyType.USE_TRANSPORT_MODE) is not None
         ts_match = False
-        for cfg in conn.children:
+        candidates = conn.children
+        rekey = req.notify(NotifyType.REKEY_SA)
+        if rekey is not None and not self.in_ike_auth:
+            old = sa.child_by_spi_out(rekey.spi)
+            if old is None or old.state not in (ChildSaState.INSTALLED, ChildSaState.REKEYING):
+                raise ChildSaNotFound(f"peer rekeys Child SA {rekey.spi.hex()}, which we do not have")
+            if old.successor is not None:
+                raise TemporaryFailure(f"Child SA {old.name}{{{old.child_id}}} is already rekeyed")
+            self.rekey_of = old
+            candidates = (old.config,)
+        for cfg in candidates:
             ts_i = narrow(proposed_i, _dynamic(sa, cfg.remote_ts, local=False))
             ts_r = narrow(proposed_r, _dynamic(sa, cfg.local_ts, local=True))
             if not ts_i or not ts_r:
@@ -244,6 +324,14 @@ class ChildCreateTask:
         sa.children[child.child_id] = child
         self.child = child
         self.config = cfg
+        old = self.rekey_of
+        if old is not None:
+            child.outbound_active = False  # until the peer deletes the old SA (make-before-break)
+            if old.rekeying:
+                old.peer_rekey = (self.nonce_i, self.nonce_r, child)
+            else:
+                old.successor = child
+                old.set_state(ChildSaState.REKEYED)
 
     def build_r(self, sa: IkeSa, resp: list[Payload]) -> None:
         if self.error is not None:
@@ -309,6 +397,7 @@ class ChildCreateTask:
             integ_key_out=a_out,
         )
         child.set_state(ChildSaState.INSTALLED)
+        _schedule(sa, child)
         proposal = format_proposal(chosen.to_spec())
         sa.log.info(
             "Child SA %s{%d} established: SPIs %s_i %s_o, %s, %s === %s",
@@ -320,7 +409,32 @@ class ChildCreateTask:
             _ts(child.local_ts),
             _ts(child.remote_ts),
         )
-        sa.events.append(ChildSaInstalled(sa.sa_id, sa.name, child.name, child.child_id, proposal, params))
+        replaced = self.rekey or self.rekey_of
+        sa.events.append(
+            ChildSaInstalled(
+                sa.sa_id,
+                sa.name,
+                child.name,
+                child.child_id,
+                proposal,
+                params,
+                outbound_active=child.outbound_active,
+                replaces=replaced.child_id if replaced is not None else None,
+            )
+        )
+
+
+def _schedule(sa: IkeSa, child: ChildSa) -> None:
+    """Soft and hard lifetimes, the soft one with random jitter so both peers do not rekey
+    at once by design (up to a tenth of the rekey time earlier, like strongSwan's rand_time)."""
+    now = sa.ctx.now
+    child.installed_at = now
+    cfg = child.config
+    if cfg.rekey_time > 0:
+        jitter = cfg.rekey_time / 10 * int.from_bytes(sa.ctx.rng.random_bytes(2), "big") / 65535
+        child.rekey_at = now + cfg.rekey_time - jitter
+    if cfg.life_time > 0:
+        child.expire_at = now + max(cfg.life_time, cfg.rekey_time)
 
 
 def _ts(selectors: tuple[TrafficSelector, ...] | list[TrafficSelector]) -> str:

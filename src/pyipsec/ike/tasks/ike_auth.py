@@ -19,10 +19,20 @@ from typing import TYPE_CHECKING
 
 from pyipsec.crypto import x509 as certs
 from pyipsec.errors import AuthenticationFailed, InvalidSyntax
-from pyipsec.iana.ikev2 import CertEncoding, NotifyType, PayloadType
-from pyipsec.ike.auth.methods import build_auth, id_payload_for, local_identity, method_fits, verify_peer_auth
+from pyipsec.iana.ikev2 import AuthMethod, CertEncoding, NotifyType, PayloadType
+from pyipsec.ike.auth.methods import (
+    build_auth,
+    id_payload_for,
+    local_identity,
+    method_fits,
+    signed_octets,
+    verify_peer_auth,
+)
 from pyipsec.ike.config import AuthClass, ConnectionConfig, Identity, SendCert
+from pyipsec.ike.eap.base import EapOutcome
+from pyipsec.ike.eap.mschapv2 import MsChapV2Peer
 from pyipsec.ike.events import IkeSaEstablished
+from pyipsec.ike.keymat import psk_auth, verify_psk_auth
 from pyipsec.ike.proposal import select
 from pyipsec.ike.state import IkeSaState
 from pyipsec.ike.tasks.base import TaskStatus
@@ -30,7 +40,8 @@ from pyipsec.ike.tasks.common import describe_ours, raise_peer_error
 from pyipsec.wire.message import Message
 from pyipsec.wire.payloads.auth import Authentication
 from pyipsec.wire.payloads.base import Payload
-from pyipsec.wire.payloads.cert import CertificateRequest
+from pyipsec.wire.payloads.cert import Certificate, CertificateRequest
+from pyipsec.wire.payloads.eap import EapPayload
 from pyipsec.wire.payloads.ident import Identification
 from pyipsec.wire.payloads.notify import Notify
 
@@ -57,6 +68,8 @@ def _established(sa: IkeSa) -> None:
     assert sa.proposal is not None
     sa.set_state(IkeSaState.ESTABLISHED)
     sa.was_established = True
+    sa.established_at = sa.ctx.now
+    sa.schedule_lifetimes()
     proposal = format_proposal(sa.proposal.to_spec())
     sa.log.info(
         "IKE SA established: %s - %s, %s%s",
@@ -82,44 +95,117 @@ def _established(sa: IkeSa) -> None:
 
 
 class IkeAuthTask:
+    """IKE_AUTH in one round (PSK, certificates) or several (EAP, RFC 7296 §2.16).
+
+    With EAP the initiator sends no AUTH at first; the responder answers with its own
+    (certificate) AUTH and the first EAP request; EAP messages go back and forth; after
+    EAP-Success both sides send AUTH computed with the EAP MSK in place of a PSK. The
+    responder keeps the first request (``sa.auth_first_request``): its CP and Child SA
+    requests are answered in the last round, once the peer is authenticated.
+    """
+
     def __init__(self) -> None:
         self._resp_conn: ConnectionConfig | None = None
+        self._out: list[Payload] = []  # responder: what build_r sends
+        self._eap_failed = False
+        # initiator state across rounds
+        self._round = 0
+        self._next: list[Payload] = []
+        self._idr: Identification | None = None
+        self._idi: Identification | None = None
+        self._eap_failure = False
 
     # -- initiator ------------------------------------------------------------------------------
 
     def build_i(self, sa: IkeSa, req: list[Payload]) -> None:
+        if self._round > 0:
+            req.extend(self._next)  # an EAP response, or the MSK AUTH after EAP-Success
+            return
         conn = sa.connection
         assert conn is not None
         sa.local_id = local_identity(conn.local, sa)
         sa.remote_id = conn.remote.identity
         idi = id_payload_for(sa.local_id, PayloadType.IDi)
-        auth, cert_payloads = build_auth(sa, conn.local, idi)
+        self._idi = idi
         req.append(idi)
-        if conn.send_cert is not SendCert.NEVER:
-            req.extend(cert_payloads)
+        if conn.local.auth is not AuthClass.EAP_MSCHAPV2:
+            auth, cert_payloads = build_auth(sa, conn.local, idi)
+            if conn.send_cert is not SendCert.NEVER:
+                req.extend(cert_payloads)
         req.append(Notify.of(NotifyType.INITIAL_CONTACT))
         certreq = _certreq(conn)
         if certreq is not None:
             req.append(certreq)
         if not conn.remote.identity.is_any:
             req.append(id_payload_for(conn.remote.identity, PayloadType.IDr))
-        req.append(auth)
+        if conn.local.auth is not AuthClass.EAP_MSCHAPV2:
+            req.append(auth)
 
     def process_i(self, sa: IkeSa, resp: Message) -> TaskStatus:
         conn = sa.connection
         assert conn is not None
         raise_peer_error(resp, ignore=_CHILD_ERRORS)
-        idr = resp.find_all(Identification)
-        idr_payload = next((i for i in idr if i.payload_type is PayloadType.IDr), None)
-        if idr_payload is None:
-            raise InvalidSyntax("IKE_AUTH response lacks IDr")
-        peer = Identity.from_payload(idr_payload)
-        if not conn.remote.identity.matches(peer):
-            raise AuthenticationFailed(
-                f"responder identified as {peer}, but {conn.remote.identity} is configured"
-            )
-        sa.remote_id = peer
-        verify_peer_auth(sa, conn.remote, resp, idr_payload, _wall(sa))
+        self._round += 1
+        if self._idr is None:  # the first response: the gateway identifies and authenticates itself
+            idr = next((i for i in resp.find_all(Identification) if i.payload_type is PayloadType.IDr), None)
+            if idr is None:
+                raise InvalidSyntax("IKE_AUTH response lacks IDr")
+            peer = Identity.from_payload(idr)
+            if not conn.remote.identity.matches(peer):
+                raise AuthenticationFailed(
+                    f"responder identified as {peer}, but {conn.remote.identity} is configured"
+                )
+            sa.remote_id = peer
+            self._idr = idr
+            verify_peer_auth(sa, conn.remote, resp, idr, _wall(sa))
+            if conn.local.auth is not AuthClass.EAP_MSCHAPV2:
+                return self._done(sa)
+            return self._eap_step(sa, conn, resp)
+        if sa.eap_peer is not None and sa.eap_peer.outcome is EapOutcome.SUCCESS:
+            # the last round: the responder's AUTH over the MSK (RFC 7296 §2.16)
+            auth = resp.find(Authentication)
+            if auth is None:
+                raise AuthenticationFailed("gateway sent no AUTH after EAP-Success")
+            assert sa.prf is not None
+            octets = signed_octets(sa, ours=False, id_payload=self._idr)
+            if not verify_psk_auth(sa.prf, sa.eap_peer.msk, octets, auth.data):
+                raise AuthenticationFailed("gateway's EAP (MSK) AUTH does not verify")
+            return self._done(sa)
+        return self._eap_step(sa, conn, resp)
+
+    def _eap_step(self, sa: IkeSa, conn: ConnectionConfig, resp: Message) -> TaskStatus:
+        eap = resp.find(EapPayload)
+        if eap is None:
+            raise AuthenticationFailed("gateway sent no EAP request (EAP is configured for us)")
+        if sa.eap_peer is None:
+            user = conn.local.eap_identity or str(sa.local_id)
+            password = sa.ctx.creds.eap_password(user)
+            if password is None:
+                raise AuthenticationFailed(f"no EAP password for {user}")
+            sa.eap_peer = MsChapV2Peer(user, password, rng=sa.ctx.rng)
+        peer = sa.eap_peer  # (its outcome changes in process())
+        if self._eap_failure:
+            raise AuthenticationFailed(f"EAP authentication failed: {peer.reason}")
+        answer = peer.process(eap.message)
+        if peer.outcome is EapOutcome.FAILURE:
+            if answer is None:
+                raise AuthenticationFailed(f"EAP authentication failed: {peer.reason}")
+            self._eap_failure = True  # acknowledge the MS-CHAPv2 Failure, then expect EAP-Failure
+            self._next = [EapPayload(answer)]
+            return TaskStatus.NEED_MORE
+        if peer.outcome is EapOutcome.SUCCESS:
+            assert sa.prf is not None and self._idi is not None
+            octets = signed_octets(sa, ours=True, id_payload=self._idi)
+            data = psk_auth(sa.prf, sa.eap_peer.msk, octets)
+            self._next = [Authentication(AuthMethod.SHARED_KEY_MESSAGE_INTEGRITY_CODE, data)]
+        else:
+            if answer is None:
+                raise AuthenticationFailed("EAP conversation ended without Success")
+            self._next = [EapPayload(answer)]
+        return TaskStatus.NEED_MORE
+
+    def _done(self, sa: IkeSa) -> TaskStatus:
+        sa.auth_complete = True
         _established(sa)
         return TaskStatus.DONE
 
@@ -128,24 +214,86 @@ class IkeAuthTask:
     def process_r(self, sa: IkeSa, req: Message) -> None:
         if sa.state is not IkeSaState.CONNECTING:
             raise InvalidSyntax("IKE_AUTH on an SA that is not connecting")
+        if sa.auth_first_request is None:
+            self._first_round(sa, req)
+        elif sa.eap_server is not None:
+            self._eap_round(sa, req)
+        else:
+            raise InvalidSyntax("unexpected IKE_AUTH request")
+
+    def _eap_round(self, sa: IkeSa, req: Message) -> None:
+        assert sa.eap_server is not None
+        if sa.eap_server.outcome is EapOutcome.SUCCESS:
+            self._msk_round(sa, req)
+            return
+        eap = req.find(EapPayload)
+        if eap is None or sa.eap_server.outcome is not EapOutcome.CONTINUE:
+            raise InvalidSyntax("IKE_AUTH request in an EAP conversation lacks the EAP payload")
+        server = sa.eap_server  # (its outcome changes in process())
+        answer = server.process(eap.message)
+        sa.eap_identity = server.identity or sa.eap_identity
+        if server.outcome is EapOutcome.FAILURE:
+            self._eap_failed = True
+            sa.log.info("EAP authentication of %s failed: %s", sa.eap_identity or "?", server.reason)
+        self._out = [EapPayload(answer)]
+
+    def _first_round(self, sa: IkeSa, req: Message) -> None:
         ids = req.find_all(Identification)
         idi = next((i for i in ids if i.payload_type is PayloadType.IDi), None)
         idr = next((i for i in ids if i.payload_type is PayloadType.IDr), None)
         auth = req.find(Authentication)
-        if idi is None or auth is None:
-            raise InvalidSyntax("IKE_AUTH request lacks IDi or AUTH (EAP is not offered here)")
+        if idi is None:
+            raise InvalidSyntax("IKE_AUTH request lacks IDi")
         peer = Identity.from_payload(idi)
         wanted_local = Identity.from_payload(idr) if idr is not None else None
         conn = self._pick_connection(sa, peer, wanted_local, auth)
         sa.set_connection(conn)
         sa.remote_id = peer
         sa.local_id = local_identity(conn.local, sa)
-        verify_peer_auth(sa, conn.remote, req, idi, _wall(sa))
+        sa.auth_first_request = req
         sa.initial_contact = req.notify(NotifyType.INITIAL_CONTACT) is not None
         self._resp_conn = conn
+        idr_out = id_payload_for(sa.local_id, PayloadType.IDr)
+        sa.our_id_payload = idr_out
+        sa.peer_id_payload = idi
+        if auth is not None:
+            verify_peer_auth(sa, conn.remote, req, idi, _wall(sa))
+            sa.auth_complete = True
+            our_auth, certs_out = build_auth(sa, conn.local, idr_out)
+            self._out = [idr_out, *self._certs(conn, certs_out), our_auth]
+            return
+        # EAP (RFC 7296 §2.16): we authenticate with our certificate now, the peer by EAP
+        if sa.ctx.eap_server is None:
+            raise AuthenticationFailed(
+                "peer wants EAP authentication, but no EAP server (user store) is set up"
+            )
+        sa.eap_server = sa.ctx.eap_server()
+        our_auth, certs_out = build_auth(sa, conn.local, idr_out)
+        self._out = [idr_out, *self._certs(conn, certs_out), our_auth, EapPayload(sa.eap_server.start())]
+
+    def _msk_round(self, sa: IkeSa, req: Message) -> None:
+        assert sa.eap_server is not None and sa.prf is not None and sa.peer_id_payload is not None
+        auth = req.find(Authentication)
+        if auth is None:
+            raise AuthenticationFailed("peer sent no AUTH after EAP-Success")
+        octets = signed_octets(sa, ours=False, id_payload=sa.peer_id_payload)
+        if not verify_psk_auth(sa.prf, sa.eap_server.msk, octets, auth.data):
+            raise AuthenticationFailed(f"EAP (MSK) AUTH of {sa.eap_identity or sa.remote_id} does not verify")
+        sa.auth_complete = True
+        assert sa.our_id_payload is not None
+        ours = signed_octets(sa, ours=True, id_payload=sa.our_id_payload)
+        self._out = [
+            Authentication(
+                AuthMethod.SHARED_KEY_MESSAGE_INTEGRITY_CODE, psk_auth(sa.prf, sa.eap_server.msk, ours)
+            )
+        ]
+
+    @staticmethod
+    def _certs(conn: ConnectionConfig, certs_out: list[Certificate]) -> list[Certificate]:
+        return [] if conn.send_cert is SendCert.NEVER else certs_out
 
     def _pick_connection(
-        self, sa: IkeSa, peer: Identity, wanted_local: Identity | None, auth: Authentication
+        self, sa: IkeSa, peer: Identity, wanted_local: Identity | None, auth: Authentication | None
     ) -> ConnectionConfig:
         assert sa.proposal is not None
         ike_offer = [sa.proposal.to_wire(b"")]
@@ -154,11 +302,14 @@ class IkeAuthTask:
                 continue
             if (
                 wanted_local is not None
+                and not conn.local.identity.is_any
                 and not local_identity(conn.local, sa).matches(wanted_local)
-                and not (conn.local.identity.is_any)
             ):
                 continue
-            if not method_fits(conn.remote.auth, auth.method):
+            if auth is None:
+                if conn.remote.auth is not AuthClass.EAP_MSCHAPV2:
+                    continue
+            elif not method_fits(conn.remote.auth, auth.method):
                 continue
             if select(conn.proposals, ike_offer) is None:
                 continue
@@ -168,28 +319,28 @@ class IkeAuthTask:
             f"proposals {describe_ours(c.proposals)}"
             for c in sa.candidates
         )
+        method = auth.method.name if auth is not None else "EAP"
         raise AuthenticationFailed(
             f"no connection for peer identity {peer} (asked for {wanted_local or 'any'}, "
-            f"auth {auth.method.name}); configured: {configured or 'none for this address'}"
+            f"auth {method}); configured: {configured or 'none for this address'}"
         )
 
     def build_r(self, sa: IkeSa, resp: list[Payload]) -> None:
-        conn = self._resp_conn
-        assert conn is not None
-        idr = id_payload_for(sa.local_id, PayloadType.IDr)
-        auth, cert_payloads = build_auth(sa, conn.local, idr)
-        resp.append(idr)
-        if conn.send_cert is not SendCert.NEVER:
-            resp.extend(cert_payloads)
-        resp.append(auth)
-        _established(sa)
+        resp.extend(self._out)
+        if sa.auth_complete:
+            _established(sa)
+
+    def after_response(self, sa: IkeSa, now: float) -> None:
+        if self._eap_failed:
+            reason = sa.eap_server.reason if sa.eap_server is not None else "EAP failed"
+            sa.close(f"EAP authentication of {sa.eap_identity or sa.remote_id} failed: {reason}")
 
 
+# Errors about the Child SA that leave the IKE SA up (RFC 7296 §2.21.2). CP failures are not
+# among them: a road warrior without its virtual IP has no use for the IKE SA.
 _CHILD_ERRORS = (
     NotifyType.NO_PROPOSAL_CHOSEN,
     NotifyType.TS_UNACCEPTABLE,
     NotifyType.SINGLE_PAIR_REQUIRED,
-    NotifyType.INTERNAL_ADDRESS_FAILURE,
-    NotifyType.FAILED_CP_REQUIRED,
     NotifyType.INVALID_SELECTORS,
 )

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from pyipsec.errors import IkeError
 from pyipsec.iana.ikev2 import ExchangeType, ProtocolId
-from pyipsec.ike.events import ChildSaRemoved
+from pyipsec.ike.events import ChildSaOutboundActivated, ChildSaRemoved
 from pyipsec.ike.exchanger import Exchange
 from pyipsec.ike.sa import ChildSa
 from pyipsec.ike.state import ChildSaState, IkeSaState
@@ -41,6 +41,14 @@ def _remove_child(sa: IkeSa, child: ChildSa, reason: str) -> None:
     child.state = ChildSaState.CLOSED
     sa.children.pop(child.child_id, None)
     sa.log.info("Child SA %s{%d} deleted: %s", child.name, child.child_id, reason)
+
+
+def activate(sa: IkeSa, child: ChildSa) -> None:
+    """Switch outbound traffic to ``child`` (make-before-break, RFC 7296 §2.8)."""
+    if child.outbound_active or child.state is not ChildSaState.INSTALLED:
+        return
+    child.outbound_active = True
+    sa.events.append(ChildSaOutboundActivated(sa.sa_id, sa.name, child.child_id, child.spi_out))
 
 
 class _NoResponderWork:
@@ -109,6 +117,7 @@ class InformationalResponder:
     def __init__(self) -> None:
         self.delete_ike = False
         self.deleted: list[bytes] = []
+        self.peer_failed = ""
 
     def build_i(self, sa: IkeSa, req: list[Payload]) -> None:  # pragma: no cover - responder-only
         raise AssertionError("responder-only task")
@@ -120,6 +129,8 @@ class InformationalResponder:
         for n in req.notifies():
             if n.is_error:
                 sa.log.info("peer reports %s", n.notify_type.name)
+                if sa.state is IkeSaState.CONNECTING:
+                    self.peer_failed = n.notify_type.name  # it gave up on the SA (RFC 7296 §2.21.2)
         for d in req.find_all(Delete):
             if d.protocol is ProtocolId.IKE:
                 self.delete_ike = True
@@ -130,12 +141,19 @@ class InformationalResponder:
                         sa.log.debug("peer deletes unknown Child SA %s", spi.hex())
                         continue
                     self.deleted.append(child.spi_in)
-                    _remove_child(sa, child, "deleted by peer")
+                    successor = child.successor
+                    _remove_child(
+                        sa, child, "rekeyed by peer" if successor is not None else "deleted by peer"
+                    )
+                    if successor is not None:
+                        activate(sa, successor)
 
     def build_r(self, sa: IkeSa, resp: list[Payload]) -> None:
         if self.deleted and not self.delete_ike:
             resp.append(Delete(ProtocolId.ESP, tuple(self.deleted)))
 
     def after_response(self, sa: IkeSa, now: float) -> None:
-        if self.delete_ike:
-            sa.close("deleted by peer")
+        if self.peer_failed:
+            sa.close(f"the peer gave up: {self.peer_failed}")
+        elif self.delete_ike:
+            sa.close("rekeyed" if sa.state is IkeSaState.REKEYED else "deleted by peer")

@@ -1,0 +1,28 @@
+"""EAP inside IKEv2 (RFC 7296 §2.16): sans-I/O EAP conversations for the gateway and the client.
+
+See :mod:`pyipsec.ike.eap.base` for the interfaces and :mod:`pyipsec.ike.eap.mschapv2` for
+EAP-MSCHAPv2, the method of the built-in Windows, Apple and Android IKEv2 clients.
+"""
+
+from __future__ import annotations
+
+from pyipsec.ike.eap.base import (
+    MSK_LEN,
+    EapOutcome,
+    EapPeer,
+    EapServer,
+    FailureRecorder,
+    UserStore,
+)
+from pyipsec.ike.eap.mschapv2 import MsChapV2Peer, MsChapV2Server
+
+__all__ = [
+    "MSK_LEN",
+    "EapOutcome",
+    "EapPeer",
+    "EapServer",
+    "FailureRecorder",
+    "MsChapV2Peer",
+    "MsChapV2Server",
+    "UserStore",
+]

@@ -1,0 +1,151 @@
+"""Configuration payloads in IKE_AUTH: virtual IPs, DNS, split-tunnel subnets (RFC 7296 §2.19).
+
+Initiator: when the connection asks for virtual IPs (``vips``), the first IKE_AUTH request
+carries a CFG_REQUEST for an address of each family asked for, with DNS servers and DNS
+domains (RFC 8598); the CFG_REPLY of the final response tells what we got.
+
+Responder: once the peer is authenticated (for EAP, in the last round), a CFG_REQUEST is
+served from the connection's pools — an identity gets its previous address back — and
+answered with the address, the pool's DNS servers and domains, and the connection's local
+traffic selectors as INTERNAL_IP4/6_SUBNET (split tunnelling). An exhausted pool is
+INTERNAL_ADDRESS_FAILURE; leases return to the pool when the IKE SA closes.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
+from typing import TYPE_CHECKING
+
+from pyipsec.errors import FailedCpRequired, InternalAddressFailure
+from pyipsec.iana.ikev2 import CfgAttr, CfgType
+from pyipsec.ike.events import VirtualIpAssigned
+from pyipsec.ike.tasks.base import TaskStatus
+from pyipsec.wire.message import Message
+from pyipsec.wire.payloads.base import Payload
+from pyipsec.wire.payloads.cp import ConfigAttribute, Configuration
+
+if TYPE_CHECKING:
+    from pyipsec.ike.sa import IkeSa
+
+__all__ = ["IkeConfigTask"]
+
+
+def _request(versions: tuple[int, ...]) -> Configuration:
+    attrs: list[ConfigAttribute] = []
+    if 4 in versions:
+        attrs += [ConfigAttribute(CfgAttr.INTERNAL_IP4_ADDRESS), ConfigAttribute(CfgAttr.INTERNAL_IP4_DNS)]
+    if 6 in versions:
+        attrs += [ConfigAttribute(CfgAttr.INTERNAL_IP6_ADDRESS), ConfigAttribute(CfgAttr.INTERNAL_IP6_DNS)]
+    attrs.append(ConfigAttribute(CfgAttr.INTERNAL_DNS_DOMAIN))
+    return Configuration(CfgType.CFG_REQUEST, tuple(attrs))
+
+
+class IkeConfigTask:
+    def __init__(self) -> None:
+        self._sent = False
+        self._reply: Configuration | None = None
+
+    # -- initiator ------------------------------------------------------------------------------
+
+    def build_i(self, sa: IkeSa, req: list[Payload]) -> None:
+        conn = sa.connection
+        if self._sent or conn is None or not conn.vips:
+            return
+        self._sent = True
+        sa.vips_requested = tuple(sorted({6 if ":" in v else 4 for v in conn.vips}))
+        req.append(_request(sa.vips_requested))
+
+    def process_i(self, sa: IkeSa, resp: Message) -> TaskStatus:
+        if not sa.vips_requested or not sa.auth_complete:
+            return TaskStatus.DONE
+        cp = next((c for c in resp.find_all(Configuration) if c.cfg_type is CfgType.CFG_REPLY), None)
+        if cp is None:
+            raise FailedCpRequired("the gateway assigned no virtual IP (no CFG_REPLY)")
+        addrs: list[IPv4Address | IPv6Address] = []
+        dns: list[IPv4Address | IPv6Address] = []
+        subnets: list[IPv4Network | IPv6Network] = []
+        domains: list[str] = []
+        for a in cp.attributes:
+            if a.attr_type is CfgAttr.INTERNAL_IP4_ADDRESS and (v4 := a.ip4_value()) is not None:
+                addrs.append(v4)
+            elif a.attr_type is CfgAttr.INTERNAL_IP6_ADDRESS and (v6 := a.ip6_interface()) is not None:
+                addrs.append(v6.ip)
+            elif a.attr_type is CfgAttr.INTERNAL_IP4_DNS and (d4 := a.ip4_value()) is not None:
+                dns.append(d4)
+            elif a.attr_type is CfgAttr.INTERNAL_IP6_DNS and (d6 := a.ip6_value()) is not None:
+                dns.append(d6)
+            elif a.attr_type is CfgAttr.INTERNAL_IP4_SUBNET and (n4 := a.ip4_network()) is not None:
+                subnets.append(n4)
+            elif a.attr_type is CfgAttr.INTERNAL_IP6_SUBNET and (n6 := a.ip6_network()) is not None:
+                subnets.append(n6)
+            elif a.attr_type is CfgAttr.INTERNAL_DNS_DOMAIN and a.value:
+                domains.append(a.text())
+        if not addrs:
+            raise FailedCpRequired("the gateway's CFG_REPLY holds no virtual IP")
+        sa.virtual_ips = tuple(addrs)
+        sa.log.info("virtual IP %s, DNS %s", ", ".join(map(str, addrs)), ", ".join(map(str, dns)) or "none")
+        sa.events.append(
+            VirtualIpAssigned(sa.sa_id, sa.name, tuple(addrs), tuple(dns), tuple(domains), tuple(subnets))
+        )
+        return TaskStatus.DONE
+
+    # -- responder ------------------------------------------------------------------------------
+
+    def process_r(self, sa: IkeSa, req: Message) -> None:
+        first = sa.auth_first_request
+        if not sa.auth_complete or first is None:
+            return
+        cp = next((c for c in first.find_all(Configuration) if c.cfg_type is CfgType.CFG_REQUEST), None)
+        conn = sa.connection
+        if cp is None or conn is None:
+            return
+        wanted = {4 for a in cp.attributes if a.attr_type is CfgAttr.INTERNAL_IP4_ADDRESS} | {
+            6 for a in cp.attributes if a.attr_type is CfgAttr.INTERNAL_IP6_ADDRESS
+        }
+        if not wanted:
+            return
+        if not conn.pools:
+            raise InternalAddressFailure(
+                f"peer asks for a virtual IP, but connection {conn.name} has no pools"
+            )
+        attrs: list[ConfigAttribute] = []
+        who = str(sa.remote_id) if not sa.eap_identity else sa.eap_identity
+        for version in sorted(wanted):
+            pool = next(
+                (p for name in conn.pools if (p := sa.ctx.config.pools.get(name)) and p.version == version),
+                None,
+            )
+            if pool is None:
+                continue
+            addr = sa.ctx.pools.acquire(pool, who)  # InternalAddressFailure when exhausted
+            sa.leases.append((pool, addr))
+            sa.virtual_ips += (addr,)
+            if isinstance(addr, IPv4Address):
+                attrs.append(ConfigAttribute.ip4(CfgAttr.INTERNAL_IP4_ADDRESS, addr))
+            else:
+                attrs.append(ConfigAttribute.ip6_address(IPv6Interface(f"{addr}/128")))
+            for server in pool.dns:
+                kind = CfgAttr.INTERNAL_IP4_DNS if server.version == 4 else CfgAttr.INTERNAL_IP6_DNS
+                attrs.append(
+                    ConfigAttribute.ip4(kind, server)
+                    if isinstance(server, IPv4Address)
+                    else ConfigAttribute.ip6(kind, server)
+                )
+            attrs += [ConfigAttribute.dns_domain(d) for d in pool.domains]
+            sa.log.info("assigned virtual IP %s from pool %s to %s", addr, pool.name, who)
+        if not sa.virtual_ips:
+            raise InternalAddressFailure(
+                f"no pool of connection {conn.name} serves the address family asked for"
+            )
+        for child in conn.children:
+            for ts in child.local_ts:
+                for net in ts.networks():
+                    if isinstance(net, IPv4Network):
+                        attrs.append(ConfigAttribute.ip4_subnet(net))
+                    else:
+                        attrs.append(ConfigAttribute.ip6_subnet(net))
+        self._reply = Configuration(CfgType.CFG_REPLY, tuple(attrs))
+
+    def build_r(self, sa: IkeSa, resp: list[Payload]) -> None:
+        if self._reply is not None:
+            resp.append(self._reply)
