@@ -74,4 +74,6 @@ def check(config: Path, as_json: bool) -> None:
 
 
 # The daemon and its control-socket clients register themselves on ``main``.
+from pyipsec.cli import pki as _pki  # noqa: E402, F401
 from pyipsec.cli import sas as _sas  # noqa: E402, F401
+from pyipsec.cli import users as _users  # noqa: E402, F401

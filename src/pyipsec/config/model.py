@@ -196,7 +196,15 @@ class Settings(_Model):
     - ``retransmit_timeout``, ``retransmit_base``, ``retransmit_tries`` — request ``n`` is
       retransmitted after ``timeout * base**n`` seconds, giving up after ``tries`` retransmits
       (strongSwan's 4.0, 1.8, 5);
-    - ``log_level`` — ``debug``, ``info`` (default), ``warning`` or ``error``.
+    - ``log_level`` — ``debug``, ``info`` (default), ``warning`` or ``error``;
+    - ``dataplane`` — run the userspace ESP data plane (TUN device, UDP 4500, raw ESP); off, the
+      daemon only negotiates SAs (default on);
+    - ``tun`` — the TUN device's name (``pyi0``); ``routing_table`` — the table for tunnel routes
+      (220, like strongSwan); ``mtu`` — the TUN MTU (default: path MTU minus ESP overhead);
+    - ``users`` — the SQLite user and lease store for EAP and virtual IPs
+      (``/var/lib/pyipsec/users.db``);
+    - ``keepalive_interval`` — NAT keepalives when behind a NAT (20 s, RFC 3948 §4);
+    - ``resolv_conf`` — where a client writes the DNS servers it is given (restored on ``down``).
     """
 
     listen: Annotated[IPAddrList, NonEmpty] = (ipaddress.IPv4Address(0), ipaddress.IPv6Address(0))
@@ -209,6 +217,13 @@ class Settings(_Model):
     retransmit_base: Annotated[float, Field(ge=1.0)] = 1.8
     retransmit_tries: Count = 5
     log_level: LogLevel = LogLevel.INFO
+    dataplane: bool = True
+    tun: Annotated[str, Field(min_length=1, max_length=15, pattern=r"^[A-Za-z0-9_.-]+$")] = "pyi0"
+    routing_table: Annotated[int, Field(strict=True, ge=1, le=2**31 - 1)] = 220
+    mtu: Annotated[int, Field(strict=True, ge=1280, le=65535)] | None = None
+    users: Path = Path("/var/lib/pyipsec/users.db")
+    keepalive_interval: Seconds = 20
+    resolv_conf: Path = Path("/etc/resolv.conf")
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> Settings:
@@ -412,7 +427,8 @@ class Pool(_Model):
 
     - ``addrs`` — a subnet (``10.3.0.0/24``; its network and broadcast addresses are not
       handed out for IPv4 prefixes up to /30) or a range (``10.3.0.10-10.3.0.200``) (required);
-    - ``dns`` — DNS servers to announce.
+    - ``dns`` — DNS servers to announce;
+    - ``domains`` — DNS search domains to announce (INTERNAL_DNS_DOMAIN, RFC 8598).
     """
 
     addrs: Annotated[
@@ -421,6 +437,7 @@ class Pool(_Model):
         PlainSerializer(lambda r: f"{r[0]}-{r[1]}"),
     ]
     dns: IPAddrList = ()
+    domains: NameList = ()
 
     @property
     def size(self) -> int:

@@ -11,7 +11,7 @@ import socket
 from pathlib import Path
 
 from pyipsec.config.ids import Identity as ConfigIdentity
-from pyipsec.config.model import AuthKind, Child, Config, Connection, IkeSecret, PrivateKeySecret
+from pyipsec.config.model import AuthKind, Child, Config, Connection, EapSecret, IkeSecret, PrivateKeySecret
 from pyipsec.config.values import AddressSpec, TsSpec
 from pyipsec.crypto.x509 import load_certificate, load_private_key
 from pyipsec.errors import ConfigError
@@ -22,6 +22,7 @@ from pyipsec.ike.config import (
     ConnectionConfig,
     EngineConfig,
     Identity,
+    PoolConfig,
     SendCert,
 )
 from pyipsec.ike.credentials import MemoryCredentials, SharedSecret
@@ -88,6 +89,11 @@ def _addrs(specs: tuple[AddressSpec, ...], where: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _eap_name(ident: ConfigIdentity) -> str:
+    """The EAP user name of an identity: its text as written (``alice``, ``alice@example.org``)."""
+    return ident.text or str(ident)
+
+
 def _child(name: str, child: Child) -> ChildConfig:
     return ChildConfig(
         name=name,
@@ -112,6 +118,7 @@ def _connection(name: str, c: Connection) -> ConnectionConfig:
             _AUTH[c.local.auth],
             _identity(c.local.id, f"{where}.local.id"),
             certs=tuple(_der(p, f"{where}.local.certs") for p in c.local.certs),
+            eap_identity=_eap_name(c.local.eap_id) if c.local.eap_id is not None else "",
         ),
         remote=AuthConfig(
             _AUTH[c.remote.auth],
@@ -127,6 +134,9 @@ def _connection(name: str, c: Connection) -> ConnectionConfig:
         send_certreq=c.send_certreq,
         send_cert=SendCert(str(c.send_cert)),
         dpd_delay=float(c.dpd_delay),
+        rekey_time=float(c.rekey_time),
+        pools=tuple(c.pools),
+        vips=tuple(str(v) for v in c.vips),
     )
 
 
@@ -140,12 +150,20 @@ def build_engine_config(cfg: Config) -> tuple[EngineConfig, MemoryCredentials]:
         cookie_threshold=s.cookie_threshold,
         half_open_timeout=float(s.half_open_timeout),
         nat_t_port=s.port_nat_t,
+        keepalive_interval=float(s.keepalive_interval),
+        pools={
+            name: PoolConfig(name, p.addrs[0], p.addrs[1], dns=tuple(p.dns), domains=tuple(p.domains))
+            for name, p in cfg.pools.items()
+        },
     )
     creds = MemoryCredentials()
     for name, secret in cfg.secrets.items():
         if isinstance(secret, IkeSecret):
             ids = tuple(_identity(i, f"secrets.{name}.id") for i in secret.id if not i.is_any)
             creds.add_secret(SharedSecret(secret.secret, ids))
+        elif isinstance(secret, EapSecret):
+            for ident in secret.id:
+                creds.add_eap_password(_eap_name(ident), secret.secret.decode("utf-8", "replace"))
         elif isinstance(secret, PrivateKeySecret):
             try:
                 data = secret.file.read_bytes()

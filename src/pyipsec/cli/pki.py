@@ -1,0 +1,407 @@
+"""``pyipsec pki ...`` (a CA, gateway and client certificates) and ``pyipsec user export``.
+
+Theory of operation: each command is a thin shell around :mod:`pyipsec.pki`: it reads the
+clock once, loads its inputs, calls the pure issuing or rendering function and writes the
+result with :mod:`pyipsec.pki.files` (private keys and anything holding a password with mode
+0600, nothing overwritten without ``--force``). Every expected failure — a missing CA, a bad
+name, a file in the way — is one line on stderr starting with ``pyipsec:`` and exit status 1;
+``--json`` prints what was written (paths and certificate details) as one JSON object.
+
+``export`` joins the ``user`` group that :mod:`pyipsec.cli.users` defines (``user add``,
+``user list``, ...); that module is imported first so the group exists once, whichever
+order ``cli/main.py`` imports the two in. Without it, this module creates the group.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from pyipsec.cli.main import EXIT_FAILURE, main
+from pyipsec.pki.ca import CA_DAYS, LEAF_DAYS, Issued, create_ca, issue_client, issue_gateway, pkcs12_bundle
+from pyipsec.pki.errors import PkiError
+from pyipsec.pki.files import (
+    KEY_MODE,
+    PUBLIC_MODE,
+    check_free,
+    insecure_mode,
+    issued_paths,
+    load_ca,
+    load_ca_certificate,
+    load_certificates,
+    save_ca,
+    save_issued,
+    write_file,
+)
+from pyipsec.pki.info import JsonValue, certificate_info, format_info
+from pyipsec.pki.keys import KEY_CHOICES, KeySpec
+from pyipsec.pki.names import file_stem, parse_client_name, parse_gateway_name
+from pyipsec.pki.profiles import KE_GROUPS, ClientSuite, ProfileFormat, ProfileSpec, build_profile
+
+__all__ = ["ca", "client", "export", "gateway", "pki", "show", "user"]
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"pyipsec: {message}", err=True)
+    sys.exit(EXIT_FAILURE)
+
+
+def _warn(message: str) -> None:
+    click.echo(f"pyipsec: warning: {message}", err=True)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _echo_json(value: JsonValue) -> None:
+    click.echo(json.dumps(value, indent=2))
+
+
+def _read_password(path: Path) -> str:
+    """The first line of ``path`` (without its line break)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        _fail(f"password file {path} not found")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read password file {path}: {getattr(exc, 'strerror', None) or exc}")
+    password = text.splitlines()[0] if text else ""
+    if not password:
+        _fail(f"password file {path} is empty")
+    return password
+
+
+def _load_ca(directory: Path) -> Issued:
+    ca = load_ca(directory)
+    mode = insecure_mode(directory / "ca-key.pem")
+    if mode is not None:
+        _warn(f"{directory / 'ca-key.pem'} is accessible to group or others (mode {mode:o}); chmod 600 it")
+    return ca
+
+
+def _report(files: dict[str, Path], issued: Issued, as_json: bool) -> None:
+    info = certificate_info(issued.certificate)
+    if as_json:
+        out: dict[str, JsonValue] = {kind: str(path) for kind, path in files.items()}
+        out["info"] = info.as_json()
+        _echo_json(out)
+        return
+    labels = {"certificate": "certificate", "key": "private key", "pkcs12": "PKCS#12"}
+    for kind, path in files.items():
+        suffix = f" (mode {KEY_MODE:04o})" if kind in ("key", "pkcs12") else ""
+        click.echo(f"{labels[kind] + ':':<13}{path}{suffix}")
+    click.echo(format_info(info))
+
+
+_key_option = click.option(
+    "--key",
+    "key_type",
+    type=click.Choice(KEY_CHOICES, case_sensitive=False),
+    default="rsa",
+    show_default=True,
+    help="Key type: rsa = RSA 3072 (best supported by Windows and Android), ecdsa = ECDSA P-256.",
+)
+_force_option = click.option("--force", is_flag=True, help="Replace existing files.")
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+_ca_dir_option = click.option(
+    "--ca",
+    "ca_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The CA directory made by `pyipsec pki ca`.",
+)
+
+
+@main.group()
+def pki() -> None:
+    """Create a CA and issue gateway and client certificates."""
+
+
+@pki.command("ca")
+@click.option("--cn", required=True, help='Common name of the CA, e.g. "pyipsec CA".')
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Directory to write to."
+)
+@_key_option
+@click.option("--days", type=click.IntRange(min=1), default=CA_DAYS, show_default=True, help="Validity.")
+@_force_option
+@_json_option
+def ca(cn: str, out_dir: Path, key_type: str, days: int, force: bool, as_json: bool) -> None:
+    """Create a CA: OUT/ca-cert.pem and OUT/ca-key.pem (mode 0600)."""
+    try:
+        issued = create_ca(cn, now=_now(), days=days, key_spec=KeySpec.parse(key_type))
+        cert_path, key_path = save_ca(out_dir, issued, overwrite=force)
+    except PkiError as exc:
+        _fail(str(exc))
+    _report({"certificate": cert_path, "key": key_path}, issued, as_json)
+
+
+@pki.command()
+@_ca_dir_option
+@click.option(
+    "--name",
+    "names",
+    multiple=True,
+    required=True,
+    help="A DNS name or IP address clients connect to (repeat for more; the first is the CN).",
+)
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Directory to write to."
+)
+@_key_option
+@click.option("--days", type=click.IntRange(min=1), default=LEAF_DAYS, show_default=True, help="Validity.")
+@_force_option
+@_json_option
+def gateway(
+    ca_dir: Path, names: tuple[str, ...], out_dir: Path, key_type: str, days: int, force: bool, as_json: bool
+) -> None:
+    """Issue the gateway's certificate (serverAuth and iKEIntermediate, every name as dNSName)."""
+    try:
+        parsed = [parse_gateway_name(n) for n in names]
+        cert_path, key_path = issued_paths(out_dir, file_stem(parsed[0].text))
+        check_free([cert_path, key_path], overwrite=force)
+        authority = _load_ca(ca_dir)
+        issued = issue_gateway(authority, parsed, now=_now(), days=days, key_spec=KeySpec.parse(key_type))
+        save_issued(out_dir, file_stem(parsed[0].text), issued, overwrite=force)
+    except PkiError as exc:
+        _fail(str(exc))
+    _report({"certificate": cert_path, "key": key_path}, issued, as_json)
+
+
+@pki.command()
+@_ca_dir_option
+@click.option("--name", required=True, help="The client's e-mail address or DNS name.")
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Directory to write to."
+)
+@_key_option
+@click.option("--days", type=click.IntRange(min=1), default=LEAF_DAYS, show_default=True, help="Validity.")
+@click.option("--p12", is_flag=True, help="Also write a PKCS#12 bundle (key, certificate, CA) for phones.")
+@click.option(
+    "--password-file",
+    type=click.Path(path_type=Path),
+    help="File whose first line is the PKCS#12 password (prompted for if not given).",
+)
+@click.option(
+    "--p12-encryption",
+    type=click.Choice(["legacy", "modern"]),
+    default="legacy",
+    show_default=True,
+    help="legacy = 3DES/SHA-1, which iOS, macOS and old Android need; modern = AES-256/SHA-256.",
+)
+@_force_option
+@_json_option
+def client(
+    ca_dir: Path,
+    name: str,
+    out_dir: Path,
+    key_type: str,
+    days: int,
+    p12: bool,
+    password_file: Path | None,
+    p12_encryption: str,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Issue a client certificate (clientAuth), optionally as a PKCS#12 bundle too."""
+    if password_file is not None and not p12:
+        _fail("--password-file is for the PKCS#12 bundle: add --p12")
+    try:
+        parsed = parse_client_name(name)
+        stem = file_stem(parsed.text)
+        cert_path, key_path = issued_paths(out_dir, stem)
+        p12_path = out_dir / f"{stem}.p12"
+        check_free([cert_path, key_path, *([p12_path] if p12 else [])], overwrite=force)
+        authority = _load_ca(ca_dir)
+    except PkiError as exc:
+        _fail(str(exc))
+    password = ""
+    if p12:
+        if password_file is not None:
+            password = _read_password(password_file)
+        else:
+            password = click.prompt("PKCS#12 password", hide_input=True, confirmation_prompt=True, err=True)
+            if not password:
+                _fail("the PKCS#12 password must not be empty")
+    files = {"certificate": cert_path, "key": key_path}
+    try:
+        issued = issue_client(authority, parsed, now=_now(), days=days, key_spec=KeySpec.parse(key_type))
+        bundle = b""
+        if p12:
+            bundle = pkcs12_bundle(
+                issued,
+                authority.certificate,
+                password.encode("utf-8"),
+                friendly_name=parsed.text,
+                encryption="modern" if p12_encryption == "modern" else "legacy",
+            )
+        save_issued(out_dir, stem, issued, overwrite=force)
+        if p12:
+            write_file(p12_path, bundle, mode=KEY_MODE, overwrite=force)
+            files["pkcs12"] = p12_path
+    except PkiError as exc:
+        _fail(str(exc))
+    _report(files, issued, as_json)
+
+
+@pki.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@_json_option
+def show(file: Path, as_json: bool) -> None:
+    """Print subject, names, key usages, validity and fingerprint of the certificate(s) in FILE."""
+    try:
+        certs = load_certificates(file)
+    except PkiError as exc:
+        _fail(str(exc))
+    infos = [certificate_info(cert) for cert in certs]
+    if as_json:
+        _echo_json({"file": str(file), "certificates": [info.as_json() for info in infos]})
+        return
+    click.echo("\n\n".join(format_info(info) for info in infos))
+
+
+# --- user export ---------------------------------------------------------------------------
+
+
+def _user_group() -> click.Group:
+    """The ``user`` group of :mod:`pyipsec.cli.users`, or a new one if that module is absent."""
+    try:
+        importlib.import_module("pyipsec.cli.users")
+    except ModuleNotFoundError as exc:
+        if exc.name != "pyipsec.cli.users":
+            raise
+    existing = main.commands.get("user")
+    if isinstance(existing, click.Group):
+        return existing
+    group = click.Group("user", help="Manage VPN users and export their client profiles.")
+    main.add_command(group)
+    return group
+
+
+user = _user_group()
+
+
+def _ca_reference(ca_file: Path, out: Path) -> str:
+    """How the pyipsec profile at ``out`` names ``ca_file``: relative if it lies beside or
+    below the profile, else absolute."""
+    target = ca_file.resolve()
+    base = out.resolve().parent
+    return str(target.relative_to(base)) if target.is_relative_to(base) else str(target)
+
+
+@user.command()
+@click.argument("name")
+@click.option("--gateway", required=True, help="The address clients connect to (DNS name or IP address).")
+@click.option(
+    "--ca",
+    "ca_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The CA certificate (a PEM/DER file or the directory made by `pyipsec pki ca`).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice([f.value for f in ProfileFormat]),
+    help="apple (.mobileconfig), sswan (strongSwan for Android), windows (PowerShell), pyipsec (TOML).",
+)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The profile file to write.")
+@click.option("--remote-id", help="The gateway's IKE identity (default: --gateway).")
+@click.option("--display-name", help="The connection's name on the device (default: --gateway).")
+@click.option(
+    "--password-file",
+    type=click.Path(path_type=Path),
+    help="Store the password from this file's first line in the profile (apple, pyipsec only).",
+)
+@click.option(
+    "--gateway-cert",
+    type=click.Path(path_type=Path),
+    help="The gateway certificate: checked against --gateway, --remote-id and the CA; sets Apple's "
+    "CertificateType, which iOS/macOS need for an ECDSA gateway certificate.",
+)
+@click.option(
+    "--ke-group",
+    type=click.Choice([str(g) for g in KE_GROUPS]),
+    default="19",
+    show_default=True,
+    help="IKE key exchange group: 14 = MODP-2048, 19/20/21 = ECP-256/384/521.",
+)
+@_force_option
+@_json_option
+def export(
+    name: str,
+    gateway: str,
+    ca_path: Path,
+    fmt: str,
+    out: Path,
+    remote_id: str | None,
+    display_name: str | None,
+    password_file: Path | None,
+    gateway_cert: Path | None,
+    ke_group: str,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Write user NAME's client profile for the gateway (EAP-MSCHAPv2, server certificate)."""
+    kind = ProfileFormat(fmt)
+    if password_file is not None and kind in (ProfileFormat.SSWAN, ProfileFormat.WINDOWS):
+        _fail(f"the {kind.value} profile cannot store a password; the client asks for it")
+    password = _read_password(password_file) if password_file is not None else None
+    try:
+        check_free([out], overwrite=force)
+        ca_cert = load_ca_certificate(ca_path)
+        gw_cert = None
+        if gateway_cert is not None:
+            gw_certs = load_certificates(gateway_cert)
+            gw_cert = gw_certs[0]
+        spec = ProfileSpec(
+            username=name,
+            gateway=gateway,
+            ca_certificate=ca_cert,
+            remote_id=remote_id,
+            display_name=display_name,
+            password=password,
+            gateway_certificate=gw_cert,
+            suite=ClientSuite(int(ke_group)),
+        )
+        ca_file = ca_path / "ca-cert.pem" if ca_path.is_dir() else ca_path
+        secret_file = None if password is not None else f"{file_stem(out.stem)}.eap-secret"
+        profile = build_profile(kind, spec, ca_path=_ca_reference(ca_file, out), secret_file=secret_file)
+        if out.parent != Path() and not out.parent.is_dir():
+            raise PkiError(f"directory {out.parent} does not exist")
+        write_file(
+            out, profile.content, mode=KEY_MODE if profile.contains_secret else PUBLIC_MODE, overwrite=force
+        )
+    except PkiError as exc:
+        _fail(str(exc))
+    notes: list[str] = []
+    if kind == ProfileFormat.PYIPSEC and secret_file is not None:
+        notes.append(f"put {name}'s password into {out.parent / secret_file} (mode 0600) before starting it")
+    if kind == ProfileFormat.APPLE and password is None:
+        notes.append("the device asks for the password when the profile is installed or first used")
+    if as_json:
+        result: dict[str, JsonValue] = {
+            "file": str(out),
+            "format": kind.value,
+            "user": name,
+            "gateway": spec.server.text,
+            "remote_id": spec.server_id.text,
+            "contains_password": profile.contains_secret,
+            "mode": f"{KEY_MODE if profile.contains_secret else PUBLIC_MODE:04o}",
+            "notes": list(notes),
+        }
+        _echo_json(result)
+        return
+    click.echo(f"wrote {kind.value} profile for {name} ({spec.server.text}) to {out}")
+    for note in notes:
+        click.echo(f"note: {note}")
+    if profile.contains_secret:
+        click.echo(f"note: {out} holds the password (mode {KEY_MODE:04o}); hand it over securely")
