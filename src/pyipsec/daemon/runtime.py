@@ -1,10 +1,14 @@
 """The daemon's runtime: one asyncio loop feeding the engine (DESIGN.md §1, §4).
 
-Datagrams from the UDP ports and the single timer go into the :class:`IkeEngine`; what
-comes out is sent and applied: events are logged, handed to the data-plane sink, and wake
-control-socket callers waiting for them (``up`` returns when its SA is up or has failed).
-The clock is the loop's monotonic time; the engine's wall clock (for certificates) is
-``time.time``.
+Datagrams (UDP 500 from our own sockets; the NAT-T port from the data-plane process, which
+owns it) and the single timer go into the :class:`IkeEngine`; what comes out is sent and
+applied. Child SA events drive the data plane (install, activate outbound, remove); a
+client's virtual IPs and DNS servers go onto the host; control-socket callers waiting for an
+SA wake up (``up`` returns when its SA is up or has failed). Connections that must stay up
+(``start_action = start``, ``dpd_action = restart``, ``close_action = start``) are re-initiated
+with back-off when their SA goes for any reason but a local ``down``.
+
+The clock is the loop's monotonic time; the engine's wall clock (certificates) is ``time.time``.
 """
 
 from __future__ import annotations
@@ -13,57 +17,88 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+import time
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Protocol
 
-from pyipsec.config.model import Config, StartAction
+from pyipsec.config.model import CloseAction, Config, DpdAction, StartAction
 from pyipsec.control.protocol import JsonValue
 from pyipsec.control.server import ControlServer
+from pyipsec.crypto.rand import OS_RANDOM
 from pyipsec.daemon.build import build_engine_config
 from pyipsec.daemon.status import ike_sa_status
-from pyipsec.errors import UsageError
+from pyipsec.errors import PyIpsecError, UsageError
+from pyipsec.ike.config import PoolConfig
+from pyipsec.ike.eap.mschapv2 import MsChapV2Server
 from pyipsec.ike.engine import IkeEngine, Output
 from pyipsec.ike.events import (
     ChildSaFailed,
     ChildSaInstalled,
+    ChildSaOutboundActivated,
     ChildSaRemoved,
     Event,
     IkeSaClosed,
     IkeSaEstablished,
+    NatKeepalive,
+    VirtualIpAssigned,
 )
+from pyipsec.ike.pools import MemoryPools
+from pyipsec.io.hostnet import HostNetwork
 from pyipsec.io.udp import UdpPorts
 from pyipsec.net.addr import Datagram
+from pyipsec.store.sqlite import SqliteStore
 
-__all__ = ["DataplaneSink", "NullDataplane", "Runtime"]
+__all__ = ["DataplaneSink", "NullDataplane", "Runtime", "StorePools"]
 
 _log = logging.getLogger("pyipsec.daemon")
 
+RECONNECT_MIN, RECONNECT_MAX = 1.0, 60.0
+
 
 class DataplaneSink(Protocol):
-    """Where Child SA events go: the ESP data plane (a recording null sink until it exists)."""
+    """Where Child SA events go: the data-plane process, or a recording sink without one."""
 
     def install(self, event: ChildSaInstalled) -> None: ...
 
-    def remove(self, event: ChildSaRemoved) -> None: ...
+    def activate(self, spi_in: bytes) -> None: ...
 
-    def esp_datagram(self, d: Datagram) -> None: ...
+    def remove(self, spi_in: bytes) -> None: ...
+
+    def counters(self) -> dict[bytes, dict[str, int]]: ...
 
 
 class NullDataplane:
+    """No data plane (``dataplane = false``): Child SAs are negotiated and only recorded."""
+
     def __init__(self) -> None:
         self.installed: dict[bytes, ChildSaInstalled] = {}
-        self.esp_dropped = 0
 
     def install(self, event: ChildSaInstalled) -> None:
         self.installed[event.params.spi_in] = event
 
-    def remove(self, event: ChildSaRemoved) -> None:
-        self.installed.pop(event.spi_in, None)
+    def activate(self, spi_in: bytes) -> None:
+        pass
 
-    def esp_datagram(self, d: Datagram) -> None:
-        self.esp_dropped += 1
+    def remove(self, spi_in: bytes) -> None:
+        self.installed.pop(spi_in, None)
+
+    def counters(self) -> dict[bytes, dict[str, int]]:
+        return {}
+
+
+class StorePools:
+    """Virtual-IP leases kept in the SQLite store, so they survive daemon restarts."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+
+    def acquire(self, pool: PoolConfig, identity: str) -> IPv4Address | IPv6Address:
+        return self.store.lease(pool.name, (pool.first, pool.last), identity, time.time())
+
+    def release(self, pool: PoolConfig, address: IPv4Address | IPv6Address) -> None:
+        self.store.release(pool.name, address, time.time())
 
 
 @dataclass
@@ -72,17 +107,19 @@ class _Waiter:
 
     sa_id: int
     want_child: bool
-    future: asyncio.Future[dict[str, JsonValue]]
-    established: IkeSaEstablished | None = None
-    children: list[str] = field(default_factory=list)
+    future: asyncio.Future[JsonValue]
+    children: list[JsonValue] = field(default_factory=list)
+    vips: list[JsonValue] = field(default_factory=list)
+    dns: list[JsonValue] = field(default_factory=list)
 
     def feed(self, e: Event) -> None:
         if self.future.done():
             return
-        if isinstance(e, IkeSaEstablished):
-            self.established = e
-            if not self.want_child:
-                self._done(True, "established")
+        if isinstance(e, VirtualIpAssigned):
+            self.vips += [str(a) for a in e.addresses]
+            self.dns += [str(a) for a in e.dns]
+        elif isinstance(e, IkeSaEstablished) and not self.want_child:
+            self._done(True, "established")
         elif isinstance(e, ChildSaInstalled):
             self.children.append(e.child)
             self._done(True, "established")
@@ -93,36 +130,69 @@ class _Waiter:
 
     def _done(self, ok: bool, message: str) -> None:
         self.future.set_result(
-            {"sa_id": self.sa_id, "ok": ok, "message": message, "children": list(self.children)}
+            {
+                "sa_id": self.sa_id,
+                "ok": ok,
+                "message": message,
+                "children": self.children,
+                "virtual_ips": self.vips,
+                "dns": self.dns,
+            }
         )
 
 
+@dataclass
+class _Reconnect:
+    attempt: int = 0
+    handle: asyncio.TimerHandle | None = None
+    last_reason: str = ""
+    next_at: float = 0.0
+
+
 class Runtime:
-    def __init__(
-        self,
-        config: Config,
-        *,
-        control_path: Path | None = None,
-        dataplane: DataplaneSink | None = None,
-        reload: Callable[[], Config] | None = None,
-    ) -> None:
+    def __init__(self, config: Config, *, control_path: Path | None = None) -> None:
         self.config = config
+        s = config.settings
         engine_config, creds = build_engine_config(config)
-        self.engine = IkeEngine(engine_config, creds)
-        self.control_path = control_path or config.settings.control_socket
-        self.dataplane = dataplane or NullDataplane()
-        self._reload = reload
+        self.store: SqliteStore | None = None
+        if config.pools or any(c.remote.auth.is_eap for c in config.connections.values()):
+            self.store = SqliteStore(s.users)
+            self.store.release_all()  # no SA survives a restart; identities keep their addresses
+        store = self.store
+        self.engine = IkeEngine(
+            engine_config,
+            creds,
+            pools=StorePools(store) if store is not None else MemoryPools(),
+            eap_server=(lambda: MsChapV2Server(store, rng=OS_RANDOM)) if store is not None else None,
+        )
+        self.control_path = control_path or s.control_socket
+        self.dataplane: DataplaneSink = NullDataplane()
+        self._dp_handle: object | None = None
+        self.hostnet = HostNetwork(s.tun, resolv_conf=s.resolv_conf)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._waiters: list[_Waiter] = []
         self._stop = asyncio.Event()
-        s = config.settings
+        self._children: dict[int, bytes] = {}  # child_id -> our inbound SPI
+        self._spi_owner: dict[bytes, tuple[int, int]] = {}  # inbound SPI -> (IKE SA id, child id)
+        self._keep_up = {
+            name
+            for name, c in config.connections.items()
+            if any(
+                ch.start_action == StartAction.START
+                or ch.dpd_action == DpdAction.RESTART
+                or ch.close_action == CloseAction.START
+                for ch in c.children.values()
+            )
+        }
+        self._reconnect: dict[str, _Reconnect] = {}
+        self._down_requested: set[str] = set()
         self.udp = UdpPorts(
             self._on_datagram,
-            on_esp=self.dataplane.esp_datagram,
             port=s.port,
             nat_t_port=s.port_nat_t,
             listen=s.listen,
+            bind_nat_t=not s.dataplane,
         )
         self.control = ControlServer(self.control_path, self.handle_command)
 
@@ -130,39 +200,55 @@ class Runtime:
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
+        if self.config.settings.dataplane:
+            self._start_dataplane()
         self.udp.open(self._loop)
         await self.control.start()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 self._loop.add_signal_handler(sig, self._stop.set)
         _log.info("pyipsec daemon started with %d connections", len(self.config.connections))
-        self._start_actions()
+        for name in sorted(self._keep_up):
+            self._initiate(name)
         try:
             await self._stop.wait()
         finally:
             await self._shutdown()
+
+    def _start_dataplane(self) -> None:
+        from pyipsec.daemon.dpsink import ProcessDataplane  # noqa: PLC0415 - only with a data plane
+
+        assert self._loop is not None
+        s = self.config.settings
+        sink = ProcessDataplane.spawn(
+            s, on_ike=self._on_datagram, on_signal=self._on_sa_signal, on_exit=self.stop
+        )
+        self._loop.add_reader(sink.fileno(), sink.readable)
+        self.dataplane = sink
 
     def stop(self) -> None:
         self._stop.set()
 
     async def _shutdown(self) -> None:
         _log.info("shutting down: deleting %d IKE SAs", len(self.engine.sas()))
+        self._keep_up.clear()
+        for r in self._reconnect.values():
+            if r.handle is not None:
+                r.handle.cancel()
         for sa in self.engine.sas():
             with contextlib.suppress(UsageError):
                 self._apply(self.engine.terminate(sa.sa_id, self._now()))
         await asyncio.sleep(0.2)  # let the Deletes leave
         if self._timer is not None:
             self._timer.cancel()
+        self.hostnet.restore()
+        close = getattr(self.dataplane, "close", None)
+        if close is not None:
+            close()
         await self.control.close()
         self.udp.close()
-
-    def _start_actions(self) -> None:
-        for name, conn in self.config.connections.items():
-            if any(ch.start_action == StartAction.START for ch in conn.children.values()):
-                try:
-                    self._apply(self.engine.initiate(name, self._now()))
-                except UsageError as exc:
-                    _log.error("cannot start %s: %s", name, exc)
+        if self.store is not None:
+            self.store.close()
 
     # -- engine plumbing --------------------------------------------------------------------------
 
@@ -177,11 +263,30 @@ class Runtime:
         self._timer = None
         self._apply(self.engine.handle_timer(self._now()))
 
+    def _on_sa_signal(self, spi_in: bytes, kind: str) -> None:
+        owner = self._spi_owner.get(spi_in)
+        if owner is None:
+            return
+        sa_id, child_id = owner
+        with contextlib.suppress(UsageError):
+            if kind == "hard_lifetime":
+                self._apply(self.engine.terminate_child(sa_id, child_id, self._now()))
+            else:  # soft lifetime by bytes/packets, or the sequence number running out
+                self._apply(self.engine.rekey_child(sa_id, child_id, self._now()))
+
     def _apply(self, out: Output) -> None:
+        nat_t = self.config.settings.port_nat_t
         for d in out.datagrams:
-            self.udp.send(d)
+            send_ike = getattr(self.dataplane, "send_ike", None)
+            if d.local.port == nat_t and send_ike is not None:
+                send_ike(d)
+            else:
+                self.udp.send(d)
         for e in out.events:
-            self._event(e)
+            try:
+                self._event(e)
+            except (PyIpsecError, OSError) as exc:
+                _log.error("applying %s failed: %s", type(e).__name__, exc)
         self._rearm()
 
     def _rearm(self) -> None:
@@ -197,33 +302,102 @@ class Runtime:
 
     def _event(self, e: Event) -> None:
         if isinstance(e, ChildSaInstalled):
+            self._children[e.child_id] = e.params.spi_in
+            self._spi_owner[e.params.spi_in] = (e.sa_id, e.child_id)
             self.dataplane.install(e)
+        elif isinstance(e, ChildSaOutboundActivated):
+            spi_in = self._children.get(e.child_id)
+            if spi_in is not None:
+                self.dataplane.activate(spi_in)
         elif isinstance(e, ChildSaRemoved):
-            self.dataplane.remove(e)
+            self._children.pop(e.child_id, None)
+            self._spi_owner.pop(e.spi_in, None)
+            self.dataplane.remove(e.spi_in)
+        elif isinstance(e, VirtualIpAssigned):
+            for addr in e.addresses:
+                self.hostnet.add_address(addr)
+            self.hostnet.set_dns(e.dns, e.domains)
+        elif isinstance(e, NatKeepalive):
+            keepalive = getattr(self.dataplane, "send_keepalive", None)
+            if keepalive is not None:
+                keepalive(e.local, e.remote)
+        elif isinstance(e, IkeSaEstablished):
+            self._reconnect.pop(e.connection, None)
+        elif isinstance(e, IkeSaClosed):
+            self._closed(e)
         for w in self._waiters:
             if w.sa_id == e.sa_id:
                 w.feed(e)
         self._waiters = [w for w in self._waiters if not w.future.done()]
+
+    def _closed(self, e: IkeSaClosed) -> None:
+        if e.reason == "rekeyed":
+            return
+        if not any(sa.name == e.connection and sa.initiator for sa in self.engine.sas()):
+            self.hostnet.restore()
+        if e.connection in self._down_requested:
+            self._down_requested.discard(e.connection)
+            return
+        if e.connection in self._keep_up and not any(sa.name == e.connection for sa in self.engine.sas()):
+            self._schedule_reconnect(e.connection, e.reason)
+
+    def _schedule_reconnect(self, name: str, reason: str) -> None:
+        assert self._loop is not None
+        r = self._reconnect.setdefault(name, _Reconnect())
+        delay = min(RECONNECT_MAX, RECONNECT_MIN * 2**r.attempt)
+        r.attempt += 1
+        r.last_reason = reason
+        r.next_at = self._now() + delay
+        _log.info("%s: reconnecting in %.0f s (attempt %d) after: %s", name, delay, r.attempt, reason)
+        if r.handle is not None:
+            r.handle.cancel()
+        r.handle = self._loop.call_later(delay, self._initiate, name)
+
+    def _initiate(self, name: str) -> None:
+        r = self._reconnect.get(name)
+        if r is not None:
+            r.handle = None
+        try:
+            self._apply(self.engine.initiate(name, self._now()))
+        except UsageError as exc:
+            _log.error("cannot start %s: %s", name, exc)
 
     # -- control ----------------------------------------------------------------------------------
 
     async def handle_command(self, cmd: str, args: dict[str, JsonValue]) -> JsonValue:
         now = self._now()
         if cmd == "status":
-            return {"ike_sas": [ike_sa_status(sa, now) for sa in self.engine.sas()]}
+            counters = await self._counters()
+            sas: list[JsonValue] = []
+            for sa in self.engine.sas():
+                st = ike_sa_status(sa, now)
+                for child in st["children"] if isinstance(st["children"], list) else []:
+                    if isinstance(child, dict):
+                        c = counters.get(bytes.fromhex(str(child["spi_in"])))
+                        traffic: dict[str, JsonValue] = dict(c.items()) if c else {}
+                        child["traffic"] = traffic
+                sas.append(st)
+            reconnecting: dict[str, JsonValue] = {
+                name: {
+                    "attempt": r.attempt,
+                    "next_in": round(max(0.0, r.next_at - now), 1),
+                    "reason": r.last_reason,
+                }
+                for name, r in self._reconnect.items()
+            }
+            return {"ike_sas": sas, "reconnecting": reconnecting}
         if cmd == "connections":
             names: list[JsonValue] = list(sorted(self.config.connections))
             return {"connections": names}
         if cmd == "stats":
-            st = self.engine.stats
+            es = self.engine.stats
             return {
-                "malformed": st.malformed,
-                "unknown_spi": st.unknown_spi,
-                "cookies_sent": st.cookies_sent,
-                "half_open_expired": st.half_open_expired,
+                "malformed": es.malformed,
+                "unknown_spi": es.unknown_spi,
+                "cookies_sent": es.cookies_sent,
+                "half_open_expired": es.half_open_expired,
                 "udp_received": self.udp.stats.received,
                 "udp_sent": self.udp.stats.sent,
-                "esp_received": self.udp.stats.esp,
             }
         if cmd == "up":
             return await self._up(args)
@@ -231,11 +405,19 @@ class Runtime:
             return await self._down(args)
         raise UsageError(f"unknown command {cmd!r}")
 
+    async def _counters(self) -> dict[bytes, dict[str, int]]:
+        fetch = getattr(self.dataplane, "fetch_counters", None)
+        if fetch is None:
+            return self.dataplane.counters()
+        result: dict[bytes, dict[str, int]] = await fetch()
+        return result
+
     async def _up(self, args: dict[str, JsonValue]) -> JsonValue:
         name = args.get("name")
         if not isinstance(name, str):
             raise UsageError("up needs a connection name")
         timeout = args.get("timeout", 30.0)
+        self._down_requested.discard(name)
         out = self.engine.initiate(name, self._now())
         sa_id = max(sa.sa_id for sa in self.engine.sas() if sa.name == name)
         conn = self.engine.config.connections[name]
@@ -257,12 +439,20 @@ class Runtime:
             for sa in self.engine.sas()
             if (isinstance(sa_id, int) and sa.sa_id == sa_id) or (isinstance(name, str) and sa.name == name)
         ]
+        if isinstance(name, str):
+            r = self._reconnect.pop(name, None)
+            if r is not None and r.handle is not None:
+                r.handle.cancel()
         if not targets:
+            if isinstance(name, str) and name in self.config.connections:
+                return {"closed": []}
             raise UsageError(f"no IKE SA matches {name if name is not None else sa_id!r}")
         assert self._loop is not None
         waiters = [_Waiter(sa.sa_id, False, self._loop.create_future()) for sa in targets]
         self._waiters.extend(waiters)
         for sa in targets:
+            self._down_requested.add(sa.name)
             self._apply(self.engine.terminate(sa.sa_id, self._now()))
         done, _ = await asyncio.wait([w.future for w in waiters], timeout=30.0)
-        return {"closed": [w.sa_id for w in waiters if w.future in done]}
+        closed: list[JsonValue] = [w.sa_id for w in waiters if w.future in done]
+        return {"closed": closed}

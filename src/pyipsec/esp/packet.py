@@ -70,6 +70,7 @@ PAD_BYTES = bytes(range(1, 256))
 _POOL = 4096  # bytes of randomness fetched per RandomSource call (CBC IV seeds)
 _MASK32 = 0xFFFF_FFFF
 _pack = struct.pack
+_pack_into = struct.pack_into
 _compare = _std_hmac.compare_digest
 
 
@@ -173,6 +174,23 @@ class EspTransform:
     def open(self, packet: BytesLike, seq: int) -> bytes:
         raise NotImplementedError
 
+    # Buffer-oriented variants for the batched data plane (no intermediate bytes objects).
+
+    def seal_into(self, seq: int, buf: memoryview, inner_len: int, next_header: int, out: memoryview) -> int:
+        """Seal in place: ``buf[payload_offset : payload_offset + inner_len]`` holds the payload
+        (the caller put it there); ``buf`` must have ``payload_offset + inner_len + align + 2``
+        bytes. The transform writes its prefix and the trailer into ``buf`` and the whole ESP
+        packet to ``out``, which needs ``sealed_len(inner_len) + align`` bytes of room (block
+        ciphers write up to a block past the packet, which later packets overwrite). Returns
+        the ESP packet length. IVs are chosen as :meth:`seal` chooses them."""
+        raise NotImplementedError
+
+    def open_into(self, packet: BytesLike, seq: int, out: memoryview) -> int:
+        """Verify and decrypt into ``out`` (same layout as :meth:`open` returns, so the payload
+        starts at ``payload_offset``); returns the number of bytes written. ``out`` needs
+        ``len(packet) + align`` bytes of room. Raises :class:`EspIntegrityFailure`."""
+        raise NotImplementedError
+
 
 class AeadTransform(EspTransform):
     """AES-GCM-16 (RFC 4106) or ChaCha20-Poly1305 (RFC 7634) in ESP."""
@@ -202,6 +220,28 @@ class AeadTransform(EspTransform):
             return self._aead.decrypt(self._salt + packet[8:16], packet[16:], aad)
         except InvalidTag:
             raise EspIntegrityFailure(f"SPI {self.spi:08x} seq {seq}: AEAD tag mismatch") from None
+
+    def seal_into(self, seq: int, buf: memoryview, inner_len: int, next_header: int, out: memoryview) -> int:
+        table = self._trailers.get(next_header)
+        if table is None:
+            table = self._trailers[next_header] = _trailer_table(4, next_header)
+        trailer = table[-(inner_len + 2) & 3]
+        end = inner_len + len(trailer)
+        buf[inner_len:end] = trailer
+        low = seq & _MASK32
+        _pack_into(">IIQ", out, 0, self.spi, low, seq)  # header, then IV = the 64-bit counter
+        aad = _pack(">III", self.spi, seq >> 32, low) if self.esn else out[:8]
+        self._aead.encrypt_into(self._salt + out[8:16], buf[:end], aad, out[16 : end + 32])
+        return end + 32
+
+    def open_into(self, packet: BytesLike, seq: int, out: memoryview) -> int:
+        aad = _pack(">III", self.spi, seq >> 32, seq & _MASK32) if self.esn else packet[:8]
+        size = len(packet) - 32
+        try:
+            self._aead.decrypt_into(self._salt + packet[8:16], packet[16:], aad, out[:size])
+        except InvalidTag:
+            raise EspIntegrityFailure(f"SPI {self.spi:08x} seq {seq}: AEAD tag mismatch") from None
+        return size
 
 
 class CbcHmacTransform(EspTransform):
@@ -268,6 +308,42 @@ class CbcHmacTransform(EspTransform):
             raise EspIntegrityFailure(f"SPI {self.spi:08x} seq {seq}: ICV mismatch")
         # IV ‖ ciphertext through the running decryptor: block 0 is junk, the rest the plaintext
         return self._dec.update(packet[8:end])
+
+    def seal_into(self, seq: int, buf: memoryview, inner_len: int, next_header: int, out: memoryview) -> int:
+        if self._rng is None:
+            raise ValueError("an AES-CBC outbound SA needs a RandomSource (rng)")
+        table = self._trailers.get(next_header)
+        if table is None:
+            table = self._trailers[next_header] = _trailer_table(16, next_header)
+        trailer = table[-(inner_len + 2) & 15]
+        end = 16 + inner_len + len(trailer)
+        buf[16 + inner_len : end] = trailer
+        pos = self._pos
+        if pos == _POOL:
+            self._pool = self._rng.random_bytes(_POOL)
+            pos = 0
+        self._pos = pos + 16
+        buf[:16] = self._pool[pos : pos + 16]
+        # R ‖ plaintext through the running encryptor: block 0 becomes the IV (module docstring)
+        self._enc.update_into(buf[:end], out[8 : end + 23])
+        _pack_into(">II", out, 0, self.spi, seq & _MASK32)
+        mac = self._mac.copy()
+        mac.update(out[: end + 8])
+        if self.esn:
+            mac.update(_pack(">I", seq >> 32))
+        icv_len = self.icv_len
+        out[end + 8 : end + 8 + icv_len] = mac.finalize()[:icv_len]
+        return end + 8 + icv_len
+
+    def open_into(self, packet: BytesLike, seq: int, out: memoryview) -> int:
+        end = len(packet) - self.icv_len
+        mac = self._mac.copy()
+        mac.update(packet[:end])
+        if self.esn:
+            mac.update(_pack(">I", seq >> 32))
+        if not _compare(mac.finalize()[: self.icv_len], packet[end:]):
+            raise EspIntegrityFailure(f"SPI {self.spi:08x} seq {seq}: ICV mismatch")
+        return self._dec.update_into(packet[8:end], out[: end + 7])
 
 
 def _suite(

@@ -131,9 +131,11 @@ class EspSa:
         "_min_len",
         "_next_seq",
         "_open",
+        "_open_into",
         "_overhead",
         "_payload_offset",
         "_seal",
+        "_seal_into",
         "_transform",
         "_tunnel",
         "_unaligned",
@@ -170,6 +172,8 @@ class EspSa:
         self._transform: EspTransform = transform
         self._seal = transform.seal
         self._open = transform.open
+        self._seal_into = transform.seal_into
+        self._open_into = transform.open_into
         self._min_len = transform.min_len
         self._overhead = 8 + transform.iv_len + transform.icv_len
         self._unaligned = transform.align - 1 if transform.align > 4 else 0  # block ciphers only
@@ -229,6 +233,21 @@ class EspSa:
         self.packets += 1
         self.bytes += len(inner)
         return packet
+
+    def encapsulate_into(self, buf: memoryview, inner_len: int, next_header: int, out: memoryview) -> int:
+        """Like :meth:`encapsulate`, for the batched data plane: the payload is already in
+        ``buf[payload_offset : payload_offset + inner_len]`` (see
+        :meth:`~pyipsec.esp.packet.EspTransform.seal_into` for the room ``buf`` and ``out``
+        need); the ESP packet is written to ``out`` and its length returned."""
+        size = self._seal_into(self._next_seq(), buf, inner_len, next_header, out)
+        self.packets += 1
+        self.bytes += inner_len
+        return size
+
+    @property
+    def payload_offset(self) -> int:
+        """Where :meth:`encapsulate_into` expects the payload in its scratch buffer."""
+        return self._payload_offset
 
     def encapsulated_len(self, inner_len: int) -> int:
         """The ESP packet length ``encapsulate`` produces for an ``inner_len``-byte payload."""
@@ -298,6 +317,57 @@ class EspSa:
         self.packets += 1
         self.bytes += end - start
         return plain[start:end], next_header
+
+    def decapsulate_into(self, packet: BytesLike, out: memoryview) -> tuple[int, int, int]:
+        """:meth:`decapsulate` for the batched data plane: the plaintext goes to ``out`` (which
+        needs ``len(packet) + 16`` bytes) and ``(start, end, next_header)`` locate the payload
+        in it. Same checks, order, exceptions and counters as :meth:`decapsulate`."""
+        size = len(packet)
+        if size < self._min_len or (size - self._overhead) & self._unaligned:
+            self.malformed += 1
+            raise MalformedEsp(f"SPI {self.spi:08x}: {size}-byte ESP packet")
+        spi, seq_low = _unpack_from(packet)
+        if spi != self.spi:
+            self.spi_mismatches += 1
+            raise SpiMismatch(f"SPI {spi:08x} on the SA of SPI {self.spi:08x}")
+        seq = self._check(seq_low)
+        if seq is None:
+            self.replay_drops += 1
+            raise ReplayedPacket(f"SPI {self.spi:08x}: sequence number {seq_low} replayed or too old")
+        try:
+            n = self._open_into(packet, seq, out)
+        except EspIntegrityFailure:
+            self.integrity_failures += 1
+            raise
+        if not self._commit(seq):
+            self.replay_drops += 1
+            raise ReplayedPacket(f"SPI {self.spi:08x}: sequence number {seq} replayed")
+        start = self._payload_offset
+        last = n - 2
+        pad_len = out[last]
+        end = last - pad_len
+        if end < start or (pad_len and out[end:last] != _PADS[pad_len]):
+            self.pad_errors += 1
+            raise BadPadding(f"SPI {self.spi:08x} seq {seq}: bad padding (pad length {pad_len})")
+        next_header = out[last + 1]
+        if self._tunnel and next_header in (4, 41):
+            size = end - start
+            if next_header == 4:
+                ip_len = (out[start + 2] << 8 | out[start + 3]) if size >= 20 else 0
+                if ip_len < 20:
+                    ip_len = 0
+            else:
+                ip_len = (out[start + 4] << 8 | out[start + 5]) + 40 if size >= 40 else 0
+            if ip_len != size:
+                if not 0 < ip_len < size:
+                    self.malformed += 1
+                    raise MalformedEsp(
+                        f"SPI {self.spi:08x} seq {seq}: inner packet length {ip_len} of {size}"
+                    )
+                end = start + ip_len
+        self.packets += 1
+        self.bytes += end - start
+        return start, end, next_header
 
     # --- state --------------------------------------------------------------------------------
 

@@ -61,7 +61,9 @@ class UdpPorts:
         port: int = 500,
         nat_t_port: int = 4500,
         listen: Iterable[IPAddress] = (IPv4Address(0), IPv6Address(0)),
+        bind_nat_t: bool = True,
     ) -> None:
+        self._bind_nat_t = bind_nat_t  # False when the data plane owns the NAT-T port
         self._on_ike = on_ike
         self._on_esp = on_esp
         self.port = port
@@ -74,7 +76,7 @@ class UdpPorts:
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         for addr in self._listen:
-            for port in (self.port, self.nat_t_port):
+            for port in (self.port, self.nat_t_port) if self._bind_nat_t else (self.port,):
                 sock = self._bind(addr, port)
                 if sock is None:
                     continue

@@ -126,7 +126,11 @@ def test_check_json_valid() -> None:
     }
     assert conn["children"]["lan"]["local_ts"] == ["10.1.0.0/16", "10.1.0.53[udp/53]"]
     assert conn["children"]["lan"]["life_time"] == 3960  # defaults are filled in
-    assert result["config"]["pools"]["rw"] == {"addrs": "10.3.0.1-10.3.0.254", "dns": ["10.1.0.53"], "domains": []}
+    assert result["config"]["pools"]["rw"] == {
+        "addrs": "10.3.0.1-10.3.0.254",
+        "dns": ["10.1.0.53"],
+        "domains": [],
+    }
     assert result["config"]["secrets"]["eap-carol"] == {"id": ["carol"], "secret_file": None, "type": "eap"}
     assert result["config"]["settings"]["port_nat_t"] == 4500
 

@@ -1,0 +1,164 @@
+"""The runtime's side of the data-plane process: Child SA events in, IKE datagrams out.
+
+Wraps :class:`~pyipsec.dataplane.channel.DataplaneHandle`: converts the engine's
+``ChildSaInstalled`` into the data plane's own ``ChildPolicy`` (the data plane never sees an
+IKE type), forwards IKE messages for the NAT-T port (which the data plane owns), and turns
+the data plane's events back into calls on the runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from pyipsec.config.model import Settings
+from pyipsec.dataplane.channel import (
+    Acquire,
+    ChildPolicy,
+    Counters,
+    DataplaneClosed,
+    DataplaneHandle,
+    IkeDatagram,
+    SaSignal,
+)
+from pyipsec.ike.events import ChildSaInstalled
+from pyipsec.net.addr import Datagram, Endpoint
+from pyipsec.wire.payloads.ts import TrafficSelector
+
+__all__ = ["ProcessDataplane", "policy_for"]
+
+_log = logging.getLogger("pyipsec.daemon")
+
+_COUNTER_FIELDS = (
+    "packets_in",
+    "bytes_in",
+    "packets_out",
+    "bytes_out",
+    "replay_drops",
+    "integrity_failures",
+    "policy_drops",
+    "pad_errors",
+    "malformed",
+)
+
+
+def _ts(ts: TrafficSelector) -> tuple[object, ...]:
+    return (ts.start_addr, ts.end_addr, ts.ip_protocol, ts.start_port, ts.end_port)
+
+
+def policy_for(e: ChildSaInstalled) -> ChildPolicy:
+    p = e.params
+    return ChildPolicy(
+        spi_in=p.spi_in,
+        spi_out=p.spi_out,
+        encr=p.encr,
+        encr_key_bits=p.encr_key_bits,
+        integ=p.integ,
+        encr_key_in=p.encr_key_in,
+        integ_key_in=p.integ_key_in,
+        encr_key_out=p.encr_key_out,
+        integ_key_out=p.integ_key_out,
+        esn=p.esn,
+        mode="transport" if p.mode == "transport" else "tunnel",
+        local_ts=tuple(_ts(t) for t in p.local_ts),  # type: ignore[misc]
+        remote_ts=tuple(_ts(t) for t in p.remote_ts),  # type: ignore[misc]
+        local=p.local,
+        remote=p.remote,
+        encap=p.encap,
+        replay_window=p.replay_window,
+        outbound_active=e.outbound_active,
+    )
+
+
+class ProcessDataplane:
+    def __init__(
+        self,
+        handle: DataplaneHandle,
+        *,
+        on_ike: Callable[[Datagram], None],
+        on_signal: Callable[[bytes, str], None],
+        on_exit: Callable[[], None],
+    ) -> None:
+        self.handle = handle
+        self._on_ike = on_ike
+        self._on_signal = on_signal
+        self._on_exit = on_exit
+        self._last: dict[bytes, dict[str, int]] = {}
+        self._waiting: list[asyncio.Future[dict[bytes, dict[str, int]]]] = []
+
+    @classmethod
+    def spawn(
+        cls,
+        settings: Settings,
+        *,
+        on_ike: Callable[[Datagram], None],
+        on_signal: Callable[[bytes, str], None],
+        on_exit: Callable[[], None],
+    ) -> ProcessDataplane:
+        handle = DataplaneHandle.spawn(
+            tun_name=settings.tun,
+            nat_t_port=settings.port_nat_t,
+            mtu=settings.mtu,
+            listen=settings.listen,
+            table=settings.routing_table,
+            log_level=str(settings.log_level),
+        )
+        _log.info("data plane up: %s, MTU %d, pid %d", handle.tun_name, handle.mtu, handle.pid)
+        return cls(handle, on_ike=on_ike, on_signal=on_signal, on_exit=on_exit)
+
+    def fileno(self) -> int:
+        return self.handle.fileno()
+
+    def readable(self) -> None:
+        for ev in self.handle.read_events():
+            if isinstance(ev, IkeDatagram):
+                self._on_ike(Datagram(ev.local, ev.remote, ev.payload))
+            elif isinstance(ev, Counters):
+                self._last = {s.spi_in: {f: getattr(s, f) for f in _COUNTER_FIELDS} for s in ev.sas}
+                for fut in self._waiting:
+                    if not fut.done():
+                        fut.set_result(self._last)
+                self._waiting.clear()
+            elif isinstance(ev, SaSignal):
+                self._on_signal(ev.spi, ev.kind)
+            elif isinstance(ev, Acquire):
+                _log.debug("no policy for %s -> %s (protocol %d)", ev.src, ev.dst, ev.protocol)
+            elif isinstance(ev, DataplaneClosed):
+                _log.error("the data plane exited (status %s): stopping", ev.returncode)
+                self._on_exit()
+                return
+
+    # -- DataplaneSink -----------------------------------------------------------------------------
+
+    def install(self, event: ChildSaInstalled) -> None:
+        self.handle.install_child(policy_for(event))
+
+    def activate(self, spi_in: bytes) -> None:
+        self.handle.activate_outbound(spi_in)
+
+    def remove(self, spi_in: bytes) -> None:
+        self.handle.remove_child(spi_in)
+
+    def counters(self) -> dict[bytes, dict[str, int]]:
+        return self._last
+
+    async def fetch_counters(self, timeout: float = 1.0) -> dict[bytes, dict[str, int]]:
+        fut: asyncio.Future[dict[bytes, dict[str, int]]] = asyncio.get_running_loop().create_future()
+        self._waiting.append(fut)
+        self.handle.request_counters()
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            return self._last
+
+    def send_ike(self, d: Datagram) -> None:
+        self.handle.send_ike(d.local, d.remote, d.payload)
+
+    def send_keepalive(self, local: Endpoint, remote: Endpoint) -> None:
+        send = getattr(self.handle, "send_keepalive", None)
+        if send is not None:
+            send(local, remote)
+
+    def close(self) -> None:
+        self.handle.close()

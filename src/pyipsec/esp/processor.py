@@ -1,0 +1,299 @@
+"""The ESP pipeline, one packet at a time (RFC 4303 §3.3, §3.4; RFC 4301 §5.1, §5.2).
+
+Theory of operation
+-------------------
+:class:`EspProcessor` owns the SAD (:class:`~pyipsec.esp.sad.Sad`) and the SPD
+(:class:`~pyipsec.esp.spd.Spd`), both immutable snapshots swapped whole by :meth:`install` and
+:meth:`remove`. It touches no socket, fd or clock: ``now`` comes in as an argument.
+
+Outbound (:meth:`outbound`): SPD lookup of the IP packet (most specific first) → the child's
+outbound SA → tunnel mode seals the whole packet with Next Header 4 or 41, transport mode its
+payload with the packet's protocol. No policy → drop, counted as ``no_policy``.
+
+Inbound (:meth:`inbound`): SPI lookup (unknown → ``unknown_spi``) → the SA's checks in RFC 4303
+order (replay before crypto, window moved only after the ICV verified; see
+:meth:`~pyipsec.esp.sa.EspSa.decapsulate`) → the inner packet must match the child's selectors
+(else ``policy_drops`` of that child) → the IP packet to deliver. Transport mode rebuilds an IP
+header from the SA's endpoints. Every drop is counted, none raises.
+
+:meth:`poll_signals` turns sequence-number exhaustion and soft/hard lifetimes into
+:class:`Signal` values for the control plane; past a hard lifetime the child is marked expired
+and carries no more traffic.
+
+The batched data plane (``pyipsec.dataplane``) uses the same SAD/SPD and the same SAs through
+their buffer-oriented methods; this class is its per-packet reference and fallback.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pyipsec.esp.packet import BytesLike, EspDrop, RandomBytes
+from pyipsec.esp.replay import SequenceExhausted
+from pyipsec.esp.sa import Direction, EspMode, EspSa, EspSaConfig
+from pyipsec.esp.sad import Child, Lifetimes, Peer, Sad
+from pyipsec.esp.spd import Policy, Selector, Spd
+
+__all__ = [
+    "ChildSpec",
+    "EspProcessor",
+    "GlobalCounters",
+    "Signal",
+    "SignalKind",
+    "child_counters",
+    "ip_header_for_transport",
+]
+
+SignalKind = Literal["seq_exhausting", "soft_lifetime", "hard_lifetime"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildSpec:
+    """What :meth:`EspProcessor.install` needs for one Child SA (both directions)."""
+
+    inbound: EspSaConfig
+    outbound: EspSaConfig
+    local_ts: tuple[Selector, ...]
+    remote_ts: tuple[Selector, ...]
+    peer: Peer
+    lifetimes: Lifetimes | None = None
+    outbound_active: bool = True
+
+    def __post_init__(self) -> None:
+        if (
+            self.inbound.direction is not Direction.INBOUND
+            or self.outbound.direction is not Direction.OUTBOUND
+        ):
+            raise ValueError("ChildSpec wants an inbound and an outbound SA config")
+        if not self.local_ts or not self.remote_ts:
+            raise ValueError("a Child SA needs local and remote traffic selectors")
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """Something the control plane must act on: ``spi_in`` names the child."""
+
+    spi_in: int
+    kind: SignalKind
+
+
+@dataclass(slots=True)
+class GlobalCounters:
+    """Drops that belong to no SA, plus outbound drops of inactive or expired children."""
+
+    no_policy: int = 0
+    unknown_spi: int = 0
+    malformed: int = 0
+    expired: int = 0
+    seq_exhausted: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "no_policy": self.no_policy,
+            "unknown_spi": self.unknown_spi,
+            "malformed": self.malformed,
+            "expired": self.expired,
+            "seq_exhausted": self.seq_exhausted,
+            **self.extra,
+        }
+
+
+_IPV4_HDR = struct.Struct(">BBHHHBBH4s4s")
+
+
+def _ones_sum(data: BytesLike) -> int:
+    n = int.from_bytes(data, "big")
+    if len(data) & 1:
+        n <<= 8
+    return n % 0xFFFF
+
+
+def ip_header_for_transport(peer: Peer, next_header: int, payload_len: int) -> bytes:
+    """An IP header from ``peer.remote`` to ``peer.local`` for a transport-mode payload."""
+    src, dst = peer.remote.ip, peer.local.ip
+    if src.version == 4:
+        hdr = _IPV4_HDR.pack(0x45, 0, 20 + payload_len, 0, 0x4000, 64, next_header, 0, src.packed, dst.packed)
+        csum = 0xFFFF - _ones_sum(hdr)
+        return hdr[:10] + csum.to_bytes(2, "big") + hdr[12:]
+    return (
+        bytes((0x60, 0, 0, 0))
+        + payload_len.to_bytes(2, "big")
+        + bytes((next_header, 64))
+        + src.packed
+        + dst.packed
+    )
+
+
+class EspProcessor:
+    """SAD + SPD + the per-packet pipeline. ``rng`` feeds AES-CBC IVs of outbound SAs."""
+
+    def __init__(self, *, rng: RandomBytes | None = None) -> None:
+        self.rng = rng
+        self.sad = Sad()
+        self.spd = Spd()
+        self.counters = GlobalCounters()
+        self._order = 0
+
+    # --- configuration ------------------------------------------------------------------------
+
+    def install(self, spec: ChildSpec, now: float = 0.0) -> Child:
+        """Build and install a child; its outbound policy is active unless the spec says not."""
+        inbound = EspSa(spec.inbound)
+        outbound = EspSa(spec.outbound, rng=self.rng)
+        self._order += 1
+        policy = Policy(inbound.spi, spec.local_ts, spec.remote_ts, self._order)
+        child = Child(
+            inbound=inbound,
+            outbound=outbound,
+            policy=policy,
+            peer=spec.peer,
+            mode=spec.inbound.mode,
+            lifetimes=spec.lifetimes,
+            installed_at=now,
+            outbound_active=spec.outbound_active,
+        )
+        self.sad = self.sad.with_child(child)
+        if child.outbound_active:
+            self.spd = self.spd.with_policy(policy)
+        return child
+
+    def activate_outbound(self, spi_in: int) -> bool:
+        """Let a child installed inactive carry outbound traffic (the rekey switch-over)."""
+        child = self.sad.children.get(spi_in)
+        if child is None:
+            return False
+        child.outbound_active = True
+        self._order += 1
+        p = child.policy
+        child.policy = Policy(p.key, p.local, p.remote, self._order)
+        self.spd = self.spd.with_policy(child.policy)
+        return True
+
+    def remove(self, spi_in: int) -> Child | None:
+        child = self.sad.children.get(spi_in)
+        if child is None:
+            return None
+        self.sad = self.sad.without(spi_in)
+        self.spd = self.spd.without(spi_in)
+        return child
+
+    def children(self) -> Iterable[Child]:
+        return iter(self.sad)
+
+    # --- outbound -----------------------------------------------------------------------------
+
+    def route(self, pkt: BytesLike) -> Child | None:
+        """The child whose policy covers an outbound IP packet (counted drop when none)."""
+        key = self.spd.lookup(pkt)
+        child = self.sad.children.get(key) if key is not None else None
+        if child is None:
+            self.counters.no_policy += 1
+            return None
+        if child.expired:
+            self.counters.expired += 1
+            return None
+        return child
+
+    def outbound(self, pkt: BytesLike) -> tuple[Child, bytes] | None:
+        """``(child, ESP packet)`` for an IP packet read from the TUN device, or None (dropped)."""
+        child = self.route(pkt)
+        if child is None:
+            return None
+        try:
+            if child.mode is EspMode.TUNNEL:
+                return child, child.outbound.encapsulate(pkt, 4 if pkt[0] >> 4 == 4 else 41)
+            if pkt[0] >> 4 == 4:
+                ihl = (pkt[0] & 15) * 4
+                return child, child.outbound.encapsulate(pkt[ihl:], pkt[9])
+            return child, child.outbound.encapsulate(pkt[40:], pkt[6])
+        except SequenceExhausted:
+            self.counters.seq_exhausted += 1
+            child.expired = True
+            return None
+
+    # --- inbound ------------------------------------------------------------------------------
+
+    def inbound(self, esp: BytesLike) -> tuple[Child, bytes] | None:
+        """``(child, inner IP packet)`` for an ESP packet, or None (dropped and counted)."""
+        if len(esp) < 8:
+            self.counters.malformed += 1
+            return None
+        child = self.sad.inbound.get(int.from_bytes(esp[:4], "big"))
+        if child is None:
+            self.counters.unknown_spi += 1
+            return None
+        if child.expired:
+            self.counters.expired += 1
+            return None
+        try:
+            payload, next_header = child.inbound.decapsulate(esp)
+        except EspDrop:
+            return None  # counted by the SA
+        if child.mode is EspMode.TUNNEL:
+            if next_header not in (4, 41):
+                if next_header != 59:  # 59: dummy packet (RFC 4303 §2.6), discarded silently
+                    child.policy_drops += 1
+                return None
+            packet = payload
+        else:
+            packet = ip_header_for_transport(child.peer, next_header, len(payload)) + payload
+        if not child.check(packet):
+            child.policy_drops += 1
+            return None
+        return child, packet
+
+    # --- signals ------------------------------------------------------------------------------
+
+    def poll_signals(self, now: float) -> list[Signal]:
+        """Sequence-number and lifetime signals, each once per child and kind."""
+        out: list[Signal] = []
+        for child in self.sad:
+            if child.outbound.poll_signal() is not None and "seq_exhausting" not in child.signalled:
+                child.signalled.add("seq_exhausting")
+                out.append(Signal(child.key, "seq_exhausting"))
+            lt = child.lifetimes
+            if lt is None:
+                continue
+            age = now - child.installed_at
+            used = max(child.inbound.bytes, child.outbound.bytes)
+            packets = max(child.inbound.packets, child.outbound.packets)
+            limits: tuple[tuple[SignalKind, int | None, int | None, float | None], ...] = (
+                ("hard_lifetime", lt.hard_bytes, lt.hard_packets, lt.hard_seconds),
+                ("soft_lifetime", lt.soft_bytes, lt.soft_packets, lt.soft_seconds),
+            )
+            for kind, lim_b, lim_p, lim_s in limits:
+                if kind in child.signalled:
+                    continue
+                if (
+                    (lim_b is not None and used >= lim_b)
+                    or (lim_p is not None and packets >= lim_p)
+                    or (lim_s is not None and age >= lim_s)
+                ):
+                    child.signalled.add(kind)
+                    if kind == "hard_lifetime":
+                        child.expired = True
+                        child.signalled.add("soft_lifetime")
+                    out.append(Signal(child.key, kind))
+                    break
+        return out
+
+
+def child_counters(child: Child) -> dict[str, int]:
+    """A flat snapshot of one child's counters (both directions)."""
+    i: EspSa = child.inbound
+    o: EspSa = child.outbound
+    return {
+        "packets_in": i.packets,
+        "bytes_in": i.bytes,
+        "packets_out": o.packets,
+        "bytes_out": o.bytes,
+        "replay_drops": i.replay_drops,
+        "integrity_failures": i.integrity_failures,
+        "policy_drops": child.policy_drops,
+        "pad_errors": i.pad_errors,
+        "malformed": i.malformed,
+    }

@@ -1,0 +1,121 @@
+"""Traffic through pyipsec ↔ strongSwan tunnels: ping and a checked bulk TCP transfer.
+
+strongSwan runs its kernel-libipsec data plane (userspace ESP over TUN, always UDP 4500);
+pyipsec runs its own data plane process. Both roles, three suites.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.interop.conftest import SitePair
+from tests.interop.test_ike_strongswan import _py_established, charon_setup, make_creds, pyipsec_config
+from tests.support.pyipsecd import PyIpsecDaemon, pyipsec_factory  # noqa: F401 - fixture
+from tests.support.strongswan import CharonFactory
+
+pytestmark = pytest.mark.interop
+
+SUITES = [
+    ("aes256gcm16-prfsha256-ecp256", "aes256gcm16"),
+    ("aes256-sha256-modp2048", "aes256-sha256"),
+    ("chacha20poly1305-prfsha256-x25519", "chacha20poly1305"),
+]
+
+TRANSFER = 8 * 1024 * 1024
+
+
+def bulk_tcp(sender_ns: object, receiver_ns: object, dst: str, tmp: Path) -> None:
+    """Send TRANSFER random bytes over TCP and compare SHA-256 on both ends."""
+    data = os.urandom(TRANSFER)
+    src = tmp / "payload.bin"
+    src.write_bytes(data)
+    out = tmp / "received.bin"
+    server = receiver_ns.popen(  # type: ignore[attr-defined]
+        [
+            "python3",
+            "-c",
+            "import socket,sys\n"
+            "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            f"s.bind(('{dst}', 5201)); s.listen(1); c,_=s.accept()\n"
+            f"f=open('{out}','wb')\n"
+            "while True:\n  b=c.recv(65536)\n  if not b: break\n  f.write(b)\n"
+            "f.close()",
+        ],
+    )
+    sender_ns.run(  # type: ignore[attr-defined]
+        [
+            "python3",
+            "-c",
+            "import socket,time\n"
+            "for i in range(50):\n"
+            "  try:\n"
+            f"    s=socket.create_connection(('{dst}', 5201), timeout=5); break\n"
+            "  except OSError: time.sleep(0.1)\n"
+            f"s.sendall(open('{src}','rb').read()); s.close()",
+        ],
+        timeout=60,
+    )
+    server.wait(60)
+    assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(data).digest()
+
+
+@pytest.mark.parametrize(("ike", "esp"), SUITES, ids=[s[1] for s in SUITES])
+@pytest.mark.parametrize("initiator", ["pyipsec", "strongswan"])
+def test_ping_and_bulk_tcp_through_pyipsec_strongswan_tunnel(
+    site_pair: SitePair,
+    charon_factory: CharonFactory,
+    pyipsec_factory: Callable[..., PyIpsecDaemon],  # noqa: F811
+    tmp_path: Path,
+    ike: str,
+    esp: str,
+    initiator: str,
+) -> None:
+    left, right = site_pair.left, site_pair.right  # pyipsec left, charon right
+    creds = make_creds("psk")
+    charon = charon_factory(right.ns, "sun")
+    charon_setup(
+        charon,
+        creds,
+        local=right.outer,
+        remote=left.outer,
+        lts=right.inner_net,
+        rts=left.inner_net,
+        ike=ike,
+        esp=esp,
+    )
+    py = pyipsec_factory(
+        left.ns,
+        pyipsec_config(
+            tmp_path / "creds",
+            creds,
+            local=left.outer,
+            remote=right.outer,
+            lts=left.inner_net,
+            rts=right.inner_net,
+            ike=ike,
+            esp=esp,
+        ),
+    )
+    if initiator == "pyipsec":
+        result = py.call("up", name="site", timeout=20)
+        assert isinstance(result, dict) and result["ok"], result
+    else:
+        charon.initiate(child="net", ike="site")
+    charon.wait_for_sa("site", child="net")
+    py.wait_for(_py_established)
+
+    assert left.ns.wait_ping(right.inner, timeout=5), py.log_text()[-3000:]
+    assert right.ns.ping(left.inner, count=3)
+    bulk_tcp(left.ns, right.ns, right.inner, tmp_path)
+    bulk_tcp(right.ns, left.ns, left.inner, tmp_path)
+
+    (sa,) = py.status()
+    (child,) = sa["children"]  # type: ignore[misc]
+    traffic = child["traffic"]  # type: ignore[index]
+    assert traffic["packets_in"] > 1000 and traffic["packets_out"] > 1000, traffic
+    assert traffic["integrity_failures"] == 0 and traffic["replay_drops"] == 0

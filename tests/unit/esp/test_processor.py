@@ -1,0 +1,197 @@
+"""EspProcessor: in-memory outbound/inbound through two peers, every drop counted, signals."""
+
+from __future__ import annotations
+
+from ipaddress import ip_address
+
+import pytest
+
+from pyipsec.crypto.rand import SeededRandom
+from pyipsec.esp.processor import ChildSpec, EspProcessor, child_counters, ip_header_for_transport
+from pyipsec.esp.sa import Direction, EspMode, EspSaConfig
+from pyipsec.esp.sad import Lifetimes, Peer
+from pyipsec.esp.spd import Selector
+from pyipsec.net.addr import Endpoint
+from tests.unit.dataplane._packets import ipv4_header_ok, ipv4_tcp, ipv4_udp, ipv6_tcp
+
+from ._support import SUITE_IDS, SUITES, Suite
+
+N = Selector.network
+A_OUT, B_OUT = Endpoint(ip_address("192.0.2.1"), 4500), Endpoint(ip_address("192.0.2.2"), 4500)
+
+
+def _spec(
+    suite: Suite,
+    spi_in: int,
+    spi_out: int,
+    local: str,
+    remote: str,
+    me: Endpoint,
+    peer: Endpoint,
+    *,
+    mode: EspMode = EspMode.TUNNEL,
+    lifetimes: Lifetimes | None = None,
+    soft: int | None = None,
+    active: bool = True,
+) -> ChildSpec:
+    def cfg(direction: Direction, spi: int) -> EspSaConfig:
+        ek, ik = suite.keys(spi)  # each SA's keys follow from its SPI: both peers agree
+        return EspSaConfig(
+            spi=spi, direction=direction, encr=suite.encr, encr_key=ek, integ=suite.integ, integ_key=ik,
+            mode=mode, seq_soft_limit=soft,
+        )  # fmt: skip
+
+    return ChildSpec(
+        inbound=cfg(Direction.INBOUND, spi_in),
+        outbound=cfg(Direction.OUTBOUND, spi_out),
+        local_ts=(N(local),),
+        remote_ts=(N(remote),),
+        peer=Peer(me, peer, True),
+        lifetimes=lifetimes,
+        outbound_active=active,
+    )
+
+
+def _pair(suite: Suite, **kw: object) -> tuple[EspProcessor, EspProcessor]:
+    a, b = EspProcessor(rng=SeededRandom(1)), EspProcessor(rng=SeededRandom(2))
+    a.install(_spec(suite, 0x1000, 0x2000, "10.1.0.0/16", "10.2.0.0/16", A_OUT, B_OUT, **kw))  # type: ignore[arg-type]
+    b.install(_spec(suite, 0x2000, 0x1000, "10.2.0.0/16", "10.1.0.0/16", B_OUT, A_OUT, **kw))  # type: ignore[arg-type]
+    return a, b
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=SUITE_IDS)
+def test_tunnel_round_trip(suite: Suite) -> None:
+    a, b = _pair(suite)
+    for n in (0, 1, 15, 16, 17, 1000):
+        pkt = ipv4_tcp(bytes(n))
+        sent = a.outbound(pkt)
+        assert sent is not None
+        child, esp = sent
+        assert child.peer.remote == B_OUT
+        assert esp[:4] == (0x2000).to_bytes(4, "big")
+        got = b.inbound(esp)
+        assert got is not None and got[1] == pkt
+        back = b.outbound(ipv4_udp(b"reply", src="10.2.0.1", dst="10.1.0.1"))
+        assert back is not None
+        assert a.inbound(back[1]) is not None
+    c = child_counters(b.sad.children[0x2000])
+    assert c["packets_in"] == 6 and c["packets_out"] == 6
+
+
+def test_ipv6_inner() -> None:
+    suite = SUITES[2]
+    a, b = EspProcessor(), EspProcessor()
+    a.install(_spec(suite, 0x1000, 0x2000, "fd01::/64", "fd02::/64", A_OUT, B_OUT))
+    b.install(_spec(suite, 0x2000, 0x1000, "fd02::/64", "fd01::/64", B_OUT, A_OUT))
+    pkt = ipv6_tcp(b"hello")
+    sent = a.outbound(pkt)
+    assert sent is not None
+    got = b.inbound(sent[1])
+    assert got is not None and got[1] == pkt
+
+
+def test_every_drop_is_counted() -> None:
+    suite = SUITES[5]  # AES-CBC + HMAC-SHA2-256
+    a, b = _pair(suite)
+    # no policy
+    assert a.outbound(ipv4_tcp(b"x", dst="192.0.2.99")) is None
+    assert a.counters.no_policy == 1
+    sent = a.outbound(ipv4_tcp(b"payload"))
+    assert sent is not None
+    esp = sent[1]
+    # unknown SPI
+    assert b.inbound(b"\x00\x00\x99\x99" + esp[4:]) is None
+    assert b.counters.unknown_spi == 1
+    # short / malformed
+    assert b.inbound(b"\x01\x02") is None
+    assert b.inbound(esp[:20]) is None
+    assert b.counters.malformed == 1
+    child = b.sad.children[0x2000]
+    assert child.inbound.malformed == 1
+    # bad ICV: the window stays untouched, the genuine packet still goes through
+    bad = bytearray(esp)
+    bad[-1] ^= 1
+    assert b.inbound(bytes(bad)) is None
+    assert child.inbound.integrity_failures == 1
+    assert b.inbound(esp) is not None
+    # replay
+    assert b.inbound(esp) is None
+    assert child.inbound.replay_drops == 1
+    # selector mismatch: A's outbound SA carries a packet from outside its selectors
+    rogue = a.sad.children[0x1000].outbound.encapsulate(ipv4_tcp(b"x", src="10.9.0.1"), 4)
+    assert b.inbound(rogue) is None
+    assert child.policy_drops == 1
+    # a non-IP next header in tunnel mode is a policy drop; 59 (dummy) is discarded silently
+    assert b.inbound(a.sad.children[0x1000].outbound.encapsulate(b"abc", 17)) is None
+    assert child.policy_drops == 2
+    assert b.inbound(a.sad.children[0x1000].outbound.encapsulate(b"", 59)) is None
+    assert child.policy_drops == 2
+    c = child_counters(child)
+    assert (c["replay_drops"], c["integrity_failures"], c["policy_drops"], c["malformed"]) == (1, 1, 2, 1)
+    assert b.counters.as_dict()["unknown_spi"] == 1
+
+
+def test_transport_mode_rebuilds_the_ip_header() -> None:
+    suite = SUITES[3]
+    a, b = EspProcessor(), EspProcessor()
+    a.install(
+        _spec(suite, 0x1000, 0x2000, "192.0.2.1/32", "192.0.2.2/32", A_OUT, B_OUT, mode=EspMode.TRANSPORT)
+    )
+    b.install(
+        _spec(suite, 0x2000, 0x1000, "192.0.2.2/32", "192.0.2.1/32", B_OUT, A_OUT, mode=EspMode.TRANSPORT)
+    )
+    pkt = ipv4_udp(b"transport!", src="192.0.2.1", dst="192.0.2.2")
+    sent = a.outbound(pkt)
+    assert sent is not None
+    got = b.inbound(sent[1])
+    assert got is not None
+    inner = got[1]
+    assert ipv4_header_ok(inner)
+    assert inner[20:] == pkt[20:] and inner[12:20] == pkt[12:20] and inner[9] == 17
+    assert ip_header_for_transport(Peer(A_OUT, B_OUT, True), 6, 10)[9] == 6
+
+
+def test_inactive_outbound_and_activation() -> None:
+    suite = SUITES[2]
+    a = EspProcessor()
+    a.install(_spec(suite, 0x1000, 0x2000, "10.1.0.0/16", "10.2.0.0/16", A_OUT, B_OUT))
+    a.install(_spec(suite, 0x1001, 0x2001, "10.1.0.0/16", "10.2.0.0/16", A_OUT, B_OUT, active=False))
+    sent = a.outbound(ipv4_tcp(b"x"))
+    assert sent is not None and sent[0].spi_out == 0x2000
+    assert a.activate_outbound(0x1001)
+    sent = a.outbound(ipv4_tcp(b"x"))
+    assert sent is not None and sent[0].spi_out == 0x2001
+    assert a.remove(0x1001) is not None
+    sent = a.outbound(ipv4_tcp(b"x"))
+    assert sent is not None and sent[0].spi_out == 0x2000
+    assert a.remove(0x1001) is None
+    assert not a.activate_outbound(0x4242)
+
+
+def test_lifetime_and_sequence_signals() -> None:
+    suite = SUITES[0]
+    a, b = _pair(suite, lifetimes=Lifetimes(soft_packets=2, hard_packets=4, soft_seconds=100.0), soft=3)
+    assert a.poll_signals(0.0) == []
+    for _ in range(2):
+        a.outbound(ipv4_tcp(b"x"))
+    sigs = a.poll_signals(1.0)
+    assert [s.kind for s in sigs] == ["soft_lifetime"]
+    a.outbound(ipv4_tcp(b"x"))  # seq 3: the soft sequence limit
+    assert [s.kind for s in a.poll_signals(2.0)] == ["seq_exhausting"]
+    a.outbound(ipv4_tcp(b"x"))
+    assert [(s.spi_in, s.kind) for s in a.poll_signals(3.0)] == [(0x1000, "hard_lifetime")]
+    assert a.outbound(ipv4_tcp(b"x")) is None  # expired
+    assert a.counters.expired == 1
+    assert a.poll_signals(4.0) == []
+    assert [s.kind for s in b.poll_signals(200.0)] == ["soft_lifetime"]
+
+
+def test_spec_validation() -> None:
+    suite = SUITES[2]
+    spec = _spec(suite, 0x1000, 0x2000, "10.1.0.0/16", "10.2.0.0/16", A_OUT, B_OUT)
+    with pytest.raises(ValueError, match="inbound and an outbound"):
+        ChildSpec(inbound=spec.outbound, outbound=spec.inbound, local_ts=spec.local_ts,
+                  remote_ts=spec.remote_ts, peer=spec.peer)  # fmt: skip
+    with pytest.raises(ValueError, match="selectors"):
+        ChildSpec(inbound=spec.inbound, outbound=spec.outbound, local_ts=(), remote_ts=spec.remote_ts,
+                  peer=spec.peer)  # fmt: skip
