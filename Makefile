@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: test lint unit deps clean
+.PHONY: test lint unit deps demo clean
 
 # Creates the virtual environment and installs the package with its test extra.
 $(STAMP): pyproject.toml
@@ -27,6 +27,10 @@ unit: $(STAMP)
 	$(BIN)/pytest
 
 test: deps lint unit
+
+# The main job: a gateway and a client in network namespaces, a tunnel, traffic (root).
+demo: deps $(STAMP)
+	$(BIN)/python scripts/demo.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

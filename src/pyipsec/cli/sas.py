@@ -124,8 +124,15 @@ def status(socket_path: Path | None, as_json: bool) -> None:
 
 def format_status(result: JsonValue) -> str:
     sas = result.get("ike_sas", []) if isinstance(result, dict) else []
+    pending = result.get("reconnecting", {}) if isinstance(result, dict) else {}
+    tail = "".join(
+        f"{name}: reconnecting, attempt {r.get('attempt')}, next in {r.get('next_in')} s"
+        f" (last: {r.get('reason')})\n"
+        for name, r in (pending.items() if isinstance(pending, dict) else ())
+        if isinstance(r, dict)
+    )
     if not isinstance(sas, list) or not sas:
-        return "no IKE SAs\n"
+        return "no IKE SAs\n" + tail
     lines: list[str] = []
     for sa in sas:
         if not isinstance(sa, dict):
@@ -139,6 +146,8 @@ def format_status(result: JsonValue) -> str:
         lines.append(f"  remote '{sa.get('remote_id')}' @ {sa.get('remote')}")
         if sa.get("proposal"):
             lines.append(f"  {sa.get('proposal')}" + ("  (UDP-encapsulated)" if sa.get("encap") else ""))
+        if sa.get("virtual_ips"):
+            lines.append(f"  virtual IP {_words(sa.get('virtual_ips'))}")
         if sa.get("established_seconds") is not None:
             lines.append(f"  established {sa.get('established_seconds')}s ago")
         children = sa.get("children", [])
@@ -149,11 +158,24 @@ def format_status(result: JsonValue) -> str:
                 f"  {ch.get('name')}: #{ch.get('id')}, {ch.get('state')}, {ch.get('mode')}, "
                 f"{ch.get('protocol')}{' in UDP' if ch.get('encap') else ''}: {ch.get('proposal')}"
             )
-            lines.append(f"    in  {ch.get('spi_in')}")
-            lines.append(f"    out {ch.get('spi_out')}")
+            traffic = ch.get("traffic")
+            t = traffic if isinstance(traffic, dict) else {}
+            lines.append(
+                f"    in  {ch.get('spi_in')}, {t.get('bytes_in', 0)} bytes, {t.get('packets_in', 0)} packets"
+            )
+            lines.append(
+                f"    out {ch.get('spi_out')}, {t.get('bytes_out', 0)} bytes, "
+                f"{t.get('packets_out', 0)} packets"
+            )
+            drops = {k: v for k, v in t.items() if k not in _TRAFFIC and v}
+            if drops:
+                lines.append("    drops " + ", ".join(f"{k} {v}" for k, v in sorted(drops.items())))
             lines.append(f"    local  {_words(ch.get('local_ts'))}")
             lines.append(f"    remote {_words(ch.get('remote_ts'))}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + tail
+
+
+_TRAFFIC = frozenset({"bytes_in", "bytes_out", "packets_in", "packets_out"})
 
 
 def _words(value: JsonValue) -> str:

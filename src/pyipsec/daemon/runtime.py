@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
@@ -45,16 +46,29 @@ from pyipsec.ike.events import (
     VirtualIpAssigned,
 )
 from pyipsec.ike.pools import MemoryPools
+from pyipsec.ike.state import IkeSaState
 from pyipsec.io.hostnet import HostNetwork
 from pyipsec.io.udp import UdpPorts
-from pyipsec.net.addr import Datagram
+from pyipsec.net.addr import Datagram, Endpoint
 from pyipsec.store.sqlite import SqliteStore
 
-__all__ = ["DataplaneSink", "NullDataplane", "Runtime", "StorePools"]
+__all__ = ["DataplaneSink", "NullDataplane", "Runtime", "StorePools", "route_source"]
 
 _log = logging.getLogger("pyipsec.daemon")
 
 RECONNECT_MIN, RECONNECT_MAX = 1.0, 60.0
+_ANY_ADDRS = ("%any", "0.0.0.0", "::")
+
+
+def route_source(remote: str) -> str | None:
+    """The local address the routing table uses towards ``remote`` (no packet is sent), or None."""
+    family = socket.AF_INET6 if ":" in remote else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((remote, 500))
+            return str(probe.getsockname()[0])
+    except OSError:
+        return None
 
 
 class DataplaneSink(Protocol):
@@ -175,16 +189,22 @@ class Runtime:
         self._stop = asyncio.Event()
         self._children: dict[int, bytes] = {}  # child_id -> our inbound SPI
         self._spi_owner: dict[bytes, tuple[int, int]] = {}  # inbound SPI -> (IKE SA id, child id)
-        self._keep_up = {
+        # started with the daemon, and restarted whenever their SA goes
+        self._start_at_boot = {
+            name
+            for name, c in config.connections.items()
+            if any(ch.start_action == StartAction.START for ch in c.children.values())
+        }
+        # restarted when their SA goes (DPD, peer delete), once they have been up
+        self._restartable = self._start_at_boot | {
             name
             for name, c in config.connections.items()
             if any(
-                ch.start_action == StartAction.START
-                or ch.dpd_action == DpdAction.RESTART
-                or ch.close_action == CloseAction.START
+                ch.dpd_action == DpdAction.RESTART or ch.close_action == CloseAction.START
                 for ch in c.children.values()
             )
         }
+        self._keep_up = set(self._start_at_boot)
         self._reconnect: dict[str, _Reconnect] = {}
         self._down_requested: set[str] = set()
         self.udp = UdpPorts(
@@ -208,7 +228,7 @@ class Runtime:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 self._loop.add_signal_handler(sig, self._stop.set)
         _log.info("pyipsec daemon started with %d connections", len(self.config.connections))
-        for name in sorted(self._keep_up):
+        for name in sorted(self._start_at_boot):
             self._initiate(name)
         try:
             await self._stop.wait()
@@ -323,6 +343,8 @@ class Runtime:
                 keepalive(e.local, e.remote)
         elif isinstance(e, IkeSaEstablished):
             self._reconnect.pop(e.connection, None)
+            if e.connection in self._restartable:
+                self._keep_up.add(e.connection)
         elif isinstance(e, IkeSaClosed):
             self._closed(e)
         for w in self._waiters:
@@ -358,9 +380,21 @@ class Runtime:
         if r is not None:
             r.handle = None
         try:
-            self._apply(self.engine.initiate(name, self._now()))
+            self._apply(self._engine_initiate(name))
         except UsageError as exc:
             _log.error("cannot start %s: %s", name, exc)
+
+    def _engine_initiate(self, name: str) -> Output:
+        """``engine.initiate``; without a concrete ``local_addrs`` (a road warrior), the source
+        address is the one the routing table picks for the peer, as strongSwan does."""
+        conn = self.engine.config.connections.get(name)
+        local: Endpoint | None = None
+        if conn is not None and not any(a not in _ANY_ADDRS for a in conn.local_addrs):
+            remote = next((a for a in conn.remote_addrs if a not in _ANY_ADDRS), None)
+            src = route_source(remote) if remote is not None else None
+            if src is not None:
+                local = Endpoint.parse(src, conn.local_port)
+        return self.engine.initiate(name, self._now(), local=local)
 
     # -- control ----------------------------------------------------------------------------------
 
@@ -418,13 +452,32 @@ class Runtime:
             raise UsageError("up needs a connection name")
         timeout = args.get("timeout", 30.0)
         self._down_requested.discard(name)
-        out = self.engine.initiate(name, self._now())
-        sa_id = max(sa.sa_id for sa in self.engine.sas() if sa.name == name)
-        conn = self.engine.config.connections[name]
+        conn = self.engine.config.connections.get(name)
+        if conn is None:
+            raise UsageError(f"no connection named {name!r}")
         assert self._loop is not None
+        mine = [sa for sa in self.engine.sas() if sa.name == name and sa.initiator]
+        up = next((sa for sa in mine if sa.state is IkeSaState.ESTABLISHED), None)
+        if up is not None:  # already up (e.g. started with the daemon): report it
+            return {
+                "sa_id": up.sa_id,
+                "ok": True,
+                "message": "already established",
+                "children": [c.name for c in up.children.values()],
+                "virtual_ips": [str(a) for a in up.virtual_ips],
+                "dns": [],
+            }
+        connecting = next((sa for sa in mine if sa.state is IkeSaState.CONNECTING), None)
+        out = None
+        if connecting is None:
+            out = self._engine_initiate(name)
+            sa_id = max(sa.sa_id for sa in self.engine.sas() if sa.name == name)
+        else:
+            sa_id = connecting.sa_id
         waiter = _Waiter(sa_id, bool(conn.children), self._loop.create_future())
         self._waiters.append(waiter)
-        self._apply(out)
+        if out is not None:
+            self._apply(out)
         try:
             return await asyncio.wait_for(
                 waiter.future, float(timeout) if isinstance(timeout, int | float) else 30.0

@@ -41,6 +41,7 @@ def ike_sa_status(sa: IkeSa, now: float) -> dict[str, JsonValue]:
         "nat_local": sa.nat_local,
         "nat_remote": sa.nat_remote,
         "encap": sa.use_encap,
+        "virtual_ips": [str(a) for a in sa.virtual_ips],
         "proposal": format_proposal(sa.proposal.to_spec()) if sa.proposal else None,
         "established_seconds": round(now - sa.established_at) if sa.was_established else None,
         "children": [child_status(c, sa) for c in sa.children.values()],
