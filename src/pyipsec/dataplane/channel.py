@@ -573,12 +573,15 @@ class DataplaneHandle:
         log_level: str = "info",
         table: int = 220,
         offload: bool | None = None,
+        tso: bool | None = None,
         netns: str | None = None,
         timeout: float = 15.0,
     ) -> DataplaneHandle:
         """Start the data-plane process and wait until it is ready (see the module docstring).
 
-        ``offload`` None means TUN TSO and UDP GSO/GRO when the kernel has them; ``netns`` runs
+        ``offload`` None means the virtio-net header (coalesced TUN writes) and UDP GSO/GRO
+        when the kernel has them; ``tso`` asks for TUN TSO with segmentation in Python as
+        well (off by default: slower than the kernel's own segmentation here); ``netns`` runs
         the process inside that named network namespace (tests, benchmarks). Raises
         :class:`DataplaneError` with the process's reason when it cannot start.
         """
@@ -608,6 +611,8 @@ class DataplaneHandle:
             argv += ["--listen", str(addr)]
         if offload is not None:
             argv += ["--offload", "on" if offload else "off"]
+        if tso is not None:
+            argv += ["--tso", "on" if tso else "off"]
         if netns is not None:
             argv = ["ip", "netns", "exec", netns, *argv]
         try:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import select
@@ -57,7 +58,6 @@ from pyipsec.dataplane.channel import (
     encode_event,
 )
 from pyipsec.dataplane.fastpath import Decapsulator, Encapsulator
-from pyipsec.dataplane.offload import GSO_NONE, NEEDS_CSUM, VNET_HDR_LEN
 from pyipsec.esp.processor import ChildSpec, EspProcessor, child_counters
 from pyipsec.esp.sa import Direction, EspMode, EspSaConfig
 from pyipsec.esp.sad import Child, Lifetimes, Peer
@@ -84,7 +84,6 @@ TUN_BUDGET = 64
 UDP_BUDGET = 64
 _IN_PKTINFO = struct.Struct("=I4s4s")
 _IN6_PKTINFO = struct.Struct("=16sI")
-_VNET = struct.Struct("=BBHHHH")
 _GRO = struct.Struct("=i")
 _SEG = struct.Struct("=H")
 _SOCKBUF = 8 * 1024 * 1024
@@ -279,13 +278,12 @@ class DataplaneLoop:
         )
         self._rbuf = bytearray(_RECV + 64)
         self._rmv = memoryview(self._rbuf)
-        self._tbuf = bytearray(65535 + VNET_HDR_LEN + 64)
-        self._tmv = memoryview(self._tbuf)
         self._running = False
         self._cur_local: IPAddress | None = None
         self._cur_remote: Endpoint | None = None
         self._acquired: dict[tuple[int, int], float] = {}
         self._tun_fd = tun.fileno()
+        self._tun_read = functools.partial(os.readv, self._tun_fd)
 
     # --- sending -----------------------------------------------------------------------------
 
@@ -341,35 +339,7 @@ class DataplaneLoop:
     # --- readers -----------------------------------------------------------------------------
 
     def _on_tun(self) -> None:
-        fd = self._tun_fd
-        mv = self._tmv
-        encap = self.encap
-        vnet = self.tun.vnet_hdr
-        unpack = _VNET.unpack_from
-        readv = os.readv
-        for _ in range(TUN_BUDGET):
-            try:
-                n = readv(fd, (mv,))
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:
-                _log.warning("TUN read: %s", exc)
-                break
-            if not vnet:
-                if n:
-                    encap.plain(mv[:n])
-                continue
-            if n <= VNET_HDR_LEN:
-                continue
-            flags, gso_type, _hdr_len, gso_size, cs, co = unpack(mv)
-            pkt = mv[VNET_HDR_LEN:n]
-            if gso_type != GSO_NONE:
-                encap.super_segment(pkt, gso_size, cs)
-            elif flags & NEEDS_CSUM:
-                encap.packet_with_partial_csum(pkt, cs, co)
-            else:
-                encap.plain(pkt)
-        encap.flush()
+        self.encap.drain(self._tun_read, vnet_hdr=self.tun.vnet_hdr, budget=TUN_BUDGET)
 
     def _on_udp(self, sock: socket.socket, version: int) -> None:
         mv = self._rmv

@@ -66,6 +66,7 @@ ZERO_VNET_HDR = bytes(VNET_HDR_LEN)
 _FIN, _SYN, _RST, _PSH, _ACK, _URG, _ECE, _CWR = 1, 2, 4, 8, 16, 32, 64, 128
 _pack_into = struct.pack_into
 _u32 = struct.Struct(">I").unpack_from
+_seq_flags = struct.Struct(">I5xB").unpack_from
 _from = int.from_bytes
 
 
@@ -253,7 +254,7 @@ class TcpCoalescer:
         "_l4",
         "_next",
         "_parts",
-        "_scratch",
+        "_structs",
         "_total",
         "_version",
         "closed",
@@ -265,11 +266,11 @@ class TcpCoalescer:
     def __init__(self, write: Callable[[Sequence[BytesLike]], object], *, max_segments: int = 64) -> None:
         self.write = write
         self.max_segments = max_segments
-        self._scratch = bytearray(128)
+        self._structs: dict[int, struct.Struct] = {}
         self._count = 0
         self._first: memoryview | None = None
         self._parts: list[BytesLike] = []
-        self._key = b""
+        self._key: tuple[object, ...] = ()
         self._next = 0
         self._gso = 0
         self._hl = 0
@@ -280,19 +281,19 @@ class TcpCoalescer:
         self.closed = False
         self.groups = 0  # GSO writes made (statistics)
 
-    def _header_key(self, pkt: memoryview, l4: int, hl: int) -> bytes:
-        """The header with every per-segment field zeroed: equal keys ⇒ same flow, mergeable."""
-        t = self._scratch
-        t[:hl] = pkt[:hl]
-        if l4 == 20:
-            _pack_into(">HH", t, 2, 0, 0)
-            _pack_into(">H", t, 10, 0)
-        else:
-            _pack_into(">H", t, 4, 0)
-        _pack_into(">I", t, l4 + 4, 0)
-        t[l4 + 13] = 0
-        _pack_into(">H", t, l4 + 16, 0)
-        return bytes(t[:hl])
+    def _key_struct(self, l4: int, thl: int) -> struct.Struct:
+        """Fields that must be equal for two segments to merge (all but length, ID, IP checksum,
+        sequence number, flags and TCP checksum): TOS/traffic class and TTL/hop limit,
+        addresses, ports, ack, data offset, window, urgent pointer, options."""
+        st = self._structs.get(l4 << 8 | thl)
+        if st is None:
+            opts = f"{thl - 20}s" if thl > 20 else ""
+            if l4 == 20:
+                st = struct.Struct(f">xB6xB3x12s4xIBxH2xH{opts}")
+            else:
+                st = struct.Struct(f">I3xB36s4xIBxH2xH{opts}")
+            self._structs[l4 << 8 | thl] = st
+        return st
 
     def add(self, pkt: memoryview) -> None:
         n = len(pkt)
@@ -307,18 +308,17 @@ class TcpCoalescer:
             return
         thl = (pkt[l4 + 12] >> 4) * 4
         hl = l4 + thl
-        flags = pkt[l4 + 13]
+        seq, flags = _seq_flags(pkt, l4 + 4)
         size = n - hl
-        if size <= 0 or thl < 20 or flags & ~(_ACK | _PSH) or not flags & _ACK:
+        if size <= 0 or thl < 20 or hl > n or flags & ~(_ACK | _PSH) or not flags & _ACK:
             self.flush()
             self.write((ZERO_VNET_HDR, pkt))
             return
-        seq = _u32(pkt, l4 + 4)[0]
-        key = self._header_key(pkt, l4, hl)
+        key = self._key_struct(l4, thl).unpack_from(pkt)
         if self._count:
             if (
-                key == self._key
-                and seq == self._next
+                seq == self._next
+                and key == self._key
                 and size <= self._gso
                 and self._count < self.max_segments
                 and self._total + size + hl <= 65535

@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 :func:`main` is what ``python -m pyipsec.dataplane`` runs, with the channel fd inherited from the
 control plane (:meth:`~pyipsec.dataplane.channel.DataplaneHandle.spawn`). It creates the TUN
-device (with TSO/checksum offload when the kernel allows it; ``TUNSETOFFLOAD`` is always set
-explicitly), configures it over netlink (up, MTU, the policy rules), binds the NAT-T UDP sockets
+device (with the virtio-net header for coalesced GSO writes when the kernel allows it; TSO only
+on request, see :func:`_open_tun`; ``TUNSETOFFLOAD`` is always set explicitly), configures it
+over netlink (up, MTU, the policy rules), binds the NAT-T UDP sockets
 (IPv4 and IPv6, ``UDP_GRO``) and the raw ESP sockets, reports ``ready`` — or ``error`` with the
 reason, e.g. the port is in use or there is no ``/dev/net/tun`` — and runs
 :class:`~pyipsec.dataplane.loop.DataplaneLoop` until the channel closes, a shutdown message
@@ -59,7 +60,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def _open_tun(name: str, offload: str, tso: str) -> LinuxTun:
     if offload == "off":
         return open_tun(name, vnet_hdr=False, offload=0)
-    flags = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 if tso != "off" else 0
+    # TSO ("auto" = off): segmenting and checksumming in Python costs more on this class of
+    # machine than letting the kernel segment in C and reading one packet per call (measured
+    # with bench/bench_dataplane.py --variants); the vnet header is kept for coalesced writes.
+    flags = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 if tso == "on" else 0
     try:
         return open_tun(name, vnet_hdr=True, offload=flags)
     except TunError:

@@ -220,11 +220,11 @@ class InboundCheck:
     Results are memoised per address pair (and protocol/ports when the policy needs them).
     """
 
-    __slots__ = ("_cache", "_ports", "policy")
+    __slots__ = ("_cache", "_ports", "needs_ports", "policy")
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
-        self._ports = policy.needs_ports
+        self._ports = self.needs_ports = policy.needs_ports
         self._cache: dict[object, bool] = {}
 
     def __call__(self, pkt: BytesLike) -> bool:
@@ -266,6 +266,11 @@ class Spd:
 
     def __len__(self) -> int:
         return len(self.policies)
+
+    @property
+    def needs_ports(self) -> bool:
+        """True if some policy selects on protocol or ports (lookups then key on them too)."""
+        return self._ports
 
     def lookup_flow(self, flow: FlowKey) -> int | None:
         """The key of the most specific policy matching an outbound flow."""

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from pyipsec.net.addr import IPAddress
 
@@ -21,6 +23,17 @@ __all__ = ["HostNetwork"]
 
 _log = logging.getLogger(__name__)
 _MARK = "# written by pyipsec; the previous file is kept as {backup}\n"
+_T = TypeVar("_T")
+
+
+def _off_loop(fn: Callable[[], _T]) -> _T:
+    """Run ``fn`` on a worker thread and wait for it.
+
+    pyroute2's synchronous ``IPRoute`` drives an asyncio loop of its own (``run_until_complete``),
+    which raises "This event loop is already running" when called from the daemon's running loop.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hostnet") as pool:
+        return pool.submit(fn).result()
 
 
 class HostNetwork:
@@ -31,6 +44,11 @@ class HostNetwork:
         self._backup: Path | None = None
 
     def add_address(self, addr: IPAddress) -> None:
+        _off_loop(lambda: self._add_address(addr))
+        self._addresses.append(addr)
+        _log.info("virtual IP %s on %s", addr, self.ifname)
+
+    def _add_address(self, addr: IPAddress) -> None:
         from pyroute2 import IPRoute  # noqa: PLC0415 - netlink only where used
 
         with IPRoute() as ipr:
@@ -40,10 +58,13 @@ class HostNetwork:
             prefix = 32 if addr.version == 4 else 128
             with contextlib.suppress(Exception):  # already there (a reconnect)
                 ipr.addr("add", index=links[0], address=str(addr), prefixlen=prefix)
-        self._addresses.append(addr)
-        _log.info("virtual IP %s on %s", addr, self.ifname)
 
     def remove_addresses(self) -> None:
+        if self._addresses:
+            _off_loop(self._remove_addresses)
+        self._addresses.clear()
+
+    def _remove_addresses(self) -> None:
         from pyroute2 import IPRoute  # noqa: PLC0415
 
         with IPRoute() as ipr:
@@ -57,7 +78,6 @@ class HostNetwork:
                             address=str(addr),
                             prefixlen=32 if addr.version == 4 else 128,
                         )
-        self._addresses.clear()
 
     def set_dns(self, servers: Sequence[IPAddress], domains: Sequence[str]) -> None:
         if not servers:

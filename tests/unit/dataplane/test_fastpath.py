@@ -209,3 +209,37 @@ def test_buffer_api_matches_bytes_api(suite: Suite, esn: bool) -> None:
         assert (bytes(plain[start:end]), nh) == (inner, 4)
         assert ref_in.decapsulate(esp) == (inner, 4)
     assert out.packets == inb.packets == 7
+
+
+@pytest.mark.parametrize("vnet", [True, False])
+@pytest.mark.parametrize("suite", [SUITES[2], SUITES[5]], ids=lambda s: s.name)
+def test_drain_reads_straight_into_the_sealing_buffer(suite: Suite, vnet: bool) -> None:
+    enc, wire, dec, tun, _ = _peers(suite, vnet=vnet)
+    syn = ipv4_tcp(b"", flags=0x02, options=bytes((2, 4)) + struct.pack(">H", 1460))
+    pkts = [ipv4_udp(bytes([i]) * 200) for i in range(5)] + [syn, ipv4_udp(b"x", dst="192.0.2.77")]
+    pkts += [ipv4_udp(b"late", src="10.1.0.9")]
+    queue = list(pkts)
+
+    def read(bufs: object) -> int:
+        assert isinstance(bufs, tuple)
+        if not queue:
+            raise BlockingIOError
+        data = (VnetHdr().pack() if vnet else b"") + queue.pop(0)
+        bufs[0][: len(data)] = data
+        return len(data)
+
+    assert enc.drain(read, vnet_hdr=vnet, budget=3) == 3
+    assert enc.drain(read, vnet_hdr=vnet, budget=100) == len(pkts) - 3
+    assert enc.processor.counters.no_policy == 1
+    for _r, data, seg, _c in wire.runs:
+        dec.datagram(memoryview(data), seg)
+    dec.flush()
+    got = [b"".join(w[1:]) if vnet else w[0] for w in tun.writes]
+    expected = [p for p in pkts if b"\xc0\x00\x02\x4d" not in p[16:20]]
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected, strict=True):
+        if e is syn:
+            assert tcp_checksum_ok(g) and struct.unpack(">H", g[42:44])[0] == 1360
+        else:
+            assert g == e
+    assert [r[3] for r in wire.runs][:1] == [3]  # the first three equal-size packets: one run
