@@ -20,7 +20,7 @@ from pyipsec.control.client import DEFAULT_SOCKET, ControlClient
 from pyipsec.control.protocol import JsonValue
 from pyipsec.errors import PyIpsecError
 
-__all__ = ["daemon", "down", "format_status", "status", "up"]
+__all__ = ["daemon", "down", "format_status", "rekey", "status", "up"]
 
 _socket_option = click.option(
     "--socket",
@@ -104,6 +104,20 @@ def down(target: str, socket_path: Path | None) -> None:
     assert isinstance(result, dict)
     closed = result.get("closed") or []
     click.echo(f"closed {len(closed) if isinstance(closed, list) else 0} IKE SA(s)")
+
+
+@main.command()
+@click.argument("name")
+@_socket_option
+@click.option("--ike", is_flag=True, help="Rekey the IKE SA instead of its Child SAs.")
+def rekey(name: str, socket_path: Path | None, ike: bool) -> None:
+    """Rekey the Child SAs (or, with --ike, the IKE SA) of connection NAME now."""
+    try:
+        result = _client(socket_path).call("rekey", name=name, ike=ike)
+    except PyIpsecError as exc:
+        _fail(str(exc))
+        return
+    click.echo(json.dumps(result))
 
 
 @main.command()

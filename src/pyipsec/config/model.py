@@ -204,7 +204,9 @@ class Settings(_Model):
     - ``users`` — the SQLite user and lease store for EAP and virtual IPs
       (``/var/lib/pyipsec/users.db``);
     - ``keepalive_interval`` — NAT keepalives when behind a NAT (20 s, RFC 3948 §4);
-    - ``resolv_conf`` — where a client writes the DNS servers it is given (restored on ``down``).
+    - ``resolv_conf`` — where a client writes the DNS servers it is given (restored on ``down``);
+    - ``ike_fragment_size`` — the largest IKE datagram before IKE fragmentation (RFC 7383) is used
+      with peers that support it (1280).
     """
 
     listen: Annotated[IPAddrList, NonEmpty] = (ipaddress.IPv4Address(0), ipaddress.IPv6Address(0))
@@ -224,6 +226,7 @@ class Settings(_Model):
     users: Path = Path("/var/lib/pyipsec/users.db")
     keepalive_interval: Seconds = 20
     resolv_conf: Path = Path("/etc/resolv.conf")
+    ike_fragment_size: Annotated[int, Field(strict=True, ge=200, le=65535)] = 1280
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> Settings:

@@ -3,7 +3,7 @@
 Request: ``{"id": 7, "cmd": "status", "args": {...}}``. Response: ``{"id": 7, "ok": true,
 "result": ...}`` or ``{"id": 7, "ok": false, "error": {"type": "...", "message": "..."}}``.
 Commands: ``status``, ``up`` (args ``name``, ``timeout``), ``down`` (``name`` or ``sa_id``),
-``connections``, ``stats``.
+``rekey`` (``name``, ``ike``), ``connections``, ``stats``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ __all__ = ["COMMANDS", "JsonValue", "decode_line", "encode_line", "error_respons
 
 JsonValue: TypeAlias = bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"] | None
 
-COMMANDS = frozenset({"status", "up", "down", "connections", "stats"})
+COMMANDS = frozenset({"status", "up", "down", "rekey", "connections", "stats"})
 MAX_LINE = 1 << 20
 
 

@@ -151,6 +151,7 @@ def build_engine_config(cfg: Config) -> tuple[EngineConfig, MemoryCredentials]:
         half_open_timeout=float(s.half_open_timeout),
         nat_t_port=s.port_nat_t,
         keepalive_interval=float(s.keepalive_interval),
+        fragment_size=s.ike_fragment_size,
         pools={
             name: PoolConfig(name, p.addrs[0], p.addrs[1], dns=tuple(p.dns), domains=tuple(p.domains))
             for name, p in cfg.pools.items()

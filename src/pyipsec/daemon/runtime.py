@@ -433,11 +433,31 @@ class Runtime:
                 "udp_received": self.udp.stats.received,
                 "udp_sent": self.udp.stats.sent,
             }
+        if cmd == "rekey":
+            return self._rekey(args)
         if cmd == "up":
             return await self._up(args)
         if cmd == "down":
             return await self._down(args)
         raise UsageError(f"unknown command {cmd!r}")
+
+    def _rekey(self, args: dict[str, JsonValue]) -> JsonValue:
+        """Rekey the IKE SA (``ike``: true) or every Child SA of the IKE SAs of ``name``."""
+        name, ike = args.get("name"), args.get("ike") is True
+        targets = [sa for sa in self.engine.sas() if sa.name == name and sa.state is IkeSaState.ESTABLISHED]
+        if not targets:
+            raise UsageError(f"no established IKE SA for {name!r}")
+        started: list[JsonValue] = []
+        for sa in targets:
+            if ike:
+                self._apply(self.engine.rekey_ike(sa.sa_id, self._now()))
+                started.append(sa.sa_id)
+                continue
+            for child in list(sa.children.values()):
+                with contextlib.suppress(UsageError):
+                    self._apply(self.engine.rekey_child(sa.sa_id, child.child_id, self._now()))
+                    started.append(child.child_id)
+        return {"rekeying": started}
 
     async def _counters(self) -> dict[bytes, dict[str, int]]:
         fetch = getattr(self.dataplane, "fetch_counters", None)
