@@ -149,13 +149,12 @@ def main() -> int:
         step("pyipsec up")
         conn = next(line.split(".")[1].rstrip("]") for line in cl_cfg.read_text().splitlines()
                     if line.startswith("[connections.") and line.count(".") == 1)
-        up = subprocess.run([*PY, "up", conn, "--socket", str(d / "client.sock"), "--json"], text=True,
-                            capture_output=True, check=False)
-        print(up.stdout or up.stderr)
+        up = subprocess.run([*PY, "up", conn, "--socket", str(d / "client.sock")], check=False)
         if up.returncode != 0:
             print((d / "client.log").read_text()[-4000:], (d / "gw.log").read_text()[-4000:], sep="\n")
             return 1
-        vip = json.loads(up.stdout)["virtual_ips"][0]
+        status = json.loads(sh(*PY, "status", "--json", "--socket", str(d / "client.sock"), capture=True))
+        vip = status["ike_sas"][0]["virtual_ips"][0]
         print(f"client resolv.conf:\n{(d / 'client-resolv.conf').read_text()}")
         step(f"ping {LAN_HOST} (the LAN behind the gateway) from the virtual IP {vip}")
         print(sh("ping", "-c", "3", "-W", "2", "-I", vip, LAN_HOST, ns=CL_NS, capture=True))

@@ -73,9 +73,20 @@ def daemon(config: Path, socket_path: Path | None, log_level: str | None) -> Non
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for the SA.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def up(name: str, socket_path: Path | None, timeout: float, as_json: bool) -> None:
-    """Bring up connection NAME and wait until its IKE and first Child SA are established."""
+    """Bring up connection NAME and wait until its IKE and first Child SA are established.
+
+    Shows each phase as it completes (IKE_SA_INIT, IKE_AUTH, EAP, configuration, Child SA,
+    routes and DNS) and ends with a summary, or with the reason it failed.
+    """
+
+    def show(step: dict[str, JsonValue]) -> None:
+        if not as_json:
+            click.echo(f"  {click.style('✓', fg='green')} {step.get('phase')!s:<12} {step.get('detail')}")
+
+    if not as_json:
+        click.echo(f"connecting {name} ...")
     try:
-        result = _client(socket_path, timeout + 5).call("up", name=name, timeout=timeout)
+        result = _client(socket_path, timeout + 5).call("up", name=name, timeout=timeout, on_progress=show)
     except PyIpsecError as exc:
         _fail(str(exc))
         return
@@ -84,10 +95,27 @@ def up(name: str, socket_path: Path | None, timeout: float, as_json: bool) -> No
     assert isinstance(result, dict)
     if not result.get("ok"):
         if not as_json:
-            click.echo(f"pyipsec: {name} failed: {result.get('message')}", err=True)
+            click.echo(f"  {click.style('✗', fg='red')} {name} failed: {result.get('message')}", err=True)
         sys.exit(EXIT_FAILURE)
     if not as_json:
-        click.echo(f"{name} established (IKE SA #{result.get('sa_id')})")
+        click.echo(_summary(name, result))
+
+
+def _summary(name: str, r: dict[str, JsonValue]) -> str:
+    lines = [
+        f"{name} is up (IKE SA #{r.get('sa_id')}"
+        + (", already established)" if r.get("message") != "established" else ")")
+    ]
+    rows = [
+        ("gateway", f"{r.get('remote_id', '')} at {r.get('remote', '')}".strip() if r.get("remote") else ""),
+        ("virtual IP", _words(r.get("virtual_ips"))),
+        ("DNS", _words(r.get("dns"))),
+        ("routes", _words(r.get("remote_ts"))),
+        ("IKE", str(r.get("proposal") or "")),
+        ("ESP", str(r.get("child_proposal") or "")),
+    ]
+    lines += [f"  {k:<11} {v}" for k, v in rows if v]
+    return "\n".join(lines)
 
 
 @main.command()
@@ -95,9 +123,11 @@ def up(name: str, socket_path: Path | None, timeout: float, as_json: bool) -> No
 @_socket_option
 def down(target: str, socket_path: Path | None) -> None:
     """Delete the IKE SAs of connection TARGET (or IKE SA number TARGET) and their Child SAs."""
-    args: dict[str, JsonValue] = {"sa_id": int(target)} if target.isdigit() else {"name": target}
     try:
-        result = _client(socket_path).call("down", **args)
+        client = _client(socket_path)
+        result = (
+            client.call("down", sa_id=int(target)) if target.isdigit() else client.call("down", name=target)
+        )
     except PyIpsecError as exc:
         _fail(str(exc))
         return

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from pyipsec.control.protocol import MAX_LINE, JsonValue, decode_line, encode_line
 from pyipsec.errors import PyIpsecError
@@ -33,7 +35,14 @@ class ControlClient:
         self.path = path
         self.timeout = timeout
 
-    def call(self, cmd: str, **args: JsonValue) -> JsonValue:
+    def call(
+        self,
+        cmd: str,
+        *,
+        on_progress: Callable[[dict[str, JsonValue]], None] | None = None,
+        **args: JsonValue,
+    ) -> JsonValue:
+        """Send one command; progress lines the daemon sends first go to ``on_progress``."""
         req_id = next(self._ids)
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(self.timeout)
@@ -49,14 +58,8 @@ class ControlClient:
                     f"no permission to use {self.path} (the control socket is root-only)"
                 ) from None
             sock.sendall(encode_line({"id": req_id, "cmd": cmd, "args": dict(args)}))
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise DaemonUnavailable("the daemon closed the control connection")
-                buf += chunk
-                if len(buf) > MAX_LINE:
-                    raise ControlError("BadResponse", "control response too long")
+            with sock.makefile("rb") as reader:
+                buf = self._read_response(reader, on_progress)
         resp = decode_line(buf)
         if resp.get("ok") is True:
             return resp.get("result")
@@ -64,3 +67,20 @@ class ControlClient:
         if isinstance(err, dict):
             raise ControlError(str(err.get("type")), str(err.get("message")))
         raise ControlError("BadResponse", "malformed control response")
+
+    @staticmethod
+    def _read_response(reader: BinaryIO, on_progress: Callable[[dict[str, JsonValue]], None] | None) -> bytes:
+        """The response line; progress lines before it go to ``on_progress``."""
+        while True:
+            line = reader.readline(MAX_LINE + 1)
+            if not line:
+                raise DaemonUnavailable("the daemon closed the control connection")
+            if len(line) > MAX_LINE:
+                raise ControlError("BadResponse", "control response too long")
+            msg = decode_line(line)
+            progress = msg.get("progress")
+            if isinstance(progress, dict) and "ok" not in msg:
+                if on_progress is not None:
+                    on_progress(progress)
+                continue
+            return line

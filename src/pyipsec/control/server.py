@@ -19,11 +19,12 @@ from pyipsec.control.protocol import (
 )
 from pyipsec.errors import PyIpsecError
 
-__all__ = ["ControlServer", "Handler"]
+__all__ = ["ControlServer", "Handler", "Progress"]
 
 _log = logging.getLogger(__name__)
 
-Handler = Callable[[str, dict[str, JsonValue]], Awaitable[JsonValue]]
+Progress = Callable[[dict[str, JsonValue]], None]
+Handler = Callable[[str, dict[str, JsonValue], Progress], Awaitable[JsonValue]]
 
 
 class ControlServer:
@@ -54,14 +55,14 @@ class ControlServer:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while line := await reader.readline():
-                writer.write(encode_line(await self._one(line)))
+                writer.write(encode_line(await self._one(line, writer)))
                 await writer.drain()
         except (ConnectionError, asyncio.LimitOverrunError, ValueError) as exc:
             _log.debug("control client dropped: %s", exc)
         finally:
             writer.close()
 
-    async def _one(self, line: bytes) -> dict[str, JsonValue]:
+    async def _one(self, line: bytes, writer: asyncio.StreamWriter) -> dict[str, JsonValue]:
         try:
             req = decode_line(line)
         except ValueError as exc:
@@ -70,8 +71,12 @@ class ControlServer:
         cmd, args = req.get("cmd"), req.get("args", {})
         if not isinstance(cmd, str) or not isinstance(args, dict):
             return error_response(req_id, "BadRequest", "need a string 'cmd' and an object 'args'")
+
+        def progress(event: dict[str, JsonValue]) -> None:
+            writer.write(encode_line({"id": req_id, "progress": event}))
+
         try:
-            return ok_response(req_id, await self._handler(cmd, args))
+            return ok_response(req_id, await self._handler(cmd, args, progress))
         except PyIpsecError as exc:
             return error_response(req_id, type(exc).__name__, str(exc))
         except Exception as exc:  # a bug: report it, keep serving

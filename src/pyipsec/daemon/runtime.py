@@ -26,7 +26,7 @@ from typing import Protocol
 
 from pyipsec.config.model import CloseAction, Config, DpdAction, StartAction
 from pyipsec.control.protocol import JsonValue
-from pyipsec.control.server import ControlServer
+from pyipsec.control.server import ControlServer, Progress
 from pyipsec.crypto.rand import OS_RANDOM
 from pyipsec.daemon.build import build_engine_config
 from pyipsec.daemon.status import ike_sa_status
@@ -43,6 +43,7 @@ from pyipsec.ike.events import (
     IkeSaClosed,
     IkeSaEstablished,
     NatKeepalive,
+    SaProgress,
     VirtualIpAssigned,
 )
 from pyipsec.ike.pools import MemoryPools
@@ -115,27 +116,55 @@ class StorePools:
         self.store.release(pool.name, address, time.time())
 
 
+def _no_progress(event: dict[str, JsonValue]) -> None:
+    pass
+
+
 @dataclass
 class _Waiter:
-    """A control caller waiting for the outcome of one IKE SA."""
+    """A control caller waiting for the outcome of one IKE SA (and told each step on the way)."""
 
     sa_id: int
     want_child: bool
     future: asyncio.Future[JsonValue]
+    progress: Progress = _no_progress
+    tun: str = ""
     children: list[JsonValue] = field(default_factory=list)
     vips: list[JsonValue] = field(default_factory=list)
     dns: list[JsonValue] = field(default_factory=list)
+    summary: dict[str, JsonValue] = field(default_factory=dict)
+
+    def _step(self, phase: str, detail: str) -> None:
+        self.progress({"phase": phase, "detail": detail})
 
     def feed(self, e: Event) -> None:
         if self.future.done():
             return
-        if isinstance(e, VirtualIpAssigned):
+        if isinstance(e, SaProgress):
+            self._step(e.phase, e.detail)
+        elif isinstance(e, VirtualIpAssigned):
             self.vips += [str(a) for a in e.addresses]
             self.dns += [str(a) for a in e.dns]
-        elif isinstance(e, IkeSaEstablished) and not self.want_child:
-            self._done(True, "established")
+            self._step("CP", f"virtual IP {', '.join(map(str, e.addresses))}")
+            if e.dns:
+                domains = f" (search {' '.join(e.domains)})" if e.domains else ""
+                self._step("DNS", f"{', '.join(map(str, e.dns))}{domains}")
+        elif isinstance(e, IkeSaEstablished):
+            self.summary.update(remote=str(e.remote), remote_id=e.remote_id, proposal=e.proposal)
+            self._step("IKE SA", f"established with {e.remote_id} at {e.remote}")
+            if not self.want_child:
+                self._done(True, "established")
         elif isinstance(e, ChildSaInstalled):
             self.children.append(e.child)
+            local = [str(t) for t in e.params.local_ts]
+            remote = [str(t) for t in e.params.remote_ts]
+            how = "ESP in UDP 4500" if e.params.encap else "ESP"
+            self._step(
+                "CHILD SA", f"{e.child}: {' '.join(local)} === {' '.join(remote)}, {e.proposal}, {how}"
+            )
+            if self.tun:
+                self._step("routes", f"{' '.join(remote)} via {self.tun}")
+            self.summary.update(child_proposal=e.proposal, local_ts=list(local), remote_ts=list(remote))
             self._done(True, "established")
         elif isinstance(e, ChildSaFailed):
             self._done(False, f"IKE SA established, but Child SA {e.child} failed: {e.reason}")
@@ -151,6 +180,7 @@ class _Waiter:
                 "children": self.children,
                 "virtual_ips": self.vips,
                 "dns": self.dns,
+                **self.summary,
             }
         )
 
@@ -398,7 +428,9 @@ class Runtime:
 
     # -- control ----------------------------------------------------------------------------------
 
-    async def handle_command(self, cmd: str, args: dict[str, JsonValue]) -> JsonValue:
+    async def handle_command(
+        self, cmd: str, args: dict[str, JsonValue], progress: Progress = _no_progress
+    ) -> JsonValue:
         now = self._now()
         if cmd == "status":
             counters = await self._counters()
@@ -436,7 +468,7 @@ class Runtime:
         if cmd == "rekey":
             return self._rekey(args)
         if cmd == "up":
-            return await self._up(args)
+            return await self._up(args, progress)
         if cmd == "down":
             return await self._down(args)
         raise UsageError(f"unknown command {cmd!r}")
@@ -466,7 +498,7 @@ class Runtime:
         result: dict[bytes, dict[str, int]] = await fetch()
         return result
 
-    async def _up(self, args: dict[str, JsonValue]) -> JsonValue:
+    async def _up(self, args: dict[str, JsonValue], progress: Progress = _no_progress) -> JsonValue:
         name = args.get("name")
         if not isinstance(name, str):
             raise UsageError("up needs a connection name")
@@ -494,7 +526,8 @@ class Runtime:
             sa_id = max(sa.sa_id for sa in self.engine.sas() if sa.name == name)
         else:
             sa_id = connecting.sa_id
-        waiter = _Waiter(sa_id, bool(conn.children), self._loop.create_future())
+        tun = self.config.settings.tun if self.config.settings.dataplane else ""
+        waiter = _Waiter(sa_id, bool(conn.children), self._loop.create_future(), progress, tun)
         self._waiters.append(waiter)
         if out is not None:
             self._apply(out)

@@ -24,6 +24,7 @@ __all__ = [
     "IkeSaClosed",
     "IkeSaEstablished",
     "NatKeepalive",
+    "SaProgress",
     "VirtualIpAssigned",
 ]
 
@@ -131,6 +132,16 @@ class VirtualIpAssigned:
 
 
 @dataclass(frozen=True, slots=True)
+class SaProgress:
+    """A step of bringing an IKE SA up, for people watching (``pyipsec up``)."""
+
+    sa_id: int
+    connection: str
+    phase: str  # IKE_SA_INIT, IKE_AUTH, EAP
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class NatKeepalive:
     """Send a NAT keepalive (the single octet 0xFF on the NAT-T port, RFC 3948 §2.3) now."""
 
@@ -148,4 +159,5 @@ Event = (
     | ChildSaFailed
     | VirtualIpAssigned
     | NatKeepalive
+    | SaProgress
 )

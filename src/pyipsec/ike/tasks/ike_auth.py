@@ -31,7 +31,7 @@ from pyipsec.ike.auth.methods import (
 from pyipsec.ike.config import AuthClass, ConnectionConfig, Identity, SendCert
 from pyipsec.ike.eap.base import EapOutcome
 from pyipsec.ike.eap.mschapv2 import MsChapV2Peer
-from pyipsec.ike.events import IkeSaEstablished
+from pyipsec.ike.events import IkeSaEstablished, SaProgress
 from pyipsec.ike.keymat import psk_auth, verify_psk_auth
 from pyipsec.ike.proposal import select
 from pyipsec.ike.state import IkeSaState
@@ -158,6 +158,8 @@ class IkeAuthTask:
             sa.remote_id = peer
             self._idr = idr
             verify_peer_auth(sa, conn.remote, resp, idr, _wall(sa))
+            how = "certificate" if conn.remote.auth is AuthClass.PUBKEY else "pre-shared key"
+            sa.events.append(SaProgress(sa.sa_id, sa.name, "IKE_AUTH", f"{peer} authenticated by {how}"))
             if conn.local.auth is not AuthClass.EAP_MSCHAPV2:
                 return self._done(sa)
             return self._eap_step(sa, conn, resp)
@@ -194,6 +196,8 @@ class IkeAuthTask:
             self._next = [EapPayload(answer)]
             return TaskStatus.NEED_MORE
         if peer.outcome is EapOutcome.SUCCESS:
+            user = conn.local.eap_identity or str(sa.local_id)
+            sa.events.append(SaProgress(sa.sa_id, sa.name, "EAP", f"EAP-MSCHAPv2 as {user}: accepted"))
             assert sa.prf is not None and self._idi is not None
             octets = signed_octets(sa, ours=True, id_payload=self._idi)
             data = psk_auth(sa.prf, sa.eap_peer.msk, octets)

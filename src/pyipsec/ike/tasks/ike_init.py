@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from pyipsec.config.proposals import format_proposal
 from pyipsec.crypto.registry import REGISTRY
 from pyipsec.errors import (
     InvalidKePayload,
@@ -32,6 +33,7 @@ from pyipsec.errors import (
 from pyipsec.iana.ikev2 import CertEncoding, NotifyType, ProtocolId
 from pyipsec.iana.transforms import KeId
 from pyipsec.ike.auth.methods import ANNOUNCED_HASHES
+from pyipsec.ike.events import SaProgress
 from pyipsec.ike.keymat import derive_ike_keys, skeyseed
 from pyipsec.ike.proposal import ProposalSpec, select
 from pyipsec.ike.tasks.base import TaskStatus
@@ -144,6 +146,14 @@ class IkeInitTask:
             raise InvalidSyntax(f"responder's key exchange value is invalid: {exc}") from None
         _read_common(sa, resp)
         _derive_keys(sa)
+        nat = (
+            f", NAT {'here' if sa.nat_local else 'at the peer'}: UDP {sa.ctx.config.nat_t_port}"
+            if sa.nat_detected
+            else ""
+        )
+        sa.events.append(
+            SaProgress(sa.sa_id, sa.name, "IKE_SA_INIT", f"{format_proposal(chosen.to_spec())}{nat}")
+        )
         return TaskStatus.DONE
 
     # -- responder ------------------------------------------------------------------------------
