@@ -154,7 +154,7 @@ class IkeEngine:
         sa.log.info("initiating IKE SA to %s", remote)
 
         def auth_step() -> None:
-            if sa.nat_detected:
+            if sa.nat_detected or conn.mobike:  # with MOBIKE, IKE always uses the NAT-T port (RFC 4555 §3.3)
                 sa.float_to_nat_t()
             sa.exchanger.start(
                 Exchange(
@@ -327,10 +327,28 @@ class IkeEngine:
                 return self._unknown(msg, dgram)
             if sa.spi_r not in (_ZERO_SPI, msg.spi_r):
                 return self._unknown(msg, dgram)
-        self._follow_endpoints(sa, msg, dgram)
+        sa.arrived = (dgram.local, dgram.remote)  # acted upon only once the message authenticates
         self._guarded(sa, lambda: sa.exchanger.receive(msg, now))
         if sa.initial_contact and sa.state is IkeSaState.ESTABLISHED:
             self._initial_contact(sa)
+        return self._drain()
+
+    def update_sa_address(self, sa_id: int, local: Endpoint, now: float) -> Output:
+        """MOBIKE (RFC 4555): our address changed; move the IKE SA and its Child SAs to ``local``."""
+        self.ctx.now = now
+        sa = self._established(sa_id)
+        if not sa.initiator or not sa.peer_mobike:
+            raise UsageError(
+                f"IKE SA #{sa_id} cannot move: {'not the initiator' if not sa.initiator else 'no MOBIKE'}"
+            )
+        from pyipsec.ike.tasks.ike_mobike import UpdateSaAddressesTask  # noqa: PLC0415
+
+        sa.local = local.with_port(self.config.nat_t_port)
+        sa.remote = sa.remote.with_port(self.config.nat_t_port)
+        sa.log.info("MOBIKE: moving to %s", sa.local)
+        if sa.exchanger.inflight is not None:  # retransmit the request in flight from the new address too
+            sa.exchanger.inflight.deadline = now
+        sa.exchanger.start(Exchange(ExchangeType.INFORMATIONAL, [UpdateSaAddressesTask()]), now)
         return self._drain()
 
     def _initial_contact(self, sa: IkeSa) -> None:
@@ -352,15 +370,6 @@ class IkeEngine:
             f"from {dgram.remote}"
         )
         return self._drain()
-
-    def _follow_endpoints(self, sa: IkeSa, msg: Message, dgram: Datagram) -> None:
-        """A responder moves with the initiator to the NAT-T port (RFC 7296 §2.23)."""
-        if sa.initiator or msg.exchange_type is ExchangeType.IKE_SA_INIT or msg.is_response:
-            return
-        if dgram.local.port == self.config.nat_t_port and sa.local != dgram.local:
-            sa.local = dgram.local
-            if sa.nat_detected or sa.state is IkeSaState.CONNECTING:
-                sa.remote = dgram.remote
 
     def _on_init_request(self, msg: Message, dgram: Datagram, now: float) -> None:
         key = (msg.spi_i, dgram.remote)

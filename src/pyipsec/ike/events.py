@@ -15,6 +15,7 @@ from pyipsec.net.addr import Endpoint
 from pyipsec.wire.payloads.ts import TrafficSelector
 
 __all__ = [
+    "ChildSaAddressesChanged",
     "ChildSaFailed",
     "ChildSaInstalled",
     "ChildSaOutboundActivated",
@@ -132,6 +133,19 @@ class VirtualIpAssigned:
 
 
 @dataclass(frozen=True, slots=True)
+class ChildSaAddressesChanged:
+    """The Child SA's ESP now goes between these endpoints (MOBIKE, RFC 4555), in UDP when ``encap``."""
+
+    sa_id: int
+    connection: str
+    child_id: int
+    spi_in: bytes
+    local: Endpoint
+    remote: Endpoint
+    encap: bool
+
+
+@dataclass(frozen=True, slots=True)
 class SaProgress:
     """A step of bringing an IKE SA up, for people watching (``pyipsec up``)."""
 
@@ -160,4 +174,5 @@ Event = (
     | VirtualIpAssigned
     | NatKeepalive
     | SaProgress
+    | ChildSaAddressesChanged
 )

@@ -265,6 +265,8 @@ class Exchanger:
         if plain is None:
             return
         sa.heard(now)
+        if msg.exchange_type is not ExchangeType.IKE_SA_INIT:
+            sa.follow_peer()
         if msg.exchange_type is ExchangeType.IKE_SA_INIT:
             sa.init_request = msg.raw
         from pyipsec.ike.tasks.responder import responder_tasks  # noqa: PLC0415 - tasks import us

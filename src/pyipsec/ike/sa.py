@@ -164,6 +164,10 @@ class IkeSa:
         self.dpd_at: float | None = None  # next liveness check when the peer has been quiet
         self.replaced_by: int | None = None  # the IKE SA this one was rekeyed into
         self.last_sent = now  # for NAT keepalives: anything we send keeps the mapping alive
+        self.arrived: tuple[Endpoint, Endpoint] | None = (
+            None  # (local, remote) of the message being processed
+        )
+        self.peer_mobike = False
 
         # IKE_AUTH in several rounds (EAP, RFC 7296 §2.16)
         self.auth_first_request: Message | None = None  # responder: carries the CP and Child SA requests
@@ -255,6 +259,23 @@ class IkeSa:
             jitter = conn.rekey_time / 10 * int.from_bytes(self.ctx.rng.random_bytes(2), "big") / 65535
             self.rekey_at = now + conn.rekey_time - jitter
         self.heard(now)
+
+    def follow_peer(self) -> None:
+        """After an authenticated request: follow the initiator to the NAT-T port (RFC 7296 §2.23),
+        and, with a NAT in front of it, to a new NAT mapping (the Child SAs follow too)."""
+        if self.initiator or self.arrived is None:
+            return
+        local, remote = self.arrived
+        floated = local.port == self.ctx.config.nat_t_port and self.local != local
+        if floated:
+            self.local = local
+        if remote != self.remote and (floated or self.nat_remote):
+            self.log.info("peer moved from %s to %s", self.remote, remote)
+            self.remote = remote
+            if self.state is IkeSaState.ESTABLISHED:
+                from pyipsec.ike.tasks.ike_mobike import moved  # noqa: PLC0415
+
+                moved(self)
 
     def heard(self, now: float) -> None:
         """An authenticated message arrived: the peer is alive; push DPD back."""

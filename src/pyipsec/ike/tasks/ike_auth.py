@@ -133,6 +133,8 @@ class IkeAuthTask:
             if conn.send_cert is not SendCert.NEVER:
                 req.extend(cert_payloads)
         req.append(Notify.of(NotifyType.INITIAL_CONTACT))
+        if conn.mobike:
+            req.append(Notify.of(NotifyType.MOBIKE_SUPPORTED))
         certreq = _certreq(conn)
         if certreq is not None:
             req.append(certreq)
@@ -158,6 +160,7 @@ class IkeAuthTask:
             sa.remote_id = peer
             self._idr = idr
             verify_peer_auth(sa, conn.remote, resp, idr, _wall(sa))
+            sa.peer_mobike = conn.mobike and resp.notify(NotifyType.MOBIKE_SUPPORTED) is not None
             how = "certificate" if conn.remote.auth is AuthClass.PUBKEY else "pre-shared key"
             sa.events.append(SaProgress(sa.sa_id, sa.name, "IKE_AUTH", f"{peer} authenticated by {how}"))
             if conn.local.auth is not AuthClass.EAP_MSCHAPV2:
@@ -256,6 +259,8 @@ class IkeAuthTask:
         sa.local_id = local_identity(conn.local, sa)
         sa.auth_first_request = req
         sa.initial_contact = req.notify(NotifyType.INITIAL_CONTACT) is not None
+        sa.peer_mobike = conn.mobike and req.notify(NotifyType.MOBIKE_SUPPORTED) is not None
+        mobike: list[Payload] = [Notify.of(NotifyType.MOBIKE_SUPPORTED)] if sa.peer_mobike else []
         self._resp_conn = conn
         idr_out = id_payload_for(sa.local_id, PayloadType.IDr)
         sa.our_id_payload = idr_out
@@ -264,7 +269,7 @@ class IkeAuthTask:
             verify_peer_auth(sa, conn.remote, req, idi, _wall(sa))
             sa.auth_complete = True
             our_auth, certs_out = build_auth(sa, conn.local, idr_out)
-            self._out = [idr_out, *self._certs(conn, certs_out), our_auth]
+            self._out = [idr_out, *self._certs(conn, certs_out), our_auth, *mobike]
             return
         # EAP (RFC 7296 §2.16): we authenticate with our certificate now, the peer by EAP
         if sa.ctx.eap_server is None:
@@ -273,7 +278,13 @@ class IkeAuthTask:
             )
         sa.eap_server = sa.ctx.eap_server()
         our_auth, certs_out = build_auth(sa, conn.local, idr_out)
-        self._out = [idr_out, *self._certs(conn, certs_out), our_auth, EapPayload(sa.eap_server.start())]
+        self._out = [
+            idr_out,
+            *self._certs(conn, certs_out),
+            our_auth,
+            *mobike,
+            EapPayload(sa.eap_server.start()),
+        ]
 
     def _msk_round(self, sa: IkeSa, req: Message) -> None:
         assert sa.eap_server is not None and sa.prf is not None and sa.peer_id_payload is not None

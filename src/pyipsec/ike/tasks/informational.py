@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pyipsec.errors import IkeError
-from pyipsec.iana.ikev2 import ExchangeType, ProtocolId
+from pyipsec.iana.ikev2 import ExchangeType, NotifyType, ProtocolId
 from pyipsec.ike.events import ChildSaOutboundActivated, ChildSaRemoved
 from pyipsec.ike.exchanger import Exchange
 from pyipsec.ike.sa import ChildSa
@@ -118,6 +118,7 @@ class InformationalResponder:
         self.delete_ike = False
         self.deleted: list[bytes] = []
         self.peer_failed = ""
+        self.mobike_moved = False
 
     def build_i(self, sa: IkeSa, req: list[Payload]) -> None:  # pragma: no cover - responder-only
         raise AssertionError("responder-only task")
@@ -126,6 +127,8 @@ class InformationalResponder:
         raise AssertionError("responder-only task")
 
     def process_r(self, sa: IkeSa, req: Message) -> None:
+        if req.notify(NotifyType.UPDATE_SA_ADDRESSES) is not None:
+            self._update_addresses(sa, req)
         for n in req.notifies():
             if n.is_error:
                 sa.log.info("peer reports %s", n.notify_type.name)
@@ -148,7 +151,24 @@ class InformationalResponder:
                     if successor is not None:
                         activate(sa, successor)
 
+    def _update_addresses(self, sa: IkeSa, req: Message) -> None:
+        """MOBIKE responder (RFC 4555 §3.5): move to where this authenticated request came from."""
+        from pyipsec.ike.tasks.ike_mobike import apply_nat_detection  # noqa: PLC0415
+
+        if not sa.peer_mobike or sa.initiator or sa.arrived is None:
+            sa.log.info("ignoring UPDATE_SA_ADDRESSES: MOBIKE was not negotiated")
+            return
+        sa.local, sa.remote = sa.arrived
+        apply_nat_detection(sa, req)
+        sa.log.info("MOBIKE: peer moved; IKE SA and Child SAs now %s - %s", sa.local, sa.remote)
+        self.mobike_moved = True
+
     def build_r(self, sa: IkeSa, resp: list[Payload]) -> None:
+        if self.mobike_moved:
+            from pyipsec.ike.tasks.ike_mobike import moved, nat_notifies  # noqa: PLC0415
+
+            resp.extend(nat_notifies(sa))
+            moved(sa)
         if self.deleted and not self.delete_ike:
             resp.append(Delete(ProtocolId.ESP, tuple(self.deleted)))
 
