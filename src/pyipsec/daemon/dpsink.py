@@ -140,6 +140,13 @@ class ProcessDataplane:
     def remove(self, spi_in: bytes) -> None:
         self.handle.remove_child(spi_in)
 
+    def update_endpoints(self, spi_in: bytes, local: Endpoint, remote: Endpoint, encap: bool) -> None:
+        update = getattr(self.handle, "update_endpoints", None)
+        if update is None:
+            _log.warning("the data plane cannot move Child SA %s to %s yet", spi_in.hex(), remote)
+            return
+        update(spi_in, local, remote, encap)
+
     def counters(self) -> dict[bytes, dict[str, int]]:
         return self._last
 

@@ -35,6 +35,7 @@ from pyipsec.ike.config import PoolConfig
 from pyipsec.ike.eap.mschapv2 import MsChapV2Server
 from pyipsec.ike.engine import IkeEngine, Output
 from pyipsec.ike.events import (
+    ChildSaAddressesChanged,
     ChildSaFailed,
     ChildSaInstalled,
     ChildSaOutboundActivated,
@@ -58,6 +59,7 @@ __all__ = ["DataplaneSink", "NullDataplane", "Runtime", "StorePools", "route_sou
 _log = logging.getLogger("pyipsec.daemon")
 
 RECONNECT_MIN, RECONNECT_MAX = 1.0, 60.0
+ADDRESS_CHECK = 2.0  # seconds between checks of the path to MOBIKE peers
 _ANY_ADDRS = ("%any", "0.0.0.0", "::")
 
 
@@ -81,6 +83,8 @@ class DataplaneSink(Protocol):
 
     def remove(self, spi_in: bytes) -> None: ...
 
+    def update_endpoints(self, spi_in: bytes, local: Endpoint, remote: Endpoint, encap: bool) -> None: ...
+
     def counters(self) -> dict[bytes, dict[str, int]]: ...
 
 
@@ -98,6 +102,9 @@ class NullDataplane:
 
     def remove(self, spi_in: bytes) -> None:
         self.installed.pop(spi_in, None)
+
+    def update_endpoints(self, spi_in: bytes, local: Endpoint, remote: Endpoint, encap: bool) -> None:
+        pass
 
     def counters(self) -> dict[bytes, dict[str, int]]:
         return {}
@@ -260,6 +267,7 @@ class Runtime:
         _log.info("pyipsec daemon started with %d connections", len(self.config.connections))
         for name in sorted(self._start_at_boot):
             self._initiate(name)
+        self._loop.call_later(ADDRESS_CHECK, self._check_addresses)
         try:
             await self._stop.wait()
         finally:
@@ -367,6 +375,8 @@ class Runtime:
             for addr in e.addresses:
                 self.hostnet.add_address(addr)
             self.hostnet.set_dns(e.dns, e.domains)
+        elif isinstance(e, ChildSaAddressesChanged):
+            self.dataplane.update_endpoints(e.spi_in, e.local, e.remote, e.encap)
         elif isinstance(e, NatKeepalive):
             keepalive = getattr(self.dataplane, "send_keepalive", None)
             if keepalive is not None:
@@ -392,6 +402,22 @@ class Runtime:
             return
         if e.connection in self._keep_up and not any(sa.name == e.connection for sa in self.engine.sas()):
             self._schedule_reconnect(e.connection, e.reason)
+
+    def _check_addresses(self) -> None:
+        """MOBIKE initiator: when the route to a peer now leaves from another local address
+        (Wi-Fi gone, mobile data up), move the IKE SA there (RFC 4555)."""
+        assert self._loop is not None
+        for sa in self.engine.sas():
+            if not sa.initiator or not sa.peer_mobike or sa.state is not IkeSaState.ESTABLISHED:
+                continue
+            src = route_source(str(sa.remote.ip))
+            if src is None or src == str(sa.local.ip):
+                continue
+            with contextlib.suppress(UsageError):
+                self._apply(
+                    self.engine.update_sa_address(sa.sa_id, Endpoint.parse(src, sa.local.port), self._now())
+                )
+        self._loop.call_later(ADDRESS_CHECK, self._check_addresses)
 
     def _schedule_reconnect(self, name: str, reason: str) -> None:
         assert self._loop is not None
