@@ -76,7 +76,7 @@ class PyIpsecDaemon:
         self.proc: subprocess.Popen[bytes] | None = None
         self.client = ControlClient(self.socket, timeout=60)
 
-    def start(self, *, timeout: float = 15.0) -> PyIpsecDaemon:
+    def start(self, *, timeout: float = 40.0) -> PyIpsecDaemon:
         log = self.log_path.open("wb")
         self.proc = self.ns.popen(
             [

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from pyipsec.crypto.rand import RandomSource
 from pyipsec.crypto.registry import REGISTRY, AeadSpec, CipherSpec, IntegSpec, KeInitiator, PrfSpec
-from pyipsec.iana.ikev2 import HashAlgorithm
+from pyipsec.errors import IkeError
+from pyipsec.iana.ikev2 import ExchangeType, HashAlgorithm
 from pyipsec.iana.transforms import KeId
 from pyipsec.ike.config import ChildConfig, ConnectionConfig, EngineConfig, Identity, PoolConfig
 from pyipsec.ike.credentials import CredentialStore
@@ -293,19 +294,18 @@ class IkeSa:
 
     # -- ending ---------------------------------------------------------------------------------
 
-    def fail(self, exc: Exception, *, during: object, notify_peer: bool = True) -> None:
-        """Close the SA because ``exc`` happened while running the exchange ``during``."""
-        from pyipsec.errors import IkeError  # noqa: PLC0415
+    def fail(self, exc: Exception, *, during: ExchangeType, notify_peer: bool = True) -> None:
+        """Close the SA because ``exc`` happened in the exchange ``during``.
 
-        name = getattr(during, "name", str(during))
-        what = (
-            f"{exc.notify.name}: {exc}"
-            if isinstance(exc, IkeError) and str(exc) != exc.notify.name
-            else str(exc)
-        )
-        if isinstance(exc, IkeError) and not str(exc):
-            what = exc.notify.name
-        self.close(f"{name} failed: {what}", notify_peer=notify_peer, error=exc)
+        The reason names the exchange, the Notify type for protocol errors, and the detail:
+        "IKE_AUTH failed: AUTHENTICATION_FAILED: peer identity ... is not confirmed by ...".
+        """
+        detail = str(exc)
+        if isinstance(exc, IkeError):
+            detail = (
+                f"{exc.notify.name}: {detail}" if detail and detail != exc.notify.name else exc.notify.name
+            )
+        self.close(f"{during.name} failed: {detail}", notify_peer=notify_peer, error=exc)
 
     def close(self, reason: str, *, notify_peer: bool = False, error: Exception | None = None) -> None:
         """Tear the SA down now: report its children and itself as gone.
