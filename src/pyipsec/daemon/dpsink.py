@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 
 from pyipsec.config.model import Settings
@@ -85,7 +86,8 @@ class ProcessDataplane:
         self._on_signal = on_signal
         self._on_exit = on_exit
         self._last: dict[bytes, dict[str, int]] = {}
-        self._waiting: list[asyncio.Future[dict[bytes, dict[str, int]]]] = []
+        # one future per RequestCounters sent; the data plane answers each with one Counters, in order
+        self._requests: deque[asyncio.Future[dict[bytes, dict[str, int]]]] = deque()
 
     @classmethod
     def spawn(
@@ -116,10 +118,9 @@ class ProcessDataplane:
                 self._on_ike(Datagram(ev.local, ev.remote, ev.payload))
             elif isinstance(ev, Counters):
                 self._last = {s.spi_in: {f: getattr(s, f) for f in _COUNTER_FIELDS} for s in ev.sas}
-                for fut in self._waiting:
-                    if not fut.done():
-                        fut.set_result(self._last)
-                self._waiting.clear()
+                fut = self._requests.popleft() if self._requests else None
+                if fut is not None and not fut.done():
+                    fut.set_result(self._last)
             elif isinstance(ev, SaSignal):
                 self._on_signal(ev.spi, ev.kind)
             elif isinstance(ev, Acquire):
@@ -141,23 +142,31 @@ class ProcessDataplane:
         self.handle.remove_child(spi_in)
 
     def update_endpoints(self, spi_in: bytes, local: Endpoint, remote: Endpoint, encap: bool) -> None:
-        update = getattr(self.handle, "update_endpoints", None)
-        if update is None:
-            _log.warning("the data plane cannot move Child SA %s to %s yet", spi_in.hex(), remote)
-            return
-        update(spi_in, local, remote, encap)
+        self.handle.update_endpoints(spi_in, local, remote, encap)
 
     def counters(self) -> dict[bytes, dict[str, int]]:
         return self._last
 
-    async def fetch_counters(self, timeout: float = 1.0) -> dict[bytes, dict[str, int]]:
+    def _request(self) -> asyncio.Future[dict[bytes, dict[str, int]]]:
         fut: asyncio.Future[dict[bytes, dict[str, int]]] = asyncio.get_running_loop().create_future()
-        self._waiting.append(fut)
+        self._requests.append(fut)
         self.handle.request_counters()
+        return fut
+
+    async def fetch_counters(self, timeout: float = 1.0) -> dict[bytes, dict[str, int]]:
         try:
-            return await asyncio.wait_for(fut, timeout)
+            return await asyncio.wait_for(self._request(), timeout)
         except TimeoutError:
             return self._last
+
+    def barrier(self) -> asyncio.Future[dict[bytes, dict[str, int]]]:
+        """A future done once the data plane has handled everything sent to it before this call.
+
+        The channel is ordered and the data plane answers each counter request after the
+        messages ahead of it (installs, activations), so the answer to one sent now proves them
+        applied.
+        """
+        return self._request()
 
     def send_ike(self, d: Datagram) -> None:
         self.handle.send_ike(d.local, d.remote, d.payload)

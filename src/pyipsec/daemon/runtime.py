@@ -19,6 +19,7 @@ import logging
 import signal
 import socket
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
@@ -48,19 +49,36 @@ from pyipsec.ike.events import (
     VirtualIpAssigned,
 )
 from pyipsec.ike.pools import MemoryPools
-from pyipsec.ike.state import IkeSaState
+from pyipsec.ike.state import ChildSaState, IkeSaState
 from pyipsec.io.hostnet import HostNetwork
 from pyipsec.io.udp import UdpPorts
 from pyipsec.net.addr import Datagram, Endpoint
 from pyipsec.store.sqlite import SqliteStore
 
-__all__ = ["DataplaneSink", "NullDataplane", "Runtime", "StorePools", "route_source"]
+__all__ = [
+    "BARRIER_TIMEOUT",
+    "REKEY_LINGER",
+    "DataplaneSink",
+    "NullDataplane",
+    "Runtime",
+    "StorePools",
+    "route_source",
+]
 
 _log = logging.getLogger("pyipsec.daemon")
 
 RECONNECT_MIN, RECONNECT_MAX = 1.0, 60.0
+#: How long a Child SA replaced by a rekey keeps decrypting inbound ESP after its Delete.
+REKEY_LINGER = 2.0
+#: The longest IKE datagrams wait for the data plane to confirm the SA updates before them.
+BARRIER_TIMEOUT = 0.5
 ADDRESS_CHECK = 2.0  # seconds between checks of the path to MOBIKE peers
 _ANY_ADDRS = ("%any", "0.0.0.0", "::")
+
+
+def _resolve(fut: asyncio.Future[object]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def route_source(remote: str) -> str | None:
@@ -223,6 +241,8 @@ class Runtime:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._waiters: list[_Waiter] = []
+        # datagrams waiting for a data-plane barrier (or queued behind ones that do), in order
+        self._held: deque[tuple[asyncio.Future[object] | None, tuple[Datagram, ...]]] = deque()
         self._stop = asyncio.Event()
         self._children: dict[int, bytes] = {}  # child_id -> our inbound SPI
         self._spi_owner: dict[bytes, tuple[int, int]] = {}  # inbound SPI -> (IKE SA id, child id)
@@ -333,19 +353,54 @@ class Runtime:
                 self._apply(self.engine.rekey_child(sa_id, child_id, self._now()))
 
     def _apply(self, out: Output) -> None:
-        nat_t = self.config.settings.port_nat_t
-        for d in out.datagrams:
-            send_ike = getattr(self.dataplane, "send_ike", None)
-            if d.local.port == nat_t and send_ike is not None:
-                send_ike(d)
-            else:
-                self.udp.send(d)
+        """Apply the events, then send the datagrams: a message that lets the peer use a new
+        Child SA (the CREATE_CHILD_SA or IKE_AUTH response, the Delete of the SA it replaces)
+        must leave only once the data plane holds that SA (make-before-break)."""
+        sync = False
         for e in out.events:
             try:
                 self._event(e)
             except (PyIpsecError, OSError) as exc:
                 _log.error("applying %s failed: %s", type(e).__name__, exc)
+            sync = sync or isinstance(e, ChildSaInstalled | ChildSaOutboundActivated)
+        self._send(out.datagrams, sync=sync)
         self._rearm()
+
+    def _send(self, datagrams: tuple[Datagram, ...], *, sync: bool) -> None:
+        """Send now, or behind a data-plane barrier (see :meth:`_apply`), keeping the order.
+
+        IKE on the NAT-T port goes through the data plane's channel, after the SA updates sent
+        just before; IKE on port 500 leaves from our own socket, so with SA updates in the same
+        batch it waits until the data plane has confirmed them (at most :data:`BARRIER_TIMEOUT`).
+        """
+        if not datagrams:
+            return
+        nat_t = self.config.settings.port_nat_t
+        barrier = getattr(self.dataplane, "barrier", None)
+        if sync and barrier is not None and any(d.local.port != nat_t for d in datagrams):
+            assert self._loop is not None
+            fut: asyncio.Future[object] = barrier()
+            self._held.append((fut, datagrams))
+            fut.add_done_callback(lambda _f: self._release())
+            self._loop.call_later(BARRIER_TIMEOUT, _resolve, fut)
+            return
+        if self._held:
+            self._held.append((None, datagrams))
+            return
+        for d in datagrams:
+            self._send_one(d)
+
+    def _release(self) -> None:
+        while self._held and (self._held[0][0] is None or self._held[0][0].done()):
+            for d in self._held.popleft()[1]:
+                self._send_one(d)
+
+    def _send_one(self, d: Datagram) -> None:
+        send_ike = getattr(self.dataplane, "send_ike", None)
+        if d.local.port == self.config.settings.port_nat_t and send_ike is not None:
+            send_ike(d)
+        else:
+            self.udp.send(d)
 
     def _rearm(self) -> None:
         assert self._loop is not None
@@ -370,7 +425,13 @@ class Runtime:
         elif isinstance(e, ChildSaRemoved):
             self._children.pop(e.child_id, None)
             self._spi_owner.pop(e.spi_in, None)
-            self.dataplane.remove(e.spi_in)
+            if self._replaced(e):
+                # ESP the peer sent on this SA just before switching may still be queued in
+                # our sockets or on the wire: keep the SA for inbound a little longer.
+                assert self._loop is not None
+                self._loop.call_later(REKEY_LINGER, self.dataplane.remove, e.spi_in)
+            else:
+                self.dataplane.remove(e.spi_in)
         elif isinstance(e, VirtualIpAssigned):
             for addr in e.addresses:
                 self.hostnet.add_address(addr)
@@ -391,6 +452,16 @@ class Runtime:
             if w.sa_id == e.sa_id:
                 w.feed(e)
         self._waiters = [w for w in self._waiters if not w.future.done()]
+
+    def _replaced(self, e: ChildSaRemoved) -> bool:
+        """Whether another installed Child SA of the same name on a live IKE SA takes over."""
+        sa = self.engine.sa(e.sa_id)
+        if sa is None or sa.state is not IkeSaState.ESTABLISHED:
+            return False
+        return any(
+            c.name == e.child and c.child_id != e.child_id and c.state is ChildSaState.INSTALLED
+            for c in sa.children.values()
+        )
 
     def _closed(self, e: IkeSaClosed) -> None:
         if e.reason == "rekeyed":

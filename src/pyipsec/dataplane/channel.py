@@ -10,10 +10,12 @@ socketpair. Sequenced packets keep message boundaries, so each message is exactl
 * ``b"I"``: an IKE datagram on the NAT-T port (either way): ``local ‖ remote ‖ payload`` with
   each endpoint as ``version(1) ‖ address(16, IPv4 left-aligned) ‖ port(2)``; the payload is the
   IKE message without the non-ESP marker (RFC 3948 §2.2), which the data plane adds and strips;
-* ``b"J"``: one JSON object, ``{"op": ...}`` towards the data plane (install, remove, activate,
-  counters, shutdown) and ``{"ev": ...}`` back (ready, error, counters, signal, acquire). Keys
-  travel hex-encoded inside an ``install`` message; nothing in this module or the data plane
-  logs a message body, and :class:`ChildPolicy` keeps its keys out of ``repr``.
+* ``b"J"``: one JSON object (the messages and their encoding live in
+  :mod:`pyipsec.dataplane.messages` and are re-exported here), ``{"op": ...}`` towards the
+  data plane (install, remove, activate, counters, shutdown) and ``{"ev": ...}`` back (ready,
+  error, counters, signal, acquire). Keys travel hex-encoded inside an ``install`` message;
+  nothing in this module or the data plane logs a message body, and :class:`ChildPolicy`
+  keeps its keys out of ``repr``.
 
 The data plane exits (removing its TUN device, routes and rules) when the channel closes, so it
 never outlives the daemon, even one that was killed. :class:`DataplaneHandle` is what the daemon
@@ -24,28 +26,51 @@ holds; its socket is watched with ``loop.add_reader(handle.fileno(), ...)`` and
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import select
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv6Address, ip_address
-from typing import Literal, TypeAlias
+from ipaddress import IPv4Address, IPv6Address
 
-from pyipsec.errors import PyIpsecError
-from pyipsec.iana.transforms import EncrId, IntegId
+from pyipsec.dataplane.messages import (
+    Acquire,
+    ActivateOutbound,
+    ChildLifetimes,
+    ChildPolicy,
+    ControlMessage,
+    Counters,
+    DataplaneClosed,
+    DataplaneError,
+    DataplaneEvent,
+    Failed,
+    IkeDatagram,
+    InstallChild,
+    Ready,
+    RemoveChild,
+    RequestCounters,
+    SaCounters,
+    SaSignal,
+    SendIke,
+    Shutdown,
+    TsTuple,
+    UpdateEndpoints,
+    decode_control,
+    decode_event,
+    encode_control,
+    encode_event,
+    encode_ike,
+)
 from pyipsec.net.addr import IKE_NATT_PORT, Endpoint, IPAddress
 
 __all__ = [
     "Acquire",
     "ActivateOutbound",
+    "UpdateEndpoints",
     "ChildLifetimes",
     "ChildPolicy",
     "ControlMessage",
@@ -73,465 +98,8 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-TsTuple: TypeAlias = tuple[IPAddress, IPAddress, int, int, int]
-"""A traffic selector: (first_ip, last_ip, IP protocol or 0, port_lo, port_hi)."""
-
 MAX_MESSAGE = 256 * 1024
 _SOCKBUF = 4 * 1024 * 1024
-_EP = struct.Struct(">B16sH")
-_COUNTERS_PAGE = 200
-
-
-class DataplaneError(PyIpsecError):
-    """The data plane could not start, or its channel broke."""
-
-
-# --- Child SA description ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ChildLifetimes:
-    """Soft/hard limits; crossing one raises an :class:`SaSignal` (None: no limit)."""
-
-    soft_bytes: int | None = None
-    hard_bytes: int | None = None
-    soft_packets: int | None = None
-    hard_packets: int | None = None
-    soft_seconds: float | None = None
-    hard_seconds: float | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ChildPolicy:
-    """One Child SA for the data plane: both ESP SAs, their selectors and where ESP goes.
-
-    ``encr_key_*`` include the 4-byte salt for AES-GCM and ChaCha20-Poly1305 (RFC 4106 §8.1,
-    RFC 7634 §2); ``integ`` is ``IntegId.NONE`` for those. ``local_ts``/``remote_ts`` are
-    ``(first_ip, last_ip, protocol, port_lo, port_hi)`` tuples. ``encap`` puts ESP in UDP on the
-    NAT-T port (RFC 3948), else raw IP protocol 50. ``outbound_active=False`` installs a rekeyed
-    child's inbound SA only; :meth:`DataplaneHandle.activate_outbound` switches traffic to it.
-    """
-
-    spi_in: bytes
-    spi_out: bytes
-    encr: EncrId
-    encr_key_bits: int
-    integ: IntegId
-    encr_key_in: bytes = field(repr=False)
-    integ_key_in: bytes = field(repr=False)
-    encr_key_out: bytes = field(repr=False)
-    integ_key_out: bytes = field(repr=False)
-    esn: bool = False
-    mode: Literal["tunnel", "transport"] = "tunnel"
-    local_ts: tuple[TsTuple, ...]
-    remote_ts: tuple[TsTuple, ...]
-    local: Endpoint
-    remote: Endpoint
-    encap: bool = True
-    replay_window: int = 1024
-    lifetimes: ChildLifetimes | None = None
-    outbound_active: bool = True
-
-    def __post_init__(self) -> None:
-        if len(self.spi_in) != 4 or len(self.spi_out) != 4:
-            raise ValueError("ESP SPIs are 4 bytes")
-        if self.mode not in ("tunnel", "transport"):
-            raise ValueError(f"mode must be tunnel or transport, not {self.mode!r}")
-        if self.local.ip.version != self.remote.ip.version:
-            raise ValueError("local and remote endpoints are of different address families")
-
-
-# --- messages ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class InstallChild:
-    policy: ChildPolicy
-
-
-@dataclass(frozen=True, slots=True)
-class RemoveChild:
-    spi_in: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ActivateOutbound:
-    spi_in: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class SendIke:
-    local: Endpoint
-    remote: Endpoint
-    payload: bytes = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class RequestCounters:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Shutdown:
-    pass
-
-
-ControlMessage: TypeAlias = (
-    InstallChild | RemoveChild | ActivateOutbound | SendIke | RequestCounters | Shutdown
-)
-
-
-@dataclass(frozen=True, slots=True)
-class IkeDatagram:
-    """An IKE message that arrived on the NAT-T port (marker stripped)."""
-
-    local: Endpoint
-    remote: Endpoint
-    payload: bytes = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class SaCounters:
-    """Counters of one Child SA (inbound SA drops, both directions' traffic)."""
-
-    spi_in: bytes
-    spi_out: bytes
-    packets_in: int = 0
-    bytes_in: int = 0
-    packets_out: int = 0
-    bytes_out: int = 0
-    replay_drops: int = 0
-    integrity_failures: int = 0
-    policy_drops: int = 0
-    pad_errors: int = 0
-    malformed: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Counters:
-    """The answer to :meth:`DataplaneHandle.request_counters`: per SA and global counters."""
-
-    sas: tuple[SaCounters, ...]
-    totals: tuple[tuple[str, int], ...] = ()
-
-    def total(self, name: str) -> int:
-        return dict(self.totals).get(name, 0)
-
-    def sa(self, spi_in: bytes) -> SaCounters | None:
-        return next((s for s in self.sas if s.spi_in == spi_in), None)
-
-
-@dataclass(frozen=True, slots=True)
-class SaSignal:
-    """A Child SA needs the control plane: rekey (soft, seq) or it is gone (hard)."""
-
-    spi: bytes  # the child's inbound SPI
-    kind: Literal["seq_exhausting", "soft_lifetime", "hard_lifetime"]
-
-
-@dataclass(frozen=True, slots=True)
-class Acquire:
-    """Outbound traffic matched no policy (rate-limited per destination)."""
-
-    src: IPAddress
-    dst: IPAddress
-    protocol: int
-
-
-@dataclass(frozen=True, slots=True)
-class Ready:
-    """The data plane is up: TUN device created and configured, sockets bound."""
-
-    tun: str
-    ifindex: int
-    mtu: int
-    offload: bool
-    pid: int
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class DataplaneClosed:
-    """The channel closed: the data-plane process exited (``returncode`` if known)."""
-
-    returncode: int | None
-
-
-DataplaneEvent: TypeAlias = IkeDatagram | Counters | SaSignal | Acquire | DataplaneClosed
-WireEvent: TypeAlias = IkeDatagram | Counters | SaSignal | Acquire | Ready | Failed
-
-
-# --- encoding ---------------------------------------------------------------------------------
-
-
-def _ep(e: Endpoint) -> bytes:
-    return _EP.pack(e.ip.version, e.ip.packed.ljust(16, b"\0"), e.port)
-
-
-def _unep(data: bytes, off: int) -> Endpoint:
-    version, raw, port = _EP.unpack_from(data, off)
-    if version == 4:
-        return Endpoint(IPv4Address(raw[:4]), port)
-    if version == 6:
-        return Endpoint(IPv6Address(raw), port)
-    raise DataplaneError(f"bad endpoint address family {version}")
-
-
-def encode_ike(local: Endpoint, remote: Endpoint, payload: bytes) -> bytes:
-    return b"I" + _ep(local) + _ep(remote) + payload
-
-
-def decode_ike(data: bytes) -> tuple[Endpoint, Endpoint, bytes]:
-    if len(data) < 1 + 2 * _EP.size:
-        raise DataplaneError("short IKE message on the channel")
-    return _unep(data, 1), _unep(data, 1 + _EP.size), data[1 + 2 * _EP.size :]
-
-
-def _ts_json(ts: TsTuple) -> list[object]:
-    return [str(ts[0]), str(ts[1]), ts[2], ts[3], ts[4]]
-
-
-def _ts_from(item: list[object]) -> TsTuple:
-    a, b, proto, lo, hi = item
-    return (ip_address(str(a)), ip_address(str(b)), int(str(proto)), int(str(lo)), int(str(hi)))
-
-
-def policy_to_json(p: ChildPolicy) -> dict[str, object]:
-    lt = p.lifetimes
-    return {
-        "spi_in": p.spi_in.hex(),
-        "spi_out": p.spi_out.hex(),
-        "encr": int(p.encr),
-        "encr_key_bits": p.encr_key_bits,
-        "integ": int(p.integ),
-        "ek_in": p.encr_key_in.hex(),
-        "ik_in": p.integ_key_in.hex(),
-        "ek_out": p.encr_key_out.hex(),
-        "ik_out": p.integ_key_out.hex(),
-        "esn": p.esn,
-        "mode": p.mode,
-        "local_ts": [_ts_json(t) for t in p.local_ts],
-        "remote_ts": [_ts_json(t) for t in p.remote_ts],
-        "local": [str(p.local.ip), p.local.port],
-        "remote": [str(p.remote.ip), p.remote.port],
-        "encap": p.encap,
-        "replay_window": p.replay_window,
-        "lifetimes": None
-        if lt is None
-        else {
-            "soft_bytes": lt.soft_bytes,
-            "hard_bytes": lt.hard_bytes,
-            "soft_packets": lt.soft_packets,
-            "hard_packets": lt.hard_packets,
-            "soft_seconds": lt.soft_seconds,
-            "hard_seconds": lt.hard_seconds,
-        },
-        "outbound_active": p.outbound_active,
-    }
-
-
-def policy_from_json(d: dict[str, object]) -> ChildPolicy:
-    def ep(v: object) -> Endpoint:
-        assert isinstance(v, list)
-        return Endpoint(ip_address(str(v[0])), int(v[1]))
-
-    def tss(v: object) -> tuple[TsTuple, ...]:
-        assert isinstance(v, list)
-        return tuple(_ts_from(t) for t in v)
-
-    lt_raw = d.get("lifetimes")
-    lifetimes = None
-    if isinstance(lt_raw, dict):
-        lifetimes = ChildLifetimes(**{k: v for k, v in lt_raw.items() if v is not None})
-    mode = str(d["mode"])
-    if mode not in ("tunnel", "transport"):
-        raise DataplaneError(f"bad mode {mode!r}")
-    return ChildPolicy(
-        spi_in=bytes.fromhex(str(d["spi_in"])),
-        spi_out=bytes.fromhex(str(d["spi_out"])),
-        encr=EncrId(int(str(d["encr"]))),
-        encr_key_bits=int(str(d["encr_key_bits"])),
-        integ=IntegId(int(str(d["integ"]))),
-        encr_key_in=bytes.fromhex(str(d["ek_in"])),
-        integ_key_in=bytes.fromhex(str(d["ik_in"])),
-        encr_key_out=bytes.fromhex(str(d["ek_out"])),
-        integ_key_out=bytes.fromhex(str(d["ik_out"])),
-        esn=bool(d["esn"]),
-        mode="tunnel" if mode == "tunnel" else "transport",
-        local_ts=tss(d["local_ts"]),
-        remote_ts=tss(d["remote_ts"]),
-        local=ep(d["local"]),
-        remote=ep(d["remote"]),
-        encap=bool(d["encap"]),
-        replay_window=int(str(d["replay_window"])),
-        lifetimes=lifetimes,
-        outbound_active=bool(d.get("outbound_active", True)),
-    )
-
-
-def _json(obj: dict[str, object]) -> bytes:
-    return b"J" + json.dumps(obj, separators=(",", ":")).encode()
-
-
-def encode_control(msg: ControlMessage) -> bytes:
-    """One channel message towards the data plane."""
-    if isinstance(msg, SendIke):
-        return encode_ike(msg.local, msg.remote, msg.payload)
-    if isinstance(msg, InstallChild):
-        return _json({"op": "install", "child": policy_to_json(msg.policy)})
-    if isinstance(msg, RemoveChild):
-        return _json({"op": "remove", "spi_in": msg.spi_in.hex()})
-    if isinstance(msg, ActivateOutbound):
-        return _json({"op": "activate", "spi_in": msg.spi_in.hex()})
-    if isinstance(msg, RequestCounters):
-        return _json({"op": "counters"})
-    return _json({"op": "shutdown"})
-
-
-def _load(data: bytes) -> dict[str, object]:
-    try:
-        obj = json.loads(data[1:])
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise DataplaneError(f"undecodable channel message: {exc}") from None
-    if not isinstance(obj, dict):
-        raise DataplaneError("channel message is not an object")
-    return obj
-
-
-def decode_control(data: bytes) -> ControlMessage:
-    """Inverse of :func:`encode_control`; raises :class:`DataplaneError` on garbage."""
-    if data[:1] == b"I":
-        return SendIke(*decode_ike(data))
-    if data[:1] != b"J":
-        raise DataplaneError("unknown channel message type")
-    obj = _load(data)
-    op = obj.get("op")
-    try:
-        if op == "install":
-            child = obj["child"]
-            assert isinstance(child, dict)
-            return InstallChild(policy_from_json(child))
-        if op == "remove":
-            return RemoveChild(bytes.fromhex(str(obj["spi_in"])))
-        if op == "activate":
-            return ActivateOutbound(bytes.fromhex(str(obj["spi_in"])))
-    except (KeyError, ValueError, TypeError, AssertionError) as exc:
-        raise DataplaneError(f"bad {op} message: {type(exc).__name__}") from None
-    if op == "counters":
-        return RequestCounters()
-    if op == "shutdown":
-        return Shutdown()
-    raise DataplaneError(f"unknown operation {op!r}")
-
-
-def _sa_json(s: SaCounters) -> list[object]:
-    return [
-        s.spi_in.hex(),
-        s.spi_out.hex(),
-        s.packets_in,
-        s.bytes_in,
-        s.packets_out,
-        s.bytes_out,
-        s.replay_drops,
-        s.integrity_failures,
-        s.policy_drops,
-        s.pad_errors,
-        s.malformed,
-    ]
-
-
-def _sa_from(v: list[object]) -> SaCounters:
-    return SaCounters(bytes.fromhex(str(v[0])), bytes.fromhex(str(v[1])), *(int(str(x)) for x in v[2:11]))
-
-
-def encode_event(ev: WireEvent, *, last: bool = True) -> bytes:
-    """One channel message towards the control plane (counters may need several: see
-    :func:`encode_counters`)."""
-    if isinstance(ev, IkeDatagram):
-        return encode_ike(ev.local, ev.remote, ev.payload)
-    if isinstance(ev, Counters):
-        return _json(
-            {"ev": "counters", "sas": [_sa_json(s) for s in ev.sas], "totals": dict(ev.totals), "last": last}
-        )
-    if isinstance(ev, SaSignal):
-        return _json({"ev": "signal", "spi": ev.spi.hex(), "kind": ev.kind})
-    if isinstance(ev, Acquire):
-        return _json({"ev": "acquire", "src": str(ev.src), "dst": str(ev.dst), "protocol": ev.protocol})
-    if isinstance(ev, Ready):
-        return _json(
-            {
-                "ev": "ready",
-                "tun": ev.tun,
-                "ifindex": ev.ifindex,
-                "mtu": ev.mtu,
-                "offload": ev.offload,
-                "pid": ev.pid,
-            }
-        )
-    return _json({"ev": "error", "message": ev.message})
-
-
-def encode_counters(ev: Counters) -> list[bytes]:
-    """A Counters event as one or more messages (pages of SAs; the last one carries totals)."""
-    pages = [ev.sas[i : i + _COUNTERS_PAGE] for i in range(0, len(ev.sas), _COUNTERS_PAGE)] or [()]
-    out = []
-    for n, page in enumerate(pages):
-        last = n == len(pages) - 1
-        out.append(encode_event(Counters(tuple(page), ev.totals if last else ()), last=last))
-    return out
-
-
-def decode_event(data: bytes) -> tuple[WireEvent, bool]:
-    """``(event, last)``; ``last`` is False for a Counters page that more pages follow."""
-    if data[:1] == b"I":
-        return IkeDatagram(*decode_ike(data)), True
-    if data[:1] != b"J":
-        raise DataplaneError("unknown channel message type")
-    obj = _load(data)
-    ev = obj.get("ev")
-    try:
-        if ev == "counters":
-            sas = obj["sas"]
-            totals = obj["totals"]
-            assert isinstance(sas, list) and isinstance(totals, dict)
-            return (
-                Counters(
-                    tuple(_sa_from(s) for s in sas),
-                    tuple(sorted((str(k), int(v)) for k, v in totals.items())),
-                ),
-                bool(obj.get("last", True)),
-            )
-        if ev == "signal":
-            kind = str(obj["kind"])
-            if kind not in ("seq_exhausting", "soft_lifetime", "hard_lifetime"):
-                raise ValueError(kind)
-            return SaSignal(bytes.fromhex(str(obj["spi"])), kind), True  # type: ignore[arg-type]
-        if ev == "acquire":
-            return (
-                Acquire(ip_address(str(obj["src"])), ip_address(str(obj["dst"])), int(str(obj["protocol"]))),
-                True,
-            )
-        if ev == "ready":
-            return (
-                Ready(
-                    str(obj["tun"]),
-                    int(str(obj["ifindex"])),
-                    int(str(obj["mtu"])),
-                    bool(obj["offload"]),
-                    int(str(obj["pid"])),
-                ),
-                True,
-            )
-        if ev == "error":
-            return Failed(str(obj["message"])), True
-    except (KeyError, ValueError, TypeError, AssertionError) as exc:
-        raise DataplaneError(f"bad {ev} event: {type(exc).__name__}") from None
-    raise DataplaneError(f"unknown event {ev!r}")
-
 
 # --- the control-plane side -------------------------------------------------------------------
 
@@ -668,6 +236,10 @@ class DataplaneHandle:
     def activate_outbound(self, spi_in: bytes) -> None:
         """Switch outbound traffic to a child installed with ``outbound_active=False``."""
         self._send(encode_control(ActivateOutbound(spi_in)))
+
+    def update_endpoints(self, spi_in: bytes, local: Endpoint, remote: Endpoint, encap: bool) -> None:
+        """Move a child's ESP to new endpoints (MOBIKE, NAT rebinding); keys and counters stay."""
+        self._send(encode_control(UpdateEndpoints(spi_in, local, remote, encap)))
 
     def send_ike(self, local: Endpoint, remote: Endpoint, payload: bytes) -> None:
         """Send an IKE message from the NAT-T port (the data plane adds the non-ESP marker)."""

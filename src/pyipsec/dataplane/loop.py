@@ -39,7 +39,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from pyipsec.crypto.rand import OS_RANDOM
-from pyipsec.dataplane.channel import (
+from pyipsec.dataplane.fastpath import Decapsulator, Encapsulator
+from pyipsec.dataplane.messages import (
     Acquire,
     ActivateOutbound,
     ChildPolicy,
@@ -53,11 +54,11 @@ from pyipsec.dataplane.channel import (
     SaSignal,
     SendIke,
     Shutdown,
+    UpdateEndpoints,
     decode_control,
     encode_counters,
     encode_event,
 )
-from pyipsec.dataplane.fastpath import Decapsulator, Encapsulator
 from pyipsec.esp.processor import ChildSpec, EspProcessor, child_counters
 from pyipsec.esp.sa import Direction, EspMode, EspSaConfig
 from pyipsec.esp.sad import Child, Lifetimes, Peer
@@ -279,8 +280,8 @@ class DataplaneLoop:
         self._rbuf = bytearray(_RECV + 64)
         self._rmv = memoryview(self._rbuf)
         self._running = False
-        self._cur_local: IPAddress | None = None
-        self._cur_remote: Endpoint | None = None
+        self._cur_anc: list[tuple[int, int, bytes]] = []
+        self._cur_addr: tuple[str, int] | tuple[str, int, int, int] | None = None
         self._acquired: dict[tuple[int, int], float] = {}
         self._tun_fd = tun.fileno()
         self._tun_read = functools.partial(os.readv, self._tun_fd)
@@ -329,12 +330,20 @@ class DataplaneLoop:
         if len(segment) == 1:
             self.stats["keepalives"] += 1
             return
-        if len(segment) < 4 or self._cur_remote is None or self._cur_local is None:
+        local_ip: IPAddress | None = None
+        for level, kind, data in self._cur_anc:
+            if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
+                local_ip = IPv4Address(_IN_PKTINFO.unpack_from(data)[2])
+            elif level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO:
+                local_ip = IPv6Address(_IN6_PKTINFO.unpack_from(data)[0])
+        addr = self._cur_addr
+        if len(segment) < 4 or local_ip is None or addr is None:
             self.processor.counters.malformed += 1
             return
         self.stats["ike_in"] += 1
-        local = Endpoint(self._cur_local, self.sockets.port)
-        self._notify(encode_event(IkeDatagram(local, self._cur_remote, bytes(segment[4:]))))
+        remote = Endpoint(ip_address(addr[0].split("%")[0]), addr[1])
+        local = Endpoint(local_ip, self.sockets.port)
+        self._notify(encode_event(IkeDatagram(local, remote, bytes(segment[4:]))))
 
     # --- readers -----------------------------------------------------------------------------
 
@@ -354,19 +363,14 @@ class DataplaneLoop:
                 _log.debug("UDP receive: %s", exc)
                 break
             seg = 0
-            local: IPAddress | None = None
             for level, kind, data in anc:
-                if level == SOL_UDP and kind == UDP_GRO:
+                if kind == UDP_GRO and level == SOL_UDP:
                     seg = _GRO.unpack_from(data)[0]
-                elif level == socket.IPPROTO_IP and kind == IP_PKTINFO:
-                    local = IPv4Address(_IN_PKTINFO.unpack_from(data)[2])
-                elif level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO:
-                    local = IPv6Address(_IN6_PKTINFO.unpack_from(data)[0])
             if n == 0:
                 continue
-            if mv[0] == 0 or n < 8:  # IKE (marker) or keepalive: rare, take the slow path
-                self._cur_local = local
-                self._cur_remote = Endpoint(ip_address(addr[0].split("%")[0]), addr[1])
+            # where it came from and to: decoded only if a non-ESP segment needs it (IKE)
+            self._cur_anc = anc
+            self._cur_addr = addr
             decap.datagram(mv[:n], seg)
         decap.flush()
 
@@ -418,7 +422,14 @@ class DataplaneLoop:
     # --- control -----------------------------------------------------------------------------
 
     def handle(
-        self, msg: InstallChild | RemoveChild | ActivateOutbound | SendIke | RequestCounters | Shutdown
+        self,
+        msg: InstallChild
+        | RemoveChild
+        | ActivateOutbound
+        | UpdateEndpoints
+        | SendIke
+        | RequestCounters
+        | Shutdown,
     ) -> None:
         if isinstance(msg, SendIke):
             self.send_ike(msg.local, msg.remote, msg.payload)
@@ -428,6 +439,8 @@ class DataplaneLoop:
             self.remove(int.from_bytes(msg.spi_in, "big"))
         elif isinstance(msg, ActivateOutbound):
             self.processor.activate_outbound(int.from_bytes(msg.spi_in, "big"))
+        elif isinstance(msg, UpdateEndpoints):
+            self.move(int.from_bytes(msg.spi_in, "big"), msg.local, msg.remote, msg.encap)
         elif isinstance(msg, RequestCounters):
             for part in encode_counters(self.counters()):
                 self._notify(part)
@@ -449,21 +462,25 @@ class DataplaneLoop:
             except OSError:
                 self.stats["send_errors"] += 1
 
-    def install(self, policy: ChildPolicy) -> None:
-        spec = child_spec(policy, time.monotonic())
-        version = policy.remote.ip.version
-        if policy.encap:
+    def _route(self, local: Endpoint, remote: Endpoint, encap: bool) -> Route:
+        version = remote.ip.version
+        if encap:
             sock = self.sockets.udp.get(version)
-            addr = _sockaddr(policy.remote)
+            addr = _sockaddr(remote)
             gso = self.sockets.gso
         else:
             sock = self.sockets.raw.get(version)
-            addr = _sockaddr(Endpoint(policy.remote.ip, 0))
+            addr = _sockaddr(Endpoint(remote.ip, 0))
             gso = False
         if sock is None:
-            raise DataplaneError(f"no {'UDP' if policy.encap else 'raw ESP'} socket for IPv{version}")
+            raise DataplaneError(f"no {'UDP' if encap else 'raw ESP'} socket for IPv{version}")
+        return Route(sock, addr, _pktinfo(local.ip), gso)
+
+    def install(self, policy: ChildPolicy) -> None:
+        spec = child_spec(policy, time.monotonic())
+        route = self._route(policy.local, policy.remote, policy.encap)
         child = self.processor.install(spec, time.monotonic())
-        self.routes[child.key] = Route(sock, addr, _pktinfo(policy.local.ip), gso)
+        self.routes[child.key] = route
         if self.netconf is not None:
             try:
                 self.netconf.add_child(
@@ -475,6 +492,15 @@ class DataplaneLoop:
             except Exception as exc:
                 _log.warning("routes for child %08x: %s", child.key, exc)
         _log.info("installed %r", child)
+
+    def move(self, key: int, local: Endpoint, remote: Endpoint, encap: bool) -> None:
+        """MOBIKE / NAT rebinding: the child's ESP goes between new endpoints from now on."""
+        child = self.processor.child(key)
+        if child is None:
+            raise DataplaneError(f"no child {key:08x} to move")
+        self.routes[key] = self._route(local, remote, encap)
+        child.peer = Peer(local, remote, encap)
+        _log.info("moved %r to %s - %s", child, local, remote)
 
     def remove(self, key: int) -> None:
         child = self.processor.remove(key)

@@ -181,6 +181,10 @@ class EspProcessor:
         self.spd = self.spd.without(spi_in)
         return child
 
+    def child(self, key: int) -> Child | None:
+        """The installed child whose inbound SPI is ``key``."""
+        return next((c for c in self.children() if c.key == key), None)
+
     def children(self) -> Iterable[Child]:
         return iter(self.sad)
 

@@ -100,4 +100,6 @@ class HostNetwork:
             if self._backup.exists():
                 self.resolv_conf.write_bytes(self._backup.read_bytes())
                 self._backup.unlink()
+            else:  # there was no file before ours
+                self.resolv_conf.unlink(missing_ok=True)
             self._backup = None

@@ -6,7 +6,7 @@ from ipaddress import ip_address
 
 import pytest
 
-from pyipsec.dataplane.channel import (
+from pyipsec.dataplane.messages import (
     Acquire,
     ActivateOutbound,
     ChildLifetimes,
@@ -23,6 +23,7 @@ from pyipsec.dataplane.channel import (
     SaSignal,
     SendIke,
     Shutdown,
+    UpdateEndpoints,
     decode_control,
     decode_event,
     encode_control,
@@ -70,6 +71,8 @@ def _policy(**kw: object) -> ChildPolicy:
         InstallChild(_policy(lifetimes=None, encr=EncrId.ENCR_AES_GCM_16, integ=IntegId.NONE)),
         RemoveChild(b"\x01\x02\x03\x04"),
         ActivateOutbound(b"\x01\x02\x03\x04"),
+        UpdateEndpoints(b"\x01\x02\x03\x04", V4, Endpoint(ip_address("198.51.100.7"), 31337), True),
+        UpdateEndpoints(b"\x01\x02\x03\x04", V6, V6, False),
         SendIke(V4, Endpoint(ip_address("198.51.100.7"), 61000), b"\x00" * 3 + b"ike"),
         SendIke(V6, V6, b""),
         RequestCounters(),
