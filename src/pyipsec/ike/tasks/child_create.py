@@ -174,7 +174,11 @@ class ChildCreateTask:
             if min(self.nonce_i, self.nonce_r) < min(p_ni, p_nr):
                 sa.log.info("rekey collision on %s{%d}: ours is redundant", old.name, old.child_id)
                 old.successor = theirs
-                activate(sa, theirs)  # the peer made theirs as initiator: both its halves are in place
+                if old.state is ChildSaState.CLOSED:
+                    # the peer already deleted ``old``, so its rekey completed: its inbound half is in place
+                    activate(sa, theirs)
+                # else the peer may not have our response yet, hence not its inbound SA: switch when
+                # it deletes ``old``, which it does once its rekey completed (InformationalResponder)
                 sa.exchanger.start(
                     Exchange(
                         ExchangeType.INFORMATIONAL,

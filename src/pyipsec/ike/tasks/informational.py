@@ -174,6 +174,10 @@ class InformationalResponder:
 
     def after_response(self, sa: IkeSa, now: float) -> None:
         if self.peer_failed:
-            sa.close(f"the peer gave up: {self.peer_failed}")
+            # A client that is refused by EAP often gives up with this notify instead of ending
+            # the EAP conversation (strongSwan does): keep the refusal's reason in ours.
+            eap = sa.eap_server
+            cause = f" after EAP: {eap.reason}" if eap is not None and eap.reason else ""
+            sa.close(f"the peer gave up: {self.peer_failed}{cause}")
         elif self.delete_ike:
             sa.close("rekeyed" if sa.state is IkeSaState.REKEYED else "deleted by peer")
