@@ -134,6 +134,49 @@ def charon_setup(
     charon.load_conn({"site": conn})  # type: ignore[dict-item]
 
 
+def connect_site(
+    site_pair: SitePair,
+    charon_factory: CharonFactory,
+    daemon_factory: Callable[..., PyIpsecDaemon],
+    tmp_path: Path,
+    creds: Creds,
+    ike: str,
+    esp: str,
+    initiator: str,
+) -> tuple[Charon, PyIpsecDaemon]:
+    """pyipsec on the left site, charon on the right, one tunnel between the inner addresses;
+    ``initiator`` ("pyipsec" or "strongswan") brings it up."""
+    left, right = site_pair.left, site_pair.right
+    charon = charon_factory(right.ns, "sun")
+    charon_setup(
+        charon,
+        creds,
+        local=right.outer,
+        remote=left.outer,
+        lts=right.inner_net,
+        rts=left.inner_net,
+        ike=ike,
+        esp=esp,
+    )
+    config = pyipsec_config(
+        tmp_path / "creds",
+        creds,
+        local=left.outer,
+        remote=right.outer,
+        lts=left.inner_net,
+        rts=right.inner_net,
+        ike=ike,
+        esp=esp,
+    )
+    py = daemon_factory(left.ns, config)
+    if initiator == "pyipsec":
+        result = py.call("up", name="site", timeout=20)
+        assert isinstance(result, dict) and result["ok"], result
+    else:
+        charon.initiate(child="net", ike="site")
+    return charon, py
+
+
 def _py_established(sas: list[dict[str, JsonValue]]) -> bool:
     return any(
         s["state"] == "ESTABLISHED"
@@ -175,37 +218,9 @@ def test_ike_and_child_sa_with_strongswan(
     ke: str,
     initiator: str,
 ) -> None:
-    left, right = site_pair.left, site_pair.right  # pyipsec left, charon right
-    creds = make_creds(auth)
-    charon = charon_factory(right.ns, "sun")
-    charon_setup(
-        charon,
-        creds,
-        local=right.outer,
-        remote=left.outer,
-        lts=right.inner_net,
-        rts=left.inner_net,
-        ike=ike,
-        esp=esp,
+    charon, py = connect_site(
+        site_pair, charon_factory, pyipsec_factory, tmp_path, make_creds(auth), ike, esp, initiator
     )
-    py = pyipsec_factory(
-        left.ns,
-        pyipsec_config(
-            tmp_path / "creds",
-            creds,
-            local=left.outer,
-            remote=right.outer,
-            lts=left.inner_net,
-            rts=right.inner_net,
-            ike=ike,
-            esp=esp,
-        ),
-    )
-    if initiator == "pyipsec":
-        result = py.call("up", name="site", timeout=20)
-        assert isinstance(result, dict) and result["ok"], result
-    else:
-        charon.initiate(child="net", ike="site")
     sw_sa = charon.wait_for_sa("site", child="net")
     check_agreement(py, sw_sa, encr=encr, ke=ke, py_initiated=initiator == "pyipsec")
 

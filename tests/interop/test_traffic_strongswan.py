@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.interop.conftest import SitePair
-from tests.interop.test_ike_strongswan import _py_established, charon_setup, make_creds, pyipsec_config
+from tests.interop.test_ike_strongswan import _py_established, connect_site, make_creds
 from tests.support.pyipsecd import PyIpsecDaemon, pyipsec_factory  # noqa: F401 - fixture
 from tests.support.strongswan import CharonFactory
 
@@ -76,36 +76,9 @@ def test_ping_and_bulk_tcp_through_pyipsec_strongswan_tunnel(
     initiator: str,
 ) -> None:
     left, right = site_pair.left, site_pair.right  # pyipsec left, charon right
-    creds = make_creds("psk")
-    charon = charon_factory(right.ns, "sun")
-    charon_setup(
-        charon,
-        creds,
-        local=right.outer,
-        remote=left.outer,
-        lts=right.inner_net,
-        rts=left.inner_net,
-        ike=ike,
-        esp=esp,
+    charon, py = connect_site(
+        site_pair, charon_factory, pyipsec_factory, tmp_path, make_creds("psk"), ike, esp, initiator
     )
-    py = pyipsec_factory(
-        left.ns,
-        pyipsec_config(
-            tmp_path / "creds",
-            creds,
-            local=left.outer,
-            remote=right.outer,
-            lts=left.inner_net,
-            rts=right.inner_net,
-            ike=ike,
-            esp=esp,
-        ),
-    )
-    if initiator == "pyipsec":
-        result = py.call("up", name="site", timeout=20)
-        assert isinstance(result, dict) and result["ok"], result
-    else:
-        charon.initiate(child="net", ike="site")
     charon.wait_for_sa("site", child="net")
     py.wait_for(_py_established)
 
