@@ -183,6 +183,7 @@ class IkeSa:
         self.vips_requested: tuple[int, ...] = ()  # initiator: IP versions asked for
         self.virtual_ips: tuple[IPAddress, ...] = ()  # initiator: assigned to us; responder: to the peer
         self.leases: list[tuple[PoolConfig, IPAddress]] = []  # responder: to release when the SA goes
+        self.cp_failed = ""  # responder: why the peer got no virtual IP, if it asked for one in vain
 
         self.outbox: list[Datagram] = []
         self.events: list[Event] = []

@@ -240,6 +240,8 @@ class ChildCreateTask:
         if self.in_ike_auth:
             if not sa.auth_complete or sa.auth_first_request is None:
                 return  # an EAP round: the Child SA is answered once the peer is authenticated
+            if sa.cp_failed:
+                return  # no address for the peer, so no Child SA for it either (RFC 7296 §3.15.4)
             req = sa.auth_first_request
         sa_payload = req.find(SecurityAssociation)
         if sa_payload is None and self.in_ike_auth:

@@ -146,7 +146,11 @@ class IkeAuthTask:
     def process_i(self, sa: IkeSa, resp: Message) -> TaskStatus:
         conn = sa.connection
         assert conn is not None
-        raise_peer_error(resp, ignore=_CHILD_ERRORS)
+        if resp.find(Authentication) is None:
+            raise_peer_error(resp, ignore=_CHILD_ERRORS)
+        # else the responder authenticated itself: an error Notify beside its AUTH (a CP failure)
+        # leaves the IKE SA established (RFC 7296 §3.10.1); it is raised once AUTH verified, so
+        # that we end the SA with a Delete
         self._round += 1
         if self._idr is None:  # the first response: the gateway identifies and authenticates itself
             idr = next((i for i in resp.find_all(Identification) if i.payload_type is PayloadType.IDr), None)
@@ -164,7 +168,7 @@ class IkeAuthTask:
             how = "certificate" if conn.remote.auth is AuthClass.PUBKEY else "pre-shared key"
             sa.events.append(SaProgress(sa.sa_id, sa.name, "IKE_AUTH", f"{peer} authenticated by {how}"))
             if conn.local.auth is not AuthClass.EAP_MSCHAPV2:
-                return self._done(sa)
+                return self._done(sa, resp)
             return self._eap_step(sa, conn, resp)
         if sa.eap_peer is not None and sa.eap_peer.outcome is EapOutcome.SUCCESS:
             # the last round: the responder's AUTH over the MSK (RFC 7296 §2.16)
@@ -175,7 +179,7 @@ class IkeAuthTask:
             octets = signed_octets(sa, ours=False, id_payload=self._idr)
             if not verify_psk_auth(sa.prf, sa.eap_peer.msk, octets, auth.data):
                 raise AuthenticationFailed("gateway's EAP (MSK) AUTH does not verify")
-            return self._done(sa)
+            return self._done(sa, resp)
         return self._eap_step(sa, conn, resp)
 
     def _eap_step(self, sa: IkeSa, conn: ConnectionConfig, resp: Message) -> TaskStatus:
@@ -211,9 +215,10 @@ class IkeAuthTask:
             self._next = [EapPayload(answer)]
         return TaskStatus.NEED_MORE
 
-    def _done(self, sa: IkeSa) -> TaskStatus:
+    def _done(self, sa: IkeSa, resp: Message) -> TaskStatus:
         sa.auth_complete = True
         _established(sa)
+        raise_peer_error(resp, ignore=_CHILD_ERRORS)
         return TaskStatus.DONE
 
     # -- responder ------------------------------------------------------------------------------

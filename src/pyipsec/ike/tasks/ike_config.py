@@ -17,12 +17,14 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Interface, IPv6
 from typing import TYPE_CHECKING
 
 from pyipsec.errors import FailedCpRequired, InternalAddressFailure
-from pyipsec.iana.ikev2 import CfgAttr, CfgType
+from pyipsec.iana.ikev2 import CfgAttr, CfgType, ExchangeType
 from pyipsec.ike.events import VirtualIpAssigned
+from pyipsec.ike.state import IkeSaState
 from pyipsec.ike.tasks.base import TaskStatus
 from pyipsec.wire.message import Message
 from pyipsec.wire.payloads.base import Payload
 from pyipsec.wire.payloads.cp import ConfigAttribute, Configuration
+from pyipsec.wire.payloads.notify import Notify
 
 if TYPE_CHECKING:
     from pyipsec.ike.sa import IkeSa
@@ -44,6 +46,7 @@ class IkeConfigTask:
     def __init__(self) -> None:
         self._sent = False
         self._reply: Configuration | None = None
+        self._error: InternalAddressFailure | FailedCpRequired | None = None
 
     # -- initiator ------------------------------------------------------------------------------
 
@@ -92,6 +95,15 @@ class IkeConfigTask:
     # -- responder ------------------------------------------------------------------------------
 
     def process_r(self, sa: IkeSa, req: Message) -> None:
+        try:
+            self._serve(sa)
+        except (InternalAddressFailure, FailedCpRequired) as exc:
+            # RFC 7296 §3.15.4: the IKE SA is created, no Child SA; the client decides what to do
+            sa.log.info("no virtual IP for the peer: %s", exc)
+            self._error = exc
+            sa.cp_failed = str(exc)
+
+    def _serve(self, sa: IkeSa) -> None:
         first = sa.auth_first_request
         if not sa.auth_complete or first is None:
             return
@@ -146,6 +158,20 @@ class IkeConfigTask:
                         attrs.append(ConfigAttribute.ip6_subnet(net))
         self._reply = Configuration(CfgType.CFG_REPLY, tuple(attrs))
 
+    def after_response(self, sa: IkeSa, now: float) -> None:
+        """Without its address the peer has no use for the SA: we delete it (no SA is left behind,
+        also with clients that would keep it)."""
+        if self._error is None or sa.state is not IkeSaState.ESTABLISHED:
+            return
+        from pyipsec.ike.exchanger import Exchange  # noqa: PLC0415 - the exchanger imports the tasks
+        from pyipsec.ike.tasks.informational import IkeDeleteTask  # noqa: PLC0415
+
+        sa.set_state(IkeSaState.DELETING)
+        reason = f"no virtual IP for the peer: {self._error}"
+        sa.exchanger.start(Exchange(ExchangeType.INFORMATIONAL, [IkeDeleteTask(reason)]), now)
+
     def build_r(self, sa: IkeSa, resp: list[Payload]) -> None:
-        if self._reply is not None:
+        if self._error is not None:
+            resp.append(Notify.from_error(self._error))
+        elif self._reply is not None:
             resp.append(self._reply)

@@ -180,4 +180,11 @@ class InformationalResponder:
             cause = f" after EAP: {eap.reason}" if eap is not None and eap.reason else ""
             sa.close(f"the peer gave up: {self.peer_failed}{cause}")
         elif self.delete_ike:
-            sa.close("rekeyed" if sa.state is IkeSaState.REKEYED else "deleted by peer")
+            if sa.state is IkeSaState.REKEYED:
+                sa.close("rekeyed")
+            else:
+                sa.close(
+                    f"deleted by peer (it got no virtual IP: {sa.cp_failed})"
+                    if sa.cp_failed
+                    else "deleted by peer"
+                )
