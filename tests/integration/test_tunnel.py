@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.interop.test_ike_strongswan import _py_established, make_creds, pyipsec_config
-from tests.interop.test_traffic_strongswan import bulk_tcp
 from tests.support.netns import Namespace, Topology, nat_topology, two_hosts
 from tests.support.pyipsecd import PyIpsecDaemon, pyipsec_factory  # noqa: F401 - fixture
+from tests.support.traffic import bulk_tcp
 
 pytestmark = pytest.mark.integration
 

@@ -23,6 +23,7 @@ from tests.support import pki
 from tests.support.netns import Topology, nat_topology
 from tests.support.pyipsecd import PyIpsecDaemon, pyipsec_factory  # noqa: F401 - fixture
 from tests.support.strongswan import Charon, CharonFactory
+from tests.support.traffic import bulk_tcp
 from tests.support.vici_sa import IkeSa
 
 pytestmark = pytest.mark.interop
@@ -234,6 +235,7 @@ def test_ike_and_child_sa_with_strongswan(
 
 
 def test_through_nat_both_sides_move_to_4500(
+    tmp_path: Path,
     topology: Topology,
     charon_factory: CharonFactory,
     pyipsec_factory: Callable[..., PyIpsecDaemon],  # noqa: F811
@@ -277,5 +279,9 @@ def test_through_nat_both_sides_move_to_4500(
     assert sa["nat_local"] is True  # pyipsec found itself behind the NAT
     assert str(sa["local"]).endswith(":4500") and str(sa["remote"]).endswith(":4500")
     assert sa["spi_i"] == sw_sa.spi_i and sa["spi_r"] == sw_sa.spi_r
+    # traffic through the NAT: ESP in UDP both ways, a checked transfer each way
+    assert client.wait_ping("10.232.2.1", timeout=5)
+    bulk_tcp(client, server, "10.232.2.1", tmp_path)
+    bulk_tcp(server, client, "10.232.1.1", tmp_path)
     py.call("down", name="site")
     charon.wait_for_no_sa("site")

@@ -6,8 +6,6 @@ pyipsec runs its own data plane process. Both roles, three suites.
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from tests.interop.conftest import SitePair
 from tests.interop.test_ike_strongswan import _py_established, connect_site, make_creds
 from tests.support.pyipsecd import PyIpsecDaemon, pyipsec_factory  # noqa: F401 - fixture
 from tests.support.strongswan import CharonFactory
+from tests.support.traffic import bulk_tcp
 
 pytestmark = pytest.mark.interop
 
@@ -25,43 +24,6 @@ SUITES = [
     ("aes256-sha256-modp2048", "aes256-sha256"),
     ("chacha20poly1305-prfsha256-x25519", "chacha20poly1305"),
 ]
-
-TRANSFER = 8 * 1024 * 1024
-
-
-def bulk_tcp(sender_ns: object, receiver_ns: object, dst: str, tmp: Path) -> None:
-    """Send TRANSFER random bytes over TCP and compare SHA-256 on both ends."""
-    data = os.urandom(TRANSFER)
-    src = tmp / "payload.bin"
-    src.write_bytes(data)
-    out = tmp / "received.bin"
-    server = receiver_ns.popen(  # type: ignore[attr-defined]
-        [
-            "python3",
-            "-c",
-            "import socket,sys\n"
-            "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-            f"s.bind(('{dst}', 5201)); s.listen(1); c,_=s.accept()\n"
-            f"f=open('{out}','wb')\n"
-            "while True:\n  b=c.recv(65536)\n  if not b: break\n  f.write(b)\n"
-            "f.close()",
-        ],
-    )
-    sender_ns.run(  # type: ignore[attr-defined]
-        [
-            "python3",
-            "-c",
-            "import socket,time\n"
-            "for i in range(50):\n"
-            "  try:\n"
-            f"    s=socket.create_connection(('{dst}', 5201), timeout=5); break\n"
-            "  except OSError: time.sleep(0.1)\n"
-            f"s.sendall(open('{src}','rb').read()); s.close()",
-        ],
-        timeout=60,
-    )
-    server.wait(60)
-    assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(data).digest()
 
 
 @pytest.mark.parametrize(("ike", "esp"), SUITES, ids=[s[1] for s in SUITES])
