@@ -172,9 +172,7 @@ class ProcessDataplane:
         self.handle.send_ike(d.local, d.remote, d.payload)
 
     def send_keepalive(self, local: Endpoint, remote: Endpoint) -> None:
-        send = getattr(self.handle, "send_keepalive", None)
-        if send is not None:
-            send(local, remote)
+        self.handle.send_keepalive(local, remote)
 
     def close(self) -> None:
         self.handle.close()

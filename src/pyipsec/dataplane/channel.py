@@ -56,6 +56,7 @@ from pyipsec.dataplane.messages import (
     SaCounters,
     SaSignal,
     SendIke,
+    SendKeepalive,
     Shutdown,
     TsTuple,
     UpdateEndpoints,
@@ -70,6 +71,7 @@ from pyipsec.net.addr import IKE_NATT_PORT, Endpoint, IPAddress
 __all__ = [
     "Acquire",
     "ActivateOutbound",
+    "SendKeepalive",
     "UpdateEndpoints",
     "ChildLifetimes",
     "ChildPolicy",
@@ -236,6 +238,10 @@ class DataplaneHandle:
     def activate_outbound(self, spi_in: bytes) -> None:
         """Switch outbound traffic to a child installed with ``outbound_active=False``."""
         self._send(encode_control(ActivateOutbound(spi_in)))
+
+    def send_keepalive(self, local: Endpoint, remote: Endpoint) -> None:
+        """A NAT keepalive (0xFF) from the NAT-T port (RFC 3948 §2.3)."""
+        self._send(encode_control(SendKeepalive(local, remote)))
 
     def update_endpoints(self, spi_in: bytes, local: Endpoint, remote: Endpoint, encap: bool) -> None:
         """Move a child's ESP to new endpoints (MOBIKE, NAT rebinding); keys and counters stay."""

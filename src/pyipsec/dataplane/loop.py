@@ -44,6 +44,7 @@ from pyipsec.dataplane.messages import (
     Acquire,
     ActivateOutbound,
     ChildPolicy,
+    ControlMessage,
     Counters,
     DataplaneError,
     IkeDatagram,
@@ -53,7 +54,7 @@ from pyipsec.dataplane.messages import (
     SaCounters,
     SaSignal,
     SendIke,
-    Shutdown,
+    SendKeepalive,
     UpdateEndpoints,
     decode_control,
     encode_counters,
@@ -421,16 +422,7 @@ class DataplaneLoop:
 
     # --- control -----------------------------------------------------------------------------
 
-    def handle(
-        self,
-        msg: InstallChild
-        | RemoveChild
-        | ActivateOutbound
-        | UpdateEndpoints
-        | SendIke
-        | RequestCounters
-        | Shutdown,
-    ) -> None:
+    def handle(self, msg: ControlMessage) -> None:
         if isinstance(msg, SendIke):
             self.send_ike(msg.local, msg.remote, msg.payload)
         elif isinstance(msg, InstallChild):
@@ -439,6 +431,8 @@ class DataplaneLoop:
             self.remove(int.from_bytes(msg.spi_in, "big"))
         elif isinstance(msg, ActivateOutbound):
             self.processor.activate_outbound(int.from_bytes(msg.spi_in, "big"))
+        elif isinstance(msg, SendKeepalive):
+            self.send_keepalive(msg.local, msg.remote)
         elif isinstance(msg, UpdateEndpoints):
             self.move(int.from_bytes(msg.spi_in, "big"), msg.local, msg.remote, msg.encap)
         elif isinstance(msg, RequestCounters):
@@ -446,6 +440,16 @@ class DataplaneLoop:
                 self._notify(part)
         else:
             self._running = False
+
+    def send_keepalive(self, local: Endpoint, remote: Endpoint) -> None:
+        sock = self.sockets.udp.get(remote.ip.version)
+        if sock is None:
+            return
+        try:
+            sock.sendmsg((b"\xff",), _pktinfo(local.ip), 0, _sockaddr(remote))
+            self.stats["keepalives_out"] = self.stats.get("keepalives_out", 0) + 1
+        except OSError:
+            self.stats["send_errors"] += 1
 
     def send_ike(self, local: Endpoint, remote: Endpoint, payload: bytes) -> None:
         sock = self.sockets.udp.get(remote.ip.version)

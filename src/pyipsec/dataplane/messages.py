@@ -26,6 +26,7 @@ from pyipsec.net.addr import Endpoint, IPAddress
 __all__ = [
     "Acquire",
     "ActivateOutbound",
+    "SendKeepalive",
     "UpdateEndpoints",
     "ChildLifetimes",
     "ChildPolicy",
@@ -152,6 +153,14 @@ class UpdateEndpoints:
 
 
 @dataclass(frozen=True, slots=True)
+class SendKeepalive:
+    """Send a NAT keepalive, the single octet 0xFF (RFC 3948 §2.3), from the NAT-T port."""
+
+    local: Endpoint
+    remote: Endpoint
+
+
+@dataclass(frozen=True, slots=True)
 class SendIke:
     local: Endpoint
     remote: Endpoint
@@ -169,7 +178,14 @@ class Shutdown:
 
 
 ControlMessage: TypeAlias = (
-    InstallChild | RemoveChild | ActivateOutbound | UpdateEndpoints | SendIke | RequestCounters | Shutdown
+    InstallChild
+    | RemoveChild
+    | ActivateOutbound
+    | UpdateEndpoints
+    | SendKeepalive
+    | SendIke
+    | RequestCounters
+    | Shutdown
 )
 
 
@@ -379,6 +395,14 @@ def encode_control(msg: ControlMessage) -> bytes:
         return _json({"op": "remove", "spi_in": msg.spi_in.hex()})
     if isinstance(msg, ActivateOutbound):
         return _json({"op": "activate", "spi_in": msg.spi_in.hex()})
+    if isinstance(msg, SendKeepalive):
+        return _json(
+            {
+                "op": "keepalive",
+                "local": [str(msg.local.ip), msg.local.port],
+                "remote": [str(msg.remote.ip), msg.remote.port],
+            }
+        )
     if isinstance(msg, UpdateEndpoints):
         return _json(
             {
@@ -421,6 +445,13 @@ def decode_control(data: bytes) -> ControlMessage:
             return RemoveChild(bytes.fromhex(str(obj["spi_in"])))
         if op == "activate":
             return ActivateOutbound(bytes.fromhex(str(obj["spi_in"])))
+        if op == "keepalive":
+            ka_local, ka_remote = obj["local"], obj["remote"]
+            assert isinstance(ka_local, list) and isinstance(ka_remote, list)
+            return SendKeepalive(
+                Endpoint.parse(str(ka_local[0]), int(str(ka_local[1]))),
+                Endpoint.parse(str(ka_remote[0]), int(str(ka_remote[1]))),
+            )
         if op == "move":
             local, remote = obj["local"], obj["remote"]
             assert isinstance(local, list) and isinstance(remote, list)
