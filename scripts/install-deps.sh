@@ -14,6 +14,8 @@ packages=(
     # root test tiers: strongSwan peer, data-plane bench, NAT router, namespaces
     strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins
     strongswan-pki iperf3 nftables iproute2 procps iputils-ping
+    # NAT-rebinding test: flush the router namespace's connection tracking (conntrack -F)
+    conntrack
     # Recommended by libstrongswan/strongswan-libcharon, so --no-install-recommends would skip
     # them: openssl + gcm (ECP groups, AES-GCM, legacy MD4) and eap-mschapv2.
     libstrongswan-standard-plugins libcharon-extauth-plugins
