@@ -61,7 +61,21 @@ def topology() -> None:
         subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
         sh("ip", "netns", "add", ns)
         sh("ip", "link", "set", "lo", "up", ns=ns)
-    sh("ip", "link", "add", "pyi-demo0", "netns", GW_NS, "type", "veth", "peer", "name", "pyi-demo1", "netns", CL_NS)
+    sh(
+        "ip",
+        "link",
+        "add",
+        "pyi-demo0",
+        "netns",
+        GW_NS,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "pyi-demo1",
+        "netns",
+        CL_NS,
+    )
     sh("ip", "addr", "add", f"{GW_ADDR}/24", "dev", "pyi-demo0", ns=GW_NS)
     sh("ip", "addr", "add", f"{CL_ADDR}/24", "dev", "pyi-demo1", ns=CL_NS)
     sh("ip", "link", "set", "pyi-demo0", "up", ns=GW_NS)
@@ -72,8 +86,21 @@ def topology() -> None:
 def write_configs(d: Path) -> tuple[Path, Path]:
     step("PKI, user account and client profile (pyipsec pki / pyipsec user)")
     sh(*PY, "pki", "ca", "--cn", "pyipsec demo CA", "--key", "ecdsa", "--out", str(d / "ca"))
-    sh(*PY, "pki", "gateway", "--ca", str(d / "ca"), "--name", "vpn.demo.test", "--name", GW_ADDR,
-       "--key", "ecdsa", "--out", str(d / "gw"))
+    sh(
+        *PY,
+        "pki",
+        "gateway",
+        "--ca",
+        str(d / "ca"),
+        "--name",
+        "vpn.demo.test",
+        "--name",
+        GW_ADDR,
+        "--key",
+        "ecdsa",
+        "--out",
+        str(d / "gw"),
+    )
     (d / "alice.pw").write_text("correct horse battery staple\n")
     (d / "alice.pw").chmod(0o600)
     sh(*PY, "user", "add", "alice", "--db", str(d / "users.db"), "--password-file", str(d / "alice.pw"))
@@ -112,18 +139,39 @@ domains = ["corp.demo.test"]
 file = "{key}"
 """)
     client = d / "client.toml"
-    sh(*PY, "user", "export", "alice", "--gateway", GW_ADDR, "--remote-id", "vpn.demo.test", "--ca", str(d / "ca"),
-       "--format", "pyipsec", "--password-file", str(d / "alice.pw"), "--out", str(client))
+    sh(
+        *PY,
+        "user",
+        "export",
+        "alice",
+        "--gateway",
+        GW_ADDR,
+        "--remote-id",
+        "vpn.demo.test",
+        "--ca",
+        str(d / "ca"),
+        "--format",
+        "pyipsec",
+        "--password-file",
+        str(d / "alice.pw"),
+        "--out",
+        str(client),
+    )
     profile = client.read_text()
-    client.write_text(f'[settings]\ncontrol_socket = "{d}/client.sock"\ntun = "pyi-client"\n'
-                      f'resolv_conf = "{d}/client-resolv.conf"\n\n' + profile.replace("[settings]\n", ""))
+    client.write_text(
+        f'[settings]\ncontrol_socket = "{d}/client.sock"\ntun = "pyi-client"\n'
+        f'resolv_conf = "{d}/client-resolv.conf"\n\n' + profile.replace("[settings]\n", "")
+    )
     print(sh(*PY, "check", str(client), capture=True), end="")
     return gw, client
 
 
 def start_daemon(ns: str, config: Path, sock: Path, log: Path) -> subprocess.Popen[bytes]:
-    p = subprocess.Popen(["ip", "netns", "exec", ns, *PY, "daemon", str(config)], stdout=log.open("wb"),
-                         stderr=subprocess.STDOUT)
+    p = subprocess.Popen(
+        ["ip", "netns", "exec", ns, *PY, "daemon", str(config)],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     for _ in range(150):
         if p.poll() is not None:
             raise SystemExit(f"demo: the daemon in {ns} exited:\n{log.read_text()}")
@@ -147,8 +195,11 @@ def main() -> int:
         procs.append(start_daemon(GW_NS, gw_cfg, d / "gw.sock", d / "gw.log"))
         procs.append(start_daemon(CL_NS, cl_cfg, d / "client.sock", d / "client.log"))
         step("pyipsec up")
-        conn = next(line.split(".")[1].rstrip("]") for line in cl_cfg.read_text().splitlines()
-                    if line.startswith("[connections.") and line.count(".") == 1)
+        conn = next(
+            line.split(".")[1].rstrip("]")
+            for line in cl_cfg.read_text().splitlines()
+            if line.startswith("[connections.") and line.count(".") == 1
+        )
         up = subprocess.run([*PY, "up", conn, "--socket", str(d / "client.sock")], check=False)
         if up.returncode != 0:
             print((d / "client.log").read_text()[-4000:], (d / "gw.log").read_text()[-4000:], sep="\n")
@@ -159,11 +210,16 @@ def main() -> int:
         step(f"ping {LAN_HOST} (the LAN behind the gateway) from the virtual IP {vip}")
         print(sh("ping", "-c", "3", "-W", "2", "-I", vip, LAN_HOST, ns=CL_NS, capture=True))
         step("iperf3 TCP through the tunnel (5 s)")
-        server = subprocess.Popen(["ip", "netns", "exec", GW_NS, "iperf3", "-s", "-1", "-B", LAN_HOST],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", GW_NS, "iperf3", "-s", "-1", "-B", LAN_HOST],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         procs.append(server)
         time.sleep(0.5)
-        result = json.loads(sh("iperf3", "-c", LAN_HOST, "-B", vip, "-t", "5", "-J", ns=CL_NS, capture=True, check=False))
+        result = json.loads(
+            sh("iperf3", "-c", LAN_HOST, "-B", vip, "-t", "5", "-J", ns=CL_NS, capture=True, check=False)
+        )
         if "error" in result:
             print(f"iperf3: {result['error']}")
             print((d / "client.log").read_text()[-3000:])
