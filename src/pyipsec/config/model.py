@@ -274,7 +274,7 @@ class Child(_Model):
       ``rekey_time`` (default ``life_time - rekey_time``);
     - ``rekey_bytes``/``life_bytes``, ``rekey_packets``/``life_packets`` — volume limits, 0
       for none;
-    - ``replay_window`` — anti-replay window in packets (32, RFC 4303 §3.4.3; 0 disables).
+    - ``replay_window`` — anti-replay window in packets (1024, RFC 4303 §3.4.3; 0 disables).
     """
 
     local_ts: TsList = (TsSpec("dynamic", None, None),)
@@ -293,7 +293,7 @@ class Child(_Model):
     life_bytes: Count = 0
     rekey_packets: Count = 0
     life_packets: Count = 0
-    replay_window: Annotated[int, Field(strict=True, ge=0, le=2**32 - 1)] = 32
+    replay_window: Annotated[int, Field(strict=True, ge=0, le=2**32 - 1)] = 1024
 
     @model_validator(mode="before")
     @classmethod
@@ -302,7 +302,8 @@ class Child(_Model):
             return data
         try:
             rekey = parse_duration(data.get("rekey_time", 3600))
-            life = parse_duration(data["life_time"]) if "life_time" in data else rekey + rekey // 10
+            default_life = rekey + max(rekey // 10, 1) if rekey > 0 else 0
+            life = parse_duration(data["life_time"]) if "life_time" in data else default_life
         except ValueError:
             return data  # the fields report it
         return {"life_time": life, "rand_time": max(life - rekey, 0), **data}
