@@ -92,6 +92,7 @@ class ChildSa:
         self.successor: ChildSa | None = None  # the child that replaces this one (rekey)
         self.peer_rekey: tuple[bytes, bytes, ChildSa] | None = None  # (Ni, Nr, new child) of the peer's rekey
         self.outbound_active = True
+        self.owner: IkeSa | None = None  # the IKE SA whose ``children`` holds this one
 
     @property
     def name(self) -> str:

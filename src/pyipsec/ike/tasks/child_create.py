@@ -116,6 +116,7 @@ class ChildCreateTask:
         if self.child is None:
             self.child = ChildSa(child_id=sa.ctx.new_child_id(), config=cfg, spi_in=sa.new_spi_in())
             sa.children[self.child.child_id] = self.child
+            self.child.owner = sa
         spi = self.child.spi_in
         proposals = self._proposals(cfg)
         if self.rekey is not None:
@@ -154,7 +155,11 @@ class ChildCreateTask:
                 raise
             self._failed(sa, child, str(exc))
             if self.rekey is not None:
+                # try again soon (a TEMPORARY_FAILURE while the peer rekeys the IKE SA, a collision),
+                # well before the hard lifetime
                 self.rekey.rekeying = False
+                retry = 0.5 + int.from_bytes(sa.ctx.rng.random_bytes(1), "big") / 255
+                self.rekey.rekey_at = sa.ctx.now + retry
             return TaskStatus.DONE
         self._install(sa, child, initiator=True)
         if self.rekey is not None:
@@ -328,6 +333,7 @@ class ChildCreateTask:
         child.spi_out = chosen.spi
         child.local_ts, child.remote_ts = ts_r, ts_i  # we are the responder: TSr is ours
         sa.children[child.child_id] = child
+        child.owner = sa
         self.child = child
         self.config = cfg
         old = self.rekey_of

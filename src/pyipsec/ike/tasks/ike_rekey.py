@@ -231,6 +231,8 @@ def _make_new_sa(
         setattr(new, attr, getattr(old, attr))
     new.leases, old.leases = old.leases, []
     new.children, old.children = old.children, {}
+    for child in new.children.values():
+        child.owner = new
     new.auth_complete = True
     new.state = IkeSaState.CONNECTING
     new.set_state(IkeSaState.ESTABLISHED)

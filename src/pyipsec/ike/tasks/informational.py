@@ -40,6 +40,8 @@ def _remove_child(sa: IkeSa, child: ChildSa, reason: str) -> None:
         )
     child.state = ChildSaState.CLOSED
     sa.children.pop(child.child_id, None)
+    if child.owner is not None:  # it may have moved to a new IKE SA (rekey) meanwhile
+        child.owner.children.pop(child.child_id, None)
     sa.log.info("Child SA %s{%d} deleted: %s", child.name, child.child_id, reason)
 
 

@@ -52,7 +52,8 @@ def responder_tasks(sa: IkeSa, req: Message) -> list[Task]:
     if ex is ExchangeType.INFORMATIONAL:
         return [InformationalResponder()]
     if ex is ExchangeType.CREATE_CHILD_SA:
-        if sa.state is not IkeSaState.ESTABLISHED:
+        if sa.state not in (IkeSaState.ESTABLISHED, IkeSaState.REKEYING):
+            # REKEYING: our rekey of this IKE SA is in flight, the SA still serves (RFC 7296 §2.8)
             return [_Reject(TemporaryFailure(f"IKE SA is {sa.state.name}, not established"))]
         sa_payload = req.find(SecurityAssociation)
         if sa_payload is not None and any(p.protocol is ProtocolId.IKE for p in sa_payload.proposals):
