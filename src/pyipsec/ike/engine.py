@@ -15,8 +15,9 @@ unknown SPI, are dropped and counted (there is nobody to answer, §2.21).
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from pyipsec.crypto.rand import OS_RANDOM, RandomSource
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
     from pyipsec.ike.eap.base import EapServer
 
 __all__ = ["EngineStats", "IkeEngine", "Output"]
+
+_log = logging.getLogger("pyipsec.ike")
 
 _ZERO_SPI = bytes(8)
 
@@ -173,6 +176,7 @@ class IkeEngine:
 
     def initiate_child(self, sa_id: int, child: str, now: float) -> Output:
         """A further Child SA on an established IKE SA (CREATE_CHILD_SA)."""
+        self.ctx.now = now
         sa = self._established(sa_id)
         assert sa.connection is not None
         cfg = sa.connection.child(child)
@@ -185,6 +189,7 @@ class IkeEngine:
 
     def terminate(self, sa_id: int, now: float) -> Output:
         """Delete an IKE SA (and its children) with an INFORMATIONAL exchange."""
+        self.ctx.now = now
         sa = self.sa(sa_id)
         if sa is None:
             raise UsageError(f"no IKE SA #{sa_id}")
@@ -197,6 +202,7 @@ class IkeEngine:
         return self._drain()
 
     def terminate_child(self, sa_id: int, child_id: int, now: float) -> Output:
+        self.ctx.now = now
         sa = self._established(sa_id)
         child = sa.children.get(child_id)
         if child is None or child.state is not ChildSaState.INSTALLED:
@@ -206,6 +212,7 @@ class IkeEngine:
 
     def check_liveness(self, sa_id: int, now: float) -> Output:
         """An empty INFORMATIONAL request; the SA closes if the peer never answers (DPD)."""
+        self.ctx.now = now
         sa = self._established(sa_id)
         sa.exchanger.start(Exchange(ExchangeType.INFORMATIONAL, [LivenessTask()]), now)
         return self._drain()
@@ -312,7 +319,7 @@ class IkeEngine:
             msg = decode_message(dgram.payload)
         except DecodeError as exc:
             self.stats.malformed += 1
-            _log_drop(f"malformed IKE message from {dgram.remote}: {exc}")
+            _log.debug("drop: %s", f"malformed IKE message from {dgram.remote}: {exc}")
             return self._drain()
         if msg.is_initiator:  # the sender is the original initiator: we are the responder
             if msg.exchange_type is ExchangeType.IKE_SA_INIT and msg.spi_r == _ZERO_SPI:
@@ -365,9 +372,10 @@ class IkeEngine:
 
     def _unknown(self, msg: Message, dgram: Datagram) -> Output:
         self.stats.unknown_spi += 1
-        _log_drop(
+        _log.debug(
+            "drop: %s",
             f"{msg.exchange_type.name} for unknown IKE SA {msg.spi_i.hex()}_i {msg.spi_r.hex()}_r "
-            f"from {dgram.remote}"
+            f"from {dgram.remote}",
         )
         return self._drain()
 
@@ -462,18 +470,9 @@ class IkeEngine:
         for ho_key in [k for k, v in self._half_open.items() if v is sa]:
             del self._half_open[ho_key]
 
-    def connections(self) -> Iterable[ConnectionConfig]:
-        return self.config.connections.values()
-
 
 def _first_concrete(addrs: tuple[str, ...], key: str, conn: ConnectionConfig) -> str:
     for a in addrs:
         if a not in ("%any", "0.0.0.0", "::"):
             return a
     raise UsageError(f"connection {conn.name!r} needs a concrete {key} entry to initiate")
-
-
-def _log_drop(text: str) -> None:
-    import logging  # noqa: PLC0415
-
-    logging.getLogger("pyipsec.ike").debug("drop: %s", text)

@@ -223,13 +223,13 @@ class Exchanger:
                     statuses.append(task.process_i(sa, plain))
             except PyIpsecError as exc:
                 raise _as_ike_error(exc) from exc
+            finally:
+                self._in_response = False
         except IkeError as exc:
-            self._in_response = False
             self.next_out += 1
             sa.log.info("%s failed: %s", ex.exchange_type.name, exc)
             sa.fail(exc, during=ex.exchange_type)
             return
-        self._in_response = False
         if TaskStatus.RETRY in statuses:
             sa.log.debug("retrying %s", ex.exchange_type.name)
             self._send_request(ex, now)

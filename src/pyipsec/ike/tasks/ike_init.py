@@ -55,14 +55,18 @@ from pyipsec.wire.payloads.sa import SecurityAssociation
 if TYPE_CHECKING:
     from pyipsec.ike.sa import IkeSa
 
-__all__ = ["NONCE_LEN", "IkeInitTask"]
+__all__ = ["KE_ERRORS", "NONCE_LEN", "IkeInitTask", "prefer_group"]
 
 NONCE_LEN = 32  # at least half the PRF key size, RFC 7296 §2.10
 MAX_COOKIE_RETRIES = 3
 _ZERO_SPI = bytes(8)
 
 
-def _prefer_group(spec: ProposalSpec, group: KeId) -> ProposalSpec:
+# Bad peer values (RFC 6989) and unusable groups; the registry raises nothing else.
+KE_ERRORS: tuple[type[Exception], ...] = (InvalidKeyExchange, UnsupportedAlgorithm, ValueError)
+
+
+def prefer_group(spec: ProposalSpec, group: KeId) -> ProposalSpec:
     if group in spec.ke:
         return replace(spec, ke=(group, *(g for g in spec.ke if g != group)))
     return spec
@@ -142,7 +146,7 @@ class IkeInitTask:
         assert sa.ke is not None
         try:
             sa.shared_secret = sa.ke.complete(ke.data)
-        except _KE_ERRORS as exc:
+        except KE_ERRORS as exc:
             raise InvalidSyntax(f"responder's key exchange value is invalid: {exc}") from None
         _read_common(sa, resp)
         _derive_keys(sa)
@@ -166,7 +170,7 @@ class IkeInitTask:
             raise InvalidSyntax("IKE_SA_INIT request lacks SA, KE or Nonce")
         offered = [p for p in sa_payload.proposals if p.protocol is ProtocolId.IKE]
         for conn in sa.candidates:
-            local = [_prefer_group(p, ke.group) for p in conn.proposals]
+            local = [prefer_group(p, ke.group) for p in conn.proposals]
             chosen = select(local, offered)
             if chosen is not None:
                 break
@@ -191,7 +195,7 @@ class IkeInitTask:
         sa.nonce_r = sa.ctx.rng.random_bytes(NONCE_LEN)
         try:
             public, sa.shared_secret = REGISTRY.ke(ke.group).respond(ke.data, sa.ctx.rng)
-        except _KE_ERRORS as exc:
+        except KE_ERRORS as exc:
             raise InvalidSyntax(f"peer's key exchange value is invalid: {exc}") from None
         self._public = public
         _read_common(sa, req)
@@ -209,10 +213,6 @@ class IkeInitTask:
 
             hashes = b"".join(ca_key_hash(load_certificate(der)) for der in conn.remote.cacerts)
             resp.append(CertificateRequest(CertEncoding.X509_CERTIFICATE_SIGNATURE, hashes))
-
-
-# Bad peer values (RFC 6989) and unusable groups; the registry raises nothing else.
-_KE_ERRORS: tuple[type[Exception], ...] = (InvalidKeyExchange, UnsupportedAlgorithm, ValueError)
 
 
 def _append_common(sa: IkeSa, out: list[Payload], *, spi_r: bytes) -> None:

@@ -14,26 +14,23 @@ the nonce rule of §2.8.1, which would let both complete and delete one).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pyipsec.crypto.registry import REGISTRY
 from pyipsec.errors import (
     InvalidKePayload,
-    InvalidKeyExchange,
     InvalidSyntax,
     NoProposalChosen,
     TemporaryFailure,
-    UnsupportedAlgorithm,
 )
 from pyipsec.iana.ikev2 import ExchangeType, NotifyType, ProtocolId
 from pyipsec.iana.transforms import KeId
 from pyipsec.ike.keymat import derive_ike_keys, rekey_skeyseed
-from pyipsec.ike.proposal import ProposalSpec, select
+from pyipsec.ike.proposal import select
 from pyipsec.ike.state import IkeSaState
 from pyipsec.ike.tasks.base import TaskStatus
 from pyipsec.ike.tasks.common import describe_offer, raise_peer_error
-from pyipsec.ike.tasks.ike_init import NONCE_LEN
+from pyipsec.ike.tasks.ike_init import KE_ERRORS, NONCE_LEN, prefer_group
 from pyipsec.wire.message import Message
 from pyipsec.wire.payloads.base import Payload
 from pyipsec.wire.payloads.ke import KeyExchange
@@ -46,14 +43,6 @@ if TYPE_CHECKING:
     from pyipsec.ike.sa import IkeSa
 
 __all__ = ["IkeRekeyTask"]
-
-_KE_ERRORS = (InvalidKeyExchange, UnsupportedAlgorithm, ValueError)
-
-
-def _prefer(spec: ProposalSpec, group: KeId) -> ProposalSpec:
-    if group in spec.ke:
-        return replace(spec, ke=(group, *(g for g in spec.ke if g != group)))
-    return spec
 
 
 class IkeRekeyTask:
@@ -111,7 +100,7 @@ class IkeRekeyTask:
                 raise InvalidSyntax("IKE rekey response: KE payload does not match the chosen group")
             try:
                 g_ir = self.ke.complete(ke.data)
-            except _KE_ERRORS as exc:
+            except KE_ERRORS as exc:
                 raise InvalidSyntax(f"responder's key exchange value is invalid: {exc}") from None
         except Exception:
             sa.rekeying = False
@@ -140,14 +129,14 @@ class IkeRekeyTask:
         if sa_payload is None or nonce is None or ke is None:
             raise InvalidSyntax("IKE rekey request lacks SA, Nonce or KE")
         offered = [p for p in sa_payload.proposals if p.protocol is ProtocolId.IKE and len(p.spi) == 8]
-        chosen = select([_prefer(p, ke.group) for p in conn.proposals], offered)
+        chosen = select([prefer_group(p, ke.group) for p in conn.proposals], offered)
         if chosen is None:
             raise NoProposalChosen(f"no acceptable IKE rekey proposal in {describe_offer(offered)}")
         if chosen.ke != ke.group:
             raise InvalidKePayload(int(chosen.ke or 0))
         try:
             public, g_ir = REGISTRY.ke(ke.group).respond(ke.data, sa.ctx.rng)
-        except _KE_ERRORS as exc:
+        except KE_ERRORS as exc:
             raise InvalidSyntax(f"peer's key exchange value is invalid: {exc}") from None
         self.spi = sa.ctx.new_ike_spi()
         self.nonce = sa.ctx.rng.random_bytes(NONCE_LEN)
