@@ -11,6 +11,7 @@ namespaces use their own file).
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -50,14 +51,18 @@ class HostNetwork:
 
     def _add_address(self, addr: IPAddress) -> None:
         from pyroute2 import IPRoute  # noqa: PLC0415 - netlink only where used
+        from pyroute2.netlink.exceptions import NetlinkError  # noqa: PLC0415
 
         with IPRoute() as ipr:
             links = ipr.link_lookup(ifname=self.ifname)
             if not links:
                 raise OSError(f"no interface {self.ifname}")
             prefix = 32 if addr.version == 4 else 128
-            with contextlib.suppress(Exception):  # already there (a reconnect)
+            try:
                 ipr.addr("add", index=links[0], address=str(addr), prefixlen=prefix)
+            except NetlinkError as exc:
+                if exc.code != errno.EEXIST:  # already there is fine (a reconnect)
+                    raise OSError(exc.code, f"cannot add {addr} to {self.ifname}: {exc}") from None
 
     def remove_addresses(self) -> None:
         if self._addresses:
@@ -66,12 +71,13 @@ class HostNetwork:
 
     def _remove_addresses(self) -> None:
         from pyroute2 import IPRoute  # noqa: PLC0415
+        from pyroute2.netlink.exceptions import NetlinkError  # noqa: PLC0415
 
         with IPRoute() as ipr:
             links = ipr.link_lookup(ifname=self.ifname)
             for addr in self._addresses:
                 if links:
-                    with contextlib.suppress(Exception):
+                    with contextlib.suppress(NetlinkError):  # gone with the device, or removed by hand
                         ipr.addr(
                             "del",
                             index=links[0],
