@@ -113,6 +113,11 @@ class ChildConfig:
     rekey_time: float = 3600.0
     life_time: float = 3960.0
     replay_window: int = 1024
+    # volume limits, enforced by the data plane (0: none): rekey at the soft one, delete at the hard
+    rekey_bytes: int = 0
+    life_bytes: int = 0
+    rekey_packets: int = 0
+    life_packets: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +138,9 @@ class ConnectionConfig:
     send_cert: SendCert = SendCert.IFASKED
     dpd_delay: float = 0.0  # seconds of silence before a liveness check; 0: none
     rekey_time: float = 14400.0  # IKE SA soft lifetime; 0: never rekey
+    # reauthenticate (a new IKE SA, make-before-break, RFC 7296 §2.8.3) this often; 0: never.
+    # Initiator: schedules it (with jitter); responder: announces it as AUTH_LIFETIME (RFC 4478)
+    reauth_time: float = 0.0
     signature_hashes: bool = True  # announce SIGNATURE_HASH_ALGORITHMS (RFC 7427) in IKE_SA_INIT
     pools: tuple[str, ...] = ()  # responder: virtual IPs for peers that ask (CP, RFC 7296 §3.15)
     vips: tuple[str, ...] = ()  # initiator: ask for virtual IPs, e.g. ("0.0.0.0", "::")

@@ -11,19 +11,34 @@ New IKE_SA_INIT requests create responder SAs, unless more than ``cookie_thresho
 half-open: then a stateless COOKIE is demanded first (RFC 7296 §2.6). Half-open SAs
 expire after ``half_open_timeout``. Messages that do not decode, or that arrive for an
 unknown SPI, are dropped and counted (there is nobody to answer, §2.21).
+
+Reauthentication (RFC 7296 §2.8.3, make-before-break as strongSwan's ``make_before_break``):
+when an original initiator's ``reauth_at`` comes (``reauth_time`` with jitter, or sooner
+after an AUTH_LIFETIME, RFC 4478), or on :meth:`IkeEngine.reauthenticate`, a new IKE SA to
+the same peer runs IKE_SA_INIT and IKE_AUTH with fresh authentication, without
+INITIAL_CONTACT and asking for the virtual IPs the old SA holds. It recreates the old SA's
+Child SAs (one per child config: the first in IKE_AUTH, the others with CREATE_CHILD_SA);
+when all are installed, the old IKE SA is deleted (its Child SAs with it). The new SA's
+``reauth_of`` and its ``IkeSaEstablished.reauth_of`` name the old SA; the old SA's
+``reauth_by`` names the new one while it is under way (and keeps the old SA from starting
+an IKE rekey or another reauthentication). If the new SA fails (or lacks a Child SA, and is
+deleted), the old one stays and tries again 10-30 s later; the reason is logged. On the
+responder the new SA's Child SAs send nothing until the old SA is gone (``ike_auth``). A
+responder with a ``reauth_time`` deletes an SA that was not reauthenticated within it and a
+grace period (a tenth of it, at least 30 s): the peer was told with AUTH_LIFETIME.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from pyipsec.crypto.rand import OS_RANDOM, RandomSource
 from pyipsec.errors import DecodeError, UsageError
 from pyipsec.iana.ikev2 import ExchangeType, NotifyType
-from pyipsec.ike.config import ConnectionConfig, EngineConfig
+from pyipsec.ike.config import ChildConfig, ConnectionConfig, EngineConfig
 from pyipsec.ike.cookies import CookieJar
 from pyipsec.ike.credentials import CredentialStore
 from pyipsec.ike.events import Event, NatKeepalive
@@ -35,8 +50,9 @@ from pyipsec.ike.tasks.child_create import ChildCreateTask
 from pyipsec.ike.tasks.ike_auth import IkeAuthTask
 from pyipsec.ike.tasks.ike_config import IkeConfigTask
 from pyipsec.ike.tasks.ike_init import IkeInitTask
-from pyipsec.ike.tasks.informational import ChildDeleteTask, IkeDeleteTask, LivenessTask
-from pyipsec.net.addr import Datagram, Endpoint
+from pyipsec.ike.tasks.ike_rekey import REDUNDANT
+from pyipsec.ike.tasks.informational import ChildDeleteTask, IkeDeleteTask, LivenessTask, activate
+from pyipsec.net.addr import Datagram, Endpoint, IPAddress
 from pyipsec.wire.message import Message, decode_message, encode_message
 from pyipsec.wire.payloads.nonce import Nonce
 from pyipsec.wire.payloads.notify import Notify
@@ -85,6 +101,7 @@ class IkeEngine:
         )
         self.ctx.adopt = self._adopt
         self.ctx.new_ike_spi = self._new_spi
+        self.ctx.sas = self.sas
         self._sas: dict[bytes, IkeSa] = {}  # by our SPI
         self._half_open: dict[tuple[bytes, Endpoint], IkeSa] = {}
         self._cookies = CookieJar(rng)
@@ -113,7 +130,14 @@ class IkeEngine:
         if not sa.initiator and sa.state is IkeSaState.CONNECTING:
             times.append(sa.created_at + self.config.half_open_timeout)
         if sa.state is IkeSaState.ESTABLISHED:
-            times += [None if sa.rekeying else sa.rekey_at, sa.dpd_at, self._keepalive_at(sa)]
+            busy = sa.rekeying or sa.reauth_by is not None  # (a reauthentication defers the rekey)
+            times += [
+                None if busy else sa.rekey_at,
+                sa.dpd_at,
+                self._keepalive_at(sa),
+                sa.redundant_at,
+                None if busy else sa.reauth_at,
+            ]
             for c in sa.children.values():
                 if c.state is ChildSaState.INSTALLED:
                     times += [c.expire_at, None if c.rekeying or c.successor else c.rekey_at]
@@ -140,6 +164,21 @@ class IkeEngine:
             remote = remote or Endpoint.parse(
                 _first_concrete(conn.remote_addrs, "remote_addrs", conn), conn.remote_port
             )
+        self._start(conn, local, remote, conn.children[0] if conn.children else None, now)
+        return self._drain()
+
+    def _start(
+        self,
+        conn: ConnectionConfig,
+        local: Endpoint,
+        remote: Endpoint,
+        first_child: ChildConfig | None,
+        now: float,
+        *,
+        reauth_of: IkeSa | None = None,
+        more_children: tuple[ChildConfig, ...] = (),
+    ) -> IkeSa:
+        """A new IKE SA as original initiator: IKE_SA_INIT, then IKE_AUTH with ``first_child``."""
         sa = IkeSa(
             self.ctx,
             initiator=True,
@@ -152,9 +191,16 @@ class IkeEngine:
             now=now,
         )
         sa.set_state(IkeSaState.CONNECTING)
-        sa.first_child = conn.children[0] if conn.children else None
+        sa.first_child = first_child
+        if reauth_of is not None:
+            sa.reauth_of = reauth_of.sa_id
+            sa.vips_asked = reauth_of.virtual_ips
+            sa.reauth_children = tuple(c.name for c in (first_child, *more_children) if c is not None)
+            reauth_of.reauth_by = sa.sa_id
         self._sas[sa.spi_i] = sa
-        sa.log.info("initiating IKE SA to %s", remote)
+        sa.log.info(
+            "initiating IKE SA to %s%s", remote, f" to reauthenticate #{reauth_of.sa_id}" if reauth_of else ""
+        )
 
         def auth_step() -> None:
             if sa.nat_detected or conn.mobike:  # with MOBIKE, IKE always uses the NAT-T port (RFC 4555 §3.3)
@@ -167,12 +213,128 @@ class IkeEngine:
                         IkeConfigTask(),
                         ChildCreateTask(in_ike_auth=True, config=sa.first_child),
                     ],
+                    on_done=None if reauth_of is None else lambda: self._reauth_children(sa, more_children),
                 ),
-                now,
+                self.ctx.now,
             )
 
         sa.exchanger.start(Exchange(ExchangeType.IKE_SA_INIT, [IkeInitTask()], on_done=auth_step), now)
+        return sa
+
+    # -- reauthentication (RFC 7296 §2.8.3) -----------------------------------------------------
+
+    def reauthenticate(self, sa_id: int, now: float) -> Output:
+        """Reauthenticate the IKE SA now: a new IKE SA replaces it, make-before-break."""
+        self.ctx.now = now
+        sa = self._established(sa_id)
+        if not sa.original_initiator:
+            raise UsageError(f"IKE SA #{sa_id}: only the original initiator reauthenticates")
+        if sa.reauth_by is not None:
+            raise UsageError(f"IKE SA #{sa_id} is being reauthenticated already (by #{sa.reauth_by})")
+        self._reauth(sa, now)
         return self._drain()
+
+    def _reauth(self, old: IkeSa, now: float) -> None:
+        conn = old.connection
+        assert conn is not None
+        configs: list[ChildConfig] = []
+        for child in sorted(old.children.values(), key=lambda c: c.child_id):
+            live = child.state in (ChildSaState.INSTALLED, ChildSaState.REKEYING, ChildSaState.REKEYED)
+            if live and all(c.name != child.name for c in configs):
+                configs.append(child.config)
+        old.reauth_at = None
+        old.log.info(
+            "reauthenticating: a new IKE SA with %s", ", ".join(c.name for c in configs) or "no Child SA"
+        )
+        local = old.local.with_port(conn.local_port)
+        remote = old.remote.with_port(conn.remote_port)
+        first = configs[0] if configs else None
+        self._start(conn, local, remote, first, now, reauth_of=old, more_children=tuple(configs[1:]))
+
+    def _reauth_overdue(self, sa: IkeSa, now: float) -> None:
+        """Responder: the peer did not reauthenticate within the AUTH_LIFETIME we sent it (and a
+        grace period): delete the SA (RFC 4478 §3)."""
+        sa.reauth_at = None
+        reason = "the peer did not reauthenticate in time (AUTH_LIFETIME, RFC 4478)"
+        sa.log.info("%s: deleting the IKE SA", reason)
+        sa.set_state(IkeSaState.DELETING)
+        sa.exchanger.queue.clear()
+        sa.exchanger.start(Exchange(ExchangeType.INFORMATIONAL, [IkeDeleteTask(reason)]), now)
+
+    def _reauth_children(self, new: IkeSa, more: tuple[ChildConfig, ...]) -> None:
+        """IKE_AUTH of a reauthentication is done: the further Child SAs, then the switch."""
+        if new.state is not IkeSaState.ESTABLISHED:
+            return
+        now = self.ctx.now
+        for n, cfg in enumerate(more):
+            last = n == len(more) - 1
+            new.exchanger.start(
+                Exchange(
+                    ExchangeType.CREATE_CHILD_SA,
+                    [ChildCreateTask(in_ike_auth=False, config=cfg)],
+                    on_done=(lambda: self._reauth_complete(new)) if last else None,
+                ),
+                now,
+            )
+        if not more:
+            self._reauth_complete(new)
+
+    def _reauthenticated(self, new: IkeSa) -> IkeSa | None:
+        """The live SA that ``new`` reauthenticates (it may have been rekeyed meanwhile)."""
+        return next((s for s in self.sas() if s is not new and s.reauth_by == new.sa_id), None)
+
+    def _reauth_complete(self, new: IkeSa) -> None:
+        if new.state is not IkeSaState.ESTABLISHED or new.reauth_done:
+            return
+        now = self.ctx.now
+        installed = {c.name for c in new.children.values() if c.state is ChildSaState.INSTALLED}
+        missing = [name for name in new.reauth_children if name not in installed]
+        if missing:
+            reason = f"reauthentication incomplete: Child SA {', '.join(missing)} not recreated"
+            new.log.warning("%s; deleting this IKE SA, the old one stays", reason)
+            new.set_state(IkeSaState.DELETING)
+            new.exchanger.queue.clear()
+            new.exchanger.start(Exchange(ExchangeType.INFORMATIONAL, [IkeDeleteTask(reason)]), now)
+            return
+        new.reauth_done = True
+        old = self._reauthenticated(new)
+        if old is None:
+            new.log.info("reauthentication complete (the old IKE SA is gone already)")
+            return
+        old.reauth_by = None
+        if old.state is not IkeSaState.ESTABLISHED:
+            return
+        new.log.info("reauthentication complete: deleting IKE SA #%d", old.sa_id)
+        old.set_state(IkeSaState.DELETING)
+        old.exchanger.queue.clear()
+        old.exchanger.start(
+            Exchange(ExchangeType.INFORMATIONAL, [IkeDeleteTask(f"reauthenticated as IKE SA #{new.sa_id}")]),
+            now,
+        )
+
+    def _reauth_bookkeeping(self) -> None:
+        """Before closed SAs are forgotten: a failed reauthentication leaves the old SA to try
+        again later; a reauthenticated SA that is gone lets the new SA's Child SAs send."""
+        closed = {id(s): s for s in self._sas.values() if s.state is IkeSaState.CLOSED}.values()
+        for sa in closed:
+            if sa.reauth_of is not None and not sa.reauth_done:
+                sa.reauth_done = True
+                old = self._reauthenticated(sa)
+                if old is not None:
+                    old.reauth_by = None
+                    if old.original_initiator and old.state is IkeSaState.ESTABLISHED:
+                        delay = 10 + 20 * int.from_bytes(self.ctx.rng.random_bytes(1), "big") / 255
+                        old.reauth_at = self.ctx.now + delay
+                        old.log.warning(
+                            "reauthentication failed (%s); this IKE SA stays, retrying in %.0f s",
+                            sa.close_reason,
+                            delay,
+                        )
+            for new in self.sas():
+                if new.reauth_of == sa.sa_id and new.state is IkeSaState.ESTABLISHED and not new.reauth_done:
+                    new.reauth_done = True
+                    for child in new.children.values():
+                        activate(new, child)
 
     def initiate_child(self, sa_id: int, child: str, now: float) -> Output:
         """A further Child SA on an established IKE SA (CREATE_CHILD_SA)."""
@@ -258,8 +420,19 @@ class IkeEngine:
                 and not child.successor
             ):
                 self._rekey_child(sa, child, now)
-        if sa.rekey_at is not None and now >= sa.rekey_at and not sa.rekeying:
+        reauth_busy = sa.reauth_by is not None
+        if sa.rekey_at is not None and now >= sa.rekey_at and not sa.rekeying and not reauth_busy:
             self._rekey_ike(sa, now)
+        if sa.reauth_at is not None and now >= sa.reauth_at and not sa.rekeying and not reauth_busy:
+            if sa.original_initiator:
+                self._reauth(sa, now)
+            else:
+                self._reauth_overdue(sa, now)
+        if sa.redundant_at is not None and now >= sa.redundant_at:
+            # the peer never deleted its redundant SA (it may never have finished it): a last
+            # Delete, not awaited (tasks/ike_rekey.py)
+            sa.redundant_at = None
+            sa.close(REDUNDANT, notify_peer=True)
         keepalive_at = self._keepalive_at(sa)
         if keepalive_at is not None and now >= keepalive_at:
             sa.last_sent = now
@@ -340,22 +513,52 @@ class IkeEngine:
             self._initial_contact(sa)
         return self._drain()
 
-    def update_sa_address(self, sa_id: int, local: Endpoint, now: float) -> Output:
-        """MOBIKE (RFC 4555): our address changed; move the IKE SA and its Child SAs to ``local``."""
+    def update_sa_address(
+        self, sa_id: int, local: Endpoint, now: float, *, remote: IPAddress | None = None
+    ) -> Output:
+        """MOBIKE (RFC 4555 §3.5): our address changed; move the IKE SA and its Child SAs to
+        ``local`` (and to the peer's address ``remote``, one of its additional addresses, when
+        its current one is unreachable). The UPDATE_SA_ADDRESSES request carries COOKIE2 and,
+        unanswered, falls back to the peer's additional addresses (§3.8)."""
         self.ctx.now = now
         sa = self._established(sa_id)
-        if not sa.initiator or not sa.peer_mobike:
+        if not sa.original_initiator or not sa.peer_mobike:
             raise UsageError(
-                f"IKE SA #{sa_id} cannot move: {'not the initiator' if not sa.initiator else 'no MOBIKE'}"
+                f"IKE SA #{sa_id} cannot move: "
+                f"{'not the original initiator' if not sa.original_initiator else 'no MOBIKE'}"
             )
-        from pyipsec.ike.tasks.ike_mobike import UpdateSaAddressesTask  # noqa: PLC0415
+        from pyipsec.ike.tasks.ike_mobike import update_exchange  # noqa: PLC0415
 
         sa.local = local.with_port(self.config.nat_t_port)
-        sa.remote = sa.remote.with_port(self.config.nat_t_port)
-        sa.log.info("MOBIKE: moving to %s", sa.local)
+        sa.remote = Endpoint(remote or sa.remote.ip, self.config.nat_t_port)
+        sa.log.info("MOBIKE: moving to %s - %s", sa.local, sa.remote)
         if sa.exchanger.inflight is not None:  # retransmit the request in flight from the new address too
             sa.exchanger.inflight.deadline = now
-        sa.exchanger.start(Exchange(ExchangeType.INFORMATIONAL, [UpdateSaAddressesTask()]), now)
+        sa.exchanger.start(update_exchange(sa), now)
+        return self._drain()
+
+    def set_local_addresses(self, addrs: Sequence[IPAddress], now: float) -> Output:
+        """MOBIKE (RFC 4555 §3.6): the daemon reports our usable local addresses. Each established
+        MOBIKE SA whose announced list of additional addresses (all but the one it uses) differs
+        gets an INFORMATIONAL with the new list; new SAs announce it in IKE_AUTH."""
+        self.ctx.now = now
+        self.ctx.local_addresses = tuple(dict.fromkeys(addrs))
+        from pyipsec.ike.tasks.ike_mobike import AddressListTask, wanted_addresses  # noqa: PLC0415
+
+        for sa in self.sas():
+            if sa.state is not IkeSaState.ESTABLISHED or not sa.peer_mobike:
+                continue
+            if wanted_addresses(sa) == sa.announced_addresses:
+                continue
+            if sa.original_initiator and sa.local.ip not in self.ctx.local_addresses:
+                continue  # it has to move: its UPDATE_SA_ADDRESSES will carry the new list
+            sa.log.info("MOBIKE: our addresses changed, telling the peer")
+            self._guarded(
+                sa,
+                lambda sa=sa: sa.exchanger.start(  # type: ignore[misc]
+                    Exchange(ExchangeType.INFORMATIONAL, [AddressListTask(sa)], label="MOBIKE addresses"), now
+                ),
+            )
         return self._drain()
 
     def _initial_contact(self, sa: IkeSa) -> None:
@@ -446,6 +649,7 @@ class IkeEngine:
                 return spi
 
     def _drain(self) -> Output:
+        self._reauth_bookkeeping()
         out, events = self._out, self._events
         self._out, self._events = [], []
         for sa in list(self._sas.values()):

@@ -51,6 +51,11 @@ class EspSaParams:
     integ_key_in: bytes = field(repr=False)
     encr_key_out: bytes = field(repr=False)
     integ_key_out: bytes = field(repr=False)
+    # volume limits for the data plane to signal (None: none); time limits stay in the engine
+    soft_bytes: int | None = None
+    hard_bytes: int | None = None
+    soft_packets: int | None = None
+    hard_packets: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,7 @@ class IkeSaEstablished:
     remote_id: str
     proposal: str
     rekeyed_from: int | None = None  # the IKE SA this one replaces (rekey, RFC 7296 §1.3.2)
+    reauth_of: int | None = None  # the IKE SA this one replaces (reauthentication, RFC 7296 §2.8.3)
 
 
 @dataclass(frozen=True, slots=True)

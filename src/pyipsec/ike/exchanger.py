@@ -50,6 +50,9 @@ class Exchange:
     on_done: Callable[[], None] | None = None
     label: str = ""
     fire_and_forget: bool = False  # send once, expect nothing (a last notice before closing)
+    # called with the attempt number when a retransmission is due; True: the request is rebuilt
+    # (same message ID) and sent afresh, e.g. to another peer address (MOBIKE, RFC 4555 §3.8)
+    on_timeout: Callable[[int], bool] | None = None
 
 
 @dataclass(slots=True)
@@ -140,6 +143,10 @@ class Exchanger:
         sa = self.sa
         policy = sa.ctx.config.retransmit
         fl.attempt += 1
+        if fl.exchange.on_timeout is not None and fl.exchange.on_timeout(fl.attempt):
+            self.inflight = None
+            self._send_request(fl.exchange, now)
+            return
         if policy.exhausted(fl.attempt):
             sa.log.info(
                 "giving up on %s request %d after %d retransmissions",
@@ -149,8 +156,12 @@ class Exchanger:
             )
             self.inflight = None
             self.queue.clear()
+            # a Delete of the IKE SA takes effect unanswered too (its answer may be what was lost)
+            deleting = [r for t in fl.exchange.tasks if (r := getattr(t, "unanswered_reason", None))]
             sa.close(
-                f"peer not responding: {fl.exchange.exchange_type.name} request unanswered after "
+                deleting[0]
+                if deleting
+                else f"peer not responding: {fl.exchange.exchange_type.name} request unanswered after "
                 f"{policy.tries} retransmissions",
                 notify_peer=False,
             )
@@ -231,7 +242,10 @@ class Exchanger:
             sa.fail(exc, during=ex.exchange_type)
             return
         if TaskStatus.RETRY in statuses:
+            # a new request (INVALID_KE_PAYLOAD, COOKIE); only IKE_SA_INIT keeps message ID 0
             sa.log.debug("retrying %s", ex.exchange_type.name)
+            if ex.exchange_type is not ExchangeType.IKE_SA_INIT:
+                self.next_out += 1
             self._send_request(ex, now)
             return
         self.next_out += 1
@@ -252,8 +266,9 @@ class Exchanger:
             sa.log.debug(
                 "retransmitted %s request %d: resending our response", msg.exchange_type.name, msg.message_id
             )
+            local, remote = sa.arrived or (sa.local, sa.remote)  # to where it came from (RFC 7296 §2.11)
             for packet in self.cached[1]:
-                sa.outbox.append(Datagram(sa.local, sa.remote, packet))
+                sa.outbox.append(Datagram(local, remote, packet))
             return
         if msg.message_id != self.next_in:
             self.dropped += 1
@@ -297,8 +312,11 @@ class Exchanger:
             sa.init_response = packets[0]
         self.cached = (msg.message_id, packets)
         self.next_in += 1
-        sa.outbox.extend(Datagram(sa.local, sa.remote, p) for p in packets)
-        if fatal is not None and sa.state is not IkeSaState.ESTABLISHED:
+        local, remote = sa.arrived or (sa.local, sa.remote)  # to where it came from (RFC 7296 §2.11)
+        sa.outbox.extend(Datagram(local, remote, p) for p in packets)
+        if fatal is not None and sa.state in (IkeSaState.CREATED, IkeSaState.CONNECTING):
+            # an error while setting up ends the SA; on an established (or rekeyed, or closing)
+            # SA the error answers just this request (e.g. TEMPORARY_FAILURE, §2.25)
             sa.fail(fatal, during=msg.exchange_type, notify_peer=False)
         for task in tasks:
             done = getattr(task, "after_response", None)

@@ -4,6 +4,14 @@ Tasks (``ike.tasks``) read and write these objects; the exchanger moves messages
 engine owns the tables. An ``IkeSa`` also collects what one call into the engine produced
 (datagrams to send, events to report) in its outbox, which the engine drains.
 
+Reauthentication (RFC 7296 §2.8.3, make-before-break): the original initiator builds a
+whole new IKE SA to the same peer when ``reauth_at`` comes (``reauth_time`` with jitter, or
+earlier when the responder announced AUTH_LIFETIME, RFC 4478). The new SA's ``reauth_of``
+names the old one (by ``sa_id``), the old SA's ``reauth_by`` the new one while it is under
+way; the responder recognises a reauthentication (same connection and peer identity, no
+INITIAL_CONTACT) and links the two the same way. ``reauth_children`` are the Child SA
+names the new SA must recreate; the engine deletes the old SA once they all are installed.
+
 Logging: ``IkeSa.log`` is an adapter that prefixes every line with the connection, the
 SA's unique id, its SPIs and the peer, so that a log line always says which SA it is
 about. Keys and secrets never go into a log line.
@@ -57,6 +65,10 @@ class EngineContext:
     now: float = 0.0  # the time of the call being processed, set by the engine
     adopt: Callable[[IkeSa], None] = field(default=lambda sa: None)  # the engine registers new SAs (rekey)
     new_ike_spi: Callable[[], bytes] = field(default=lambda: b"")  # a fresh SPI unique in the engine
+    sas: Callable[[], list[IkeSa]] = field(default=lambda: [])  # every IKE SA of the engine (reauth)
+    # MOBIKE (RFC 4555 §3.6): our usable local addresses as the daemon last reported them;
+    # None until it does (then we announce no list at all rather than a wrong one)
+    local_addresses: tuple[IPAddress, ...] | None = None
 
     def new_sa_id(self) -> int:
         self.next_sa_id += 1
@@ -91,6 +103,7 @@ class ChildSa:
         self.rekeying = False  # our CREATE_CHILD_SA rekey of this child is in flight
         self.successor: ChildSa | None = None  # the child that replaces this one (rekey)
         self.peer_rekey: tuple[bytes, bytes, ChildSa] | None = None  # (Ni, Nr, new child) of the peer's rekey
+        self.redundant = False  # the peer's SA from a rekey collision it lost: it deletes it
         self.outbound_active = True
         self.owner: IkeSa | None = None  # the IKE SA whose ``children`` holds this one
 
@@ -122,7 +135,12 @@ class IkeSa:
 
         self.ctx = ctx
         self.sa_id = ctx.new_sa_id()
-        self.initiator = initiator
+        self.initiator = initiator  # our role in this SA's messages and keys (RFC 7296 §2.18)
+        # the role in the connection: who set it up with IKE_SA_INIT (the client of a road
+        # warrior). A rekey started by the responder swaps ``initiator`` in the new SA but keeps
+        # this (like strongSwan's COND_ORIGINAL_INITIATOR): it decides who reauthenticates, who
+        # moves the SA with MOBIKE, who follows the other's NAT mapping, who holds virtual IPs.
+        self.original_initiator = initiator
         self.local = local
         self.remote = remote
         self.spi_i = spi_i
@@ -165,11 +183,30 @@ class IkeSa:
         self.rekeying = False
         self.dpd_at: float | None = None  # next liveness check when the peer has been quiet
         self.replaced_by: int | None = None  # the IKE SA this one was rekeyed into
+        # reauthentication (RFC 7296 §2.8.3, RFC 4478); see the module docstring
+        # initiator: start a reauthentication; responder: delete the SA if not reauthenticated by then
+        self.reauth_at: float | None = None
+        self.reauth_of: int | None = None  # this SA reauthenticates (replaces) that one
+        self.reauth_by: int | None = None  # the SA reauthenticating this one is under way
+        self.reauth_children: tuple[str, ...] = ()  # Child SAs the new SA must recreate
+        self.reauth_done = False  # the new SA took over (the old one is being deleted)
+        # rekey collisions (RFC 7296 §2.8.2, see tasks/ike_rekey.py): the peer's new SA while ours is
+        # in flight; on such a pending SA, that it is one; on the winner, when to delete the loser's
+        self.peer_rekey: tuple[bytes, bytes, IkeSa] | None = None  # (Ni, Nr, new SA)
+        self.pending_rekey = False
+        self.redundant_at: float | None = None
         self.last_sent = now  # for NAT keepalives: anything we send keeps the mapping alive
         self.arrived: tuple[Endpoint, Endpoint] | None = (
             None  # (local, remote) of the message being processed
         )
         self.peer_mobike = False
+        # MOBIKE address lists (RFC 4555 §3.6): the peer's ADDITIONAL_IP*_ADDRESS list (its
+        # current address not included); whether it sent a list (or NO_ADDITIONAL_ADDRESSES) at all;
+        # the list we last announced; peer addresses known to reach it (return routability, §3.5)
+        self.peer_addresses: tuple[IPAddress, ...] = ()
+        self.peer_addresses_known = False
+        self.announced_addresses: tuple[IPAddress, ...] | None = None
+        self.verified_remote: set[IPAddress] = {remote.ip}
 
         # IKE_AUTH in several rounds (EAP, RFC 7296 §2.16)
         self.auth_first_request: Message | None = None  # responder: carries the CP and Child SA requests
@@ -182,6 +219,7 @@ class IkeSa:
 
         # Configuration payload (RFC 7296 §2.19)
         self.vips_requested: tuple[int, ...] = ()  # initiator: IP versions asked for
+        self.vips_asked: tuple[IPAddress, ...] = ()  # initiator: addresses to ask back (reauth)
         self.virtual_ips: tuple[IPAddress, ...] = ()  # initiator: assigned to us; responder: to the peer
         self.leases: list[tuple[PoolConfig, IPAddress]] = []  # responder: to release when the SA goes
         self.cp_failed = ""  # responder: why the peer got no virtual IP, if it asked for one in vain
@@ -235,7 +273,7 @@ class IkeSa:
         port = self.ctx.config.nat_t_port
         if self.local.port != port:
             self.local = self.local.with_port(port)
-        if self.initiator and self.remote.port != port:
+        if self.original_initiator and self.remote.port != port:
             self.remote = self.remote.with_port(port)
             self._update_log_prefix()
 
@@ -261,12 +299,47 @@ class IkeSa:
         if conn.rekey_time > 0:
             jitter = conn.rekey_time / 10 * int.from_bytes(self.ctx.rng.random_bytes(2), "big") / 65535
             self.rekey_at = now + conn.rekey_time - jitter
+        if conn.reauth_time > 0 and self.reauth_at is None:  # (a rekey keeps it)
+            if self.original_initiator:
+                self.reauth_soon(conn.reauth_time)
+            else:  # RFC 4478 §3: the peer was told (AUTH_LIFETIME); a grace period, then we delete
+                self.reauth_at = now + conn.reauth_time + max(30.0, conn.reauth_time / 10)
         self.heard(now)
+
+    def reauth_soon(self, within: float) -> None:
+        """Reauthenticate before ``within`` seconds from now are over: at their end less up to
+        a tenth (jitter, like the rekey times), never later than already scheduled."""
+        jitter = within / 10 * int.from_bytes(self.ctx.rng.random_bytes(2), "big") / 65535
+        at = self.ctx.now + within - jitter
+        if self.reauth_at is None or at < self.reauth_at:
+            self.reauth_at = at
+
+    def lease_address(self, pool: PoolConfig, who: str, requested: IPAddress | None) -> IPAddress:
+        """A virtual IP from ``pool`` for the peer ``who`` (responder).
+
+        A reauthentication (no INITIAL_CONTACT) that asks for the address an established SA
+        of the same connection and peer holds takes that lease over, so the client keeps its
+        address (RFC 7296 §2.8.3); otherwise the pool picks one.
+        """
+        if requested is not None and not self.initial_contact:
+            for other in self.ctx.sas():
+                if (
+                    other is not self
+                    and other.state is IkeSaState.ESTABLISHED
+                    and other.name == self.name
+                    and other.remote_id == self.remote_id
+                    and other.eap_identity == self.eap_identity
+                    and (pool, requested) in other.leases
+                ):
+                    other.leases.remove((pool, requested))
+                    self.log.info("virtual IP %s moves over from IKE SA #%d", requested, other.sa_id)
+                    return requested
+        return self.ctx.pools.acquire(pool, who)
 
     def follow_peer(self) -> None:
         """After an authenticated request: follow the initiator to the NAT-T port (RFC 7296 §2.23),
         and, with a NAT in front of it, to a new NAT mapping (the Child SAs follow too)."""
-        if self.initiator or self.arrived is None:
+        if self.original_initiator or self.arrived is None:
             return
         local, remote = self.arrived
         floated = local.port == self.ctx.config.nat_t_port and self.local != local

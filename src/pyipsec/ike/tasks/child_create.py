@@ -66,10 +66,10 @@ def _dynamic(
     """
     if configured:
         return configured
-    ours_virtual = local == sa.initiator  # the initiator's side is the one with virtual IPs
+    ours_virtual = local == sa.original_initiator  # the client's side is the one with virtual IPs
     if ours_virtual and sa.virtual_ips:
         return tuple(TrafficSelector.from_range(ip, ip) for ip in sa.virtual_ips)
-    if local and sa.initiator and sa.vips_requested:
+    if local and sa.original_initiator and sa.vips_requested:
         return tuple(
             TrafficSelector.from_network("0.0.0.0/0" if v == 4 else "::/0") for v in sa.vips_requested
         )
@@ -98,6 +98,8 @@ class ChildCreateTask:
         self.nonce_r = b""
         self.ke: KeInitiator | None = None
         self.ke_group = KeId.NONE
+        self.want_group = KeId.NONE  # the group the peer asked for with INVALID_KE_PAYLOAD
+        self.tried: set[KeId] = set()
         self.g_ir: bytes | None = None
         self.ke_public = b""
         self.ts_i: tuple[TrafficSelector, ...] = ()
@@ -126,7 +128,10 @@ class ChildCreateTask:
         if not self.in_ike_auth:
             self.nonce_i = sa.ctx.rng.random_bytes(NONCE_LEN)
             req.append(Nonce(self.nonce_i))
-            group = next((g for p in proposals for g in p.ke if g is not KeId.NONE), KeId.NONE)
+            group = self.want_group or next(
+                (g for p in proposals for g in p.ke if g is not KeId.NONE), KeId.NONE
+            )
+            self.tried.add(group)
             if group is not KeId.NONE:
                 if self.ke is None or self.ke_group != group:
                     self.ke_group = group
@@ -148,11 +153,16 @@ class ChildCreateTask:
             return TaskStatus.DONE
         if self.in_ike_auth and not sa.auth_complete:
             return TaskStatus.DONE  # an EAP round: the Child SA comes with the last response
+        invalid_ke = None if self.in_ike_auth else resp.notify(NotifyType.INVALID_KE_PAYLOAD)
+        if invalid_ke is not None:
+            wanted = invalid_ke.wanted_group()
+            if wanted in {g for p in self._proposals(cfg) for g in p.ke} and wanted not in self.tried:
+                sa.log.info("peer wants %s for Child SA %s, retrying with it", wanted.name, cfg.name)
+                self.want_group = wanted
+                return TaskStatus.RETRY
         try:
             self._check_reply(sa, resp, cfg, child)
         except IkeError as exc:
-            if not self.in_ike_auth and isinstance(exc, InvalidKePayload):
-                raise
             self._failed(sa, child, str(exc))
             if self.rekey is not None:
                 # try again soon (a TEMPORARY_FAILURE while the peer rekeys the IKE SA, a collision),
@@ -172,6 +182,8 @@ class ChildCreateTask:
         from pyipsec.ike.tasks.informational import ChildDeleteTask, activate  # noqa: PLC0415
 
         old.rekeying = False
+        # the IKE SA may have been rekeyed meanwhile: what follows goes over its successor
+        sa = new.owner if new.owner is not None else sa
         if old.peer_rekey is not None:
             # Both sides rekeyed ``old``. The new SA made with the lowest of the four nonces is
             # redundant; the side that made it deletes it. The other side deletes ``old``.
@@ -193,6 +205,7 @@ class ChildCreateTask:
                 )
                 return
             sa.log.info("rekey collision on %s{%d}: ours wins", old.name, old.child_id)
+            theirs.redundant = True
         old.successor = new
         if old.state is ChildSaState.INSTALLED:
             old.set_state(ChildSaState.REKEYED)
@@ -372,7 +385,10 @@ class ChildCreateTask:
         sa.events.append(ChildSaFailed(sa.sa_id, sa.name, child.name, reason))
 
     def _install(self, sa: IkeSa, child: ChildSa, *, initiator: bool) -> None:
-        """Derive the keys and report the Child SA to the data plane."""
+        """Derive the keys (from the IKE SA the exchange ran over, ``sa``) and report the Child SA
+        to the data plane (as one of the IKE SA that holds it now, ``home``: a rekey of the IKE
+        SA may have moved it meanwhile)."""
+        home = child.owner if child.owner is not None else sa
         chosen = child.proposal
         assert chosen is not None and chosen.encr is not None and sa.prf is not None and sa.keys is not None
         encr_id, bits = chosen.encr
@@ -407,11 +423,12 @@ class ChildCreateTask:
             integ_key_in=a_in,
             encr_key_out=e_out,
             integ_key_out=a_out,
+            **_volume_limits(sa, child.config),
         )
         child.set_state(ChildSaState.INSTALLED)
         _schedule(sa, child)
         proposal = format_proposal(chosen.to_spec())
-        sa.log.info(
+        home.log.info(
             "Child SA %s{%d} established: SPIs %s_i %s_o, %s, %s === %s",
             child.name,
             child.child_id,
@@ -422,10 +439,10 @@ class ChildCreateTask:
             _ts(child.remote_ts),
         )
         replaced = self.rekey or self.rekey_of
-        sa.events.append(
+        home.events.append(
             ChildSaInstalled(
-                sa.sa_id,
-                sa.name,
+                home.sa_id,
+                home.name,
                 child.name,
                 child.child_id,
                 proposal,
@@ -447,6 +464,23 @@ def _schedule(sa: IkeSa, child: ChildSa) -> None:
         child.rekey_at = now + cfg.rekey_time - jitter
     if cfg.life_time > 0:
         child.expire_at = now + max(cfg.life_time, cfg.rekey_time)
+
+
+def _volume_limits(sa: IkeSa, cfg: ChildConfig) -> dict[str, int | None]:
+    """Soft (with up to 10 % random jitter, like the time limit) and hard limits by bytes and
+    packets, for the data plane that counts them."""
+
+    def soft(limit: int) -> int | None:
+        if limit <= 0:
+            return None
+        return limit - limit // 10 * int.from_bytes(sa.ctx.rng.random_bytes(2), "big") // 65535
+
+    return {
+        "soft_bytes": soft(cfg.rekey_bytes),
+        "hard_bytes": cfg.life_bytes or None,
+        "soft_packets": soft(cfg.rekey_packets),
+        "hard_packets": cfg.life_packets or None,
+    }
 
 
 def _ts(selectors: tuple[TrafficSelector, ...] | list[TrafficSelector]) -> str:

@@ -8,6 +8,14 @@ and whose authentication class fits the AUTH method; verifies AUTH; answers with
 IDr, CERT and AUTH. A failed check is AUTHENTICATION_FAILED, and the reason (received vs
 configured identities, certificate problems) goes into the log and the close event.
 
+Reauthentication (RFC 7296 §2.8.3): the new IKE SA of a reauthentication sends no
+INITIAL_CONTACT (the old SA with the peer stays until the new one has taken over). The
+responder takes an IKE_AUTH without INITIAL_CONTACT from a peer with which an established SA
+of the same connection and identity exists for a reauthentication of that SA: it links the
+two (``reauth_of``) and installs the new Child SAs inbound only, until the old SA is deleted.
+A responder whose connection has a ``reauth_time`` announces it in its last IKE_AUTH response
+as AUTH_LIFETIME (RFC 4478 §3); an initiator that gets one reauthenticates before it runs out.
+
 The IKE SA is established when this task completes; the Child SA negotiated in the same
 exchange is ``child_create``'s business.
 """
@@ -18,7 +26,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from pyipsec.crypto import x509 as certs
-from pyipsec.errors import AuthenticationFailed, InvalidSyntax
+from pyipsec.errors import AuthenticationFailed, InvalidSyntax, PyIpsecError
 from pyipsec.iana.ikev2 import AuthMethod, CertEncoding, NotifyType, PayloadType
 from pyipsec.ike.auth.methods import (
     build_auth,
@@ -37,6 +45,7 @@ from pyipsec.ike.proposal import select
 from pyipsec.ike.state import IkeSaState
 from pyipsec.ike.tasks.base import TaskStatus
 from pyipsec.ike.tasks.common import describe_ours, raise_peer_error
+from pyipsec.ike.tasks.ike_mobike import address_notifies, read_address_list
 from pyipsec.wire.message import Message
 from pyipsec.wire.payloads.auth import Authentication
 from pyipsec.wire.payloads.base import Payload
@@ -90,8 +99,38 @@ def _established(sa: IkeSa) -> None:
             str(sa.local_id),
             str(sa.remote_id),
             proposal,
+            reauth_of=sa.reauth_of,
         )
     )
+
+
+def _responder_reauth(sa: IkeSa) -> None:
+    """The peer authenticated without INITIAL_CONTACT and has another established SA of this
+    connection with us: this SA reauthenticates that one. Its Child SAs carry no outbound
+    traffic until the old SA is deleted (make-before-break: the initiator may not yet have the
+    inbound half when our response is on its way)."""
+    if sa.initiator or sa.initial_contact:
+        return
+    old = next(
+        (
+            o
+            for o in sa.ctx.sas()
+            if o is not sa
+            and not o.original_initiator
+            and o.state is IkeSaState.ESTABLISHED
+            and o.name == sa.name
+            and o.remote_id == sa.remote_id
+            and o.eap_identity == sa.eap_identity
+        ),
+        None,
+    )
+    if old is None:
+        return
+    sa.reauth_of = old.sa_id
+    old.reauth_by = sa.sa_id
+    sa.log.info("the peer reauthenticates IKE SA #%d", old.sa_id)
+    for child in sa.children.values():
+        child.outbound_active = False
 
 
 class IkeAuthTask:
@@ -132,9 +171,11 @@ class IkeAuthTask:
             auth, cert_payloads = build_auth(sa, conn.local, idi)
             if conn.send_cert is not SendCert.NEVER:
                 req.extend(cert_payloads)
-        req.append(Notify.of(NotifyType.INITIAL_CONTACT))
+        if sa.reauth_of is None:  # a reauthentication keeps the old SA until it takes over
+            req.append(Notify.of(NotifyType.INITIAL_CONTACT))
         if conn.mobike:
             req.append(Notify.of(NotifyType.MOBIKE_SUPPORTED))
+            req.extend(address_notifies(sa))  # our other addresses (RFC 4555 §3.4)
         certreq = _certreq(conn)
         if certreq is not None:
             req.append(certreq)
@@ -165,6 +206,8 @@ class IkeAuthTask:
             self._idr = idr
             verify_peer_auth(sa, conn.remote, resp, idr, _wall(sa))
             sa.peer_mobike = conn.mobike and resp.notify(NotifyType.MOBIKE_SUPPORTED) is not None
+            if sa.peer_mobike:
+                read_address_list(sa, resp)
             how = "certificate" if conn.remote.auth is AuthClass.PUBKEY else "pre-shared key"
             sa.events.append(SaProgress(sa.sa_id, sa.name, "IKE_AUTH", f"{peer} authenticated by {how}"))
             if conn.local.auth is not AuthClass.EAP_MSCHAPV2:
@@ -218,6 +261,15 @@ class IkeAuthTask:
     def _done(self, sa: IkeSa, resp: Message) -> TaskStatus:
         sa.auth_complete = True
         _established(sa)
+        lifetime = resp.notify(NotifyType.AUTH_LIFETIME)
+        if lifetime is not None:  # RFC 4478 §3: reauthenticate before it runs out
+            try:
+                seconds = lifetime.lifetime_seconds()
+            except PyIpsecError as exc:  # a malformed status notify does not fail the SA
+                sa.log.info("ignoring a malformed AUTH_LIFETIME: %s", exc)
+            else:
+                sa.log.info("the gateway wants reauthentication within %d s", seconds)
+                sa.reauth_soon(0.9 * seconds)
         raise_peer_error(resp, ignore=_CHILD_ERRORS)
         return TaskStatus.DONE
 
@@ -265,7 +317,10 @@ class IkeAuthTask:
         sa.auth_first_request = req
         sa.initial_contact = req.notify(NotifyType.INITIAL_CONTACT) is not None
         sa.peer_mobike = conn.mobike and req.notify(NotifyType.MOBIKE_SUPPORTED) is not None
-        mobike: list[Payload] = [Notify.of(NotifyType.MOBIKE_SUPPORTED)] if sa.peer_mobike else []
+        mobike: list[Payload] = []
+        if sa.peer_mobike:  # with our other addresses (RFC 4555 §3.4)
+            read_address_list(sa, req)
+            mobike = [Notify.of(NotifyType.MOBIKE_SUPPORTED), *address_notifies(sa)]
         self._resp_conn = conn
         idr_out = id_payload_for(sa.local_id, PayloadType.IDr)
         sa.our_id_payload = idr_out
@@ -348,6 +403,10 @@ class IkeAuthTask:
     def build_r(self, sa: IkeSa, resp: list[Payload]) -> None:
         resp.extend(self._out)
         if sa.auth_complete:
+            conn = sa.connection
+            if conn is not None and conn.reauth_time > 0:
+                resp.append(Notify.auth_lifetime(max(1, int(conn.reauth_time))))
+            _responder_reauth(sa)
             _established(sa)
 
     def after_response(self, sa: IkeSa, now: float) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 from typing import TYPE_CHECKING
 
-from pyipsec.errors import FailedCpRequired, InternalAddressFailure
+from pyipsec.errors import FailedCpRequired, InternalAddressFailure, PyIpsecError
 from pyipsec.iana.ikev2 import CfgAttr, CfgType, ExchangeType
 from pyipsec.ike.events import VirtualIpAssigned
 from pyipsec.ike.state import IkeSaState
@@ -32,14 +32,37 @@ if TYPE_CHECKING:
 __all__ = ["IkeConfigTask"]
 
 
-def _request(versions: tuple[int, ...]) -> Configuration:
+def _request(versions: tuple[int, ...], asked: tuple[IPv4Address | IPv6Address, ...] = ()) -> Configuration:
+    """A CFG_REQUEST; ``asked``: particular addresses to ask for (a reauthentication keeps its own)."""
+    v4 = next((a for a in asked if isinstance(a, IPv4Address)), None)
+    v6 = next((a for a in asked if isinstance(a, IPv6Address)), None)
     attrs: list[ConfigAttribute] = []
     if 4 in versions:
-        attrs += [ConfigAttribute(CfgAttr.INTERNAL_IP4_ADDRESS), ConfigAttribute(CfgAttr.INTERNAL_IP4_DNS)]
+        attrs += [
+            ConfigAttribute.ip4(CfgAttr.INTERNAL_IP4_ADDRESS, v4),
+            ConfigAttribute(CfgAttr.INTERNAL_IP4_DNS),
+        ]
     if 6 in versions:
-        attrs += [ConfigAttribute(CfgAttr.INTERNAL_IP6_ADDRESS), ConfigAttribute(CfgAttr.INTERNAL_IP6_DNS)]
+        attrs += [
+            ConfigAttribute.ip6_address(IPv6Interface(f"{v6}/128") if v6 is not None else None),
+            ConfigAttribute(CfgAttr.INTERNAL_IP6_DNS),
+        ]
     attrs.append(ConfigAttribute(CfgAttr.INTERNAL_DNS_DOMAIN))
     return Configuration(CfgType.CFG_REQUEST, tuple(attrs))
+
+
+def _asked(cp: Configuration, version: int) -> IPv4Address | IPv6Address | None:
+    """The address of family ``version`` the peer asks for by value, if any (and well-formed)."""
+    for a in cp.attributes:
+        try:
+            if version == 4 and a.attr_type is CfgAttr.INTERNAL_IP4_ADDRESS:
+                return a.ip4_value()
+            if version == 6 and a.attr_type is CfgAttr.INTERNAL_IP6_ADDRESS:
+                v6 = a.ip6_interface()
+                return v6.ip if v6 is not None else None
+        except PyIpsecError:
+            return None
+    return None
 
 
 class IkeConfigTask:
@@ -56,7 +79,7 @@ class IkeConfigTask:
             return
         self._sent = True
         sa.vips_requested = tuple(sorted({6 if ":" in v else 4 for v in conn.vips}))
-        req.append(_request(sa.vips_requested))
+        req.append(_request(sa.vips_requested, sa.vips_asked))
 
     def process_i(self, sa: IkeSa, resp: Message) -> TaskStatus:
         if not sa.vips_requested or not sa.auth_complete:
@@ -129,7 +152,9 @@ class IkeConfigTask:
             )
             if pool is None:
                 continue
-            addr = sa.ctx.pools.acquire(pool, who)  # InternalAddressFailure when exhausted
+            asked = _asked(cp, version)
+            # InternalAddressFailure when exhausted
+            addr = sa.lease_address(pool, who, asked if asked is not None and pool.contains(asked) else None)
             sa.leases.append((pool, addr))
             sa.virtual_ips += (addr,)
             if isinstance(addr, IPv4Address):

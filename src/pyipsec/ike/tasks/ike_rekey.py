@@ -1,4 +1,4 @@
-"""Rekeying the IKE SA with CREATE_CHILD_SA (RFC 7296 §1.3.2, §2.18).
+"""Rekeying the IKE SA with CREATE_CHILD_SA (RFC 7296 §1.3.2, §2.8, §2.18).
 
 The initiator of the rekey offers the connection's IKE proposals with a fresh 8-octet SPI,
 a nonce and a KE payload (for the group the current SA uses, if still offered). The new
@@ -7,9 +7,24 @@ old SA's PRF, and prf+ over the new nonces and SPIs. The side that initiated the
 the new SA's original initiator. Child SAs move over to the new SA unchanged; the old SA is
 then deleted by the rekey initiator (its responder just waits for that Delete).
 
-A rekey request that arrives while our own is in flight is answered TEMPORARY_FAILURE, so
-that at most one new SA results; both sides retry after a random delay (a simplification of
-the nonce rule of §2.8.1, which would let both complete and delete one).
+Simultaneous rekeys (§2.8.2). When both peers rekey the same IKE SA at once, both requests
+are answered as usual and both new SAs come into being; the peer's one is kept *pending*
+on the old SA (``IkeSa.peer_rekey``: its nonces and the new SA) until our own rekey ends.
+Then the new SA made with the lowest of the four nonces is redundant:
+
+- ours lost: the Child SAs move to the peer's new SA, we delete our new SA (the Delete
+  travels inside it) and wait for the peer to delete the old one;
+- ours won: the Child SAs move to our new SA and we delete the old SA; the peer deletes
+  its redundant SA. Should that Delete never come (the peer saw the old SA's Delete before
+  its rekey response, so never finished its SA), we delete it after ``REDUNDANT_GRACE``.
+
+If our rekey fails while the peer's is pending (TEMPORARY_FAILURE: the peer had already
+finished its rekey when ours arrived), the peer's SA takes over; so it does when the
+peer deletes the old SA before our response arrives. A rekey request for an SA that is
+already rekeyed or being deleted is answered TEMPORARY_FAILURE (§2.25.2, in
+``responder.py``), so is one that arrives while another request of ours is in flight on
+the SA (its response would be lost with the old SA); our own rekey answered that way is
+retried after a random delay. Requests we had queued on the old SA move to the new one.
 """
 
 from __future__ import annotations
@@ -42,7 +57,10 @@ if TYPE_CHECKING:
     from pyipsec.ike.proposal import ChosenProposal
     from pyipsec.ike.sa import IkeSa
 
-__all__ = ["IkeRekeyTask"]
+__all__ = ["REDUNDANT", "REDUNDANT_GRACE", "IkeRekeyTask", "adopt_peer_rekey"]
+
+REDUNDANT = "redundant after an IKE rekey collision"
+REDUNDANT_GRACE = 30.0  # seconds the winner waits for the peer to delete its redundant SA
 
 
 class IkeRekeyTask:
@@ -53,6 +71,7 @@ class IkeRekeyTask:
         self.ke: KeInitiator | None = None
         self.tried: set[KeId] = set()
         self._resp: list[Payload] = []
+        self._pending: tuple[ChosenProposal, bytes, bytes, KeId] | None = None
 
     # -- initiator ------------------------------------------------------------------------------
 
@@ -77,14 +96,23 @@ class IkeRekeyTask:
     def process_i(self, sa: IkeSa, resp: Message) -> TaskStatus:
         conn = sa.connection
         assert conn is not None
+        if sa.state is not IkeSaState.ESTABLISHED:
+            # the peer's rekey took over (it deleted this SA) or we are deleting it
+            sa.rekeying = False
+            return TaskStatus.DONE
         invalid_ke = resp.notify(NotifyType.INVALID_KE_PAYLOAD)
         if invalid_ke is not None:
             wanted = invalid_ke.wanted_group()
             if wanted in {g for p in conn.proposals for g in p.ke} and wanted not in self.tried:
+                sa.log.info("peer wants %s for the IKE rekey, retrying with it", wanted.name)
                 self.group, self.ke = wanted, None
                 return TaskStatus.RETRY
         if resp.notify(NotifyType.TEMPORARY_FAILURE) is not None:
             sa.rekeying = False
+            if sa.peer_rekey is not None:
+                sa.log.info("peer declined our IKE rekey (TEMPORARY_FAILURE); its own rekey takes over")
+                adopt_peer_rekey(sa)
+                return TaskStatus.DONE
             sa.rekey_at = sa.ctx.now + 10 + 20 * int.from_bytes(sa.ctx.rng.random_bytes(1), "big") / 255
             sa.log.info("peer declined the IKE rekey for now (TEMPORARY_FAILURE), retrying later")
             return TaskStatus.DONE
@@ -105,7 +133,8 @@ class IkeRekeyTask:
         except Exception:
             sa.rekeying = False
             raise
-        _make_new_sa(
+        sa.rekeying = False
+        ours = _new_ike_sa(
             sa,
             chosen,
             initiator=True,
@@ -116,6 +145,20 @@ class IkeRekeyTask:
             g_ir=g_ir,
             group=ke.group,
         )
+        peer = sa.peer_rekey
+        if peer is not None and min(self.nonce, nonce.data) < min(peer[0], peer[1]):
+            sa.log.info(
+                "IKE rekey collision: ours (#%d) is redundant, #%d takes over", ours.sa_id, peer[2].sa_id
+            )
+            adopt_peer_rekey(sa)
+            _delete(ours, REDUNDANT)
+            return TaskStatus.DONE
+        if peer is not None:
+            sa.log.info("IKE rekey collision: ours (#%d) wins over #%d", ours.sa_id, peer[2].sa_id)
+            peer[2].redundant_at = sa.ctx.now + REDUNDANT_GRACE
+            sa.peer_rekey = None
+        _take_over(sa, ours)
+        _delete(sa, "rekeyed")
         return TaskStatus.DONE
 
     # -- responder ------------------------------------------------------------------------------
@@ -123,8 +166,10 @@ class IkeRekeyTask:
     def process_r(self, sa: IkeSa, req: Message) -> None:
         conn = sa.connection
         assert conn is not None
-        if sa.rekeying:
-            raise TemporaryFailure("an IKE rekey of ours is in progress")
+        inflight = sa.exchanger.inflight
+        if inflight is not None and not any(isinstance(t, IkeRekeyTask) for t in inflight.exchange.tasks):
+            # its response would be lost with the old SA (§2.25.2; strongSwan declines too)
+            raise TemporaryFailure(f"our {inflight.exchange.exchange_type.name} exchange is in progress")
         sa_payload, nonce, ke = req.find(SecurityAssociation), req.find(Nonce), req.find(KeyExchange)
         if sa_payload is None or nonce is None or ke is None:
             raise InvalidSyntax("IKE rekey request lacks SA, Nonce or KE")
@@ -151,11 +196,10 @@ class IkeRekeyTask:
         resp.extend(self._resp)
 
     def after_response(self, sa: IkeSa, now: float) -> None:
-        pending = getattr(self, "_pending", None)
-        if pending is None:
+        if self._pending is None:
             return
-        chosen, ni, g_ir, group = pending
-        _make_new_sa(
+        chosen, ni, g_ir, group = self._pending
+        theirs = _new_ike_sa(
             sa,
             chosen,
             initiator=False,
@@ -166,9 +210,33 @@ class IkeRekeyTask:
             g_ir=g_ir,
             group=group,
         )
+        if sa.rekeying:
+            # our own rekey of this SA is in flight: decide when it ends (§2.8.2)
+            sa.log.info("IKE rekey collision: the peer rekeyed too, #%d pending", theirs.sa_id)
+            sa.peer_rekey = (ni, self.nonce, theirs)
+            theirs.pending_rekey = True
+            return
+        _take_over(sa, theirs)
 
 
-def _make_new_sa(
+def adopt_peer_rekey(old: IkeSa) -> None:
+    """The peer's new SA, pending since a rekey collision, replaces ``old`` (§2.8.2)."""
+    if old.peer_rekey is None:
+        return
+    new = old.peer_rekey[2]
+    old.peer_rekey = None
+    if new.state is IkeSaState.ESTABLISHED:
+        _take_over(old, new)
+
+
+def _delete(sa: IkeSa, reason: str) -> None:
+    from pyipsec.ike.exchanger import Exchange  # noqa: PLC0415 - the exchanger imports the tasks
+    from pyipsec.ike.tasks.informational import IkeDeleteTask  # noqa: PLC0415
+
+    sa.exchanger.start(Exchange(ExchangeType.INFORMATIONAL, [IkeDeleteTask(reason)]), sa.ctx.now)
+
+
+def _new_ike_sa(
     old: IkeSa,
     chosen: ChosenProposal,
     *,
@@ -179,12 +247,9 @@ def _make_new_sa(
     nr: bytes,
     g_ir: bytes,
     group: KeId,
-) -> None:
-    """Create the new IKE SA, move the children to it, and retire the old one (§2.18)."""
-    from pyipsec.ike.events import IkeSaEstablished  # noqa: PLC0415
-    from pyipsec.ike.exchanger import Exchange  # noqa: PLC0415
+) -> IkeSa:
+    """The new IKE SA made by a rekey of ``old``: keyed (§2.18), established, still empty."""
     from pyipsec.ike.sa import IkeSa  # noqa: PLC0415
-    from pyipsec.ike.tasks.informational import IkeDeleteTask  # noqa: PLC0415
 
     assert old.prf is not None and old.keys is not None
     new = IkeSa(
@@ -211,17 +276,21 @@ def _make_new_sa(
         "nat_remote",
         "peer_fragmentation",
         "peer_hashes",
+        "peer_mobike",
         "local_id",
         "remote_id",
         "virtual_ips",
         "vips_requested",
         "eap_identity",
+        "reauth_at",  # reauthentication is due by the authentication's age, a rekey keeps it
+        "reauth_by",
+        "peer_addresses",  # MOBIKE: what the peer told us, and what we told it (RFC 4555 §3.6)
+        "peer_addresses_known",
+        "announced_addresses",
+        "verified_remote",
+        "original_initiator",  # the client role survives a rekey the gateway started
     ):
         setattr(new, attr, getattr(old, attr))
-    new.leases, old.leases = old.leases, []
-    new.children, old.children = old.children, {}
-    for child in new.children.values():
-        child.owner = new
     new.auth_complete = True
     new.state = IkeSaState.CONNECTING
     new.set_state(IkeSaState.ESTABLISHED)
@@ -229,11 +298,29 @@ def _make_new_sa(
     new.established_at = old.ctx.now
     new.schedule_lifetimes()
     old.ctx.adopt(new)
-    old.rekeying = False
-    old.set_state(IkeSaState.REKEYING)
-    old.set_state(IkeSaState.REKEYED)
+    return new
+
+
+def _take_over(old: IkeSa, new: IkeSa) -> None:
+    """``new`` replaces ``old``: the Child SAs and leases move, ``old`` waits for its Delete."""
+    from pyipsec.ike.events import IkeSaEstablished  # noqa: PLC0415
+
+    new.pending_rekey = False
+    new.leases, old.leases = old.leases, []
+    new.children.update(old.children)
+    old.children = {}
+    for child in new.children.values():
+        child.owner = new
+    # requests we queued on the old SA go over the new one (the old one only says goodbye)
+    new.exchanger.queue.extend(old.exchanger.queue)
+    old.exchanger.queue.clear()
+    new.exchanger.kick(old.ctx.now)
+    if old.state is IkeSaState.ESTABLISHED:
+        old.set_state(IkeSaState.REKEYING)
+        old.set_state(IkeSaState.REKEYED)
     old.replaced_by = new.sa_id
     old.log.info("IKE SA rekeyed, replaced by #%d", new.sa_id)
+    assert new.proposal is not None
     new.events.append(
         IkeSaEstablished(
             new.sa_id,
@@ -245,12 +332,10 @@ def _make_new_sa(
             new.remote,
             str(new.local_id),
             str(new.remote_id),
-            format_chosen(chosen),
+            format_chosen(new.proposal),
             rekeyed_from=old.sa_id,
         )
     )
-    if initiator:
-        old.exchanger.start(Exchange(ExchangeType.INFORMATIONAL, [IkeDeleteTask("rekeyed")]), old.ctx.now)
 
 
 def format_chosen(chosen: ChosenProposal) -> str:

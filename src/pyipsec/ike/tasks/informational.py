@@ -8,7 +8,10 @@ answers with its own), :class:`LivenessTask` (an empty request: the peer must an
 Responder side: :class:`InformationalResponder` handles every request: a Delete of the IKE
 SA closes it once the (empty) response is sent; Deletes of Child SAs are answered with
 Deletes for our matching inbound SPIs; notifications are logged; an empty request is
-simply answered (§1.4).
+simply answered (§1.4). MOBIKE (RFC 4555, see ``ike_mobike``): a COOKIE2 is copied into the
+response, a new ADDITIONAL_IP*_ADDRESS list replaces the peer's, and UPDATE_SA_ADDRESSES
+moves the SA (original responder only), followed by a return routability check of a peer
+address not seen answering before.
 """
 
 from __future__ import annotations
@@ -45,6 +48,11 @@ def _remove_child(sa: IkeSa, child: ChildSa, reason: str) -> None:
     sa.log.info("Child SA %s{%d} deleted: %s", child.name, child.child_id, reason)
 
 
+def _collided(sa: IkeSa, child: ChildSa) -> bool:
+    """Whether ``child`` is the peer's side of a rekey collision still being resolved."""
+    return any(c.peer_rekey is not None and c.peer_rekey[2] is child for c in sa.children.values())
+
+
 def activate(sa: IkeSa, child: ChildSa) -> None:
     """Switch outbound traffic to ``child`` (make-before-break, RFC 7296 §2.8)."""
     if child.outbound_active or child.state is not ChildSaState.INSTALLED:
@@ -64,6 +72,7 @@ class _NoResponderWork:
 class IkeDeleteTask(_NoResponderWork):
     def __init__(self, reason: str = "deleted locally") -> None:
         self.reason = reason
+        self.unanswered_reason = reason  # the exchanger closes with it if no answer ever comes
 
     def build_i(self, sa: IkeSa, req: list[Payload]) -> None:
         req.append(Delete(ProtocolId.IKE, ()))
@@ -121,6 +130,7 @@ class InformationalResponder:
         self.deleted: list[bytes] = []
         self.peer_failed = ""
         self.mobike_moved = False
+        self.cookie2: bytes | None = None  # echoed in our response (RFC 4555 §3.5)
 
     def build_i(self, sa: IkeSa, req: list[Payload]) -> None:  # pragma: no cover - responder-only
         raise AssertionError("responder-only task")
@@ -129,8 +139,15 @@ class InformationalResponder:
         raise AssertionError("responder-only task")
 
     def process_r(self, sa: IkeSa, req: Message) -> None:
+        cookie2 = req.notify(NotifyType.COOKIE2)
+        if cookie2 is not None:
+            self.cookie2 = cookie2.data
         if req.notify(NotifyType.UPDATE_SA_ADDRESSES) is not None:
             self._update_addresses(sa, req)
+        if sa.peer_mobike:
+            from pyipsec.ike.tasks.ike_mobike import read_address_list  # noqa: PLC0415
+
+            read_address_list(sa, req)  # the peer's new address list (RFC 4555 §3.6)
         for n in req.notifies():
             if n.is_error:
                 sa.log.info("peer reports %s", n.notify_type.name)
@@ -147,8 +164,18 @@ class InformationalResponder:
                         continue
                     self.deleted.append(child.spi_in)
                     successor = child.successor
+                    if successor is None and child.peer_rekey is not None:
+                        # both sides rekeyed it and ours is still in flight: the peer deletes
+                        # the old SA only once its rekey is complete, so its new SA takes over
+                        successor = child.successor = child.peer_rekey[2]
                     _remove_child(
-                        sa, child, "rekeyed by peer" if successor is not None else "deleted by peer"
+                        sa,
+                        child,
+                        "rekeyed by peer"
+                        if successor is not None
+                        else "redundant after a rekey collision (deleted by peer)"
+                        if child.redundant or _collided(sa, child)
+                        else "deleted by peer",
                     )
                     if successor is not None:
                         activate(sa, successor)
@@ -157,7 +184,7 @@ class InformationalResponder:
         """MOBIKE responder (RFC 4555 §3.5): move to where this authenticated request came from."""
         from pyipsec.ike.tasks.ike_mobike import apply_nat_detection  # noqa: PLC0415
 
-        if not sa.peer_mobike or sa.initiator or sa.arrived is None:
+        if not sa.peer_mobike or sa.original_initiator or sa.arrived is None:
             sa.log.info("ignoring UPDATE_SA_ADDRESSES: MOBIKE was not negotiated")
             return
         sa.local, sa.remote = sa.arrived
@@ -166,6 +193,8 @@ class InformationalResponder:
         self.mobike_moved = True
 
     def build_r(self, sa: IkeSa, resp: list[Payload]) -> None:
+        if self.cookie2 is not None:
+            resp.append(Notify.of(NotifyType.COOKIE2, self.cookie2))  # copied as is (RFC 4555 §3.5)
         if self.mobike_moved:
             from pyipsec.ike.tasks.ike_mobike import moved, nat_notifies  # noqa: PLC0415
 
@@ -175,6 +204,12 @@ class InformationalResponder:
             resp.append(Delete(ProtocolId.ESP, tuple(self.deleted)))
 
     def after_response(self, sa: IkeSa, now: float) -> None:
+        if self.mobike_moved and sa.remote.ip not in sa.verified_remote:
+            from pyipsec.ike.tasks.ike_mobike import ReturnRoutabilityTask  # noqa: PLC0415
+
+            # the peer moved to an address never seen answering: check it (RFC 4555 §3.5, §5.2)
+            sa.log.info("MOBIKE: checking return routability of %s", sa.remote.ip)
+            sa.exchanger.start(Exchange(ExchangeType.INFORMATIONAL, [ReturnRoutabilityTask(sa)]), now)
         if self.peer_failed:
             # A client that is refused by EAP often gives up with this notify instead of ending
             # the EAP conversation (strongSwan does): keep the refusal's reason in ours.
@@ -182,8 +217,15 @@ class InformationalResponder:
             cause = f" after EAP: {eap.reason}" if eap is not None and eap.reason else ""
             sa.close(f"the peer gave up: {self.peer_failed}{cause}")
         elif self.delete_ike:
+            from pyipsec.ike.tasks.ike_rekey import REDUNDANT, adopt_peer_rekey  # noqa: PLC0415
+
+            if sa.peer_rekey is not None:
+                # the peer won a rekey collision before our own rekey's response came (§2.8.2)
+                adopt_peer_rekey(sa)
             if sa.state is IkeSaState.REKEYED:
                 sa.close("rekeyed")
+            elif sa.pending_rekey or sa.redundant_at is not None:
+                sa.close(REDUNDANT)
             else:
                 sa.close(
                     f"deleted by peer (it got no virtual IP: {sa.cp_failed})"

@@ -1,0 +1,427 @@
+"""Exchange collisions while rekeying (RFC 7296 §2.8.1, §2.8.2, §2.25), forced one by one.
+
+Each test drives two engines under the virtual clock into one collision — both peers rekey
+the same SA, a rekey meets a Delete, an INVALID_KE_PAYLOAD, a lost message — holding back or
+dropping chosen messages to force the order, and checks the outcome the RFC asks for: both
+sides end with exactly one new SA (the same one), the Child SAs on it, nothing left half-way.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
+
+from pyipsec.crypto.rand import SeededRandom
+from pyipsec.iana.ikev2 import ExchangeType
+from pyipsec.iana.transforms import KeId
+from pyipsec.ike.events import ChildSaInstalled, ChildSaRemoved, IkeSaClosed, IkeSaEstablished
+from pyipsec.ike.sa import IkeSa
+from pyipsec.ike.state import ChildSaState, IkeSaState
+from pyipsec.ike.tasks.ike_rekey import REDUNDANT
+from pyipsec.net.addr import Datagram
+from pyipsec.wire.message import decode_message
+from tests.scenario.test_rekey import assert_one_consistent_child, established, installed
+from tests.support.engines import EnginePair, Link, Side, ike
+
+# -- steering the simulated network ---------------------------------------------------------------
+
+
+def kind(d: Datagram) -> tuple[ExchangeType, bool]:
+    """(exchange type, is a response) of an IKE datagram, from its clear header."""
+    payload = d.payload[4:] if d.payload[:4] == bytes(4) else d.payload
+    msg = decode_message(payload)
+    return msg.exchange_type, msg.is_response
+
+
+class Hold:
+    """Keeps back the datagrams matching a predicate until released (or forever)."""
+
+    def __init__(self, p: EnginePair, match: Callable[[Datagram], bool]) -> None:
+        self.p = p
+        self.match = match
+        self.held: list[Datagram] = []
+        p.link.drop_if = self._drop
+
+    def _drop(self, d: Datagram) -> bool:
+        if self.match(d):
+            self.held.append(d)
+            return True
+        return False
+
+    def release(self) -> None:
+        self.p.link.drop_if = None
+        for d in self.held:
+            dst = self.p.r if str(d.remote.ip) == self.p.r.addr else self.p.i
+            dst.inbox.append(d)
+        self.held = []
+
+
+def to(side: Side, exchange: ExchangeType, *, response: bool) -> Callable[[Datagram], bool]:
+    return lambda d: str(d.remote.ip) == side.addr and kind(d) == (exchange, response)
+
+
+def adopted(p: EnginePair) -> tuple[list[IkeSa], list[IkeSa]]:
+    """Record every IKE SA each engine creates from now on (rekeys make them)."""
+    made: tuple[list[IkeSa], list[IkeSa]] = ([], [])
+    for side, log in ((p.i, made[0]), (p.r, made[1])):
+        ctx = side.engine.ctx
+        original = ctx.adopt
+
+        def adopt(sa: IkeSa, original: Callable[[IkeSa], None] = original, log: list[IkeSa] = log) -> None:
+            log.append(sa)
+            original(sa)
+
+        ctx.adopt = adopt
+    return made
+
+
+def live(side: Side) -> list[IkeSa]:
+    return [s for s in side.engine.sas() if s.state is IkeSaState.ESTABLISHED]
+
+
+def assert_one_ike_sa(p: EnginePair) -> tuple[IkeSa, IkeSa]:
+    assert [s.state for s in p.i.engine.sas()] == [IkeSaState.ESTABLISHED]
+    assert [s.state for s in p.r.engine.sas()] == [IkeSaState.ESTABLISHED]
+    (a,) = p.i.engine.sas()
+    (b,) = p.r.engine.sas()
+    assert (a.spi_i, a.spi_r) == (b.spi_i, b.spi_r)
+    assert a.initiator != b.initiator
+    return a, b
+
+
+def closes(side: Side) -> list[str]:
+    return [e.reason for e in side.of(IkeSaClosed)]  # type: ignore[attr-defined]
+
+
+def assert_still_works(p: EnginePair) -> None:
+    """The surviving IKE SA carries a Child SA rekey and a liveness check from either side."""
+    a, b = assert_one_ike_sa(p)
+    (child,) = [c for c in a.children.values() if c.state is ChildSaState.INSTALLED]
+    p._emit(p.i, p.i.engine.rekey_child(a.sa_id, child.child_id, p.now))
+    p._emit(p.r, p.r.engine.check_liveness(b.sa_id, p.now))
+    p.run(until=p.now + 30)
+    assert_one_ike_sa(p)
+    assert_one_consistent_child(p)
+
+
+def rekey_both_ike(p: EnginePair) -> None:
+    (a,) = p.i.engine.sas()
+    (b,) = p.r.engine.sas()
+    p._emit(p.i, p.i.engine.rekey_ike(a.sa_id, p.now))
+    p._emit(p.r, p.r.engine.rekey_ike(b.sa_id, p.now))
+
+
+# -- simultaneous IKE SA rekeys (§2.8.2) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(1, 9))
+def test_simultaneous_ike_rekeys_keep_the_sa_with_the_highest_lowest_nonce(seed: int) -> None:
+    p = established()
+    p.i.engine.ctx.rng = SeededRandom(100 + seed)
+    p.r.engine.ctx.rng = SeededRandom(200 + seed)
+    made_i, made_r = adopted(p)
+    rekey_both_ike(p)
+    p.run(until=p.now + 20)
+    # both requests were answered as usual: two new SAs on each side, no TEMPORARY_FAILURE retry
+    assert len(made_i) == len(made_r) == 2
+    a, b = assert_one_ike_sa(p)
+    (loser,) = [s for s in made_i if s is not a]
+    assert min(a.nonce_i, a.nonce_r) > min(loser.nonce_i, loser.nonce_r)
+    # the old SA was deleted as rekeyed, the redundant new one as redundant, on both sides
+    assert sorted(closes(p.i)) == sorted(closes(p.r)) == sorted(["rekeyed", REDUNDANT])
+    # only the survivor was announced, and the Child SA never moved in the data plane
+    for side, survivor in ((p.i, a), (p.r, b)):
+        (est,) = [e for e in side.of(IkeSaEstablished) if e.rekeyed_from is not None]  # type: ignore[attr-defined]
+        assert est.sa_id == survivor.sa_id
+        assert not side.of(ChildSaRemoved)
+    assert_one_consistent_child(p)
+    assert_still_works(p)
+
+
+def test_both_outcomes_of_the_nonce_rule_occur_over_the_seeds() -> None:
+    """The test above is not one-sided: across its seeds either peer's new SA survives."""
+    winners = set()
+    for seed in range(1, 9):
+        p = established()
+        p.i.engine.ctx.rng = SeededRandom(100 + seed)
+        p.r.engine.ctx.rng = SeededRandom(200 + seed)
+        rekey_both_ike(p)
+        p.run(until=p.now + 20)
+        a, _ = assert_one_ike_sa(p)
+        winners.add(a.initiator)  # the survivor's initiator is the peer that made it
+    assert winners == {True, False}
+
+
+@pytest.mark.parametrize("seed", range(1, 7))
+def test_ike_rekey_collision_when_the_old_sas_delete_overtakes_our_response(seed: int) -> None:
+    """The responses to the initiator are held back: the responder finishes first. If it wins,
+    its Delete of the old SA reaches the initiator before the initiator's rekey response: the
+    initiator adopts the responder's SA, and the responder removes the initiator's redundant
+    SA (which the initiator never finished) after a grace period."""
+    p = established()
+    p.i.engine.ctx.rng = SeededRandom(300 + seed)
+    p.r.engine.ctx.rng = SeededRandom(400 + seed)
+    hold = Hold(p, to(p.i, ExchangeType.CREATE_CHILD_SA, response=True))
+    rekey_both_ike(p)
+    p.run(until=p.now + 2)
+    assert len(hold.held) == 1
+    hold.release()
+    p.run(until=p.now + 300)
+    assert_one_ike_sa(p)
+    assert_one_consistent_child(p)
+    assert "rekeyed" in closes(p.i) and "rekeyed" in closes(p.r)
+    assert not [r for r in closes(p.i) + closes(p.r) if r not in ("rekeyed", REDUNDANT)]
+    assert_still_works(p)
+
+
+def test_ike_rekey_meeting_a_finished_rekey_is_declined_and_the_peers_sa_stays() -> None:
+    """The initiator's rekey finished before the responder's request reached it: that request
+    meets a rekeyed SA and is answered TEMPORARY_FAILURE; the responder, which had answered the
+    initiator's request meanwhile, keeps the initiator's new SA."""
+    p = established()
+    made_i, made_r = adopted(p)
+    hold = Hold(p, to(p.i, ExchangeType.CREATE_CHILD_SA, response=False))  # r's rekey request
+    rekey_both_ike(p)
+    p.run(until=p.now + 1)  # i's rekey completes; r has i's new SA pending (its own is in flight)
+    assert len(made_i) == 1 and len(made_r) == 1
+    assert len(hold.held) == 1
+    hold.release()
+    p.run(until=p.now + 60)
+    a, _ = assert_one_ike_sa(p)
+    assert a is made_i[0]
+    assert len(made_r) == 1  # the responder's own rekey never made an SA
+    assert closes(p.i) == closes(p.r) == ["rekeyed"]
+    assert_one_consistent_child(p)
+    assert_still_works(p)
+
+
+# -- a rekey meeting a Delete (§2.25.1, §2.25.2) --------------------------------------------------
+
+
+def test_child_rekey_meeting_the_childs_delete_leaves_no_child_and_keeps_the_ike_sa() -> None:
+    p = established()
+    (a,) = p.i.engine.sas()
+    (b,) = p.r.engine.sas()
+    (ci,) = a.children
+    (cr,) = b.children
+    p._emit(p.i, p.i.engine.rekey_child(a.sa_id, ci, p.now))
+    p._emit(p.r, p.r.engine.terminate_child(b.sa_id, cr, p.now))
+    p.run(until=p.now + 60)
+    assert_one_ike_sa(p)
+    assert installed(p) == ([], [])
+    for side in (p.i, p.r):
+        (sa,) = side.engine.sas()
+        assert not sa.children  # no half-made Child SA left behind
+        assert not sa.exchanger.busy()
+    # the IKE SA still works: a new Child SA can be made
+    p._emit(p.i, p.i.engine.initiate_child(a.sa_id, "net", p.now))
+    p.run(until=p.now + 10)
+    assert_one_consistent_child(p)
+
+
+def test_child_rekey_meeting_the_ike_sas_delete_closes_everything() -> None:
+    p = established()
+    (a,) = p.i.engine.sas()
+    (b,) = p.r.engine.sas()
+    (ci,) = a.children
+    p._emit(p.i, p.i.engine.rekey_child(a.sa_id, ci, p.now))
+    p._emit(p.r, p.r.engine.terminate(b.sa_id, p.now))
+    p.run(until=p.now + 300)
+    assert not p.i.engine.sas() and not p.r.engine.sas()
+    for side in (p.i, p.r):
+        installs = {e.params.spi_in for e in side.of(ChildSaInstalled)}  # type: ignore[attr-defined]
+        removed = {e.spi_in for e in side.of(ChildSaRemoved)}  # type: ignore[attr-defined]
+        assert installs == removed  # every Child SA that reached the data plane left it again
+
+
+def test_ike_rekey_meeting_the_ike_sas_delete_closes_everything() -> None:
+    p = established()
+    (a,) = p.i.engine.sas()
+    (b,) = p.r.engine.sas()
+    p._emit(p.i, p.i.engine.rekey_ike(a.sa_id, p.now))
+    p._emit(p.r, p.r.engine.terminate(b.sa_id, p.now))
+    p.run(until=p.now + 300)
+    assert not p.i.engine.sas() and not p.r.engine.sas()
+    assert "deleted locally" in closes(p.r)
+
+
+def test_ike_rekey_and_child_rekey_at_once_end_with_one_of_each() -> None:
+    p = established(i_esp_proposals="aes256gcm16-ecp256", r_esp_proposals="aes256gcm16-ecp256")
+    (a,) = p.i.engine.sas()
+    (b,) = p.r.engine.sas()
+    (cr,) = b.children
+    p._emit(p.i, p.i.engine.rekey_ike(a.sa_id, p.now))
+    p._emit(p.r, p.r.engine.rekey_child(b.sa_id, cr, p.now))
+    p.run(until=p.now + 30)
+    assert_one_ike_sa(p)
+    assert_one_consistent_child(p)
+    assert_still_works(p)
+
+
+# -- INVALID_KE_PAYLOAD during a rekey (§1.3, §2.7) -----------------------------------------------
+
+
+def test_child_rekey_with_pfs_retries_with_the_group_the_peer_wants() -> None:
+    p = established(i_esp_proposals="aes256gcm16-ecp256-modp2048", r_esp_proposals="aes256gcm16-modp2048")
+    (a,) = p.i.engine.sas()
+    (ci,) = a.children
+    before = len(p.sent)
+    p._emit(p.i, p.i.engine.rekey_child(a.sa_id, ci, p.now))
+    p.run(until=p.now + 10)
+    exchanges = [kind(d) for d in p.sent[before:]]
+    assert exchanges.count((ExchangeType.CREATE_CHILD_SA, False)) == 2  # ecp256, then modp2048
+    new_i = p.i.of(ChildSaInstalled)[-1]
+    assert new_i.replaces == ci  # type: ignore[attr-defined]
+    assert_one_consistent_child(p)
+    assert len(installed(p)[0]) == 1
+
+
+def test_simultaneous_child_rekeys_with_one_invalid_ke_end_with_one_child() -> None:
+    p = established(i_esp_proposals="aes256gcm16-ecp256-modp2048", r_esp_proposals="aes256gcm16-modp2048")
+    (a,) = p.i.engine.sas()
+    (b,) = p.r.engine.sas()
+    (ci,) = a.children
+    (cr,) = b.children
+    p._emit(p.i, p.i.engine.rekey_child(a.sa_id, ci, p.now))
+    p._emit(p.r, p.r.engine.rekey_child(b.sa_id, cr, p.now))
+    p.run(until=p.now + 60)
+    assert_one_ike_sa(p)
+    assert_one_consistent_child(p)
+    assert [len(x) for x in installed(p)] == [1, 1]
+
+
+def test_ike_rekey_retries_with_the_group_the_peer_wants() -> None:
+    p = established(i_proposals="aes256gcm16-prfsha256-x25519-ecp256")
+    (b,) = p.r.engine.sas()
+    assert b.connection is not None
+    # the gateway's policy changed since: only ECP-256 for new keys
+    b.set_connection(replace(b.connection, proposals=ike("aes256gcm16-prfsha256-ecp256")))
+    (a,) = p.i.engine.sas()
+    assert a.ke_group is KeId.CURVE25519
+    p._emit(p.i, p.i.engine.rekey_ike(a.sa_id, p.now))
+    p.run(until=p.now + 10)
+    new_a, _ = assert_one_ike_sa(p)
+    assert new_a.ke_group is KeId.ECP_256 and new_a.sa_id != a.sa_id
+    assert closes(p.i) == closes(p.r) == ["rekeyed"]
+    assert_one_consistent_child(p)
+
+
+# -- lost messages ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("what", ["child", "ike"])
+def test_a_lost_rekey_response_is_answered_again_from_the_cache_making_one_sa(what: str) -> None:
+    p = established()
+    made_i, made_r = adopted(p)
+    (a,) = p.i.engine.sas()
+    (ci,) = a.children
+    lost: list[Datagram] = []
+
+    def drop_first_response(d: Datagram) -> bool:
+        if not lost and to(p.i, ExchangeType.CREATE_CHILD_SA, response=True)(d):
+            lost.append(d)
+            return True
+        return False
+
+    p.link = Link(drop_if=drop_first_response)
+    installs_r = len(p.r.of(ChildSaInstalled))
+    if what == "child":
+        p._emit(p.i, p.i.engine.rekey_child(a.sa_id, ci, p.now))
+    else:
+        p._emit(p.i, p.i.engine.rekey_ike(a.sa_id, p.now))
+    p.run(until=p.now + 60)
+    assert lost  # the response really was lost, and the retransmission got the cached one
+    assert_one_ike_sa(p)
+    assert_one_consistent_child(p)
+    if what == "child":
+        assert len(p.r.of(ChildSaInstalled)) == installs_r + 1  # one new SA, not one per request
+    else:
+        assert len(made_i) == len(made_r) == 1
+
+
+def test_simultaneous_ike_rekeys_over_a_lossy_reordering_link_end_with_one_sa() -> None:
+    for seed in range(1, 13):
+        p = established()
+        p.i.engine.ctx.rng = SeededRandom(500 + seed)
+        p.r.engine.ctx.rng = SeededRandom(600 + seed)
+        p.link = Link(loss=0.2, duplicate=0.1, reorder=0.4, seed=seed)
+        rekey_both_ike(p)
+        p.run(until=p.now + 400)
+        p.link = Link()
+        p.run(until=p.now + 400)
+        assert_one_ike_sa(p)
+        assert_one_consistent_child(p)
+        assert not [r for r in closes(p.i) + closes(p.r) if r not in ("rekeyed", REDUNDANT)], seed
+
+
+@pytest.mark.parametrize("seed", range(1, 101))
+def test_any_mix_of_rekeys_from_both_sides_over_a_bad_link_ends_consistent(seed: int) -> None:
+    """Both peers start a random mix of IKE and Child SA rekeys at once over a link that drops,
+    duplicates and reorders; once the link heals, exactly one IKE SA and one Child SA remain,
+    the same on both sides, and no SA was closed for any reason but being replaced."""
+    rnd = random.Random(seed)
+    p = established(i_esp_proposals="aes256gcm16-ecp256", r_esp_proposals="aes256gcm16-ecp256")
+    p.i.engine.ctx.rng = SeededRandom(700 + seed)
+    p.r.engine.ctx.rng = SeededRandom(800 + seed)
+    p.link = Link(loss=0.1, duplicate=0.1, reorder=0.4, seed=seed)
+    for side in (p.i, p.r):
+        (sa,) = side.engine.sas()
+        actions = rnd.sample(["ike", "child", "both", "none"], 1)[0]
+        if actions in ("ike", "both"):
+            p._emit(side, side.engine.rekey_ike(sa.sa_id, p.now))
+        if actions in ("child", "both"):
+            (child,) = sa.children
+            p._emit(side, side.engine.rekey_child(sa.sa_id, child, p.now))
+    p.run(until=p.now + 400)
+    p.link = Link()
+    p.run(until=p.now + 400)
+    assert_one_ike_sa(p)
+    assert_one_consistent_child(p)
+    assert not [r for r in closes(p.i) + closes(p.r) if r not in ("rekeyed", REDUNDANT)]
+    for side in (p.i, p.r):
+        removed = [e.reason for e in side.of(ChildSaRemoved)]  # type: ignore[attr-defined]
+        assert not [r for r in removed if "rekey" not in r], removed
+
+
+def assert_consistent_children(p: EnginePair) -> None:
+    """The same Child SAs on both sides (SPIs mirrored), all sending, none half-made."""
+    a, b = assert_one_ike_sa(p)
+    for sa in (a, b):
+        assert all(c.state is ChildSaState.INSTALLED and c.outbound_active for c in sa.children.values())
+    assert {(c.spi_in, c.spi_out) for c in a.children.values()} == {
+        (c.spi_out, c.spi_in) for c in b.children.values()
+    }
+
+
+@pytest.mark.parametrize("seed", range(1, 61))
+def test_rekeys_meeting_deletes_over_a_bad_link_end_consistent(seed: int) -> None:
+    """Rekeys from one side meet Deletes (of the Child SA) from the other: afterwards both
+    sides agree on the Child SAs (none, or the successor) and the IKE SA carries on."""
+    rnd = random.Random(seed)
+    p = established(i_esp_proposals="aes256gcm16-ecp256", r_esp_proposals="aes256gcm16-ecp256")
+    p.i.engine.ctx.rng = SeededRandom(900 + seed)
+    p.r.engine.ctx.rng = SeededRandom(1000 + seed)
+    p.link = Link(loss=0.1, duplicate=0.1, reorder=0.4, seed=seed)
+    rekeyer, deleter = (p.i, p.r) if rnd.random() < 0.5 else (p.r, p.i)
+    (sa,) = rekeyer.engine.sas()
+    (child,) = sa.children
+    if rnd.random() < 0.5:
+        p._emit(rekeyer, rekeyer.engine.rekey_ike(sa.sa_id, p.now))
+    p._emit(rekeyer, rekeyer.engine.rekey_child(sa.sa_id, child, p.now))
+    (sa,) = deleter.engine.sas()
+    (child,) = sa.children
+    p._emit(deleter, deleter.engine.terminate_child(sa.sa_id, child, p.now))
+    p.run(until=p.now + 400)
+    p.link = Link()
+    p.run(until=p.now + 400)
+    assert_consistent_children(p)
+    assert not [r for r in closes(p.i) + closes(p.r) if r not in ("rekeyed", REDUNDANT)]
+    # and a fresh Child SA can be made on it afterwards
+    a, _ = assert_one_ike_sa(p)
+    if not a.children:
+        p._emit(p.i, p.i.engine.initiate_child(a.sa_id, "net", p.now))
+        p.run(until=p.now + 30)
+        assert_one_consistent_child(p)
