@@ -239,6 +239,10 @@ class DataplaneHandle:
         """Switch outbound traffic to a child installed with ``outbound_active=False``."""
         self._send(encode_control(ActivateOutbound(spi_in)))
 
+    def deactivate_outbound(self, spi_in: bytes) -> None:
+        """Stop sending on a child that keeps receiving (see :class:`ActivateOutbound`)."""
+        self._send(encode_control(ActivateOutbound(spi_in, active=False)))
+
     def send_keepalive(self, local: Endpoint, remote: Endpoint) -> None:
         """A NAT keepalive (0xFF) from the NAT-T port (RFC 3948 §2.3)."""
         self._send(encode_control(SendKeepalive(local, remote)))

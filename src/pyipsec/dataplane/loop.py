@@ -229,6 +229,11 @@ def child_spec(p: ChildPolicy, now: float) -> ChildSpec:
     )
 
 
+# how often lifetimes and sequence numbers are checked: a soft volume limit must be seen
+# before the hard one (10 % later by default) even at high rates
+TICK = 0.25
+
+
 class DataplaneLoop:
     """The epoll loop of the data-plane process (module docstring)."""
 
@@ -430,7 +435,10 @@ class DataplaneLoop:
         elif isinstance(msg, RemoveChild):
             self.remove(int.from_bytes(msg.spi_in, "big"))
         elif isinstance(msg, ActivateOutbound):
-            self.processor.activate_outbound(int.from_bytes(msg.spi_in, "big"))
+            if msg.active:
+                self.processor.activate_outbound(int.from_bytes(msg.spi_in, "big"))
+            else:
+                self.processor.deactivate_outbound(int.from_bytes(msg.spi_in, "big"))
         elif isinstance(msg, SendKeepalive):
             self.send_keepalive(msg.local, msg.remote)
         elif isinstance(msg, UpdateEndpoints):
@@ -549,7 +557,7 @@ class DataplaneLoop:
             ep.register(sock.fileno(), select.EPOLLIN)
             handlers[sock.fileno()] = ("raw", sock, version)
         self._running = True
-        next_tick = time.monotonic() + 1.0
+        next_tick = time.monotonic() + TICK
         try:
             while self._running:
                 timeout = max(0.0, next_tick - time.monotonic())
@@ -571,7 +579,7 @@ class DataplaneLoop:
                         self._on_channel()
                 now = time.monotonic()
                 if now >= next_tick:
-                    next_tick = now + 1.0
+                    next_tick = now + TICK
                     self._tick(now)
                     self._acquire_gc(now)
         finally:

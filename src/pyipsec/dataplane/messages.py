@@ -139,7 +139,11 @@ class RemoveChild:
 
 @dataclass(frozen=True, slots=True)
 class ActivateOutbound:
+    """Let a child carry outbound traffic (the rekey switch-over), or with ``active`` False stop
+    it doing so while it still receives (a replaced child lingering for late inbound ESP)."""
+
     spi_in: bytes
+    active: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,7 +398,7 @@ def encode_control(msg: ControlMessage) -> bytes:
     if isinstance(msg, RemoveChild):
         return _json({"op": "remove", "spi_in": msg.spi_in.hex()})
     if isinstance(msg, ActivateOutbound):
-        return _json({"op": "activate", "spi_in": msg.spi_in.hex()})
+        return _json({"op": "activate", "spi_in": msg.spi_in.hex(), "active": msg.active})
     if isinstance(msg, SendKeepalive):
         return _json(
             {
@@ -444,7 +448,7 @@ def decode_control(data: bytes) -> ControlMessage:
         if op == "remove":
             return RemoveChild(bytes.fromhex(str(obj["spi_in"])))
         if op == "activate":
-            return ActivateOutbound(bytes.fromhex(str(obj["spi_in"])))
+            return ActivateOutbound(bytes.fromhex(str(obj["spi_in"])), obj.get("active", True) is not False)
         if op == "keepalive":
             ka_local, ka_remote = obj["local"], obj["remote"]
             assert isinstance(ka_local, list) and isinstance(ka_remote, list)

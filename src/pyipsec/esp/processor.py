@@ -173,6 +173,16 @@ class EspProcessor:
         self.spd = self.spd.with_policy(child.policy)
         return True
 
+    def deactivate_outbound(self, spi_in: int) -> bool:
+        """Stop sending on a child that still receives: a replaced child lingering for the ESP
+        the peer sent just before it switched must not take outbound traffic back."""
+        child = self.sad.children.get(spi_in)
+        if child is None:
+            return False
+        child.outbound_active = False
+        self.spd = self.spd.without(spi_in)
+        return True
+
     def remove(self, spi_in: int) -> Child | None:
         child = self.sad.children.get(spi_in)
         if child is None:

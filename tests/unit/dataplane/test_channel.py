@@ -72,6 +72,7 @@ def _policy(**kw: object) -> ChildPolicy:
         InstallChild(_policy(lifetimes=None, encr=EncrId.ENCR_AES_GCM_16, integ=IntegId.NONE)),
         RemoveChild(b"\x01\x02\x03\x04"),
         ActivateOutbound(b"\x01\x02\x03\x04"),
+        ActivateOutbound(b"\x01\x02\x03\x04", active=False),
         UpdateEndpoints(b"\x01\x02\x03\x04", V4, Endpoint(ip_address("198.51.100.7"), 31337), True),
         UpdateEndpoints(b"\x01\x02\x03\x04", V6, V6, False),
         SendKeepalive(V4, Endpoint(ip_address("198.51.100.7"), 61000)),

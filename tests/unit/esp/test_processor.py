@@ -168,6 +168,24 @@ def test_inactive_outbound_and_activation() -> None:
     assert not a.activate_outbound(0x4242)
 
 
+def test_a_retired_child_keeps_receiving_but_no_longer_sends() -> None:
+    """The newest child (e.g. the redundant one of a rekey collision) is retired: outbound goes
+    back to the older child at once, while ESP still arriving on the retired one is accepted."""
+    suite = SUITES[2]
+    a, b = EspProcessor(), EspProcessor()
+    for spi_a, spi_b in ((0x1000, 0x2000), (0x1001, 0x2001)):
+        a.install(_spec(suite, spi_a, spi_b, "10.1.0.0/16", "10.2.0.0/16", A_OUT, B_OUT))
+        b.install(_spec(suite, spi_b, spi_a, "10.2.0.0/16", "10.1.0.0/16", B_OUT, A_OUT))
+    late = b.outbound(ipv4_tcp(b"late", src="10.2.0.1", dst="10.1.0.1"))
+    assert late is not None and late[0].spi_out == 0x1001
+    assert a.deactivate_outbound(0x1001)
+    sent = a.outbound(ipv4_tcp(b"x"))
+    assert sent is not None and sent[0].spi_out == 0x2000
+    got = a.inbound(late[1])
+    assert got is not None and got[1].endswith(b"late")
+    assert not a.deactivate_outbound(0x4242)
+
+
 def test_lifetime_and_sequence_signals() -> None:
     suite = SUITES[0]
     a, b = _pair(suite, lifetimes=Lifetimes(soft_packets=2, hard_packets=4, soft_seconds=100.0), soft=3)
