@@ -218,6 +218,37 @@ def test_udp_load_survives_lifetime_rekeys(topology: Topology, daemons: Factory)
     dc.wait_for(_settled, timeout=20)
 
 
+@pytest.mark.parametrize("limit", ["bytes", "packets"])
+def test_udp_load_survives_volume_lifetime_rekeys(topology: Topology, daemons: Factory, limit: str) -> None:
+    """Soft lifetimes by volume (RFC 4301 §4.4.2.1): the client's data plane counts bytes or
+    packets per Child SA and signals the daemon, which rekeys (the hard limit, 10 % above,
+    is never reached), while 50 Mbit/s flow — about 6 MB or 5,200 packets a second."""
+    hosts = two_hosts(topology)
+    client, server = hosts.left, hosts.right
+    _inner(client, server)
+    volume = {"rekey_bytes": 16_000_000} if limit == "bytes" else {"rekey_packets": 12_000}
+    dc, _ = _up(
+        daemons,
+        client,
+        server,
+        client_addr=hosts.link.a_addr,
+        server_addr=hosts.link.b_addr,
+        esp="aes256gcm16-ecp256",
+        client_child=volume,
+    )
+    assert client.wait_ping(INNER_S, timeout=5)
+    report = iperf3_udp(client, server, dst=INNER_S, src=INNER_C, bitrate="50M", seconds=8)
+    print(f"\n{limit}: {report.packets} packets, lost {report.lost}, out of order {report.out_of_order}")
+    log = dc.log_text()
+    signals, rekeys = log_count(log, "soft lifetime reached"), log_count(log, "rekeying Child SA")
+    print(f"{signals} soft-lifetime signals, {rekeys} CHILD SA rekeys")
+    assert signals >= 3 and rekeys >= signals, (signals, rekeys, log[-3000:])
+    assert log_count(log, "hard lifetime reached") == 0
+    assert report.lost == 0, (report, log[-3000:])
+    assert report.out_of_order <= report.packets // 1000, report
+    dc.wait_for(_settled, timeout=20)
+
+
 def test_tcp_transfer_intact_across_rekeys(topology: Topology, daemons: Factory, tmp_path: Path) -> None:
     hosts = two_hosts(topology)
     client, server = hosts.left, hosts.right
@@ -441,7 +472,8 @@ def test_traffic_follows_nat_rebinding(topology: Topology, daemons: Factory, tmp
 def test_rekey_collision_over_a_slow_path_loses_nothing(topology: Topology, daemons: Factory) -> None:
     """Both ends rekey the CHILD SA at the same moment over a path with 150 ms one-way delay, so
     the two CREATE_CHILD_SA requests cross (RFC 7296 §2.8.1): the SA made with the lowest nonce
-    is deleted, the other survives, and the UDP stream through the relays loses nothing."""
+    is deleted, the other survives; then both rekey the IKE SA at once (§2.8.2), with the same
+    rule. The UDP stream through the relays loses nothing."""
     path = lossy_path(topology, Impairment(delay=0.15))
     try:
         dc, ds = _lossy_up(daemons, path, settings={"retransmit_timeout": 2.0})
@@ -452,10 +484,12 @@ def test_rekey_collision_over_a_slow_path_loses_nothing(topology: Topology, daem
                 (2.0, "child rekey by server", _rekey(ds)),
                 (5.0, "child rekey by server", _rekey(ds)),
                 (5.0, "child rekey by client", _rekey(dc)),
+                (8.0, "IKE rekey by client", _rekey(dc, ike=True)),
+                (8.0, "IKE rekey by server", _rekey(ds, ike=True)),
             ]
         ).start()
         report = iperf3_udp(
-            path.client, path.server, dst=INNER_S, src=INNER_C, bitrate="4M", seconds=8, length=1000
+            path.client, path.server, dst=INNER_S, src=INNER_C, bitrate="4M", seconds=11, length=1000
         )
         schedule.join()
         assert not schedule.failures(), schedule.results
@@ -467,6 +501,9 @@ def test_rekey_collision_over_a_slow_path_loses_nothing(topology: Topology, daem
         logs = dc.log_text() + ds.log_text()
         assert log_count(logs, "rekey collision") >= 2, logs[-4000:]  # both ends saw each collision
         assert log_count(logs, "ours is redundant") >= 1 and log_count(logs, "ours wins") >= 1
+        # the IKE SA rekeys crossed too (§2.8.2): one side's new SA won, the other's was deleted
+        assert log_count(logs, "IKE rekey collision: ours") == 2, logs[-4000:]
+        assert log_count(logs, "IKE SA closed: redundant after an IKE rekey collision") == 2, logs[-4000:]
         assert report.packets > 3000, report
         assert report.lost == 0, (report, logs[-4000:])
         assert report.out_of_order == 0, report

@@ -402,3 +402,95 @@ def test_handshake_and_rekeys_with_strongswan_at_30_percent_loss(
         print(f"\nrelays: {stats}")
     finally:
         path.close()
+
+
+def test_simultaneous_rekeys_with_strongswan_over_a_slow_path_lose_nothing(
+    topology: Topology, charon_factory: CharonFactory, daemons: Factory
+) -> None:
+    """pyipsec and charon rekey the CHILD SA at the same moment, then the IKE SA at the same
+    moment, over relays that delay every datagram by 150 ms each way, so the requests cross
+    (RFC 7296 §2.8.1, §2.8.2). Both must end with the same single IKE SA and Child SA, and the
+    UDP stream through the tunnel loses nothing."""
+    path = lossy_path(topology, Impairment(delay=0.15))
+    try:
+        path.client.add_address("lo", "10.232.1.1/32")
+        path.server.add_address("lo", "10.232.2.1/32")
+        charon = charon_factory(path.server, "sun")
+        charon.load_shared(PSK, owners=[CLIENT_ID, SERVER_ID], id="psk")
+        charon.load_conn(
+            {
+                "site": psk_connection(
+                    local_addr=path.server_addr,
+                    remote_addr="%any",
+                    local_id=SERVER_ID,
+                    remote_id=CLIENT_ID,
+                    local_ts=["10.232.2.1/32"],
+                    remote_ts=["10.232.1.1/32"],
+                    proposals=[IKE],
+                    esp_proposals=["aes256gcm16-ecp256"],
+                )
+            }
+        )
+        py = daemons(
+            path.client,
+            pyipsec_site(
+                local=path.inside.b_addr,
+                remote=path.relay_addr,
+                local_ts="10.232.1.1/32",
+                remote_ts="10.232.2.1/32",
+                initiator=True,
+                ike=IKE,
+                esp="aes256gcm16-ecp256",
+                conn={"mobike": False},
+                settings={"retransmit_timeout": 2.0},
+            ),
+        )
+        result = py.call("up", name="site", timeout=30)
+        assert isinstance(result, dict) and result["ok"], (result, charon.describe())
+        charon.wait_for_sa("site", child="net", timeout=30)
+        (before,) = py.wait_for(_settled)
+        deepen_tun_queue(path.client)
+        deepen_tun_queue(path.server, "ipsec0")
+        assert path.client.wait_ping("10.232.2.1", timeout=5)
+        schedule = Schedule(
+            [
+                (1.5, "child rekey by pyipsec", _py_rekey(py)),
+                (1.5, "child rekey by charon", _sw_rekey(charon)),
+                (5.0, "IKE rekey by charon", _sw_rekey(charon, ike=True)),
+                (5.0, "IKE rekey by pyipsec", _py_rekey(py, ike=True)),
+            ]
+        ).start()
+        report = iperf3_udp(
+            path.client,
+            path.server,
+            dst="10.232.2.1",
+            src="10.232.1.1",
+            bitrate="4M",
+            seconds=10,
+            length=1000,
+        )
+        schedule.join()
+        assert not schedule.failures(), schedule.results
+        print(
+            f"\ncollisions: {report.packets} packets, lost {report.lost}, out of order {report.out_of_order}"
+        )
+        (sa,) = py.wait_for(_settled, timeout=30)
+        _wait(lambda: _charon_settled(charon), "charon to settle", timeout=30)
+        sw = charon.list_sas("site")[0]
+        child = sa["children"][0]  # type: ignore[index]
+        sw_child = sw.child("net")
+        assert sw_child is not None and sa["spi_i"] == sw.spi_i and sa["spi_r"] == sw.spi_r
+        assert sa["spi_i"] != before["spi_i"]  # the IKE SA was rekeyed
+        assert child["spi_in"] == sw_child.spi_out and child["spi_out"] == sw_child.spi_in  # type: ignore[index]
+        log = py.log_text()
+        print(
+            f"pyipsec saw {log_count(log, 'rekey collision on')} CHILD and "
+            f"{log_count(log, 'IKE rekey collision')} IKE rekey collisions"
+        )
+        print("\n".join(line for line in log.splitlines() if "collision" in line or "TEMPORARY" in line))
+        assert log_count(log, "rekey collision on") >= 1, log[-4000:]
+        assert log_count(log, "IKE rekey collision") >= 1, log[-4000:]
+        assert report.lost == 0, (report, log[-3000:])
+        assert path.client.ping("10.232.2.1", count=3)
+    finally:
+        path.close()

@@ -140,10 +140,19 @@ def down(target: str, socket_path: Path | None) -> None:
 @click.argument("name")
 @_socket_option
 @click.option("--ike", is_flag=True, help="Rekey the IKE SA instead of its Child SAs.")
-def rekey(name: str, socket_path: Path | None, ike: bool) -> None:
-    """Rekey the Child SAs (or, with --ike, the IKE SA) of connection NAME now."""
+@click.option(
+    "--reauth",
+    is_flag=True,
+    help="Reauthenticate: a new IKE SA with fresh authentication replaces ours (make-before-break).",
+)
+def rekey(name: str, socket_path: Path | None, ike: bool, reauth: bool) -> None:
+    """Rekey the Child SAs (or, with --ike, the IKE SA; with --reauth, reauthenticate) of NAME now."""
     try:
-        result = _client(socket_path).call("rekey", name=name, ike=ike)
+        client = _client(socket_path)
+        if reauth:
+            result = client.call("rekey", name=name, ike=ike, reauth=True)
+        else:
+            result = client.call("rekey", name=name, ike=ike)
     except PyIpsecError as exc:
         _fail(str(exc))
         return

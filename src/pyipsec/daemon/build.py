@@ -104,6 +104,11 @@ def _child(name: str, child: Child) -> ChildConfig:
         rekey_time=float(child.rekey_time),
         life_time=float(child.life_time or child.rekey_time * 1.1),
         replay_window=child.replay_window,
+        # like strongSwan: the hard volume limit defaults to 10 % above the soft one
+        rekey_bytes=int(child.rekey_bytes),
+        life_bytes=int(child.life_bytes or child.rekey_bytes * 11 // 10),
+        rekey_packets=int(child.rekey_packets),
+        life_packets=int(child.life_packets or child.rekey_packets * 11 // 10),
     )
 
 
@@ -135,6 +140,7 @@ def _connection(name: str, c: Connection) -> ConnectionConfig:
         send_cert=SendCert(str(c.send_cert)),
         dpd_delay=float(c.dpd_delay),
         rekey_time=float(c.rekey_time),
+        reauth_time=float(c.reauth_time),
         pools=tuple(c.pools),
         vips=tuple(str(v) for v in c.vips),
     )

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pyipsec.config.model import Settings
 from pyipsec.dataplane.channel import (
     Acquire,
+    ChildLifetimes,
     ChildPolicy,
     Counters,
     DataplaneClosed,
@@ -23,7 +24,7 @@ from pyipsec.dataplane.channel import (
     IkeDatagram,
     SaSignal,
 )
-from pyipsec.ike.events import ChildSaInstalled
+from pyipsec.ike.events import ChildSaInstalled, EspSaParams
 from pyipsec.net.addr import Datagram, Endpoint
 from pyipsec.wire.payloads.ts import TrafficSelector
 
@@ -69,6 +70,20 @@ def policy_for(e: ChildSaInstalled) -> ChildPolicy:
         encap=p.encap,
         replay_window=p.replay_window,
         outbound_active=e.outbound_active,
+        lifetimes=_lifetimes(p),
+    )
+
+
+def _lifetimes(p: EspSaParams) -> ChildLifetimes | None:
+    """Volume limits the data plane counts and signals (the engine keeps the time limits)."""
+    limits = (p.soft_bytes, p.hard_bytes, p.soft_packets, p.hard_packets)
+    if all(v is None for v in limits):
+        return None
+    return ChildLifetimes(
+        soft_bytes=p.soft_bytes,
+        hard_bytes=p.hard_bytes,
+        soft_packets=p.soft_packets,
+        hard_packets=p.hard_packets,
     )
 
 
@@ -137,6 +152,9 @@ class ProcessDataplane:
 
     def activate(self, spi_in: bytes) -> None:
         self.handle.activate_outbound(spi_in)
+
+    def retire(self, spi_in: bytes) -> None:
+        self.handle.deactivate_outbound(spi_in)
 
     def remove(self, spi_in: bytes) -> None:
         self.handle.remove_child(spi_in)

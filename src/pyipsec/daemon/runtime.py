@@ -8,6 +8,13 @@ SA wake up (``up`` returns when its SA is up or has failed). Connections that mu
 (``start_action = start``, ``dpd_action = restart``, ``close_action = start``) are re-initiated
 with back-off when their SA goes for any reason but a local ``down``.
 
+Reauthentication (make-before-break, RFC 7296 §2.8.3) needs nothing special from the data
+plane: the new IKE SA's Child SAs are installed (the newest policy of equal selectors wins in
+the SPD; a responder's start inbound-only and are activated when the old SA goes), and the old
+SA's Child SAs are removed when it is deleted, lingering for inbound like rekeyed ones (see
+:meth:`Runtime._replaced`). Virtual IPs, routes and DNS stay while any SA of the connection
+lives, and the old SA's deletion is no reason to reconnect, as the new SA is up by then.
+
 The clock is the loop's monotonic time; the engine's wall clock (certificates) is ``time.time``.
 """
 
@@ -20,6 +27,7 @@ import signal
 import socket
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
@@ -50,9 +58,11 @@ from pyipsec.ike.events import (
 )
 from pyipsec.ike.pools import MemoryPools
 from pyipsec.ike.state import ChildSaState, IkeSaState
+from pyipsec.ike.tasks.ike_rekey import REDUNDANT
+from pyipsec.io.addrs import list_local_addresses
 from pyipsec.io.hostnet import HostNetwork
 from pyipsec.io.udp import UdpPorts
-from pyipsec.net.addr import Datagram, Endpoint
+from pyipsec.net.addr import Datagram, Endpoint, IPAddress
 from pyipsec.store.sqlite import SqliteStore
 
 __all__ = [
@@ -62,6 +72,7 @@ __all__ = [
     "NullDataplane",
     "Runtime",
     "StorePools",
+    "mobike_path",
     "route_source",
 ]
 
@@ -92,12 +103,37 @@ def route_source(remote: str) -> str | None:
         return None
 
 
+def mobike_path(
+    local: IPAddress,
+    remote: IPAddress,
+    peer_addresses: Sequence[IPAddress],
+    source_for: Callable[[str], str | None],
+) -> tuple[str, IPAddress | None] | None:
+    """Where a MOBIKE initiator should move (RFC 4555 §3.8, a simple policy), or None to stay.
+
+    The peer's current address first: if the route to it now leaves from another local
+    address, move there (same peer address: ``None`` in the result). With no route to it at
+    all, the first of the peer's additional addresses we have a route to.
+    """
+    src = source_for(str(remote))
+    if src is not None:
+        return None if src == str(local) else (src, None)
+    for alt in peer_addresses:
+        src = source_for(str(alt))
+        if src is not None:
+            return src, alt
+    return None
+
+
 class DataplaneSink(Protocol):
     """Where Child SA events go: the data-plane process, or a recording sink without one."""
 
     def install(self, event: ChildSaInstalled) -> None: ...
 
     def activate(self, spi_in: bytes) -> None: ...
+
+    def retire(self, spi_in: bytes) -> None:
+        """Stop sending on the child, keep receiving on it (until :meth:`remove`)."""
 
     def remove(self, spi_in: bytes) -> None: ...
 
@@ -116,6 +152,9 @@ class NullDataplane:
         self.installed[event.params.spi_in] = event
 
     def activate(self, spi_in: bytes) -> None:
+        pass
+
+    def retire(self, spi_in: bytes) -> None:
         pass
 
     def remove(self, spi_in: bytes) -> None:
@@ -246,6 +285,8 @@ class Runtime:
         self._stop = asyncio.Event()
         self._children: dict[int, bytes] = {}  # child_id -> our inbound SPI
         self._spi_owner: dict[bytes, tuple[int, int]] = {}  # inbound SPI -> (IKE SA id, child id)
+        self._sa_peer: dict[int, tuple[str, str]] = {}  # IKE SA id -> (connection, peer identity)
+        self._local_addrs: tuple[IPAddress, ...] | None = None  # as last reported to the engine (MOBIKE)
         # started with the daemon, and restarted whenever their SA goes
         self._start_at_boot = {
             name
@@ -285,6 +326,7 @@ class Runtime:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 self._loop.add_signal_handler(sig, self._stop.set)
         _log.info("pyipsec daemon started with %d connections", len(self.config.connections))
+        self._refresh_addresses()  # before IKE_AUTH, which announces them (RFC 4555 §3.4)
         for name in sorted(self._start_at_boot):
             self._initiate(name)
         self._loop.call_later(ADDRESS_CHECK, self._check_addresses)
@@ -345,7 +387,12 @@ class Runtime:
         owner = self._spi_owner.get(spi_in)
         if owner is None:
             return
-        sa_id, child_id = owner
+        _, child_id = owner
+        # the IKE SA that holds the Child SA now (an IKE rekey moves Child SAs to a new one)
+        sa_id = next((s.sa_id for s in self.engine.sas() if child_id in s.children), None)
+        if sa_id is None:
+            return
+        _log.info("Child SA #%d: %s reached in the data plane", child_id, kind.replace("_", " "))
         with contextlib.suppress(UsageError):
             if kind == "hard_lifetime":
                 self._apply(self.engine.terminate_child(sa_id, child_id, self._now()))
@@ -357,12 +404,17 @@ class Runtime:
         Child SA (the CREATE_CHILD_SA or IKE_AUTH response, the Delete of the SA it replaces)
         must leave only once the data plane holds that SA (make-before-break)."""
         sync = False
+        retiring: list[bytes] = []
         for e in out.events:
             try:
-                self._event(e)
+                self._event(e, retiring)
             except (PyIpsecError, OSError) as exc:
                 _log.error("applying %s failed: %s", type(e).__name__, exc)
             sync = sync or isinstance(e, ChildSaInstalled | ChildSaOutboundActivated)
+        # replaced Child SAs stop sending only after the batch's activations, so that the data
+        # plane never sees a moment without an outbound SA for their selectors
+        for spi_in in retiring:
+            self.dataplane.retire(spi_in)
         self._send(out.datagrams, sync=sync)
         self._rearm()
 
@@ -413,7 +465,8 @@ class Runtime:
         if deadline is not None:
             self._timer = self._loop.call_at(deadline, self._on_timer)
 
-    def _event(self, e: Event) -> None:
+    def _event(self, e: Event, retiring: list[bytes]) -> None:
+        """Apply one engine event; replaced Child SAs to retire go into ``retiring``."""
         if isinstance(e, ChildSaInstalled):
             self._children[e.child_id] = e.params.spi_in
             self._spi_owner[e.params.spi_in] = (e.sa_id, e.child_id)
@@ -427,8 +480,11 @@ class Runtime:
             self._spi_owner.pop(e.spi_in, None)
             if self._replaced(e):
                 # ESP the peer sent on this SA just before switching may still be queued in
-                # our sockets or on the wire: keep the SA for inbound a little longer.
+                # our sockets or on the wire: keep the SA for inbound a little longer, but send
+                # on it no more (the peer has deleted it; a redundant SA of a rekey collision
+                # is even the newest one and would otherwise keep the outbound traffic).
                 assert self._loop is not None
+                retiring.append(e.spi_in)
                 self._loop.call_later(REKEY_LINGER, self.dataplane.remove, e.spi_in)
             else:
                 self.dataplane.remove(e.spi_in)
@@ -443,30 +499,41 @@ class Runtime:
             if keepalive is not None:
                 keepalive(e.local, e.remote)
         elif isinstance(e, IkeSaEstablished):
+            self._sa_peer[e.sa_id] = (e.connection, e.remote_id)
+            if e.reauth_of is not None:
+                _log.info("%s: IKE SA #%d reauthenticates #%d", e.connection, e.sa_id, e.reauth_of)
             self._reconnect.pop(e.connection, None)
             if e.connection in self._restartable:
                 self._keep_up.add(e.connection)
         elif isinstance(e, IkeSaClosed):
             self._closed(e)
+            self._sa_peer.pop(e.sa_id, None)
         for w in self._waiters:
             if w.sa_id == e.sa_id:
                 w.feed(e)
         self._waiters = [w for w in self._waiters if not w.future.done()]
 
     def _replaced(self, e: ChildSaRemoved) -> bool:
-        """Whether another installed Child SA of the same name on a live IKE SA takes over."""
-        sa = self.engine.sa(e.sa_id)
-        if sa is None or sa.state is not IkeSaState.ESTABLISHED:
-            return False
-        return any(
-            c.name == e.child and c.child_id != e.child_id and c.state is ChildSaState.INSTALLED
-            for c in sa.children.values()
-        )
+        """Whether another installed Child SA of the same name takes over: on the same live IKE
+        SA (a rekey), or on another IKE SA of the connection with the same peer (a
+        reauthentication, whose new IKE SA is up before the old one goes)."""
+        peer = self._sa_peer.get(e.sa_id)
+        for sa in self.engine.sas():
+            if sa.state is not IkeSaState.ESTABLISHED:
+                continue
+            if sa.sa_id != e.sa_id and (peer is None or (sa.name, str(sa.remote_id)) != peer):
+                continue
+            if any(
+                c.name == e.child and c.child_id != e.child_id and c.state is ChildSaState.INSTALLED
+                for c in sa.children.values()
+            ):
+                return True
+        return False
 
     def _closed(self, e: IkeSaClosed) -> None:
-        if e.reason == "rekeyed":
+        if e.reason in ("rekeyed", REDUNDANT):
             return
-        if not any(sa.name == e.connection and sa.initiator for sa in self.engine.sas()):
+        if not any(sa.name == e.connection and sa.original_initiator for sa in self.engine.sas()):
             self.hostnet.restore()
         if e.connection in self._down_requested:
             self._down_requested.discard(e.connection)
@@ -474,19 +541,40 @@ class Runtime:
         if e.connection in self._keep_up and not any(sa.name == e.connection for sa in self.engine.sas()):
             self._schedule_reconnect(e.connection, e.reason)
 
+    def _refresh_addresses(self) -> None:
+        """MOBIKE: tell the engine our usable addresses whenever they change; it announces them
+        to MOBIKE peers (ADDITIONAL_IP*_ADDRESS, RFC 4555 §3.6)."""
+        if not any(c.mobike for c in self.engine.config.connections.values()):
+            return
+        try:
+            addrs = list_local_addresses(exclude_ifaces=(self.config.settings.tun,))
+        except Exception as exc:  # netlink unavailable: keep the last list
+            _log.debug("cannot list local addresses: %s", exc)
+            return
+        if addrs != self._local_addrs:
+            _log.info("local addresses: %s", ", ".join(map(str, addrs)) or "none")
+            self._local_addrs = addrs
+            self._apply(self.engine.set_local_addresses(addrs, self._now()))
+
     def _check_addresses(self) -> None:
         """MOBIKE initiator: when the route to a peer now leaves from another local address
-        (Wi-Fi gone, mobile data up), move the IKE SA there (RFC 4555)."""
+        (Wi-Fi gone, mobile data up), move the IKE SA there (RFC 4555); with no route to the
+        peer's address at all, move to the first of its additional addresses we have a route
+        to (§3.8)."""
         assert self._loop is not None
+        self._refresh_addresses()
         for sa in self.engine.sas():
-            if not sa.initiator or not sa.peer_mobike or sa.state is not IkeSaState.ESTABLISHED:
+            if not sa.original_initiator or not sa.peer_mobike or sa.state is not IkeSaState.ESTABLISHED:
                 continue
-            src = route_source(str(sa.remote.ip))
-            if src is None or src == str(sa.local.ip):
+            target = mobike_path(sa.local.ip, sa.remote.ip, sa.peer_addresses, route_source)
+            if target is None:
                 continue
+            src, remote = target
             with contextlib.suppress(UsageError):
                 self._apply(
-                    self.engine.update_sa_address(sa.sa_id, Endpoint.parse(src, sa.local.port), self._now())
+                    self.engine.update_sa_address(
+                        sa.sa_id, Endpoint.parse(src, sa.local.port), self._now(), remote=remote
+                    )
                 )
         self._loop.call_later(ADDRESS_CHECK, self._check_addresses)
 
@@ -571,12 +659,21 @@ class Runtime:
         raise UsageError(f"unknown command {cmd!r}")
 
     def _rekey(self, args: dict[str, JsonValue]) -> JsonValue:
-        """Rekey the IKE SA (``ike``: true) or every Child SA of the IKE SAs of ``name``."""
+        """Rekey the IKE SA (``ike``: true) or every Child SA of the IKE SAs of ``name``; with
+        ``reauth``: true, reauthenticate the IKE SAs we initiated (make-before-break)."""
         name, ike = args.get("name"), args.get("ike") is True
         targets = [sa for sa in self.engine.sas() if sa.name == name and sa.state is IkeSaState.ESTABLISHED]
         if not targets:
             raise UsageError(f"no established IKE SA for {name!r}")
         started: list[JsonValue] = []
+        if args.get("reauth") is True:
+            ours = [sa for sa in targets if sa.original_initiator and sa.reauth_by is None]
+            if not ours:
+                raise UsageError(f"no IKE SA of {name!r} that we initiated and that is not reauthenticating")
+            for sa in ours:
+                self._apply(self.engine.reauthenticate(sa.sa_id, self._now()))
+                started.append(sa.sa_id)
+            return {"reauthenticating": started}
         for sa in targets:
             if ike:
                 self._apply(self.engine.rekey_ike(sa.sa_id, self._now()))
@@ -605,7 +702,7 @@ class Runtime:
         if conn is None:
             raise UsageError(f"no connection named {name!r}")
         assert self._loop is not None
-        mine = [sa for sa in self.engine.sas() if sa.name == name and sa.initiator]
+        mine = [sa for sa in self.engine.sas() if sa.name == name and sa.original_initiator]
         up = next((sa for sa in mine if sa.state is IkeSaState.ESTABLISHED), None)
         if up is not None:  # already up (e.g. started with the daemon): report it
             return {

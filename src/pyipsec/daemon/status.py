@@ -42,6 +42,9 @@ def ike_sa_status(sa: IkeSa, now: float) -> dict[str, JsonValue]:
         "nat_remote": sa.nat_remote,
         "encap": sa.use_encap,
         "virtual_ips": [str(a) for a in sa.virtual_ips],
+        "mobike": sa.peer_mobike,
+        # the peer's ADDITIONAL_IP*_ADDRESS list (RFC 4555 §3.6); None if it sent none
+        "peer_additional_addresses": [str(a) for a in sa.peer_addresses] if sa.peer_addresses_known else None,
         "proposal": format_proposal(sa.proposal.to_spec()) if sa.proposal else None,
         "established_seconds": round(now - sa.established_at) if sa.was_established else None,
         "children": [child_status(c, sa) for c in sa.children.values()],

@@ -18,7 +18,7 @@ from pyipsec.daemon import runtime as rt_mod
 from pyipsec.daemon.runtime import Runtime
 from pyipsec.iana.transforms import EncrId, IntegId
 from pyipsec.ike.engine import Output
-from pyipsec.ike.events import ChildSaInstalled, EspSaParams
+from pyipsec.ike.events import ChildSaInstalled, ChildSaOutboundActivated, ChildSaRemoved, EspSaParams
 from pyipsec.net.addr import Datagram, Endpoint
 
 LOCAL, REMOTE = ip_address("10.0.0.1"), ip_address("10.0.0.2")
@@ -63,6 +63,9 @@ class FakeDataplane:
 
     def activate(self, spi_in: bytes) -> None:
         self.calls.append(("activate", spi_in))
+
+    def retire(self, spi_in: bytes) -> None:
+        self.calls.append(("retire", spi_in))
 
     def remove(self, spi_in: bytes) -> None:
         self.calls.append(("remove", spi_in))
@@ -144,3 +147,31 @@ def test_barrier_timeout_releases_held_datagrams(tmp_path: Path, monkeypatch: py
 
     calls = asyncio.run(main())
     assert calls[-1] == ("udp", b"response")
+
+
+def test_a_replaced_child_stops_sending_after_its_successor_starts_and_leaves_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old Child SA is removed in the same batch as its successor is activated (a
+    reauthentication's old IKE SA deleted): the data plane must get the activation first, then
+    the retirement (outbound off, inbound kept), and the removal only after the linger time."""
+    monkeypatch.setattr(rt_mod, "REKEY_LINGER", 0.05)
+
+    async def main() -> list[tuple[str, object]]:
+        rt, dp = _runtime(tmp_path)
+        rt._replaced = lambda e: True  # type: ignore[method-assign]
+        rt._children[7] = b"\x00\x00\x30\x00"
+        removed = ChildSaRemoved(
+            1, "site", "net", 3, b"\x00\x00\x10\x00", b"\x00\x00\x20\x00", "deleted by peer"
+        )
+        rt._apply(Output((), (removed, ChildSaOutboundActivated(2, "site", 7, b"\x00\x00\x40\x00"))))
+        snapshot = list(dp.calls)
+        await asyncio.sleep(0.2)
+        return [*snapshot, ("later", None), *dp.calls[len(snapshot) :]]
+
+    calls = asyncio.run(main())
+    activate, retire = (
+        calls.index(("activate", b"\x00\x00\x30\x00")),
+        calls.index(("retire", b"\x00\x00\x10\x00")),
+    )
+    assert activate < retire < calls.index(("later", None)) < calls.index(("remove", b"\x00\x00\x10\x00"))

@@ -1,0 +1,85 @@
+"""Child SA lifetimes by volume: config → engine → ChildSaInstalled → the data plane's policy.
+
+The engine keeps the time limits itself; the byte and packet limits travel with each Child SA
+to the data plane, which counts them and signals the soft and hard limits (the runtime then
+rekeys or deletes the Child SA; tested with real daemons in tests/integration/test_survive.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from pyipsec.config.model import Config
+from pyipsec.crypto.rand import SeededRandom
+from pyipsec.daemon.build import build_engine_config
+from pyipsec.daemon.dpsink import policy_for
+from pyipsec.dataplane.messages import ChildLifetimes, policy_from_json, policy_to_json
+from pyipsec.ike.events import ChildSaInstalled
+from tests.scenario.test_handshake_psk import pair
+
+
+def _config(**child: object) -> Config:
+    return Config.model_validate(
+        {
+            "connections": {
+                "office": {
+                    "local_addrs": ["192.0.2.1"],
+                    "remote_addrs": ["198.51.100.2"],
+                    "local": {"auth": "psk", "id": "gw.example.org"},
+                    "remote": {"auth": "psk", "id": "peer.example.org"},
+                    "children": {"net": {"local_ts": ["10.1.0.0/16"], "remote_ts": ["10.2.0.0/16"], **child}},
+                }
+            },
+            "secrets": {
+                "ike": {"id": ["gw.example.org", "peer.example.org"], "secret": "a sufficiently long key!"}
+            },
+        }
+    )
+
+
+def _child(**child: object) -> tuple[int, int, int, int]:
+    engine, _ = build_engine_config(_config(**child))
+    c = engine.connections["office"].children[0]
+    return c.rekey_bytes, c.life_bytes, c.rekey_packets, c.life_packets
+
+
+def test_volume_limits_are_off_by_default() -> None:
+    assert _child() == (0, 0, 0, 0)
+
+
+def test_hard_volume_limits_default_to_ten_percent_above_the_soft_ones() -> None:
+    assert _child(rekey_bytes=1_000_000, rekey_packets=5_000) == (1_000_000, 1_100_000, 5_000, 5_500)
+
+
+def test_explicit_hard_volume_limits_are_kept() -> None:
+    assert _child(rekey_bytes=10, life_bytes=50, life_packets=7) == (10, 50, 0, 7)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_installed_child_sa_carries_jittered_soft_and_exact_hard_limits(seed: int) -> None:
+    p = pair()
+    p.i.engine.ctx.rng = SeededRandom(seed)
+    conn = p.i.engine.config.connections["office"]
+    child = replace(
+        conn.children[0], rekey_bytes=1_000_000, life_bytes=1_100_000, rekey_packets=1000, life_packets=1100
+    )
+    p.i.engine.config.connections["office"] = replace(conn, children=(child,))  # type: ignore[index]
+    p.initiate()
+    p.run(until=5)
+    (ev,) = p.i.of(ChildSaInstalled)
+    params = ev.params  # type: ignore[attr-defined]
+    assert 900_000 <= params.soft_bytes <= 1_000_000 and params.hard_bytes == 1_100_000
+    assert 900 <= params.soft_packets <= 1000 and params.hard_packets == 1100
+    policy = policy_for(ev)  # type: ignore[arg-type]
+    assert policy.lifetimes == ChildLifetimes(
+        soft_bytes=params.soft_bytes,
+        hard_bytes=1_100_000,
+        soft_packets=params.soft_packets,
+        hard_packets=1100,
+    )
+    assert policy_from_json(policy_to_json(policy)).lifetimes == policy.lifetimes  # over the channel intact
+    # the responder configured no limits: its data plane counts nothing
+    (ev_r,) = p.r.of(ChildSaInstalled)
+    assert policy_for(ev_r).lifetimes is None  # type: ignore[arg-type]
