@@ -34,6 +34,7 @@ from tests.support.survive import (
     CLIENT_ID,
     PSK,
     SERVER_ID,
+    LossyPath,
     Schedule,
     TcpTransfer,
     deepen_tun_queue,
@@ -320,6 +321,55 @@ def test_ike_fragmentation_with_rsa3072_certificates(
 # --- a lossy path ----------------------------------------------------------------------------------
 
 
+def _behind_relays(
+    path: LossyPath,
+    charon_factory: CharonFactory,
+    daemons: Factory,
+    *,
+    esp: str,
+    retransmit: dict[str, float],
+) -> tuple[PyIpsecDaemon, Charon]:
+    """pyipsec (client, inner 10.232.1.1) up to charon (server, inner 10.232.2.1) through the
+    relays of ``path``, which charon sees as a NAT; both with the same retransmission timing."""
+    path.client.add_address("lo", "10.232.1.1/32")
+    path.server.add_address("lo", "10.232.2.1/32")
+    charon = charon_factory(
+        path.server, "sun", settings={f"charon.{k}": str(v) for k, v in retransmit.items()}
+    )
+    charon.load_shared(PSK, owners=[CLIENT_ID, SERVER_ID], id="psk")
+    charon.load_conn(
+        {
+            "site": psk_connection(
+                local_addr=path.server_addr,
+                remote_addr="%any",
+                local_id=SERVER_ID,
+                remote_id=CLIENT_ID,
+                local_ts=["10.232.2.1/32"],
+                remote_ts=["10.232.1.1/32"],
+                proposals=[IKE],
+                esp_proposals=[esp],
+            )
+        }
+    )
+    py = daemons(
+        path.client,
+        pyipsec_site(
+            local=path.inside.b_addr,
+            remote=path.relay_addr,
+            local_ts="10.232.1.1/32",
+            remote_ts="10.232.2.1/32",
+            initiator=True,
+            ike=IKE,
+            esp=esp,
+            conn={"mobike": False},
+            settings=retransmit,
+        ),
+    )
+    result = py.call("up", name="site", timeout=60)
+    assert isinstance(result, dict) and result["ok"], (result, charon.describe())
+    return py, charon
+
+
 def test_handshake_and_rekeys_with_strongswan_at_30_percent_loss(
     topology: Topology, charon_factory: CharonFactory, daemons: Factory
 ) -> None:
@@ -328,47 +378,8 @@ def test_handshake_and_rekeys_with_strongswan_at_30_percent_loss(
     side and IKE SA rekeys from either side all complete."""
     path = lossy_path(topology, Impairment(drop=0.3))
     try:
-        path.client.add_address("lo", "10.232.1.1/32")
-        path.server.add_address("lo", "10.232.2.1/32")
-        charon = charon_factory(
-            path.server,
-            "sun",
-            settings={
-                "charon.retransmit_timeout": "0.5",
-                "charon.retransmit_base": "1.4",
-                "charon.retransmit_tries": 8,
-            },
-        )
-        charon.load_shared(PSK, owners=[CLIENT_ID, SERVER_ID], id="psk")
-        charon.load_conn(
-            {
-                "site": psk_connection(
-                    local_addr=path.server_addr,
-                    remote_addr="%any",
-                    local_id=SERVER_ID,
-                    remote_id=CLIENT_ID,
-                    local_ts=["10.232.2.1/32"],
-                    remote_ts=["10.232.1.1/32"],
-                    proposals=[IKE],
-                    esp_proposals=["aes256gcm16"],
-                )
-            }
-        )
-        py = daemons(
-            path.client,
-            pyipsec_site(
-                local=path.inside.b_addr,
-                remote=path.relay_addr,
-                local_ts="10.232.1.1/32",
-                remote_ts="10.232.2.1/32",
-                initiator=True,
-                ike=IKE,
-                conn={"mobike": False},
-                settings={"retransmit_timeout": 0.5, "retransmit_base": 1.4, "retransmit_tries": 8},
-            ),
-        )
-        result = py.call("up", name="site", timeout=60)
-        assert isinstance(result, dict) and result["ok"], (result, charon.describe())
+        fast = {"retransmit_timeout": 0.5, "retransmit_base": 1.4, "retransmit_tries": 8}
+        py, charon = _behind_relays(path, charon_factory, daemons, esp="aes256gcm16", retransmit=fast)
         sw_sa = charon.wait_for_sa("site", child="net", timeout=30)
         assert sw_sa.remote_host == path.nat_addr  # charon sees the relays' address
         steps: list[tuple[str, Callable[[], object]]] = [
@@ -413,40 +424,9 @@ def test_simultaneous_rekeys_with_strongswan_over_a_slow_path_lose_nothing(
     UDP stream through the tunnel loses nothing."""
     path = lossy_path(topology, Impairment(delay=0.15))
     try:
-        path.client.add_address("lo", "10.232.1.1/32")
-        path.server.add_address("lo", "10.232.2.1/32")
-        charon = charon_factory(path.server, "sun")
-        charon.load_shared(PSK, owners=[CLIENT_ID, SERVER_ID], id="psk")
-        charon.load_conn(
-            {
-                "site": psk_connection(
-                    local_addr=path.server_addr,
-                    remote_addr="%any",
-                    local_id=SERVER_ID,
-                    remote_id=CLIENT_ID,
-                    local_ts=["10.232.2.1/32"],
-                    remote_ts=["10.232.1.1/32"],
-                    proposals=[IKE],
-                    esp_proposals=["aes256gcm16-ecp256"],
-                )
-            }
+        py, charon = _behind_relays(
+            path, charon_factory, daemons, esp="aes256gcm16-ecp256", retransmit={"retransmit_timeout": 2.0}
         )
-        py = daemons(
-            path.client,
-            pyipsec_site(
-                local=path.inside.b_addr,
-                remote=path.relay_addr,
-                local_ts="10.232.1.1/32",
-                remote_ts="10.232.2.1/32",
-                initiator=True,
-                ike=IKE,
-                esp="aes256gcm16-ecp256",
-                conn={"mobike": False},
-                settings={"retransmit_timeout": 2.0},
-            ),
-        )
-        result = py.call("up", name="site", timeout=30)
-        assert isinstance(result, dict) and result["ok"], (result, charon.describe())
         charon.wait_for_sa("site", child="net", timeout=30)
         (before,) = py.wait_for(_settled)
         deepen_tun_queue(path.client)

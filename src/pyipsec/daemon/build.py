@@ -103,6 +103,7 @@ def _child(name: str, child: Child) -> ChildConfig:
         mode=str(child.mode),
         rekey_time=float(child.rekey_time),
         life_time=float(child.life_time or child.rekey_time * 1.1),
+        rand_time=float(child.rand_time),
         replay_window=child.replay_window,
         # like strongSwan: the hard volume limit defaults to 10 % above the soft one
         rekey_bytes=int(child.rekey_bytes),

@@ -112,6 +112,7 @@ class ChildConfig:
     mode: str = "tunnel"  # tunnel | transport
     rekey_time: float = 3600.0
     life_time: float = 3960.0
+    rand_time: float | None = None  # the most the soft lifetime is brought forward; None: a tenth
     replay_window: int = 1024
     # volume limits, enforced by the data plane (0: none): rekey at the soft one, delete at the hard
     rekey_bytes: int = 0

@@ -6,26 +6,13 @@ import pytest
 
 from pyipsec.config.model import Config
 from pyipsec.daemon.build import build_engine_config
+from tests.unit.config.test_model import psk_config
 
 
 def _config(**conn: object) -> Config:
-    return Config.model_validate(
-        {
-            "connections": {
-                "office": {
-                    "local_addrs": ["192.0.2.1"],
-                    "remote_addrs": ["198.51.100.2"],
-                    "local": {"auth": "psk", "id": "gw.example.org"},
-                    "remote": {"auth": "psk", "id": "peer.example.org"},
-                    "children": {"net": {"local_ts": ["10.1.0.0/16"], "remote_ts": ["10.2.0.0/16"]}},
-                    **conn,
-                }
-            },
-            "secrets": {
-                "ike": {"id": ["gw.example.org", "peer.example.org"], "secret": "a sufficiently long key!"}
-            },
-        }
-    )
+    data = psk_config()
+    data["connections"]["office"].update(conn)  # type: ignore[attr-defined]
+    return Config.model_validate(data)
 
 
 @pytest.mark.parametrize(("value", "seconds"), [("2h", 7200.0), (90, 90.0), (0, 0.0)])

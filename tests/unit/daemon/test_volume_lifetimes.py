@@ -18,25 +18,13 @@ from pyipsec.daemon.dpsink import policy_for
 from pyipsec.dataplane.messages import ChildLifetimes, policy_from_json, policy_to_json
 from pyipsec.ike.events import ChildSaInstalled
 from tests.scenario.test_handshake_psk import pair
+from tests.unit.config.test_model import psk_config
 
 
 def _config(**child: object) -> Config:
-    return Config.model_validate(
-        {
-            "connections": {
-                "office": {
-                    "local_addrs": ["192.0.2.1"],
-                    "remote_addrs": ["198.51.100.2"],
-                    "local": {"auth": "psk", "id": "gw.example.org"},
-                    "remote": {"auth": "psk", "id": "peer.example.org"},
-                    "children": {"net": {"local_ts": ["10.1.0.0/16"], "remote_ts": ["10.2.0.0/16"], **child}},
-                }
-            },
-            "secrets": {
-                "ike": {"id": ["gw.example.org", "peer.example.org"], "secret": "a sufficiently long key!"}
-            },
-        }
-    )
+    data = psk_config()
+    data["connections"]["office"]["children"]["net"].update(child)  # type: ignore[index]
+    return Config.model_validate(data)
 
 
 def _child(**child: object) -> tuple[int, int, int, int]:
@@ -83,3 +71,27 @@ def test_installed_child_sa_carries_jittered_soft_and_exact_hard_limits(seed: in
     # the responder configured no limits: its data plane counts nothing
     (ev_r,) = p.r.of(ChildSaInstalled)
     assert policy_for(ev_r).lifetimes is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("child", "rand"), [({}, 360.0), ({"rekey_time": 100, "rand_time": 30}, 30.0)])
+def test_rand_time_reaches_the_engine(child: dict[str, object], rand: float) -> None:
+    engine, _ = build_engine_config(_config(**child))
+    assert engine.connections["office"].children[0].rand_time == rand
+
+
+def test_child_soft_lifetime_is_brought_forward_by_at_most_rand_time() -> None:
+    offsets = []
+    for seed in range(8):
+        p = pair()
+        p.i.engine.ctx.rng = SeededRandom(seed)
+        conn = p.i.engine.config.connections["office"]
+        child = replace(conn.children[0], rekey_time=100.0, life_time=200.0, rand_time=40.0)
+        p.i.engine.config.connections["office"] = replace(conn, children=(child,))  # type: ignore[index]
+        p.initiate()
+        p.run(until=5)
+        (sa,) = p.i.engine.sas()
+        (c,) = sa.children.values()
+        assert c.rekey_at is not None
+        offsets.append(c.rekey_at - c.installed_at)
+    assert all(60.0 <= o <= 100.0 for o in offsets), offsets
+    assert min(offsets) < 90.0, offsets  # more than the default tenth is used

@@ -455,12 +455,14 @@ class ChildCreateTask:
 
 def _schedule(sa: IkeSa, child: ChildSa) -> None:
     """Soft and hard lifetimes, the soft one with random jitter so both peers do not rekey
-    at once by design (up to a tenth of the rekey time earlier, like strongSwan's rand_time)."""
+    at once by design: up to ``rand_time`` earlier (like strongSwan's; by default a tenth of the
+    rekey time, which is also what the configuration's default, life_time - rekey_time, gives)."""
     now = sa.ctx.now
     child.installed_at = now
     cfg = child.config
     if cfg.rekey_time > 0:
-        jitter = cfg.rekey_time / 10 * int.from_bytes(sa.ctx.rng.random_bytes(2), "big") / 65535
+        spread = cfg.rekey_time / 10 if cfg.rand_time is None else min(cfg.rand_time, cfg.rekey_time)
+        jitter = spread * int.from_bytes(sa.ctx.rng.random_bytes(2), "big") / 65535
         child.rekey_at = now + cfg.rekey_time - jitter
     if cfg.life_time > 0:
         child.expire_at = now + max(cfg.life_time, cfg.rekey_time)
