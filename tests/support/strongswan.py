@@ -173,8 +173,8 @@ class Charon:
     """One charon daemon in namespace ``ns``, configured in and logging to ``directory``.
 
     ``settings`` override or add strongswan.conf keys in dotted form (e.g.
-    ``{"charon.block_threshold": 50}``); ``log_level`` applies to the ike, chd, cfg, knl, net,
-    esp and enc subsystems (the others log at 1, job at 0).
+    ``{"charon.block_threshold": 50}``); ``log_level`` applies to the ike, chd, cfg, knl and enc
+    subsystems, at most 1 to net and esp (which log each packet at 2), 1 to the others, 0 to job.
     """
 
     def __init__(
@@ -233,7 +233,9 @@ class Charon:
                     "append": "no",
                     "flush_line": "yes",
                     "default": "1",
-                    **dict.fromkeys(("ike", "chd", "cfg", "knl", "net", "esp", "enc"), str(self.log_level)),
+                    **dict.fromkeys(("ike", "chd", "cfg", "knl", "enc"), str(self.log_level)),
+                    # at 2 these log every ESP packet: costly at tens of thousands a second
+                    **dict.fromkeys(("net", "esp"), str(min(self.log_level, 1))),
                     "job": "0",
                 },
             },

@@ -60,6 +60,8 @@ def daemon(config: Path, socket_path: Path | None, log_level: str | None) -> Non
         format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # pyroute2 logs every netlink message at DEBUG (the daemon lists its addresses every 2 s)
+    logging.getLogger("pyroute2").setLevel(max(logging.getLogger().level, logging.INFO))
     try:
         runtime = Runtime(cfg, control_path=socket_path)
         asyncio.run(runtime.run())
