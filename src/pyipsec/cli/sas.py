@@ -204,7 +204,13 @@ def format_status(result: JsonValue) -> str:
         if sa.get("virtual_ips"):
             lines.append(f"  virtual IP {_words(sa.get('virtual_ips'))}")
         if sa.get("established_seconds") is not None:
-            lines.append(f"  established {sa.get('established_seconds')}s ago")
+            when = [f"established {sa.get('established_seconds')}s ago"]
+            if sa.get("rekey_in") is not None:
+                when.append(f"rekeying in {sa.get('rekey_in')}s")
+            if sa.get("reauth_in") is not None:
+                verb = "reauthentication" if sa.get("original_initiator") else "reauthentication due"
+                when.append(f"{verb} in {sa.get('reauth_in')}s")
+            lines.append("  " + ", ".join(when))
         children = sa.get("children", [])
         for ch in children if isinstance(children, list) else []:
             if not isinstance(ch, dict):
@@ -225,6 +231,13 @@ def format_status(result: JsonValue) -> str:
             drops = {k: v for k, v in t.items() if k not in _TRAFFIC and v}
             if drops:
                 lines.append("    drops " + ", ".join(f"{k} {v}" for k, v in sorted(drops.items())))
+            timing = [
+                f"{label} in {ch.get(key)}s"
+                for label, key in (("rekeying", "rekey_in"), ("expires", "expires_in"))
+                if ch.get(key) is not None
+            ]
+            if timing:
+                lines.append("    " + ", ".join(timing))
             lines.append(f"    local  {_words(ch.get('local_ts'))}")
             lines.append(f"    remote {_words(ch.get('remote_ts'))}")
     return "\n".join(lines) + "\n" + tail
