@@ -200,9 +200,9 @@ def test_ping_and_bulk_tcp(
     c = _counters(t.right).sa(b"\xc2\x00\x00\x02")
     assert c is not None
     assert c.bytes_in >= BULK and c.integrity_failures == 0 and c.replay_drops == 0
-    # the bytes on the wire were ESP, not plaintext: nothing left the tunnel unencrypted
+    # the sender sealed and sent every packet (no send error on the outer socket)
     cl = _counters(t.left)
-    assert cl.total("no_policy") >= 0 and cl.total("send_errors") == 0
+    assert cl.total("send_errors") == 0
 
 
 def test_ipv6_inner_and_outer(topology: _Topology, spawn: list[DataplaneHandle]) -> None:

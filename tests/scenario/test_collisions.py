@@ -17,9 +17,10 @@ import pytest
 from pyipsec.crypto.rand import SeededRandom
 from pyipsec.iana.ikev2 import ExchangeType
 from pyipsec.iana.transforms import KeId
-from pyipsec.ike.events import ChildSaInstalled, ChildSaRemoved, IkeSaClosed, IkeSaEstablished
+from pyipsec.ike.events import ChildSaFailed, ChildSaInstalled, ChildSaRemoved, IkeSaClosed, IkeSaEstablished
 from pyipsec.ike.sa import IkeSa
 from pyipsec.ike.state import ChildSaState, IkeSaState
+from pyipsec.ike.tasks import child_create
 from pyipsec.ike.tasks.ike_rekey import REDUNDANT
 from pyipsec.net.addr import Datagram
 from pyipsec.wire.message import decode_message
@@ -425,3 +426,44 @@ def test_rekeys_meeting_deletes_over_a_bad_link_end_consistent(seed: int) -> Non
         p._emit(p.i, p.i.engine.initiate_child(a.sa_id, "net", p.now))
         p.run(until=p.now + 30)
         assert_one_consistent_child(p)
+
+
+def test_closing_an_ike_sa_reports_a_rekeyed_child_still_waiting_for_its_delete() -> None:
+    """The responder keeps the old Child SA (REKEYED) in the data plane until the peer deletes
+    it; if the IKE SA dies first, that SA must be reported removed too, not forgotten."""
+    p = established()
+    (a,) = p.i.engine.sas()
+    (b,) = p.r.engine.sas()
+    (ci,) = a.children
+    Hold(p, to(p.r, ExchangeType.INFORMATIONAL, response=False))  # the initiator's Delete of the old SA
+    p._emit(p.i, p.i.engine.rekey_child(a.sa_id, ci, p.now))
+    p.run(until=p.now + 2)
+    states = sorted(c.state.name for c in b.children.values())
+    assert states == ["INSTALLED", "REKEYED"]
+    in_plane = {e.params.spi_in for e in p.r.of(ChildSaInstalled)}  # type: ignore[attr-defined]
+    b.close("peer not responding")
+    p._emit(p.r, p.r.engine.handle_timer(p.now))
+    assert {e.spi_in for e in p.r.of(ChildSaRemoved)} == in_plane  # type: ignore[attr-defined]
+
+
+def test_an_invalid_ke_value_in_a_child_sa_response_fails_only_that_child_sa(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A peer answering a PFS rekey with a public value that is not a curve point (RFC 6989)
+    fails the Child SA rekey, with the reason; the IKE SA and the old Child SA stay."""
+    p = established(i_esp_proposals="aes256gcm16-ecp256", r_esp_proposals="aes256gcm16-ecp256")
+    real = child_create.ke_respond
+
+    def bad_point(group: KeId, data: bytes, rng: object) -> tuple[bytes, bytes]:
+        public, secret = real(group, data, rng)  # type: ignore[arg-type]
+        return bytes(len(public)), secret
+
+    monkeypatch.setattr(child_create, "ke_respond", bad_point)
+    (a,) = p.i.engine.sas()
+    (ci,) = a.children
+    p._emit(p.i, p.i.engine.rekey_child(a.sa_id, ci, p.now))
+    p.run(until=p.now + 0.4)  # before the retry of the failed rekey
+    (failed,) = p.i.of(ChildSaFailed)
+    assert "key exchange value is invalid" in failed.reason  # type: ignore[attr-defined]
+    assert a.state is IkeSaState.ESTABLISHED and ci in a.children
+    assert a.children[ci].state is ChildSaState.INSTALLED

@@ -87,3 +87,20 @@ def test_the_gateway_still_follows_the_clients_nat_rebinding() -> None:
     p.run(until=p.now + 5)
     assert gateway.remote.port == 31337
     assert p.r.of(ChildSaAddressesChanged)
+
+
+def test_forced_encapsulation_survives_a_mobike_move() -> None:
+    """With ``encap`` the client fakes a NAT in its NAT-D hashes; its UPDATE_SA_ADDRESSES must
+    fake it again, or the gateway would see no NAT any more and stop encapsulating."""
+    p = pair(i_encap=True)
+    p.initiate()
+    p.run(until=5)
+    (client,) = p.i.engine.sas()
+    (gateway,) = p.r.engine.sas()
+    assert gateway.nat_remote and gateway.use_encap
+    p._emit(p.i, p.i.engine.update_sa_address(client.sa_id, Endpoint(ip_address("192.0.2.11"), 4500), p.now))
+    p.run(until=p.now + 5)
+    assert str(gateway.remote) == "192.0.2.11:4500"
+    assert gateway.nat_remote and gateway.use_encap and client.use_encap
+    moves = p.r.of(ChildSaAddressesChanged)
+    assert moves and all(m.encap for m in moves)  # type: ignore[attr-defined]

@@ -273,7 +273,7 @@ class Child(_Model):
       (default ``rekey_time`` + 10%); ``rand_time`` — random jitter subtracted from
       ``rekey_time`` (default ``life_time - rekey_time``);
     - ``rekey_bytes``/``life_bytes``, ``rekey_packets``/``life_packets`` — volume limits, 0
-      for none;
+      for none (the ``life_*`` ones default to 10 % above the ``rekey_*`` ones);
     - ``replay_window`` — anti-replay window in packets (1024, RFC 4303 §3.4.3; 0 disables).
     """
 
@@ -298,15 +298,24 @@ class Child(_Model):
     @model_validator(mode="before")
     @classmethod
     def _lifetime_defaults(cls, data: object) -> object:
-        if not isinstance(data, dict) or ("life_time" in data and "rand_time" in data):
+        """The one place of the defaults: hard limits 10 % above the soft ones (strongSwan's),
+        ``rand_time`` the gap between them; an explicit 0 stays "no limit"."""
+        if not isinstance(data, dict):
             return data
-        try:
-            rekey = parse_duration(data.get("rekey_time", 3600))
-            default_life = rekey + max(rekey // 10, 1) if rekey > 0 else 0
-            life = parse_duration(data["life_time"]) if "life_time" in data else default_life
-        except ValueError:
-            return data  # the fields report it
-        return {"life_time": life, "rand_time": max(life - rekey, 0), **data}
+        defaults: dict[str, object] = {}
+        for volume in ("bytes", "packets"):
+            rekey = data.get(f"rekey_{volume}")
+            if f"life_{volume}" not in data and isinstance(rekey, int) and rekey > 0:
+                defaults[f"life_{volume}"] = rekey + max(rekey // 10, 1)
+        if "life_time" not in data or "rand_time" not in data:
+            try:
+                rekey_t = parse_duration(data.get("rekey_time", 3600))
+                default_life = rekey_t + max(rekey_t // 10, 1) if rekey_t > 0 else 0
+                life = parse_duration(data["life_time"]) if "life_time" in data else default_life
+            except ValueError:
+                return data  # the fields report it
+            defaults.update(life_time=life, rand_time=max(life - rekey_t, 0))
+        return {**defaults, **data}
 
     @field_validator("esp_proposals", mode="plain")
     @classmethod

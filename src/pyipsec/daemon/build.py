@@ -102,14 +102,13 @@ def _child(name: str, child: Child) -> ChildConfig:
         esp_proposals=child.esp_proposals,
         mode=str(child.mode),
         rekey_time=float(child.rekey_time),
-        life_time=float(child.life_time or child.rekey_time * 1.1),
+        life_time=float(child.life_time),  # the model holds the defaults (Child._lifetime_defaults)
         rand_time=float(child.rand_time),
         replay_window=child.replay_window,
-        # like strongSwan: the hard volume limit defaults to 10 % above the soft one
         rekey_bytes=int(child.rekey_bytes),
-        life_bytes=int(child.life_bytes or child.rekey_bytes * 11 // 10),
+        life_bytes=int(child.life_bytes),
         rekey_packets=int(child.rekey_packets),
-        life_packets=int(child.life_packets or child.rekey_packets * 11 // 10),
+        life_packets=int(child.life_packets),
     )
 
 

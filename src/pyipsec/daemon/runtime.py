@@ -284,7 +284,7 @@ class Runtime:
         self._held: deque[tuple[asyncio.Future[object] | None, tuple[Datagram, ...]]] = deque()
         self._stop = asyncio.Event()
         self._children: dict[int, bytes] = {}  # child_id -> our inbound SPI
-        self._spi_owner: dict[bytes, tuple[int, int]] = {}  # inbound SPI -> (IKE SA id, child id)
+        self._spi_owner: dict[bytes, int] = {}  # inbound SPI -> child id (its IKE SA may change)
         self._sa_peer: dict[int, tuple[str, str]] = {}  # IKE SA id -> (connection, peer identity)
         self._local_addrs: tuple[IPAddress, ...] | None = None  # as last reported to the engine (MOBIKE)
         # started with the daemon, and restarted whenever their SA goes
@@ -384,20 +384,19 @@ class Runtime:
         self._apply(self.engine.handle_timer(self._now()))
 
     def _on_sa_signal(self, spi_in: bytes, kind: str) -> None:
-        owner = self._spi_owner.get(spi_in)
-        if owner is None:
-            return
-        _, child_id = owner
+        child_id = self._spi_owner.get(spi_in)
         # the IKE SA that holds the Child SA now (an IKE rekey moves Child SAs to a new one)
         sa_id = next((s.sa_id for s in self.engine.sas() if child_id in s.children), None)
-        if sa_id is None:
+        if child_id is None or sa_id is None:
             return
         _log.info("Child SA #%d: %s reached in the data plane", child_id, kind.replace("_", " "))
-        with contextlib.suppress(UsageError):
+        try:
             if kind == "hard_lifetime":
                 self._apply(self.engine.terminate_child(sa_id, child_id, self._now()))
             else:  # soft lifetime by bytes/packets, or the sequence number running out
                 self._apply(self.engine.rekey_child(sa_id, child_id, self._now()))
+        except UsageError as exc:  # e.g. already being rekeyed or deleted
+            _log.debug("Child SA #%d: %s not acted upon: %s", child_id, kind, exc)
 
     def _apply(self, out: Output) -> None:
         """Apply the events, then send the datagrams: a message that lets the peer use a new
@@ -469,7 +468,7 @@ class Runtime:
         """Apply one engine event; replaced Child SAs to retire go into ``retiring``."""
         if isinstance(e, ChildSaInstalled):
             self._children[e.child_id] = e.params.spi_in
-            self._spi_owner[e.params.spi_in] = (e.sa_id, e.child_id)
+            self._spi_owner[e.params.spi_in] = e.child_id
             self.dataplane.install(e)
         elif isinstance(e, ChildSaOutboundActivated):
             spi_in = self._children.get(e.child_id)

@@ -565,12 +565,7 @@ class IkeEngine:
         """The peer restarted: its older SAs with us are stale, drop them silently (RFC 7296 §2.4)."""
         sa.initial_contact = False
         for other in self.sas():
-            if (
-                other is not sa
-                and other.name == sa.name
-                and other.remote_id == sa.remote_id
-                and other.was_established
-            ):
+            if sa.same_peer(other) and other.was_established:
                 other.close(f"replaced by IKE SA #{sa.sa_id}: the peer sent INITIAL_CONTACT")
 
     def _unknown(self, msg: Message, dgram: Datagram) -> Output:

@@ -171,7 +171,6 @@ class IkeSa:
         self.nat_remote = False  # the peer is behind a NAT (or fakes one)
         self.peer_fragmentation = False
         self.peer_hashes: tuple[HashAlgorithm, ...] = ()
-        self.peer_certreq: tuple[bytes, ...] = ()
 
         # IKE_AUTH
         self.local_id = Identity.any()
@@ -182,7 +181,6 @@ class IkeSa:
         self.rekey_at: float | None = None  # IKE SA soft lifetime
         self.rekeying = False
         self.dpd_at: float | None = None  # next liveness check when the peer has been quiet
-        self.replaced_by: int | None = None  # the IKE SA this one was rekeyed into
         # reauthentication (RFC 7296 §2.8.3, RFC 4478); see the module docstring
         # initiator: start a reauthentication; responder: delete the SA if not reauthenticated by then
         self.reauth_at: float | None = None
@@ -285,9 +283,6 @@ class IkeSa:
             if int.from_bytes(spi, "big") > 255 and spi not in used:
                 return spi
 
-    def child_by_spi_in(self, spi: bytes) -> ChildSa | None:
-        return next((c for c in self.children.values() if c.spi_in == spi), None)
-
     def child_by_spi_out(self, spi: bytes) -> ChildSa | None:
         return next((c for c in self.children.values() if c.spi_out == spi), None)
 
@@ -324,17 +319,51 @@ class IkeSa:
         if requested is not None and not self.initial_contact:
             for other in self.ctx.sas():
                 if (
-                    other is not self
+                    self.same_peer(other)
                     and other.state is IkeSaState.ESTABLISHED
-                    and other.name == self.name
-                    and other.remote_id == self.remote_id
-                    and other.eap_identity == self.eap_identity
                     and (pool, requested) in other.leases
                 ):
                     other.leases.remove((pool, requested))
                     self.log.info("virtual IP %s moves over from IKE SA #%d", requested, other.sa_id)
                     return requested
         return self.ctx.pools.acquire(pool, who)
+
+    # what a rekeyed IKE SA takes over from the one it replaces (RFC 7296 §2.18: only keys, SPIs
+    # and nonces are new); an attribute added to the peer's or the connection's state belongs here
+    _INHERITED = (
+        "nat_local",
+        "nat_remote",
+        "peer_fragmentation",
+        "peer_hashes",
+        "peer_mobike",
+        "local_id",
+        "remote_id",
+        "virtual_ips",
+        "vips_requested",
+        "eap_identity",
+        "reauth_at",  # reauthentication is due by the authentication's age, a rekey keeps it
+        "reauth_by",
+        "peer_addresses",  # MOBIKE: what the peer told us, and what we told it (RFC 4555 §3.6)
+        "peer_addresses_known",
+        "announced_addresses",
+        "verified_remote",
+        "original_initiator",  # the client role survives a rekey the gateway started
+    )
+
+    def same_peer(self, other: IkeSa) -> bool:
+        """Whether ``other`` is another SA of this connection with the same peer: the same IKE
+        identity and, behind it, the same EAP user (many clients may share one IKE identity)."""
+        return (
+            other is not self
+            and other.name == self.name
+            and other.remote_id == self.remote_id
+            and other.eap_identity == self.eap_identity
+        )
+
+    def inherit(self, old: IkeSa) -> None:
+        """Take over the peer's and the connection's state from the SA this one rekeys."""
+        for attr in self._INHERITED:
+            setattr(self, attr, getattr(old, attr))
 
     def follow_peer(self) -> None:
         """After an authenticated request: follow the initiator to the NAT-T port (RFC 7296 §2.23),
@@ -400,7 +429,7 @@ class IkeSa:
             self.exchanger.start(last_notice(self, error), self.created_at)
         self.close_reason = reason
         for child in self.children.values():
-            if child.state in (ChildSaState.INSTALLED, ChildSaState.REKEYING, ChildSaState.DELETING):
+            if child.state not in (ChildSaState.CREATING, ChildSaState.CLOSED):  # in the data plane
                 self.events.append(
                     ChildSaRemoved(
                         self.sa_id, self.name, child.name, child.child_id, child.spi_in, child.spi_out, reason

@@ -95,3 +95,9 @@ def test_child_soft_lifetime_is_brought_forward_by_at_most_rand_time() -> None:
         offsets.append(c.rekey_at - c.installed_at)
     assert all(60.0 <= o <= 100.0 for o in offsets), offsets
     assert min(offsets) < 90.0, offsets  # more than the default tenth is used
+
+
+def test_an_explicit_zero_life_time_means_no_hard_lifetime() -> None:
+    engine, _ = build_engine_config(_config(life_time=0))
+    child = engine.connections["office"].children[0]
+    assert child.life_time == 0.0 and child.rand_time == 0.0

@@ -40,7 +40,7 @@ from pyipsec.ike.sa import ChildSa
 from pyipsec.ike.state import ChildSaState
 from pyipsec.ike.tasks.base import TaskStatus
 from pyipsec.ike.tasks.common import describe_offer, describe_ours, nearest_mismatch, raise_peer_error
-from pyipsec.ike.tasks.ike_init import NONCE_LEN
+from pyipsec.ike.tasks.ike_init import NONCE_LEN, ke_complete, ke_respond
 from pyipsec.wire.message import Message
 from pyipsec.wire.payloads.base import Payload
 from pyipsec.wire.payloads.ke import KeyExchange
@@ -247,7 +247,7 @@ class ChildCreateTask:
                 ke = resp.find(KeyExchange)
                 if ke is None or self.ke is None or ke.group != chosen.ke:
                     raise InvalidSyntax("CREATE_CHILD_SA response lacks the KE payload of the chosen group")
-                self.g_ir = self.ke.complete(ke.data)
+                self.g_ir = ke_complete(self.ke, ke.data)
         child.proposal = chosen
         child.spi_out = chosen.spi
         child.local_ts, child.remote_ts = ts_i, ts_r
@@ -340,7 +340,7 @@ class ChildCreateTask:
                 if ke is None or ke.group != chosen.ke:
                     raise InvalidKePayload(int(chosen.ke or 0))
                 self.ke_group = ke.group
-                self.ke_public, self.g_ir = REGISTRY.ke(ke.group).respond(ke.data, sa.ctx.rng)
+                self.ke_public, self.g_ir = ke_respond(ke.group, ke.data, sa.ctx.rng)
         child = ChildSa(child_id=sa.ctx.new_child_id(), config=cfg, spi_in=sa.new_spi_in())
         child.proposal = chosen
         child.spi_out = chosen.spi

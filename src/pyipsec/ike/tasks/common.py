@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pyipsec.config.proposals import format_proposal
 from pyipsec.errors import (
@@ -22,9 +23,23 @@ from pyipsec.iana.ikev2 import NotifyType
 from pyipsec.ike.proposal import ProposalSpec
 from pyipsec.net.addr import Endpoint
 from pyipsec.wire.message import Message
+from pyipsec.wire.payloads.base import Payload
+from pyipsec.wire.payloads.notify import Notify
 from pyipsec.wire.payloads.sa import Proposal
 
-__all__ = ["PeerError", "describe_offer", "describe_ours", "nat_hash", "nearest_mismatch", "raise_peer_error"]
+if TYPE_CHECKING:
+    from pyipsec.ike.sa import IkeSa
+
+__all__ = [
+    "PeerError",
+    "describe_offer",
+    "describe_ours",
+    "nat_detection_notifies",
+    "nat_hash",
+    "nearest_mismatch",
+    "raise_peer_error",
+    "read_nat_detection",
+]
 
 _BY_NOTIFY: dict[NotifyType, type[IkeError]] = {
     NotifyType.NO_PROPOSAL_CHOSEN: NoProposalChosen,
@@ -110,3 +125,32 @@ def nearest_mismatch(ours: Sequence[ProposalSpec], offered: Sequence[Proposal]) 
 def nat_hash(spi_i: bytes, spi_r: bytes, endpoint: Endpoint) -> bytes:
     """NAT_DETECTION_*_IP data: SHA-1(SPIi | SPIr | IP | Port) (RFC 7296 §2.23)."""
     return hashlib.sha1(spi_i + spi_r + endpoint.packed, usedforsecurity=False).digest()
+
+
+def nat_detection_notifies(sa: IkeSa, spi_r: bytes) -> list[Payload]:
+    """NAT_DETECTION_SOURCE_IP and _DESTINATION_IP for our endpoints (RFC 7296 §2.23), in
+    IKE_SA_INIT (``spi_r`` zero in the request) and MOBIKE updates (RFC 4555 §3.5). With
+    forced encapsulation a source hash that cannot match fakes a NAT (§2.23 allows this)."""
+    conn = sa.connection
+    src = (
+        sa.ctx.rng.random_bytes(20)
+        if conn is not None and conn.encap
+        else nat_hash(sa.spi_i, spi_r, sa.local)
+    )
+    return [
+        Notify.nat_detection_source_ip(src),
+        Notify.nat_detection_destination_ip(nat_hash(sa.spi_i, spi_r, sa.remote)),
+    ]
+
+
+def read_nat_detection(sa: IkeSa, msg: Message, spi_r: bytes) -> None:
+    """Whether there is a NAT in front of the peer or of us, from the peer's NAT-D hashes;
+    forced encapsulation counts as a NAT here."""
+    src = msg.notify(NotifyType.NAT_DETECTION_SOURCE_IP)
+    dst = msg.notify(NotifyType.NAT_DETECTION_DESTINATION_IP)
+    if src is not None and dst is not None:
+        sa.nat_remote = src.nat_hash() != nat_hash(sa.spi_i, spi_r, sa.remote)
+        sa.nat_local = dst.nat_hash() != nat_hash(sa.spi_i, spi_r, sa.local)
+    conn = sa.connection
+    if conn is not None and conn.encap:
+        sa.nat_local = True

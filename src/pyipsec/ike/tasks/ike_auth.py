@@ -115,12 +115,7 @@ def _responder_reauth(sa: IkeSa) -> None:
         (
             o
             for o in sa.ctx.sas()
-            if o is not sa
-            and not o.original_initiator
-            and o.state is IkeSaState.ESTABLISHED
-            and o.name == sa.name
-            and o.remote_id == sa.remote_id
-            and o.eap_identity == sa.eap_identity
+            if sa.same_peer(o) and not o.original_initiator and o.state is IkeSaState.ESTABLISHED
         ),
         None,
     )
@@ -144,7 +139,6 @@ class IkeAuthTask:
     """
 
     def __init__(self) -> None:
-        self._resp_conn: ConnectionConfig | None = None
         self._out: list[Payload] = []  # responder: what build_r sends
         self._eap_failed = False
         # initiator state across rounds
@@ -321,7 +315,6 @@ class IkeAuthTask:
         if sa.peer_mobike:  # with our other addresses (RFC 4555 §3.4)
             read_address_list(sa, req)
             mobike = [Notify.of(NotifyType.MOBIKE_SUPPORTED), *address_notifies(sa)]
-        self._resp_conn = conn
         idr_out = id_payload_for(sa.local_id, PayloadType.IDr)
         sa.our_id_payload = idr_out
         sa.peer_id_payload = idi

@@ -40,9 +40,10 @@ from pyipsec.ike.tasks.base import TaskStatus
 from pyipsec.ike.tasks.common import (
     describe_offer,
     describe_ours,
-    nat_hash,
+    nat_detection_notifies,
     nearest_mismatch,
     raise_peer_error,
+    read_nat_detection,
 )
 from pyipsec.wire.message import Message
 from pyipsec.wire.payloads.base import Payload
@@ -53,9 +54,11 @@ from pyipsec.wire.payloads.notify import Notify
 from pyipsec.wire.payloads.sa import SecurityAssociation
 
 if TYPE_CHECKING:
+    from pyipsec.crypto.rand import RandomSource
+    from pyipsec.crypto.registry import KeInitiator
     from pyipsec.ike.sa import IkeSa
 
-__all__ = ["KE_ERRORS", "NONCE_LEN", "IkeInitTask", "prefer_group"]
+__all__ = ["NONCE_LEN", "IkeInitTask", "ke_complete", "ke_respond", "prefer_group"]
 
 NONCE_LEN = 32  # at least half the PRF key size, RFC 7296 §2.10
 MAX_COOKIE_RETRIES = 3
@@ -63,7 +66,24 @@ _ZERO_SPI = bytes(8)
 
 
 # Bad peer values (RFC 6989) and unusable groups; the registry raises nothing else.
-KE_ERRORS: tuple[type[Exception], ...] = (InvalidKeyExchange, UnsupportedAlgorithm, ValueError)
+_KE_ERRORS: tuple[type[Exception], ...] = (InvalidKeyExchange, UnsupportedAlgorithm, ValueError)
+
+
+def ke_complete(ke: KeInitiator, data: bytes) -> bytes:
+    """Our key exchange finished with the responder's public value (RFC 6989 checks included);
+    a bad value is the peer's protocol error, not ours."""
+    try:
+        return ke.complete(data)
+    except _KE_ERRORS as exc:
+        raise InvalidSyntax(f"responder's key exchange value is invalid: {exc}") from None
+
+
+def ke_respond(group: KeId, data: bytes, rng: RandomSource) -> tuple[bytes, bytes]:
+    """Our public value and the shared secret for the initiator's public value ``data``."""
+    try:
+        return REGISTRY.ke(group).respond(data, rng)
+    except _KE_ERRORS as exc:
+        raise InvalidSyntax(f"peer's key exchange value is invalid: {exc}") from None
 
 
 def prefer_group(spec: ProposalSpec, group: KeId) -> ProposalSpec:
@@ -144,10 +164,7 @@ class IkeInitTask:
         sa.proposal = chosen
         sa.nonce_r = nonce.data
         assert sa.ke is not None
-        try:
-            sa.shared_secret = sa.ke.complete(ke.data)
-        except KE_ERRORS as exc:
-            raise InvalidSyntax(f"responder's key exchange value is invalid: {exc}") from None
+        sa.shared_secret = ke_complete(sa.ke, ke.data)
         _read_common(sa, resp)
         _derive_keys(sa)
         nat = (
@@ -193,10 +210,7 @@ class IkeInitTask:
         sa.ke_group = ke.group
         sa.nonce_i = nonce.data
         sa.nonce_r = sa.ctx.rng.random_bytes(NONCE_LEN)
-        try:
-            public, sa.shared_secret = REGISTRY.ke(ke.group).respond(ke.data, sa.ctx.rng)
-        except KE_ERRORS as exc:
-            raise InvalidSyntax(f"peer's key exchange value is invalid: {exc}") from None
+        public, sa.shared_secret = ke_respond(ke.group, ke.data, sa.ctx.rng)
         self._public = public
         _read_common(sa, req)
         _derive_keys(sa)
@@ -219,10 +233,7 @@ def _append_common(sa: IkeSa, out: list[Payload], *, spi_r: bytes) -> None:
     """NAT-D hashes and capability notifies, the same in request and response."""
     conn = sa.connection
     assert conn is not None
-    # Forced encapsulation: a source hash that cannot match fakes a NAT (RFC 7296 §2.23 allows this).
-    src = sa.ctx.rng.random_bytes(20) if conn.encap else nat_hash(sa.spi_i, spi_r, sa.local)
-    out.append(Notify.nat_detection_source_ip(src))
-    out.append(Notify.nat_detection_destination_ip(nat_hash(sa.spi_i, spi_r, sa.remote)))
+    out.extend(nat_detection_notifies(sa, spi_r))
     if conn.fragmentation:
         out.append(Notify.of(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
     if conn.signature_hashes:
@@ -230,15 +241,7 @@ def _append_common(sa: IkeSa, out: list[Payload], *, spi_r: bytes) -> None:
 
 
 def _read_common(sa: IkeSa, msg: Message) -> None:
-    spi_r = msg.spi_r if msg.is_response else _ZERO_SPI
-    src = msg.notify(NotifyType.NAT_DETECTION_SOURCE_IP)
-    dst = msg.notify(NotifyType.NAT_DETECTION_DESTINATION_IP)
-    if src is not None and dst is not None:
-        sa.nat_remote = src.nat_hash() != nat_hash(sa.spi_i, spi_r, sa.remote)
-        sa.nat_local = dst.nat_hash() != nat_hash(sa.spi_i, spi_r, sa.local)
-    conn = sa.connection
-    if conn is not None and conn.encap:
-        sa.nat_local = True
+    read_nat_detection(sa, msg, msg.spi_r if msg.is_response else _ZERO_SPI)
     if sa.nat_detected:
         sa.log.info(
             "NAT detected (%s), using UDP encapsulation on port %d",
@@ -248,7 +251,6 @@ def _read_common(sa: IkeSa, msg: Message) -> None:
     sa.peer_fragmentation = msg.notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED) is not None
     sha = msg.notify(NotifyType.SIGNATURE_HASH_ALGORITHMS)
     sa.peer_hashes = sha.hash_algorithms() if sha is not None else ()
-    sa.peer_certreq = tuple(h for c in msg.find_all(CertificateRequest) for h in c.ca_key_hashes)
 
 
 def _derive_keys(sa: IkeSa) -> None:

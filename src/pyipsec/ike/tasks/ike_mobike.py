@@ -55,7 +55,7 @@ from pyipsec.ike.events import ChildSaAddressesChanged
 from pyipsec.ike.exchanger import Exchange
 from pyipsec.ike.state import ChildSaState
 from pyipsec.ike.tasks.base import TaskStatus
-from pyipsec.ike.tasks.common import nat_hash
+from pyipsec.ike.tasks.common import nat_detection_notifies, read_nat_detection
 from pyipsec.net.addr import Endpoint, IPAddress
 from pyipsec.wire.message import Message
 from pyipsec.wire.payloads.base import Payload
@@ -94,21 +94,11 @@ _ADDRESS_NOTIFIES = (
 
 
 def nat_notifies(sa: IkeSa) -> list[Payload]:
-    return [
-        Notify.nat_detection_source_ip(nat_hash(sa.spi_i, sa.spi_r, sa.local)),
-        Notify.nat_detection_destination_ip(nat_hash(sa.spi_i, sa.spi_r, sa.remote)),
-    ]
+    return nat_detection_notifies(sa, sa.spi_r)
 
 
 def apply_nat_detection(sa: IkeSa, msg: Message) -> None:
-    src = msg.notify(NotifyType.NAT_DETECTION_SOURCE_IP)
-    dst = msg.notify(NotifyType.NAT_DETECTION_DESTINATION_IP)
-    if src is not None and dst is not None:
-        sa.nat_remote = src.nat_hash() != nat_hash(sa.spi_i, sa.spi_r, sa.remote)
-        sa.nat_local = dst.nat_hash() != nat_hash(sa.spi_i, sa.spi_r, sa.local)
-        conn = sa.connection
-        if conn is not None and conn.encap:
-            sa.nat_local = True
+    read_nat_detection(sa, msg, sa.spi_r)
 
 
 def moved(sa: IkeSa) -> None:

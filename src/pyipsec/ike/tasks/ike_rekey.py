@@ -45,7 +45,7 @@ from pyipsec.ike.proposal import select
 from pyipsec.ike.state import IkeSaState
 from pyipsec.ike.tasks.base import TaskStatus
 from pyipsec.ike.tasks.common import describe_offer, raise_peer_error
-from pyipsec.ike.tasks.ike_init import KE_ERRORS, NONCE_LEN, prefer_group
+from pyipsec.ike.tasks.ike_init import NONCE_LEN, ke_complete, ke_respond, prefer_group
 from pyipsec.wire.message import Message
 from pyipsec.wire.payloads.base import Payload
 from pyipsec.wire.payloads.ke import KeyExchange
@@ -107,8 +107,8 @@ class IkeRekeyTask:
                 sa.log.info("peer wants %s for the IKE rekey, retrying with it", wanted.name)
                 self.group, self.ke = wanted, None
                 return TaskStatus.RETRY
+        sa.rekeying = False  # whatever the answer, this rekey ends here
         if resp.notify(NotifyType.TEMPORARY_FAILURE) is not None:
-            sa.rekeying = False
             if sa.peer_rekey is not None:
                 sa.log.info("peer declined our IKE rekey (TEMPORARY_FAILURE); its own rekey takes over")
                 adopt_peer_rekey(sa)
@@ -116,24 +116,16 @@ class IkeRekeyTask:
             sa.rekey_at = sa.ctx.now + 10 + 20 * int.from_bytes(sa.ctx.rng.random_bytes(1), "big") / 255
             sa.log.info("peer declined the IKE rekey for now (TEMPORARY_FAILURE), retrying later")
             return TaskStatus.DONE
-        try:
-            raise_peer_error(resp)
-            sa_payload, nonce, ke = resp.find(SecurityAssociation), resp.find(Nonce), resp.find(KeyExchange)
-            if sa_payload is None or nonce is None or ke is None or len(sa_payload.proposals) != 1:
-                raise InvalidSyntax("IKE rekey response lacks SA, Nonce or KE")
-            chosen = select(conn.proposals, sa_payload.proposals)
-            if chosen is None or chosen.protocol is not ProtocolId.IKE or len(chosen.spi) != 8:
-                raise NoProposalChosen(f"responder chose {describe_offer(sa_payload.proposals)}")
-            if ke.group != chosen.ke or ke.group != self.group or self.ke is None:
-                raise InvalidSyntax("IKE rekey response: KE payload does not match the chosen group")
-            try:
-                g_ir = self.ke.complete(ke.data)
-            except KE_ERRORS as exc:
-                raise InvalidSyntax(f"responder's key exchange value is invalid: {exc}") from None
-        except Exception:
-            sa.rekeying = False
-            raise
-        sa.rekeying = False
+        raise_peer_error(resp)
+        sa_payload, nonce, ke = resp.find(SecurityAssociation), resp.find(Nonce), resp.find(KeyExchange)
+        if sa_payload is None or nonce is None or ke is None or len(sa_payload.proposals) != 1:
+            raise InvalidSyntax("IKE rekey response lacks SA, Nonce or KE")
+        chosen = select(conn.proposals, sa_payload.proposals)
+        if chosen is None or chosen.protocol is not ProtocolId.IKE or len(chosen.spi) != 8:
+            raise NoProposalChosen(f"responder chose {describe_offer(sa_payload.proposals)}")
+        if ke.group != chosen.ke or ke.group != self.group or self.ke is None:
+            raise InvalidSyntax("IKE rekey response: KE payload does not match the chosen group")
+        g_ir = ke_complete(self.ke, ke.data)
         ours = _new_ike_sa(
             sa,
             chosen,
@@ -179,10 +171,7 @@ class IkeRekeyTask:
             raise NoProposalChosen(f"no acceptable IKE rekey proposal in {describe_offer(offered)}")
         if chosen.ke != ke.group:
             raise InvalidKePayload(int(chosen.ke or 0))
-        try:
-            public, g_ir = REGISTRY.ke(ke.group).respond(ke.data, sa.ctx.rng)
-        except KE_ERRORS as exc:
-            raise InvalidSyntax(f"peer's key exchange value is invalid: {exc}") from None
+        public, g_ir = ke_respond(ke.group, ke.data, sa.ctx.rng)
         self.spi = sa.ctx.new_ike_spi()
         self.nonce = sa.ctx.rng.random_bytes(NONCE_LEN)
         self._resp = [
@@ -271,26 +260,7 @@ def _new_ike_sa(
     seed = rekey_skeyseed(old.prf, old.keys.sk_d, g_ir, ni, nr)  # the old SA's PRF (§2.18)
     new.keys = derive_ike_keys(new.prf, new.encr, new.integ, seed, ni=ni, nr=nr, spi_i=spi_i, spi_r=spi_r)
     new.exchanger.enable_protection()
-    for attr in (
-        "nat_local",
-        "nat_remote",
-        "peer_fragmentation",
-        "peer_hashes",
-        "peer_mobike",
-        "local_id",
-        "remote_id",
-        "virtual_ips",
-        "vips_requested",
-        "eap_identity",
-        "reauth_at",  # reauthentication is due by the authentication's age, a rekey keeps it
-        "reauth_by",
-        "peer_addresses",  # MOBIKE: what the peer told us, and what we told it (RFC 4555 §3.6)
-        "peer_addresses_known",
-        "announced_addresses",
-        "verified_remote",
-        "original_initiator",  # the client role survives a rekey the gateway started
-    ):
-        setattr(new, attr, getattr(old, attr))
+    new.inherit(old)
     new.auth_complete = True
     new.state = IkeSaState.CONNECTING
     new.set_state(IkeSaState.ESTABLISHED)
@@ -318,7 +288,6 @@ def _take_over(old: IkeSa, new: IkeSa) -> None:
     if old.state is IkeSaState.ESTABLISHED:
         old.set_state(IkeSaState.REKEYING)
         old.set_state(IkeSaState.REKEYED)
-    old.replaced_by = new.sa_id
     old.log.info("IKE SA rekeyed, replaced by #%d", new.sa_id)
     assert new.proposal is not None
     new.events.append(
