@@ -37,66 +37,32 @@ import time
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv6Address
 
+from pyipsec.dataplane import messages
+from pyipsec.dataplane.messages import *  # noqa: F403  (re-exported: callers import them from here)
 from pyipsec.dataplane.messages import (
-    Acquire,
     ActivateOutbound,
-    ChildLifetimes,
     ChildPolicy,
-    ControlMessage,
     Counters,
     DataplaneClosed,
     DataplaneError,
     DataplaneEvent,
     Failed,
-    IkeDatagram,
     InstallChild,
     Ready,
     RemoveChild,
     RequestCounters,
     SaCounters,
-    SaSignal,
-    SendIke,
     SendKeepalive,
     Shutdown,
-    TsTuple,
     UpdateEndpoints,
-    decode_control,
     decode_event,
     encode_control,
-    encode_event,
     encode_ike,
 )
 from pyipsec.net.addr import IKE_NATT_PORT, Endpoint, IPAddress
 
-__all__ = [
-    "Acquire",
-    "ActivateOutbound",
-    "SendKeepalive",
-    "UpdateEndpoints",
-    "ChildLifetimes",
-    "ChildPolicy",
-    "ControlMessage",
-    "Counters",
-    "DataplaneClosed",
-    "DataplaneError",
-    "DataplaneEvent",
-    "DataplaneHandle",
-    "Failed",
-    "IkeDatagram",
-    "InstallChild",
-    "Ready",
-    "RemoveChild",
-    "RequestCounters",
-    "SaCounters",
-    "SaSignal",
-    "SendIke",
-    "Shutdown",
-    "TsTuple",
-    "decode_control",
-    "decode_event",
-    "encode_control",
-    "encode_event",
-]
+__all__ = ["DataplaneHandle"]
+__all__ += messages.__all__
 
 _log = logging.getLogger(__name__)
 

@@ -78,7 +78,7 @@ class Encapsulator(Generic[R]):
         self.batchable = batchable
         self.max_mss4 = max_mss4
         self.max_mss6 = max_mss6
-        self._scratch = bytearray(_MAX_ESP + 64)
+        self._scratch = memoryview(bytearray(_MAX_ESP + 64))
         self._rbuf = bytearray(_HEAD + _MAX_ESP + 64)
         self._rmv = memoryview(self._rbuf)
         self._sbuf = bytearray(2 * _MAX_ESP + 4096)
@@ -117,7 +117,7 @@ class Encapsulator(Generic[R]):
             self.flush()
         spos = self._spos
         try:
-            m = child.outbound.encapsulate_into(memoryview(self._scratch), n, nh, self._smv[spos:])
+            m = child.outbound.encapsulate_into(self._scratch, n, nh, self._smv[spos:])
         except SequenceExhausted:
             self.processor.counters.seq_exhausted += 1
             child.expired = True
@@ -216,6 +216,7 @@ class Encapsulator(Generic[R]):
                 buf = rmv if child.outbound.payload_offset == _HEAD else body
                 seal = child.outbound.encapsulate_into
             assert seal is not None and child is not None and route is not None
+            # _seal inlined: calling it here costs about 5 % per packet (1400-byte AES-GCM)
             if self._spos > self._cap:
                 self.flush()
             spos = self._spos
@@ -316,7 +317,7 @@ class Encapsulator(Generic[R]):
         self._child_route = route
         self._nh = 4 if pkt[0] >> 4 == 4 else 41
         off = child.outbound.payload_offset
-        segment_tso(pkt, gso_size, l4, memoryview(self._scratch)[off:], self._emit)
+        segment_tso(pkt, gso_size, l4, self._scratch[off:], self._emit)
         self._child = None
 
     def _emit(self, n: int) -> None:
@@ -489,8 +490,9 @@ class Decapsulator:
                 return
             pkt = self._omv[opos + start : opos + end]
         else:
-            payload = bytes(self._omv[opos + start : opos + end])
-            pkt = memoryview(bytearray(ip_header_for_transport(child.peer, nh, len(payload)) + payload))
+            whole = bytearray(ip_header_for_transport(child.peer, nh, end - start))
+            whole += self._omv[opos + start : opos + end]
+            pkt = memoryview(whole)
         if not child.check(pkt):
             child.policy_drops += 1
             return

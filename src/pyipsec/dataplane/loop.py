@@ -598,14 +598,14 @@ class DataplaneLoop:
         if flow is None:
             return
         version, src, dst, proto = flow[:4]
+        key = (version, dst)
+        now = time.monotonic()
+        if now - self._acquired.get(key, -1e9) < _ACQUIRE_INTERVAL:
+            return  # before building address objects: this runs for every unrouted packet
         make = IPv4Address if version == 4 else IPv6Address
         target = make(dst)
         if target.is_multicast or target.is_link_local or target.is_unspecified:
             return  # IPv6 housekeeping on the TUN link (RS, MLD), never for a tunnel
-        key = (version, dst)
-        now = time.monotonic()
-        if now - self._acquired.get(key, -1e9) < _ACQUIRE_INTERVAL:
-            return
         self._acquired[key] = now
         self._notify(encode_event(Acquire(make(src), target, proto)))
 
