@@ -151,10 +151,7 @@ def rekey(name: str, socket_path: Path | None, ike: bool, reauth: bool) -> None:
     """Rekey the Child SAs (or, with --ike, the IKE SA; with --reauth, reauthenticate) of NAME now."""
     try:
         client = _client(socket_path)
-        if reauth:
-            result = client.call("rekey", name=name, ike=ike, reauth=True)
-        else:
-            result = client.call("rekey", name=name, ike=ike)
+        result = client.call("rekey", name=name, ike=ike, reauth=reauth)
     except PyIpsecError as exc:
         _fail(str(exc))
         return

@@ -23,6 +23,7 @@ from pyipsec.dataplane.channel import (
     DataplaneHandle,
     IkeDatagram,
     SaSignal,
+    TsTuple,
 )
 from pyipsec.ike.events import ChildSaInstalled, EspSaParams
 from pyipsec.net.addr import Datagram, Endpoint
@@ -45,7 +46,7 @@ _COUNTER_FIELDS = (
 )
 
 
-def _ts(ts: TrafficSelector) -> tuple[object, ...]:
+def _ts(ts: TrafficSelector) -> TsTuple:
     return (ts.start_addr, ts.end_addr, ts.ip_protocol, ts.start_port, ts.end_port)
 
 
@@ -63,8 +64,8 @@ def policy_for(e: ChildSaInstalled) -> ChildPolicy:
         integ_key_out=p.integ_key_out,
         esn=p.esn,
         mode="transport" if p.mode == "transport" else "tunnel",
-        local_ts=tuple(_ts(t) for t in p.local_ts),  # type: ignore[misc]
-        remote_ts=tuple(_ts(t) for t in p.remote_ts),  # type: ignore[misc]
+        local_ts=tuple(_ts(t) for t in p.local_ts),
+        remote_ts=tuple(_ts(t) for t in p.remote_ts),
         local=p.local,
         remote=p.remote,
         encap=p.encap,

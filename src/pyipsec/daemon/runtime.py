@@ -87,9 +87,14 @@ ADDRESS_CHECK = 2.0  # seconds between checks of the path to MOBIKE peers
 _ANY_ADDRS = ("%any", "0.0.0.0", "::")
 
 
-def _resolve(fut: asyncio.Future[object]) -> None:
+# a data-plane barrier: done (with the counters) once earlier updates are applied
+Barrier = asyncio.Future[dict[bytes, dict[str, int]]]
+
+
+def _resolve(fut: Barrier) -> None:
+    """Give up waiting for a barrier (the data plane did not answer in time)."""
     if not fut.done():
-        fut.set_result(None)
+        fut.set_result({})
 
 
 def route_source(remote: str) -> str | None:
@@ -141,6 +146,15 @@ class DataplaneSink(Protocol):
 
     def counters(self) -> dict[bytes, dict[str, int]]: ...
 
+    async def fetch_counters(self) -> dict[bytes, dict[str, int]]: ...
+
+    def barrier(self) -> Barrier | None:
+        """A future resolved once every update sent so far is applied; None: applied already."""
+
+    def send_keepalive(self, local: Endpoint, remote: Endpoint) -> None: ...
+
+    def close(self) -> None: ...
+
 
 class NullDataplane:
     """No data plane (``dataplane = false``): Child SAs are negotiated and only recorded."""
@@ -165,6 +179,18 @@ class NullDataplane:
 
     def counters(self) -> dict[bytes, dict[str, int]]:
         return {}
+
+    async def fetch_counters(self) -> dict[bytes, dict[str, int]]:
+        return {}
+
+    def barrier(self) -> Barrier | None:
+        return None  # nothing to wait for
+
+    def send_keepalive(self, local: Endpoint, remote: Endpoint) -> None:
+        pass  # no ESP, so no NAT mapping to keep
+
+    def close(self) -> None:
+        pass
 
 
 class StorePools:
@@ -275,13 +301,13 @@ class Runtime:
         )
         self.control_path = control_path or s.control_socket
         self.dataplane: DataplaneSink = NullDataplane()
-        self._dp_handle: object | None = None
+        self._send_nat_t: Callable[[Datagram], None] | None = None  # IKE on 4500: the data plane's
         self.hostnet = HostNetwork(s.tun, resolv_conf=s.resolv_conf)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._waiters: list[_Waiter] = []
         # datagrams waiting for a data-plane barrier (or queued behind ones that do), in order
-        self._held: deque[tuple[asyncio.Future[object] | None, tuple[Datagram, ...]]] = deque()
+        self._held: deque[tuple[Barrier | None, tuple[Datagram, ...]]] = deque()
         self._stop = asyncio.Event()
         self._children: dict[int, bytes] = {}  # child_id -> our inbound SPI
         self._spi_owner: dict[bytes, int] = {}  # inbound SPI -> child id (its IKE SA may change)
@@ -345,6 +371,7 @@ class Runtime:
         )
         self._loop.add_reader(sink.fileno(), sink.readable)
         self.dataplane = sink
+        self._send_nat_t = sink.send_ike  # the data plane owns UDP 4500
 
     def stop(self) -> None:
         self._stop.set()
@@ -362,9 +389,7 @@ class Runtime:
         if self._timer is not None:
             self._timer.cancel()
         self.hostnet.restore()
-        close = getattr(self.dataplane, "close", None)
-        if close is not None:
-            close()
+        self.dataplane.close()
         await self.control.close()
         self.udp.close()
         if self.store is not None:
@@ -427,10 +452,9 @@ class Runtime:
         if not datagrams:
             return
         nat_t = self.config.settings.port_nat_t
-        barrier = getattr(self.dataplane, "barrier", None)
-        if sync and barrier is not None and any(d.local.port != nat_t for d in datagrams):
+        fut = self.dataplane.barrier() if sync and any(d.local.port != nat_t for d in datagrams) else None
+        if fut is not None:
             assert self._loop is not None
-            fut: asyncio.Future[object] = barrier()
             self._held.append((fut, datagrams))
             fut.add_done_callback(lambda _f: self._release())
             self._loop.call_later(BARRIER_TIMEOUT, _resolve, fut)
@@ -447,9 +471,8 @@ class Runtime:
                 self._send_one(d)
 
     def _send_one(self, d: Datagram) -> None:
-        send_ike = getattr(self.dataplane, "send_ike", None)
-        if d.local.port == self.config.settings.port_nat_t and send_ike is not None:
-            send_ike(d)
+        if self._send_nat_t is not None and d.local.port == self.config.settings.port_nat_t:
+            self._send_nat_t(d)
         else:
             self.udp.send(d)
 
@@ -494,9 +517,7 @@ class Runtime:
         elif isinstance(e, ChildSaAddressesChanged):
             self.dataplane.update_endpoints(e.spi_in, e.local, e.remote, e.encap)
         elif isinstance(e, NatKeepalive):
-            keepalive = getattr(self.dataplane, "send_keepalive", None)
-            if keepalive is not None:
-                keepalive(e.local, e.remote)
+            self.dataplane.send_keepalive(e.local, e.remote)
         elif isinstance(e, IkeSaEstablished):
             self._sa_peer[e.sa_id] = (e.connection, e.remote_id)
             if e.reauth_of is not None:
@@ -685,11 +706,7 @@ class Runtime:
         return {"rekeying": started}
 
     async def _counters(self) -> dict[bytes, dict[str, int]]:
-        fetch = getattr(self.dataplane, "fetch_counters", None)
-        if fetch is None:
-            return self.dataplane.counters()
-        result: dict[bytes, dict[str, int]] = await fetch()
-        return result
+        return await self.dataplane.fetch_counters()
 
     async def _up(self, args: dict[str, JsonValue], progress: Progress = _no_progress) -> JsonValue:
         name = args.get("name")

@@ -23,12 +23,15 @@ Stale rules of an earlier instance that was killed are replaced at :meth:`setup`
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import logging
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped,unused-ignore]
 
 from pyipsec.net.addr import IPAddress
 
@@ -141,13 +144,13 @@ class LinuxNetConfig:
         self._ipr.link("set", index=self.ifindex, state="up")
         for family in (socket.AF_INET, socket.AF_INET6):
             # a killed predecessor's rule would otherwise stay (rules outlive the device)
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(NetlinkError):  # ENOENT: none (left)
                 while True:
                     self._ipr.rule("del", table=self.table, priority=self.rule_priority, family=family)
             try:
                 self._ipr.rule("add", table=self.table, priority=self.rule_priority, family=family)
                 self._rules.append(family)
-            except Exception as exc:
+            except NetlinkError as exc:
                 if family == socket.AF_INET:
                     raise
                 _log.info("no IPv6 policy rule (%s)", exc)
@@ -186,7 +189,7 @@ class LinuxNetConfig:
             if self._refs.get(spec, 0) == 0:
                 try:
                     self._add_route(spec)
-                except Exception as exc:
+                except NetlinkError as exc:
                     _log.warning("route %s/%d into table %d: %s", spec.dst, spec.prefix, self.table, exc)
                     continue
             self._refs[spec] = self._refs.get(spec, 0) + 1
@@ -196,7 +199,9 @@ class LinuxNetConfig:
     def _peer_route(self, peer: IPAddress) -> RouteSpec | None:
         try:
             found = self._ipr.route("get", dst=str(peer))
-        except Exception:
+        except NetlinkError as exc:
+            # without it traffic to the peer itself may be routed into the tunnel: say so
+            _log.warning("no route to the peer %s to keep outside the tunnel: %s", peer, exc)
             return None
         for msg in found:
             oif = msg.get("RTA_OIF")
@@ -219,18 +224,16 @@ class LinuxNetConfig:
             args["gateway"] = spec.gateway
         try:
             self._ipr.route("add", **args)
-        except Exception as exc:
-            if "exists" not in str(exc).lower():
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST:
                 raise
 
     def _del_route(self, spec: RouteSpec) -> None:
-        with contextlib.suppress(Exception):
-            self._ipr.route(
-                "del",
-                dst=f"{spec.dst}/{spec.prefix}",
-                table=self.table,
-                family=spec.family,
-            )
+        try:
+            self._ipr.route("del", dst=f"{spec.dst}/{spec.prefix}", table=self.table, family=spec.family)
+        except NetlinkError as exc:
+            if exc.code not in (errno.ESRCH, errno.ENOENT):  # else: gone already
+                _log.warning("removing route %s/%d from table %d: %s", spec.dst, spec.prefix, self.table, exc)
 
     def remove_child(self, key: int) -> None:
         for spec in self._by_child.pop(key, []):
@@ -246,8 +249,8 @@ class LinuxNetConfig:
         for key in list(self._by_child):
             self.remove_child(key)
         for family in self._rules:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(NetlinkError):  # gone already
                 self._ipr.rule("del", table=self.table, priority=self.rule_priority, family=family)
         self._rules.clear()
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(OSError):
             self._ipr.close()

@@ -57,7 +57,6 @@ class UdpPorts:
         self,
         on_ike: Callable[[Datagram], None],
         *,
-        on_esp: Callable[[Datagram], None] | None = None,
         port: int = 500,
         nat_t_port: int = 4500,
         listen: Iterable[IPAddress] = (IPv4Address(0), IPv6Address(0)),
@@ -65,7 +64,6 @@ class UdpPorts:
     ) -> None:
         self._bind_nat_t = bind_nat_t  # False when the data plane owns the NAT-T port
         self._on_ike = on_ike
-        self._on_esp = on_esp
         self.port = port
         self.nat_t_port = nat_t_port
         self._listen = tuple(listen)
@@ -136,10 +134,8 @@ class UdpPorts:
                 elif kind is Kind.KEEPALIVE:
                     self.stats.keepalives += 1
                     continue
-                elif kind is Kind.ESP:
+                elif kind is Kind.ESP:  # only without a data plane: counted, not processed
                     self.stats.esp += 1
-                    if self._on_esp is not None:
-                        self._on_esp(Datagram(local, remote, data))
                     continue
                 else:
                     self.stats.invalid += 1

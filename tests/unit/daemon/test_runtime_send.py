@@ -100,6 +100,7 @@ def _runtime(tmp_path: Path) -> tuple[Runtime, FakeDataplane]:
     rt._loop = asyncio.get_running_loop()
     dp = FakeDataplane()
     rt.dataplane = dp
+    rt._send_nat_t = dp.send_ike  # as _start_dataplane binds it: the data plane owns UDP 4500
     rt.udp = FakeUdp(dp.calls)  # type: ignore[assignment]
     return rt, dp
 
