@@ -17,7 +17,14 @@ import pytest
 from pyipsec.crypto.rand import SeededRandom
 from pyipsec.iana.ikev2 import ExchangeType
 from pyipsec.iana.transforms import KeId
-from pyipsec.ike.events import ChildSaFailed, ChildSaInstalled, ChildSaRemoved, IkeSaClosed, IkeSaEstablished
+from pyipsec.ike.events import (
+    ChildSaFailed,
+    ChildSaInstalled,
+    ChildSaRemoved,
+    CloseCause,
+    IkeSaClosed,
+    IkeSaEstablished,
+)
 from pyipsec.ike.sa import IkeSa
 from pyipsec.ike.state import ChildSaState, IkeSaState
 from pyipsec.ike.tasks import child_create
@@ -68,14 +75,14 @@ def adopted(p: EnginePair) -> tuple[list[IkeSa], list[IkeSa]]:
     """Record every IKE SA each engine creates from now on (rekeys make them)."""
     made: tuple[list[IkeSa], list[IkeSa]] = ([], [])
     for side, log in ((p.i, made[0]), (p.r, made[1])):
-        ctx = side.engine.ctx
-        original = ctx.adopt
+        tasks = side.engine.tasks
+        original = tasks.adopt
 
         def adopt(sa: IkeSa, original: Callable[[IkeSa], None] = original, log: list[IkeSa] = log) -> None:
             log.append(sa)
             original(sa)
 
-        ctx.adopt = adopt
+        tasks.adopt = adopt  # type: ignore[method-assign]
     return made
 
 
@@ -216,7 +223,7 @@ def test_child_rekey_meeting_the_childs_delete_leaves_no_child_and_keeps_the_ike
     for side in (p.i, p.r):
         (sa,) = side.engine.sas()
         assert not sa.children  # no half-made Child SA left behind
-        assert not sa.exchanger.busy()
+        assert not side.engine.tasks.busy(sa)
     # the IKE SA still works: a new Child SA can be made
     p._emit(p.i, p.i.engine.initiate_child(a.sa_id, "net", p.now))
     p.run(until=p.now + 10)
@@ -441,7 +448,7 @@ def test_closing_an_ike_sa_reports_a_rekeyed_child_still_waiting_for_its_delete(
     states = sorted(c.state.name for c in b.children.values())
     assert states == ["INSTALLED", "REKEYED"]
     in_plane = {e.params.spi_in for e in p.r.of(ChildSaInstalled)}  # type: ignore[attr-defined]
-    b.close("peer not responding")
+    b.close(CloseCause.TIMEOUT, "peer not responding")
     p._emit(p.r, p.r.engine.handle_timer(p.now))
     assert {e.spi_in for e in p.r.of(ChildSaRemoved)} == in_plane  # type: ignore[attr-defined]
 

@@ -52,7 +52,7 @@ def test_mutated_real_messages_never_raise(msg: bytes, pos: int, value: int) -> 
 
 def test_invalid_ke_public_value_gets_invalid_syntax_and_no_sa() -> None:
     p = pair(i_proposals="aes256gcm16-prfsha256-ecp256", r_proposals="aes256gcm16-prfsha256-ecp256")
-    out = p.i.engine.initiate("office", 0.0)
+    _, out = p.i.engine.initiate("office", 0.0)
     (req,) = out.datagrams
     msg = decode_message(req.payload)
     bad = [KeyExchange(ke.group, bytes(64)) if isinstance(ke, KeyExchange) else ke for ke in msg.payloads]

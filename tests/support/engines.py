@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from ipaddress import ip_address
 
-from pyipsec.config.proposals import parse_proposals
 from pyipsec.crypto.rand import SeededRandom
 from pyipsec.iana.ikev2 import ProtocolId
 from pyipsec.ike.config import AuthClass, AuthConfig, ChildConfig, ConnectionConfig, EngineConfig, Identity
@@ -21,6 +20,7 @@ from pyipsec.ike.credentials import MemoryCredentials, SharedSecret
 from pyipsec.ike.engine import IkeEngine, Output
 from pyipsec.ike.events import Event
 from pyipsec.ike.proposal import ProposalSpec
+from pyipsec.ike.proposal_text import parse_proposals
 from pyipsec.net.addr import Datagram, Endpoint
 from pyipsec.wire.payloads.ts import TrafficSelector
 from tests.support.pki import NOW
@@ -142,7 +142,8 @@ class EnginePair:
 
     def initiate(self, name: str | None = None) -> None:
         conn = name or self.i_conn.name
-        self._emit(self.i, self.i.engine.initiate(conn, self.now))
+        _, out = self.i.engine.initiate(conn, self.now)
+        self._emit(self.i, out)
 
     def deliver(self) -> bool:
         moved = False

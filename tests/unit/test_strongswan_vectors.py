@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from pyipsec.config.proposals import format_proposal, parse_proposals
 from pyipsec.crypto.aead import AeadSpec
 from pyipsec.crypto.cipher import CipherSpec
 from pyipsec.crypto.integ import IntegSpec
@@ -38,6 +37,7 @@ from pyipsec.ike.keymat import (
     verify_psk_auth,
 )
 from pyipsec.ike.proposal import ChosenProposal, ProposalSpec, select
+from pyipsec.ike.proposal_text import format_proposal, parse_proposals
 from pyipsec.ike.protect import SkProtector
 from pyipsec.wire.message import Message, decode_message, encode_payload_chain
 from pyipsec.wire.payloads.auth import Authentication

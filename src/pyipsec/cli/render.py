@@ -32,9 +32,9 @@ from pyipsec.config.model import (
     Pool,
     PrivateKeySecret,
 )
-from pyipsec.config.proposals import format_proposal
 from pyipsec.control.protocol import JsonValue
 from pyipsec.ike.proposal import ProposalSpec
+from pyipsec.ike.proposal_text import format_proposal
 
 __all__ = [
     "JsonValue",

@@ -44,7 +44,6 @@ from pydantic import (
 )
 
 from pyipsec.config.ids import IDENTITY_ANY, Identity
-from pyipsec.config.proposals import parse_proposals
 from pyipsec.config.values import (
     AddressSpec,
     Count,
@@ -78,6 +77,7 @@ from pyipsec.config.values import (
 )
 from pyipsec.iana.ikev2 import ProtocolId
 from pyipsec.ike.proposal import ProposalSpec
+from pyipsec.ike.proposal_text import parse_proposals
 
 __all__ = [
     "Auth",

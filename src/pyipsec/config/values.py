@@ -34,10 +34,10 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from pyipsec.config.ids import Identity, parse_identity
-from pyipsec.config.proposals import LEGACY_KEYWORDS, format_proposal, parse_proposals
 from pyipsec.errors import ConfigError
 from pyipsec.iana.ikev2 import ProtocolId
 from pyipsec.ike.proposal import ProposalSpec
+from pyipsec.ike.proposal_text import LEGACY_KEYWORDS, format_proposal, parse_proposals
 
 __all__ = [
     "AddressSpec",

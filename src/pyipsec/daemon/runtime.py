@@ -49,16 +49,18 @@ from pyipsec.ike.events import (
     ChildSaInstalled,
     ChildSaOutboundActivated,
     ChildSaRemoved,
+    ChildSaSignal,
     Event,
     IkeSaClosed,
     IkeSaEstablished,
     NatKeepalive,
+    Replacement,
     SaProgress,
+    SignalKind,
     VirtualIpAssigned,
 )
 from pyipsec.ike.pools import MemoryPools
-from pyipsec.ike.state import ChildSaState, IkeSaState
-from pyipsec.ike.tasks.ike_rekey import REDUNDANT
+from pyipsec.ike.proposal_text import format_chosen
 from pyipsec.io.addrs import list_local_addresses
 from pyipsec.io.hostnet import HostNetwork
 from pyipsec.io.udp import UdpPorts
@@ -240,7 +242,9 @@ class _Waiter:
                 domains = f" (search {' '.join(e.domains)})" if e.domains else ""
                 self._step("DNS", f"{', '.join(map(str, e.dns))}{domains}")
         elif isinstance(e, IkeSaEstablished):
-            self.summary.update(remote=str(e.remote), remote_id=e.remote_id, proposal=e.proposal)
+            self.summary.update(
+                remote=str(e.remote), remote_id=e.remote_id, proposal=format_chosen(e.proposal)
+            )
             self._step("IKE SA", f"established with {e.remote_id} at {e.remote}")
             if not self.want_child:
                 self._done(True, "established")
@@ -249,12 +253,11 @@ class _Waiter:
             local = [str(t) for t in e.params.local_ts]
             remote = [str(t) for t in e.params.remote_ts]
             how = "ESP in UDP 4500" if e.params.encap else "ESP"
-            self._step(
-                "CHILD SA", f"{e.child}: {' '.join(local)} === {' '.join(remote)}, {e.proposal}, {how}"
-            )
+            proposal = format_chosen(e.proposal)
+            self._step("CHILD SA", f"{e.child}: {' '.join(local)} === {' '.join(remote)}, {proposal}, {how}")
             if self.tun:
                 self._step("routes", f"{' '.join(remote)} via {self.tun}")
-            self.summary.update(child_proposal=e.proposal, local_ts=list(local), remote_ts=list(remote))
+            self.summary.update(child_proposal=proposal, local_ts=list(local), remote_ts=list(remote))
             self._done(True, "established")
         elif isinstance(e, ChildSaFailed):
             self._done(False, f"IKE SA established, but Child SA {e.child} failed: {e.reason}")
@@ -377,12 +380,12 @@ class Runtime:
         self._stop.set()
 
     async def _shutdown(self) -> None:
-        _log.info("shutting down: deleting %d IKE SAs", len(self.engine.sas()))
+        _log.info("shutting down: deleting %d IKE SAs", len(self.engine.list_sas()))
         self._keep_up.clear()
         for r in self._reconnect.values():
             if r.handle is not None:
                 r.handle.cancel()
-        for sa in self.engine.sas():
+        for sa in self.engine.list_sas():
             with contextlib.suppress(UsageError):
                 self._apply(self.engine.terminate(sa.sa_id, self._now()))
         await asyncio.sleep(0.2)  # let the Deletes leave
@@ -409,19 +412,12 @@ class Runtime:
         self._apply(self.engine.handle_timer(self._now()))
 
     def _on_sa_signal(self, spi_in: bytes, kind: str) -> None:
-        child_id = self._spi_owner.get(spi_in)
-        # the IKE SA that holds the Child SA now (an IKE rekey moves Child SAs to a new one)
-        sa_id = next((s.sa_id for s in self.engine.sas() if child_id in s.children), None)
-        if child_id is None or sa_id is None:
-            return
-        _log.info("Child SA #%d: %s reached in the data plane", child_id, kind.replace("_", " "))
         try:
-            if kind == "hard_lifetime":
-                self._apply(self.engine.terminate_child(sa_id, child_id, self._now()))
-            else:  # soft lifetime by bytes/packets, or the sequence number running out
-                self._apply(self.engine.rekey_child(sa_id, child_id, self._now()))
-        except UsageError as exc:  # e.g. already being rekeyed or deleted
-            _log.debug("Child SA #%d: %s not acted upon: %s", child_id, kind, exc)
+            signal = ChildSaSignal(spi_in, SignalKind(kind))
+        except ValueError:
+            _log.warning("unknown data-plane signal %r for SPI %s", kind, spi_in.hex())
+            return
+        self._apply(self.engine.handle_signal(signal, self._now()))
 
     def _apply(self, out: Output) -> None:
         """Apply the events, then send the datagrams: a message that lets the peer use a new
@@ -500,7 +496,7 @@ class Runtime:
         elif isinstance(e, ChildSaRemoved):
             self._children.pop(e.child_id, None)
             self._spi_owner.pop(e.spi_in, None)
-            if self._replaced(e):
+            if e.replaced_by is not Replacement.NONE:
                 # ESP the peer sent on this SA just before switching may still be queued in
                 # our sockets or on the wire: keep the SA for inbound a little longer, but send
                 # on it no more (the peer has deleted it; a redundant SA of a rekey collision
@@ -533,32 +529,16 @@ class Runtime:
                 w.feed(e)
         self._waiters = [w for w in self._waiters if not w.future.done()]
 
-    def _replaced(self, e: ChildSaRemoved) -> bool:
-        """Whether another installed Child SA of the same name takes over: on the same live IKE
-        SA (a rekey), or on another IKE SA of the connection with the same peer (a
-        reauthentication, whose new IKE SA is up before the old one goes)."""
-        peer = self._sa_peer.get(e.sa_id)
-        for sa in self.engine.sas():
-            if sa.state is not IkeSaState.ESTABLISHED:
-                continue
-            if sa.sa_id != e.sa_id and (peer is None or (sa.name, str(sa.remote_id)) != peer):
-                continue
-            if any(
-                c.name == e.child and c.child_id != e.child_id and c.state is ChildSaState.INSTALLED
-                for c in sa.children.values()
-            ):
-                return True
-        return False
-
     def _closed(self, e: IkeSaClosed) -> None:
-        if e.reason in ("rekeyed", REDUNDANT):
+        if e.cause.replaced:
             return
-        if not any(sa.name == e.connection and sa.original_initiator for sa in self.engine.sas()):
+        remaining = self.engine.list_sas(e.connection)
+        if not any(sa.original_initiator for sa in remaining):
             self.hostnet.restore()
         if e.connection in self._down_requested:
             self._down_requested.discard(e.connection)
             return
-        if e.connection in self._keep_up and not any(sa.name == e.connection for sa in self.engine.sas()):
+        if e.connection in self._keep_up and not remaining:
             self._schedule_reconnect(e.connection, e.reason)
 
     def _refresh_addresses(self) -> None:
@@ -583,10 +563,10 @@ class Runtime:
         to (§3.8)."""
         assert self._loop is not None
         self._refresh_addresses()
-        for sa in self.engine.sas():
-            if not sa.original_initiator or not sa.peer_mobike or sa.state is not IkeSaState.ESTABLISHED:
+        for sa in self.engine.list_sas():
+            if not sa.can_move:
                 continue
-            target = mobike_path(sa.local.ip, sa.remote.ip, sa.peer_addresses, route_source)
+            target = mobike_path(sa.local.ip, sa.remote.ip, sa.peer_addresses or (), route_source)
             if target is None:
                 continue
             src, remote = target
@@ -615,11 +595,11 @@ class Runtime:
         if r is not None:
             r.handle = None
         try:
-            self._apply(self._engine_initiate(name))
+            self._apply(self._engine_initiate(name)[1])
         except UsageError as exc:
             _log.error("cannot start %s: %s", name, exc)
 
-    def _engine_initiate(self, name: str) -> Output:
+    def _engine_initiate(self, name: str) -> tuple[int, Output]:
         """``engine.initiate``; without a concrete ``local_addrs`` (a road warrior), the source
         address is the one the routing table picks for the peer, as strongSwan does."""
         conn = self.engine.config.connections.get(name)
@@ -640,7 +620,7 @@ class Runtime:
         if cmd == "status":
             counters = await self._counters()
             sas: list[JsonValue] = []
-            for sa in self.engine.sas():
+            for sa in self.engine.list_sas():
                 st = ike_sa_status(sa, now)
                 for child in st["children"] if isinstance(st["children"], list) else []:
                     if isinstance(child, dict):
@@ -682,12 +662,12 @@ class Runtime:
         """Rekey the IKE SA (``ike``: true) or every Child SA of the IKE SAs of ``name``; with
         ``reauth``: true, reauthenticate the IKE SAs we initiated (make-before-break)."""
         name, ike = args.get("name"), args.get("ike") is True
-        targets = [sa for sa in self.engine.sas() if sa.name == name and sa.state is IkeSaState.ESTABLISHED]
+        targets = [sa for sa in self.engine.list_sas() if sa.connection == name and sa.established]
         if not targets:
             raise UsageError(f"no established IKE SA for {name!r}")
         started: list[JsonValue] = []
         if args.get("reauth") is True:
-            ours = [sa for sa in targets if sa.original_initiator and sa.reauth_by is None]
+            ours = [sa for sa in targets if sa.original_initiator and not sa.reauthenticating]
             if not ours:
                 raise UsageError(f"no IKE SA of {name!r} that we initiated and that is not reauthenticating")
             for sa in ours:
@@ -696,10 +676,11 @@ class Runtime:
             return {"reauthenticating": started}
         for sa in targets:
             if ike:
-                self._apply(self.engine.rekey_ike(sa.sa_id, self._now()))
-                started.append(sa.sa_id)
+                with contextlib.suppress(UsageError):  # e.g. already being rekeyed
+                    self._apply(self.engine.rekey_ike(sa.sa_id, self._now()))
+                    started.append(sa.sa_id)
                 continue
-            for child in list(sa.children.values()):
+            for child in sa.children:
                 with contextlib.suppress(UsageError):
                     self._apply(self.engine.rekey_child(sa.sa_id, child.child_id, self._now()))
                     started.append(child.child_id)
@@ -718,22 +699,21 @@ class Runtime:
         if conn is None:
             raise UsageError(f"no connection named {name!r}")
         assert self._loop is not None
-        mine = [sa for sa in self.engine.sas() if sa.name == name and sa.original_initiator]
-        up = next((sa for sa in mine if sa.state is IkeSaState.ESTABLISHED), None)
+        mine = [sa for sa in self.engine.list_sas(name) if sa.original_initiator]
+        up = next((sa for sa in mine if sa.established), None)
         if up is not None:  # already up (e.g. started with the daemon): report it
             return {
                 "sa_id": up.sa_id,
                 "ok": True,
                 "message": "already established",
-                "children": [c.name for c in up.children.values()],
+                "children": [c.name for c in up.children],
                 "virtual_ips": [str(a) for a in up.virtual_ips],
                 "dns": [],
             }
-        connecting = next((sa for sa in mine if sa.state is IkeSaState.CONNECTING), None)
+        connecting = next((sa for sa in mine if sa.connecting), None)
         out = None
         if connecting is None:
-            out = self._engine_initiate(name)
-            sa_id = max(sa.sa_id for sa in self.engine.sas() if sa.name == name)
+            sa_id, out = self._engine_initiate(name)
         else:
             sa_id = connecting.sa_id
         tun = self.config.settings.tun if self.config.settings.dataplane else ""
@@ -752,8 +732,9 @@ class Runtime:
         name, sa_id = args.get("name"), args.get("sa_id")
         targets = [
             sa
-            for sa in self.engine.sas()
-            if (isinstance(sa_id, int) and sa.sa_id == sa_id) or (isinstance(name, str) and sa.name == name)
+            for sa in self.engine.list_sas()
+            if (isinstance(sa_id, int) and sa.sa_id == sa_id)
+            or (isinstance(name, str) and sa.connection == name)
         ]
         if isinstance(name, str):
             r = self._reconnect.pop(name, None)
@@ -767,7 +748,7 @@ class Runtime:
         waiters = [_Waiter(sa.sa_id, False, self._loop.create_future()) for sa in targets]
         self._waiters.extend(waiters)
         for sa in targets:
-            self._down_requested.add(sa.name)
+            self._down_requested.add(sa.connection)
             self._apply(self.engine.terminate(sa.sa_id, self._now()))
         done, _ = await asyncio.wait([w.future for w in waiters], timeout=30.0)
         closed: list[JsonValue] = [w.sa_id for w in waiters if w.future in done]

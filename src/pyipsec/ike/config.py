@@ -14,7 +14,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from pyipsec.iana.ikev2 import IdType
 from pyipsec.ike.proposal import ProposalSpec
 from pyipsec.ike.retransmit import RetransmitPolicy
-from pyipsec.wire.payloads.ident import Identification
+from pyipsec.wire.payloads.ident import Identification, dn_text
 from pyipsec.wire.payloads.ts import TrafficSelector
 
 __all__ = [
@@ -85,8 +85,6 @@ class Identity:
         if self.id_type in (IdType.ID_FQDN, IdType.ID_RFC822_ADDR):
             return self.data.decode("utf-8", "replace")
         if self.id_type == IdType.ID_DER_ASN1_DN:
-            from pyipsec.wire.payloads.ident import dn_text  # noqa: PLC0415 - keep the view lazy
-
             return dn_text(self.data)
         return "#" + self.data.hex()
 

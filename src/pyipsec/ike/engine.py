@@ -1,31 +1,28 @@
 """``IkeEngine``: the sans-I/O IKEv2 core (DESIGN.md §1, §3).
 
-Datagrams, timer ticks and API calls go in, each with the monotonic time ``now``;
-datagrams to send and events come out as an :class:`Output`. The engine owns the SA
-tables and routes each message by SPI: a request from an original initiator is looked up
-by our responder SPI (IKE_SA_INIT requests, which carry SPIr = 0, by the initiator's SPI
-and address, so retransmissions find their half-open SA), a message to us as original
-initiator by our initiator SPI.
+Datagrams, timer ticks, data-plane signals and API calls go in, each with the monotonic time
+``now``; datagrams to send and events come out as an :class:`Output`. The engine decides
+*which* IKE SA does *what* and *when*; the task manager (``ike.manager``) runs the exchanges,
+the tasks (``ike.tasks``) give them meaning, the SAs (``ike.sa``) hold the state.
+
+Where a datagram goes: :meth:`IkeEngine.receive_datagram` decodes the header and routes it by
+SPI — a request from an original initiator by our responder SPI (IKE_SA_INIT requests, which
+carry SPIr = 0, by the initiator's SPI and address, so retransmissions find their half-open
+SA), a message to us as original initiator by our initiator SPI — to
+``TaskManager.receive``, which drops, answers from its cache, or hands it to the tasks.
+Messages that do not decode, or that arrive for an unknown SPI, are dropped and counted
+(there is nobody to answer, RFC 7296 §2.21).
 
 New IKE_SA_INIT requests create responder SAs, unless more than ``cookie_threshold`` are
-half-open: then a stateless COOKIE is demanded first (RFC 7296 §2.6). Half-open SAs
-expire after ``half_open_timeout``. Messages that do not decode, or that arrive for an
-unknown SPI, are dropped and counted (there is nobody to answer, §2.21).
+half-open: then a stateless COOKIE is demanded first (§2.6). Half-open SAs expire after
+``half_open_timeout``. The engine's timers (one deadline: :meth:`next_deadline`) start
+Child SA rekeys and deletes at their soft and hard lifetimes, IKE rekeys, reauthentication
+(``tasks.ike_reauth``), DPD, NAT keepalives, and retransmissions (the task manager's).
 
-Reauthentication (RFC 7296 §2.8.3, make-before-break as strongSwan's ``make_before_break``):
-when an original initiator's ``reauth_at`` comes (``reauth_time`` with jitter, or sooner
-after an AUTH_LIFETIME, RFC 4478), or on :meth:`IkeEngine.reauthenticate`, a new IKE SA to
-the same peer runs IKE_SA_INIT and IKE_AUTH with fresh authentication, without
-INITIAL_CONTACT and asking for the virtual IPs the old SA holds. It recreates the old SA's
-Child SAs (one per child config: the first in IKE_AUTH, the others with CREATE_CHILD_SA);
-when all are installed, the old IKE SA is deleted (its Child SAs with it). The new SA's
-``reauth_of`` and its ``IkeSaEstablished.reauth_of`` name the old SA; the old SA's
-``reauth_by`` names the new one while it is under way (and keeps the old SA from starting
-an IKE rekey or another reauthentication). If the new SA fails (or lacks a Child SA, and is
-deleted), the old one stays and tries again 10-30 s later; the reason is logged. On the
-responder the new SA's Child SAs send nothing until the old SA is gone (``ike_auth``). A
-responder with a ``reauth_time`` deletes an SA that was not reauthenticated within it and a
-grace period (a tenth of it, at least 30 s): the peer was told with AUTH_LIFETIME.
+The runtime needs nothing but this module's API: :meth:`initiate` returns the new SA's id,
+:meth:`list_sas` describes every SA (``ike.info``), :meth:`handle_signal` takes the data
+plane's lifetime signals, and the events say why an SA went (``CloseCause``) and what
+replaced a Child SA.
 """
 
 from __future__ import annotations
@@ -38,20 +35,19 @@ from typing import TYPE_CHECKING, NamedTuple
 from pyipsec.crypto.rand import OS_RANDOM, RandomSource
 from pyipsec.errors import DecodeError, UsageError
 from pyipsec.iana.ikev2 import ExchangeType, NotifyType
-from pyipsec.ike.config import ChildConfig, ConnectionConfig, EngineConfig
+from pyipsec.ike.config import ConnectionConfig, EngineConfig
 from pyipsec.ike.cookies import CookieJar
 from pyipsec.ike.credentials import CredentialStore
-from pyipsec.ike.events import Event, NatKeepalive
-from pyipsec.ike.exchanger import Exchange
+from pyipsec.ike.events import ChildSaSignal, CloseCause, Event, NatKeepalive, SignalKind
+from pyipsec.ike.info import IkeSaInfo, describe
+from pyipsec.ike.manager import TaskManager
 from pyipsec.ike.pools import AddressPools, MemoryPools
 from pyipsec.ike.sa import ChildSa, EngineContext, IkeSa
-from pyipsec.ike.state import ChildSaState, IkeSaState
-from pyipsec.ike.tasks.child_create import ChildCreateTask
-from pyipsec.ike.tasks.ike_auth import IkeAuthTask
-from pyipsec.ike.tasks.ike_config import IkeConfigTask
-from pyipsec.ike.tasks.ike_init import IkeInitTask
+from pyipsec.ike.state import ChildSaState, IkeEvent, IkeSaState
+from pyipsec.ike.task import Step
+from pyipsec.ike.tasks import ike_reauth
+from pyipsec.ike.tasks.ike_mobike import wanted_addresses
 from pyipsec.ike.tasks.ike_rekey import REDUNDANT
-from pyipsec.ike.tasks.informational import ChildDeleteTask, IkeDeleteTask, LivenessTask, activate
 from pyipsec.net.addr import Datagram, Endpoint, IPAddress
 from pyipsec.wire.message import Message, decode_message, encode_message
 from pyipsec.wire.payloads.nonce import Nonce
@@ -91,23 +87,23 @@ class IkeEngine:
         pools: AddressPools | None = None,
         eap_server: Callable[[], EapServer] | None = None,
     ) -> None:
+        self.tasks = TaskManager(register=self._register)
         self.ctx = EngineContext(
             config=config,
             creds=creds,
             rng=rng,
+            followups=self.tasks,
             wall_clock=wall_clock,
             pools=pools or MemoryPools(),
             eap_server=eap_server,
+            new_ike_spi=self._new_spi,
+            sas=self.sas,
         )
-        self.ctx.adopt = self._adopt
-        self.ctx.new_ike_spi = self._new_spi
-        self.ctx.sas = self.sas
         self._sas: dict[bytes, IkeSa] = {}  # by our SPI
         self._half_open: dict[tuple[bytes, Endpoint], IkeSa] = {}
         self._cookies = CookieJar(rng)
         self.stats = EngineStats()
         self._out: list[Datagram] = []
-        self._events: list[Event] = []
 
     # -- queries --------------------------------------------------------------------------------
 
@@ -116,34 +112,43 @@ class IkeEngine:
         return self.ctx.config
 
     def sas(self) -> list[IkeSa]:
+        """Every IKE SA, oldest first (the objects themselves: for tests and the engine's own use;
+        the daemon reads :meth:`list_sas`)."""
         return sorted({id(s): s for s in self._sas.values()}.values(), key=lambda s: s.sa_id)
 
     def sa(self, sa_id: int) -> IkeSa | None:
         return next((s for s in self._sas.values() if s.sa_id == sa_id), None)
+
+    def list_sas(self, connection: str | None = None) -> list[IkeSaInfo]:
+        """A snapshot of every IKE SA (of ``connection``) and its Child SAs, like swanctl --list-sas."""
+        return [describe(sa) for sa in self.sas() if connection is None or sa.name == connection]
 
     def next_deadline(self) -> float | None:
         deadlines = [d for s in self.sas() if (d := self._sa_deadline(s)) is not None]
         return min(deadlines, default=None)
 
     def _sa_deadline(self, sa: IkeSa) -> float | None:
-        times = [sa.exchanger.deadline()]
+        times = [self.tasks.deadline(sa)]
         if not sa.initiator and sa.state is IkeSaState.CONNECTING:
             times.append(sa.created_at + self.config.half_open_timeout)
-        if sa.state is IkeSaState.ESTABLISHED:
-            busy = sa.rekeying or sa.reauth_by is not None  # (a reauthentication defers the rekey)
+        if sa.state is IkeSaState.REDUNDANT:
+            times.append(sa.redundant_at)
+        if sa.active:
+            idle = sa.state is IkeSaState.ESTABLISHED  # (a rekey or reauthentication defers the other)
             times += [
-                None if busy else sa.rekey_at,
+                sa.rekey_at if idle else None,
+                sa.reauth_at if idle else None,
                 sa.dpd_at,
                 self._keepalive_at(sa),
-                sa.redundant_at,
-                None if busy else sa.reauth_at,
             ]
             for c in sa.children.values():
                 if c.state is ChildSaState.INSTALLED:
-                    times += [c.expire_at, None if c.rekeying or c.successor else c.rekey_at]
+                    times += [c.expire_at, c.rekey_at]
+                elif c.state is ChildSaState.REKEYING:
+                    times.append(c.expire_at)
         return min((t for t in times if t is not None), default=None)
 
-    # -- API -------------------------------------------------------------------------------------
+    # -- API: starting and ending -----------------------------------------------------------------
 
     def reconfigure(self, config: EngineConfig) -> None:
         """New configuration for new SAs; existing SAs keep theirs."""
@@ -151,34 +156,26 @@ class IkeEngine:
 
     def initiate(
         self, connection: str, now: float, *, local: Endpoint | None = None, remote: Endpoint | None = None
-    ) -> Output:
-        """Start an IKE SA for ``connection`` (with its first child, if it has children)."""
+    ) -> tuple[int, Output]:
+        """Start an IKE SA for ``connection`` (with its first child, if it has children); returns
+        the new SA's id and what to send."""
         self.ctx.now = now
         conn = self.config.connections.get(connection)
         if conn is None:
             raise UsageError(f"no connection named {connection!r}")
-        if local is None or remote is None:
-            local = local or Endpoint.parse(
-                _first_concrete(conn.local_addrs, "local_addrs", conn), conn.local_port
-            )
-            remote = remote or Endpoint.parse(
-                _first_concrete(conn.remote_addrs, "remote_addrs", conn), conn.remote_port
-            )
-        self._start(conn, local, remote, conn.children[0] if conn.children else None, now)
-        return self._drain()
+        local = local or Endpoint.parse(
+            _first_concrete(conn.local_addrs, "local_addrs", conn), conn.local_port
+        )
+        remote = remote or Endpoint.parse(
+            _first_concrete(conn.remote_addrs, "remote_addrs", conn), conn.remote_port
+        )
+        sa = self._new_initiator(conn, local, remote)
+        sa.log.info("initiating IKE SA to %s", remote)
+        self._guarded(sa, lambda: self.tasks.connect(sa, conn.children[:1]))
+        return sa.sa_id, self._drain()
 
-    def _start(
-        self,
-        conn: ConnectionConfig,
-        local: Endpoint,
-        remote: Endpoint,
-        first_child: ChildConfig | None,
-        now: float,
-        *,
-        reauth_of: IkeSa | None = None,
-        more_children: tuple[ChildConfig, ...] = (),
-    ) -> IkeSa:
-        """A new IKE SA as original initiator: IKE_SA_INIT, then IKE_AUTH with ``first_child``."""
+    def _new_initiator(self, conn: ConnectionConfig, local: Endpoint, remote: Endpoint) -> IkeSa:
+        """A new IKE SA as original initiator, registered, CONNECTING."""
         sa = IkeSa(
             self.ctx,
             initiator=True,
@@ -188,165 +185,43 @@ class IkeEngine:
             spi_r=_ZERO_SPI,
             connection=conn,
             candidates=(conn,),
-            now=now,
+            now=self.ctx.now,
         )
-        sa.set_state(IkeSaState.CONNECTING)
-        sa.first_child = first_child
-        if reauth_of is not None:
-            sa.reauth_of = reauth_of.sa_id
-            sa.vips_asked = reauth_of.virtual_ips
-            sa.reauth_children = tuple(c.name for c in (first_child, *more_children) if c is not None)
-            reauth_of.reauth_by = sa.sa_id
+        sa.apply(IkeEvent.CONNECT)
         self._sas[sa.spi_i] = sa
-        sa.log.info(
-            "initiating IKE SA to %s%s", remote, f" to reauthenticate #{reauth_of.sa_id}" if reauth_of else ""
-        )
-
-        def auth_step() -> None:
-            if sa.nat_detected or conn.mobike:  # with MOBIKE, IKE always uses the NAT-T port (RFC 4555 §3.3)
-                sa.float_to_nat_t()
-            sa.exchanger.start(
-                Exchange(
-                    ExchangeType.IKE_AUTH,
-                    [
-                        IkeAuthTask(),
-                        IkeConfigTask(),
-                        ChildCreateTask(in_ike_auth=True, config=sa.first_child),
-                    ],
-                    on_done=None if reauth_of is None else lambda: self._reauth_children(sa, more_children),
-                ),
-                self.ctx.now,
-            )
-
-        sa.exchanger.start(Exchange(ExchangeType.IKE_SA_INIT, [IkeInitTask()], on_done=auth_step), now)
         return sa
-
-    # -- reauthentication (RFC 7296 §2.8.3) -----------------------------------------------------
 
     def reauthenticate(self, sa_id: int, now: float) -> Output:
         """Reauthenticate the IKE SA now: a new IKE SA replaces it, make-before-break."""
         self.ctx.now = now
-        sa = self._established(sa_id)
+        sa = self._active(sa_id)
         if not sa.original_initiator:
             raise UsageError(f"IKE SA #{sa_id}: only the original initiator reauthenticates")
-        if sa.reauth_by is not None:
-            raise UsageError(f"IKE SA #{sa_id} is being reauthenticated already (by #{sa.reauth_by})")
-        self._reauth(sa, now)
+        if sa.state is not IkeSaState.ESTABLISHED:
+            raise UsageError(f"IKE SA #{sa_id} is {sa.state.name} (being replaced already)")
+        self._reauth(sa)
         return self._drain()
 
-    def _reauth(self, old: IkeSa, now: float) -> None:
+    def _reauth(self, old: IkeSa) -> None:
         conn = old.connection
         assert conn is not None
-        configs: list[ChildConfig] = []
-        for child in sorted(old.children.values(), key=lambda c: c.child_id):
-            live = child.state in (ChildSaState.INSTALLED, ChildSaState.REKEYING, ChildSaState.REKEYED)
-            if live and all(c.name != child.name for c in configs):
-                configs.append(child.config)
-        old.reauth_at = None
-        old.log.info(
-            "reauthenticating: a new IKE SA with %s", ", ".join(c.name for c in configs) or "no Child SA"
+        configs, local, remote = ike_reauth.plan(old)
+        new = self._new_initiator(conn, local, remote)
+        ike_reauth.link(old, new, configs)
+        new.log.info("initiating IKE SA to %s to reauthenticate #%d", remote, old.sa_id)
+        self._guarded(
+            new, lambda: self.tasks.connect(new, configs, then=Step(ike_reauth.complete, "reauthenticated"))
         )
-        local = old.local.with_port(conn.local_port)
-        remote = old.remote.with_port(conn.remote_port)
-        first = configs[0] if configs else None
-        self._start(conn, local, remote, first, now, reauth_of=old, more_children=tuple(configs[1:]))
-
-    def _reauth_overdue(self, sa: IkeSa, now: float) -> None:
-        """Responder: the peer did not reauthenticate within the AUTH_LIFETIME we sent it (and a
-        grace period): delete the SA (RFC 4478 §3)."""
-        sa.reauth_at = None
-        reason = "the peer did not reauthenticate in time (AUTH_LIFETIME, RFC 4478)"
-        sa.log.info("%s: deleting the IKE SA", reason)
-        sa.set_state(IkeSaState.DELETING)
-        sa.exchanger.queue.clear()
-        sa.exchanger.start(Exchange(ExchangeType.INFORMATIONAL, [IkeDeleteTask(reason)]), now)
-
-    def _reauth_children(self, new: IkeSa, more: tuple[ChildConfig, ...]) -> None:
-        """IKE_AUTH of a reauthentication is done: the further Child SAs, then the switch."""
-        if new.state is not IkeSaState.ESTABLISHED:
-            return
-        now = self.ctx.now
-        for n, cfg in enumerate(more):
-            last = n == len(more) - 1
-            new.exchanger.start(
-                Exchange(
-                    ExchangeType.CREATE_CHILD_SA,
-                    [ChildCreateTask(in_ike_auth=False, config=cfg)],
-                    on_done=(lambda: self._reauth_complete(new)) if last else None,
-                ),
-                now,
-            )
-        if not more:
-            self._reauth_complete(new)
-
-    def _reauthenticated(self, new: IkeSa) -> IkeSa | None:
-        """The live SA that ``new`` reauthenticates (it may have been rekeyed meanwhile)."""
-        return next((s for s in self.sas() if s is not new and s.reauth_by == new.sa_id), None)
-
-    def _reauth_complete(self, new: IkeSa) -> None:
-        if new.state is not IkeSaState.ESTABLISHED or new.reauth_done:
-            return
-        now = self.ctx.now
-        installed = {c.name for c in new.children.values() if c.state is ChildSaState.INSTALLED}
-        missing = [name for name in new.reauth_children if name not in installed]
-        if missing:
-            reason = f"reauthentication incomplete: Child SA {', '.join(missing)} not recreated"
-            new.log.warning("%s; deleting this IKE SA, the old one stays", reason)
-            new.set_state(IkeSaState.DELETING)
-            new.exchanger.queue.clear()
-            new.exchanger.start(Exchange(ExchangeType.INFORMATIONAL, [IkeDeleteTask(reason)]), now)
-            return
-        new.reauth_done = True
-        old = self._reauthenticated(new)
-        if old is None:
-            new.log.info("reauthentication complete (the old IKE SA is gone already)")
-            return
-        old.reauth_by = None
-        if old.state is not IkeSaState.ESTABLISHED:
-            return
-        new.log.info("reauthentication complete: deleting IKE SA #%d", old.sa_id)
-        old.set_state(IkeSaState.DELETING)
-        old.exchanger.queue.clear()
-        old.exchanger.start(
-            Exchange(ExchangeType.INFORMATIONAL, [IkeDeleteTask(f"reauthenticated as IKE SA #{new.sa_id}")]),
-            now,
-        )
-
-    def _reauth_bookkeeping(self) -> None:
-        """Before closed SAs are forgotten: a failed reauthentication leaves the old SA to try
-        again later; a reauthenticated SA that is gone lets the new SA's Child SAs send."""
-        closed = {id(s): s for s in self._sas.values() if s.state is IkeSaState.CLOSED}.values()
-        for sa in closed:
-            if sa.reauth_of is not None and not sa.reauth_done:
-                sa.reauth_done = True
-                old = self._reauthenticated(sa)
-                if old is not None:
-                    old.reauth_by = None
-                    if old.original_initiator and old.state is IkeSaState.ESTABLISHED:
-                        delay = 10 + 20 * int.from_bytes(self.ctx.rng.random_bytes(1), "big") / 255
-                        old.reauth_at = self.ctx.now + delay
-                        old.log.warning(
-                            "reauthentication failed (%s); this IKE SA stays, retrying in %.0f s",
-                            sa.close_reason,
-                            delay,
-                        )
-            for new in self.sas():
-                if new.reauth_of == sa.sa_id and new.state is IkeSaState.ESTABLISHED and not new.reauth_done:
-                    new.reauth_done = True
-                    for child in new.children.values():
-                        activate(new, child)
 
     def initiate_child(self, sa_id: int, child: str, now: float) -> Output:
         """A further Child SA on an established IKE SA (CREATE_CHILD_SA)."""
         self.ctx.now = now
-        sa = self._established(sa_id)
+        sa = self._active(sa_id)
         assert sa.connection is not None
         cfg = sa.connection.child(child)
         if cfg is None:
             raise UsageError(f"connection {sa.name!r} has no child {child!r}")
-        sa.exchanger.start(
-            Exchange(ExchangeType.CREATE_CHILD_SA, [ChildCreateTask(in_ike_auth=False, config=cfg)]), now
-        )
+        self._guarded(sa, lambda: self.tasks.create_child(sa, cfg))
         return self._drain()
 
     def terminate(self, sa_id: int, now: float) -> Output:
@@ -355,35 +230,113 @@ class IkeEngine:
         sa = self.sa(sa_id)
         if sa is None:
             raise UsageError(f"no IKE SA #{sa_id}")
-        if sa.state is IkeSaState.ESTABLISHED:
-            sa.set_state(IkeSaState.DELETING)
-            sa.exchanger.queue.clear()
-            sa.exchanger.start(Exchange(ExchangeType.INFORMATIONAL, [IkeDeleteTask()]), now)
-        else:
-            sa.close("deleted locally before it was established")
+        if sa.active:
+            self._guarded(sa, lambda: self.tasks.delete_ike(sa, CloseCause.LOCAL, "deleted locally"))
+        elif sa.state is not IkeSaState.DELETING:
+            self.tasks.close(sa, CloseCause.LOCAL, "deleted locally before it was established")
         return self._drain()
 
     def terminate_child(self, sa_id: int, child_id: int, now: float) -> Output:
         self.ctx.now = now
-        sa = self._established(sa_id)
-        child = sa.children.get(child_id)
-        if child is None or child.state is not ChildSaState.INSTALLED:
-            raise UsageError(f"no installed Child SA #{child_id} on IKE SA #{sa_id}")
-        sa.exchanger.start(Exchange(ExchangeType.INFORMATIONAL, [ChildDeleteTask(child)]), now)
+        sa = self._active(sa_id)
+        child = self._installed(sa, child_id)
+        self._guarded(sa, lambda: self.tasks.delete_child(sa, child, "deleted locally"))
         return self._drain()
 
     def check_liveness(self, sa_id: int, now: float) -> Output:
         """An empty INFORMATIONAL request; the SA closes if the peer never answers (DPD)."""
         self.ctx.now = now
-        sa = self._established(sa_id)
-        sa.exchanger.start(Exchange(ExchangeType.INFORMATIONAL, [LivenessTask()]), now)
+        sa = self._active(sa_id)
+        self._guarded(sa, lambda: self.tasks.check_liveness(sa))
         return self._drain()
 
-    def _established(self, sa_id: int) -> IkeSa:
+    def rekey_child(self, sa_id: int, child_id: int, now: float) -> Output:
+        """Rekey one Child SA now (CREATE_CHILD_SA with REKEY_SA)."""
+        self.ctx.now = now
+        sa = self._active(sa_id)
+        child = self._installed(sa, child_id)
+        self._guarded(sa, lambda: self.tasks.rekey_child(sa, child))
+        return self._drain()
+
+    def rekey_ike(self, sa_id: int, now: float) -> Output:
+        """Rekey the IKE SA now (CREATE_CHILD_SA with an IKE proposal, RFC 7296 §1.3.2)."""
+        self.ctx.now = now
+        sa = self._active(sa_id)
+        if sa.state is not IkeSaState.ESTABLISHED:
+            raise UsageError(f"IKE SA #{sa_id} is {sa.state.name}")
+        self._guarded(sa, lambda: self.tasks.rekey_ike(sa))
+        return self._drain()
+
+    def _active(self, sa_id: int) -> IkeSa:
         sa = self.sa(sa_id)
-        if sa is None or sa.state is not IkeSaState.ESTABLISHED:
+        if sa is None or not sa.active:
             raise UsageError(f"no established IKE SA #{sa_id}")
         return sa
+
+    @staticmethod
+    def _installed(sa: IkeSa, child_id: int) -> ChildSa:
+        child = sa.children.get(child_id)
+        if child is None or child.state is not ChildSaState.INSTALLED:
+            raise UsageError(f"no installed Child SA #{child_id} on IKE SA #{sa.sa_id}")
+        return child
+
+    # -- API: the data plane and the host -------------------------------------------------------
+
+    def handle_signal(self, signal: ChildSaSignal, now: float) -> Output:
+        """The data plane says a Child SA reached a volume lifetime or runs out of sequence
+        numbers: rekey it (soft), or delete it (hard). A Child SA that is being rekeyed or
+        deleted already, or is gone, needs nothing more."""
+        self.ctx.now = now
+        found = next(
+            ((sa, c) for sa in self.sas() for c in sa.children.values() if c.spi_in == signal.spi_in), None
+        )
+        if found is None or not found[0].active or found[1].state is not ChildSaState.INSTALLED:
+            return self._drain()
+        sa, child = found
+        what = signal.kind.value.replace("_", " ")
+        sa.log.info("Child SA %s{%d}: %s reached in the data plane", child.name, child.child_id, what)
+        if signal.kind is SignalKind.HARD_LIFETIME:
+            self._guarded(sa, lambda: self.tasks.delete_child(sa, child, "hard lifetime expired"))
+        else:
+            self._guarded(sa, lambda: self.tasks.rekey_child(sa, child))
+        return self._drain()
+
+    def update_sa_address(
+        self, sa_id: int, local: Endpoint, now: float, *, remote: IPAddress | None = None
+    ) -> Output:
+        """MOBIKE (RFC 4555 §3.5): our address changed; move the IKE SA and its Child SAs to
+        ``local`` (and to the peer's address ``remote``, one of its additional addresses, when
+        its current one is unreachable). The UPDATE_SA_ADDRESSES request carries COOKIE2 and,
+        unanswered, falls back to the peer's additional addresses (§3.8)."""
+        self.ctx.now = now
+        sa = self._active(sa_id)
+        if not sa.original_initiator or not sa.peer_mobike:
+            raise UsageError(
+                f"IKE SA #{sa_id} cannot move: "
+                f"{'not the original initiator' if not sa.original_initiator else 'no MOBIKE'}"
+            )
+        sa.local = local.with_port(self.config.nat_t_port)
+        sa.remote = Endpoint(remote or sa.remote.ip, self.config.nat_t_port)
+        sa.log.info("MOBIKE: moving to %s - %s", sa.local, sa.remote)
+        self._guarded(sa, lambda: self.tasks.move(sa, now))
+        return self._drain()
+
+    def set_local_addresses(self, addrs: Sequence[IPAddress], now: float) -> Output:
+        """MOBIKE (RFC 4555 §3.6): the daemon reports our usable local addresses. Each established
+        MOBIKE SA whose announced list of additional addresses (all but the one it uses) differs
+        gets an INFORMATIONAL with the new list; new SAs announce it in IKE_AUTH."""
+        self.ctx.now = now
+        self.ctx.local_addresses = tuple(dict.fromkeys(addrs))
+        for sa in self.sas():
+            if not sa.active or not sa.peer_mobike:
+                continue
+            if wanted_addresses(sa) == sa.announced_addresses:
+                continue
+            if sa.original_initiator and sa.local.ip not in self.ctx.local_addresses:
+                continue  # it has to move: its UPDATE_SA_ADDRESSES will carry the new list
+            sa.log.info("MOBIKE: our addresses changed, telling the peer")
+            self._guarded(sa, lambda sa=sa: self.tasks.announce_addresses(sa))  # type: ignore[misc]
+        return self._drain()
 
     # -- input ------------------------------------------------------------------------------------
 
@@ -394,97 +347,60 @@ class IkeEngine:
             half_open = not sa.initiator and sa.state is IkeSaState.CONNECTING
             if half_open and now >= sa.created_at + self.config.half_open_timeout:
                 self.stats.half_open_expired += 1
-                sa.close("half-open SA expired")
+                self.tasks.close(sa, CloseCause.TIMEOUT, "half-open SA expired")
                 continue
-            self._guarded(sa, lambda sa=sa: sa.exchanger.on_timer(now))  # type: ignore[misc]
-            if sa.state is IkeSaState.ESTABLISHED:
+            self._guarded(sa, lambda sa=sa: self.tasks.on_timer(sa, now))  # type: ignore[misc]
+            if sa.active or sa.state is IkeSaState.REDUNDANT:
                 self._guarded(sa, lambda sa=sa: self._lifetimes(sa, now))  # type: ignore[misc]
         return self._drain()
 
     def _lifetimes(self, sa: IkeSa, now: float) -> None:
-        """Rekey Child SAs at their soft lifetime, delete them at the hard one; DPD; IKE rekey."""
+        """Rekey Child SAs at their soft lifetime, delete them at the hard one; IKE rekey,
+        reauthentication, DPD, NAT keepalives; a redundant SA the peer never deleted."""
+        if sa.state is IkeSaState.REDUNDANT:
+            if sa.redundant_at is not None and now >= sa.redundant_at:
+                # the peer never deleted its redundant SA (it may never have finished it): a last
+                # Delete, not awaited (tasks/ike_rekey.py)
+                sa.redundant_at = None
+                self.tasks.close(sa, CloseCause.REDUNDANT, REDUNDANT, notify_peer=True)
+            return
         for child in list(sa.children.values()):
-            if child.state is not ChildSaState.INSTALLED:
-                continue
-            if child.expire_at is not None and now >= child.expire_at:
+            expiring = child.state in (ChildSaState.INSTALLED, ChildSaState.REKEYING)
+            if expiring and child.expire_at is not None and now >= child.expire_at:
                 sa.log.info("Child SA %s{%d} reached its hard lifetime", child.name, child.child_id)
                 child.expire_at = None
-                sa.exchanger.start(
-                    Exchange(ExchangeType.INFORMATIONAL, [ChildDeleteTask(child, "hard lifetime expired")]),
-                    now,
-                )
+                self.tasks.delete_child(sa, child, "hard lifetime expired")
             elif (
-                child.rekey_at is not None
-                and now >= child.rekey_at
-                and not child.rekeying
-                and not child.successor
+                child.state is ChildSaState.INSTALLED and child.rekey_at is not None and now >= child.rekey_at
             ):
-                self._rekey_child(sa, child, now)
-        reauth_busy = sa.reauth_by is not None
-        if sa.rekey_at is not None and now >= sa.rekey_at and not sa.rekeying and not reauth_busy:
-            self._rekey_ike(sa, now)
-        if sa.reauth_at is not None and now >= sa.reauth_at and not sa.rekeying and not reauth_busy:
+                self.tasks.rekey_child(sa, child)
+        if sa.state is IkeSaState.ESTABLISHED and sa.rekey_at is not None and now >= sa.rekey_at:
+            self.tasks.rekey_ike(sa)
+        if sa.state is IkeSaState.ESTABLISHED and sa.reauth_at is not None and now >= sa.reauth_at:
             if sa.original_initiator:
-                self._reauth(sa, now)
+                self._reauth(sa)
             else:
-                self._reauth_overdue(sa, now)
-        if sa.redundant_at is not None and now >= sa.redundant_at:
-            # the peer never deleted its redundant SA (it may never have finished it): a last
-            # Delete, not awaited (tasks/ike_rekey.py)
-            sa.redundant_at = None
-            sa.close(REDUNDANT, notify_peer=True)
+                ike_reauth.overdue(sa)
         keepalive_at = self._keepalive_at(sa)
         if keepalive_at is not None and now >= keepalive_at:
             sa.last_sent = now
             sa.events.append(NatKeepalive(sa.sa_id, sa.local, sa.remote))
         if sa.dpd_at is not None and now >= sa.dpd_at:
             sa.dpd_at = None
-            if not sa.exchanger.busy():
-                sa.exchanger.start(Exchange(ExchangeType.INFORMATIONAL, [LivenessTask()]), now)
+            if not self.tasks.busy(sa):
+                self.tasks.check_liveness(sa)
 
     def _keepalive_at(self, sa: IkeSa) -> float | None:
         interval = self.config.keepalive_interval
         return sa.last_sent + interval if sa.nat_local and interval > 0 else None
 
-    def _rekey_child(self, sa: IkeSa, child: ChildSa, now: float) -> None:
-        sa.log.info("rekeying Child SA %s{%d}", child.name, child.child_id)
-        child.rekeying = True
-        sa.exchanger.start(
-            Exchange(ExchangeType.CREATE_CHILD_SA, [ChildCreateTask(in_ike_auth=False, rekey=child)]), now
-        )
-
-    def rekey_child(self, sa_id: int, child_id: int, now: float) -> Output:
-        """Rekey one Child SA now (CREATE_CHILD_SA with REKEY_SA)."""
-        sa = self._established(sa_id)
-        child = sa.children.get(child_id)
-        if child is None or child.state is not ChildSaState.INSTALLED or child.successor is not None:
-            raise UsageError(f"no installed Child SA #{child_id} on IKE SA #{sa_id}")
-        self.ctx.now = now
-        self._rekey_child(sa, child, now)
-        return self._drain()
-
-    def _rekey_ike(self, sa: IkeSa, now: float) -> None:
-        from pyipsec.ike.tasks.ike_rekey import IkeRekeyTask  # noqa: PLC0415
-
-        sa.log.info("rekeying the IKE SA")
-        sa.rekeying = True
-        sa.exchanger.start(Exchange(ExchangeType.CREATE_CHILD_SA, [IkeRekeyTask()]), now)
-
-    def rekey_ike(self, sa_id: int, now: float) -> Output:
-        """Rekey the IKE SA now (CREATE_CHILD_SA with an IKE proposal, RFC 7296 §1.3.2)."""
-        sa = self._established(sa_id)
-        self.ctx.now = now
-        self._rekey_ike(sa, now)
-        return self._drain()
-
-    @staticmethod
-    def _guarded(sa: IkeSa, step: Callable[[], None]) -> None:
+    def _guarded(self, sa: IkeSa, step: Callable[[], None]) -> None:
         """Run one step of one SA; a bug (any unexpected exception) closes only that SA (DESIGN.md §7)."""
         try:
             step()
         except Exception as exc:
             sa.log.exception("internal error, closing this IKE SA")
-            sa.close(f"internal error: {type(exc).__name__}: {exc}")
+            self.tasks.close(sa, CloseCause.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
 
     def receive_datagram(self, dgram: Datagram, now: float) -> Output:
         self.ctx.now = now
@@ -508,57 +424,9 @@ class IkeEngine:
             if sa.spi_r not in (_ZERO_SPI, msg.spi_r):
                 return self._unknown(msg, dgram)
         sa.arrived = (dgram.local, dgram.remote)  # acted upon only once the message authenticates
-        self._guarded(sa, lambda: sa.exchanger.receive(msg, now))
-        if sa.initial_contact and sa.state is IkeSaState.ESTABLISHED:
+        self._guarded(sa, lambda: self.tasks.receive(sa, msg, now))
+        if sa.initial_contact and sa.active:
             self._initial_contact(sa)
-        return self._drain()
-
-    def update_sa_address(
-        self, sa_id: int, local: Endpoint, now: float, *, remote: IPAddress | None = None
-    ) -> Output:
-        """MOBIKE (RFC 4555 §3.5): our address changed; move the IKE SA and its Child SAs to
-        ``local`` (and to the peer's address ``remote``, one of its additional addresses, when
-        its current one is unreachable). The UPDATE_SA_ADDRESSES request carries COOKIE2 and,
-        unanswered, falls back to the peer's additional addresses (§3.8)."""
-        self.ctx.now = now
-        sa = self._established(sa_id)
-        if not sa.original_initiator or not sa.peer_mobike:
-            raise UsageError(
-                f"IKE SA #{sa_id} cannot move: "
-                f"{'not the original initiator' if not sa.original_initiator else 'no MOBIKE'}"
-            )
-        from pyipsec.ike.tasks.ike_mobike import update_exchange  # noqa: PLC0415
-
-        sa.local = local.with_port(self.config.nat_t_port)
-        sa.remote = Endpoint(remote or sa.remote.ip, self.config.nat_t_port)
-        sa.log.info("MOBIKE: moving to %s - %s", sa.local, sa.remote)
-        if sa.exchanger.inflight is not None:  # retransmit the request in flight from the new address too
-            sa.exchanger.inflight.deadline = now
-        sa.exchanger.start(update_exchange(sa), now)
-        return self._drain()
-
-    def set_local_addresses(self, addrs: Sequence[IPAddress], now: float) -> Output:
-        """MOBIKE (RFC 4555 §3.6): the daemon reports our usable local addresses. Each established
-        MOBIKE SA whose announced list of additional addresses (all but the one it uses) differs
-        gets an INFORMATIONAL with the new list; new SAs announce it in IKE_AUTH."""
-        self.ctx.now = now
-        self.ctx.local_addresses = tuple(dict.fromkeys(addrs))
-        from pyipsec.ike.tasks.ike_mobike import AddressListTask, wanted_addresses  # noqa: PLC0415
-
-        for sa in self.sas():
-            if sa.state is not IkeSaState.ESTABLISHED or not sa.peer_mobike:
-                continue
-            if wanted_addresses(sa) == sa.announced_addresses:
-                continue
-            if sa.original_initiator and sa.local.ip not in self.ctx.local_addresses:
-                continue  # it has to move: its UPDATE_SA_ADDRESSES will carry the new list
-            sa.log.info("MOBIKE: our addresses changed, telling the peer")
-            self._guarded(
-                sa,
-                lambda sa=sa: sa.exchanger.start(  # type: ignore[misc]
-                    Exchange(ExchangeType.INFORMATIONAL, [AddressListTask(sa)], label="MOBIKE addresses"), now
-                ),
-            )
         return self._drain()
 
     def _initial_contact(self, sa: IkeSa) -> None:
@@ -566,7 +434,8 @@ class IkeEngine:
         sa.initial_contact = False
         for other in self.sas():
             if sa.same_peer(other) and other.was_established:
-                other.close(f"replaced by IKE SA #{sa.sa_id}: the peer sent INITIAL_CONTACT")
+                reason = f"replaced by IKE SA #{sa.sa_id}: the peer sent INITIAL_CONTACT"
+                self.tasks.close(other, CloseCause.INITIAL_CONTACT, reason)
 
     def _unknown(self, msg: Message, dgram: Datagram) -> Output:
         self.stats.unknown_spi += 1
@@ -581,7 +450,7 @@ class IkeEngine:
         key = (msg.spi_i, dgram.remote)
         existing = self._half_open.get(key)
         if existing is not None and existing.state is not IkeSaState.CLOSED:
-            existing.exchanger.receive(msg, now)  # a retransmission: answered from the cache
+            self.tasks.receive(existing, msg, now)  # a retransmission: answered from the cache
             return
         candidates = tuple(
             c
@@ -602,10 +471,10 @@ class IkeEngine:
             candidates=candidates,
             now=now,
         )
-        sa.set_state(IkeSaState.CONNECTING)
+        sa.apply(IkeEvent.CONNECT)
         self._sas[sa.spi_r] = sa
         self._half_open[key] = sa
-        self._guarded(sa, lambda: sa.exchanger.receive(msg, now))
+        self._guarded(sa, lambda: self.tasks.receive(sa, msg, now))
 
     def _half_open_count(self) -> int:
         return sum(1 for s in self._sas.values() if not s.initiator and s.state is IkeSaState.CONNECTING)
@@ -644,13 +513,19 @@ class IkeEngine:
                 return spi
 
     def _drain(self) -> Output:
-        self._reauth_bookkeeping()
-        out, events = self._out, self._events
-        self._out, self._events = [], []
-        for sa in list(self._sas.values()):
-            if sa.outbox:
-                out.extend(sa.outbox)
-                sa.outbox.clear()
+        """Collect what the SAs produced; forget closed SAs (after their reauthentication
+        bookkeeping: a failed one leaves the old SA to try again, a finished one lets the new
+        SA's Child SAs send)."""
+        sas = list({id(s): s for s in self._sas.values()}.values())
+        for sa in sas:
+            if sa.state is IkeSaState.CLOSED:
+                ike_reauth.closed(sa)
+        out, self._out = self._out, []
+        events: list[Event] = []
+        for sa in sas:
+            sent = self.tasks.take_outbox(sa)
+            if sent:
+                out.extend(sent)
                 sa.last_sent = self.ctx.now
             if sa.events:
                 events.extend(sa.events)
@@ -659,8 +534,8 @@ class IkeEngine:
                 self._forget(sa)
         return Output(tuple(out), tuple(events))
 
-    def _adopt(self, sa: IkeSa) -> None:
-        """Register an IKE SA created by a rekey."""
+    def _register(self, sa: IkeSa) -> None:
+        """An IKE SA created by a rekey joins the SPI table."""
         self._sas[sa.our_spi] = sa
 
     def _forget(self, sa: IkeSa) -> None:
@@ -668,6 +543,7 @@ class IkeEngine:
             del self._sas[table_key]
         for ho_key in [k for k, v in self._half_open.items() if v is sa]:
             del self._half_open[ho_key]
+        self.tasks.forget(sa)
 
 
 def _first_concrete(addrs: tuple[str, ...], key: str, conn: ConnectionConfig) -> str:

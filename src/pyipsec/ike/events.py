@@ -1,21 +1,32 @@
-"""What the engine tells the outside world: frozen event records.
+"""What the engine tells the outside world, and what the data plane tells it: frozen records.
 
 The runtime applies ``ChildSaInstalled`` / ``ChildSaRemoved`` to the data plane and shows
-the others in logs and ``status``. Keys travel only inside :class:`EspSaParams` and are
-excluded from ``repr`` so that logging an event never leaks them.
+the others in logs and ``status``; it needs nothing else from the engine. Outcomes are typed:
+an IKE SA closes with a :class:`CloseCause`, a removed Child SA says what (if anything)
+replaced it, proposals travel as data (the edge formats them). Keys travel only inside
+:class:`EspSaParams` and are excluded from ``repr`` so that logging an event never leaks them.
+
+:class:`ChildSaSignal` goes the other way: the data plane's report that a Child SA reached a
+volume lifetime or is running out of sequence numbers (``IkeEngine.handle_signal``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from pyipsec.iana.transforms import EncrId, IntegId
+from pyipsec.ike.proposal import ChosenProposal
 from pyipsec.net.addr import Endpoint
 from pyipsec.wire.payloads.ts import TrafficSelector
 
 __all__ = [
     "ChildSaAddressesChanged",
+    "ChildSaSignal",
+    "CloseCause",
+    "Replacement",
+    "SignalKind",
     "ChildSaFailed",
     "ChildSaInstalled",
     "ChildSaOutboundActivated",
@@ -28,6 +39,48 @@ __all__ = [
     "SaProgress",
     "VirtualIpAssigned",
 ]
+
+
+class CloseCause(Enum):
+    """Why an IKE SA closed; ``IkeSaClosed.reason`` says it in words."""
+
+    LOCAL = "local"  # deleted on our own request (down, shutdown)
+    PEER = "peer"  # deleted by the peer
+    REKEYED = "rekeyed"  # replaced by a new IKE SA (RFC 7296 §2.8)
+    REDUNDANT = "redundant"  # the loser of a rekey collision (§2.8.2)
+    REAUTHENTICATED = "reauthenticated"  # replaced by a new IKE SA of ours (§2.8.3)
+    INITIAL_CONTACT = "initial-contact"  # the peer restarted and said so (§2.4)
+    REAUTH_OVERDUE = "reauth-overdue"  # the peer did not reauthenticate in time (RFC 4478)
+    FAILED = "failed"  # an exchange failed (authentication, proposals, addresses, …)
+    TIMEOUT = "timeout"  # the peer stopped answering (or never finished setting up)
+    INTERNAL_ERROR = "internal-error"  # a bug: logged with its traceback
+
+    @property
+    def replaced(self) -> bool:
+        """Whether another IKE SA took this one's place (its Child SAs live on there)."""
+        return self in (CloseCause.REKEYED, CloseCause.REDUNDANT, CloseCause.REAUTHENTICATED)
+
+
+class Replacement(Enum):
+    """What took the place of a removed Child SA."""
+
+    NONE = "none"
+    REKEY = "rekey"  # a new Child SA of the same IKE SA (RFC 7296 §2.8)
+    REAUTH = "reauth"  # a Child SA of the IKE SA that reauthenticated this one (§2.8.3)
+
+
+class SignalKind(Enum):
+    SOFT_LIFETIME = "soft_lifetime"  # rekey now (volume limit, RFC 4301 §4.4.2.1)
+    HARD_LIFETIME = "hard_lifetime"  # delete now
+    SEQ_EXHAUSTING = "seq_exhausting"  # the sequence number runs out soon (RFC 4303 §3.3.3): rekey
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSaSignal:
+    """The data plane's report about the Child SA whose inbound SPI is ``spi_in``."""
+
+    spi_in: bytes
+    kind: SignalKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +122,7 @@ class IkeSaEstablished:
     remote: Endpoint
     local_id: str
     remote_id: str
-    proposal: str
+    proposal: ChosenProposal
     rekeyed_from: int | None = None  # the IKE SA this one replaces (rekey, RFC 7296 §1.3.2)
     reauth_of: int | None = None  # the IKE SA this one replaces (reauthentication, RFC 7296 §2.8.3)
 
@@ -78,7 +131,8 @@ class IkeSaEstablished:
 class IkeSaClosed:
     sa_id: int
     connection: str
-    reason: str
+    cause: CloseCause
+    reason: str  # the cause in words, with the detail (e.g. the error the peer answered)
     established: bool  # False: the SA failed before it was established
 
 
@@ -91,7 +145,7 @@ class ChildSaInstalled:
     connection: str
     child: str
     child_id: int
-    proposal: str
+    proposal: ChosenProposal
     params: EspSaParams
     outbound_active: bool = True
     replaces: int | None = None  # child_id of the Child SA this one rekeys
@@ -116,6 +170,7 @@ class ChildSaRemoved:
     spi_in: bytes
     spi_out: bytes
     reason: str
+    replaced_by: Replacement = Replacement.NONE
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,20 +1,25 @@
-"""``IkeSa`` and ``ChildSa``: the state one IKE SA carries between messages.
+"""``IkeSa`` and ``ChildSa``: what one IKE SA knows between messages — state, no I/O.
 
-Tasks (``ike.tasks``) read and write these objects; the exchanger moves messages; the
-engine owns the tables. An ``IkeSa`` also collects what one call into the engine produced
-(datagrams to send, events to report) in its outbox, which the engine drains.
+Tasks (``ike.tasks``) read and write these objects; the task manager (``ike.manager``) moves
+their messages; the engine owns the tables. Every lifecycle change goes through
+``apply(event)`` and the tables of ``ike.state``. Relations between SAs are data: a rekey's
+``successor`` (Child SA) and the peer's pending rekey in a collision (``peer_rekey``), a
+reauthentication's ``reauth_of`` / ``reauth_by`` (IKE SA ids, RFC 7296 §2.8.3).
 
-Reauthentication (RFC 7296 §2.8.3, make-before-break): the original initiator builds a
-whole new IKE SA to the same peer when ``reauth_at`` comes (``reauth_time`` with jitter, or
-earlier when the responder announced AUTH_LIFETIME, RFC 4478). The new SA's ``reauth_of``
-names the old one (by ``sa_id``), the old SA's ``reauth_by`` the new one while it is under
-way; the responder recognises a reauthentication (same connection and peer identity, no
-INITIAL_CONTACT) and links the two the same way. ``reauth_children`` are the Child SA
-names the new SA must recreate; the engine deletes the old SA once they all are installed.
+What one call into the engine produced for the outside world collects in ``events``, which
+the engine drains; closing an SA (:meth:`IkeSa.close`) reports its Child SAs and itself as
+gone, with what replaced them. Sending a last notice to the peer first is the task manager's
+business, not the SA's.
 
-Logging: ``IkeSa.log`` is an adapter that prefixes every line with the connection, the
-SA's unique id, its SPIs and the peer, so that a log line always says which SA it is
-about. Keys and secrets never go into a log line.
+Reauthentication (make-before-break): the original initiator builds a whole new IKE SA to the
+same peer; the new SA's ``reauth_of`` names the old one, the old SA's ``reauth_by`` the new one
+while it is under way (the old SA is REAUTHENTICATING); the responder recognises a
+reauthentication (same connection and peer identity, no INITIAL_CONTACT) and links the two
+the same way. ``reauth_children`` are the Child SA names the new SA must recreate.
+
+Logging: ``IkeSa.log`` prefixes every line with the connection, the SA's unique id, its SPIs
+and the peer, so that a log line always says which SA it is about. Keys and secrets never go
+into a log line.
 """
 
 from __future__ import annotations
@@ -26,24 +31,39 @@ from typing import TYPE_CHECKING, Any
 
 from pyipsec.crypto.rand import RandomSource
 from pyipsec.crypto.registry import REGISTRY, AeadSpec, CipherSpec, IntegSpec, KeInitiator, PrfSpec
-from pyipsec.errors import IkeError
-from pyipsec.iana.ikev2 import ExchangeType, HashAlgorithm
+from pyipsec.iana.ikev2 import HashAlgorithm
 from pyipsec.iana.transforms import KeId
 from pyipsec.ike.config import ChildConfig, ConnectionConfig, EngineConfig, Identity, PoolConfig
 from pyipsec.ike.credentials import CredentialStore
-from pyipsec.ike.events import Event
+from pyipsec.ike.events import (
+    ChildSaAddressesChanged,
+    ChildSaOutboundActivated,
+    ChildSaRemoved,
+    CloseCause,
+    Event,
+    IkeSaClosed,
+    Replacement,
+)
 from pyipsec.ike.keymat import IkeKeys
 from pyipsec.ike.pools import AddressPools, MemoryPools
 from pyipsec.ike.proposal import ChosenProposal
-from pyipsec.ike.state import ChildSaState, IkeSaState, transition
-from pyipsec.net.addr import Datagram, Endpoint, IPAddress
+from pyipsec.ike.state import (
+    IKE_ACTIVE,
+    ChildEvent,
+    ChildSaState,
+    IkeEvent,
+    IkeSaState,
+    child_next,
+    ike_next,
+)
+from pyipsec.ike.task import Followups
+from pyipsec.net.addr import Endpoint, IPAddress
 from pyipsec.wire.message import Message
 from pyipsec.wire.payloads.ident import Identification
 from pyipsec.wire.payloads.ts import TrafficSelector
 
 if TYPE_CHECKING:
     from pyipsec.ike.eap.base import EapPeer, EapServer
-    from pyipsec.ike.exchanger import Exchanger  # noqa: F401
 
 __all__ = ["ChildSa", "EngineContext", "IkeSa", "SaLogAdapter"]
 
@@ -52,20 +72,21 @@ _log = logging.getLogger("pyipsec.ike")
 
 @dataclass(slots=True)
 class EngineContext:
-    """What every SA of one engine shares: configuration, credentials, randomness."""
+    """What every SA of one engine shares: configuration, credentials, randomness, and the
+    engine's services (set by the engine when it is built)."""
 
     config: EngineConfig
     creds: CredentialStore
     rng: RandomSource
+    followups: Followups
     wall_clock: Callable[[], float] = field(default=lambda: 0.0)  # seconds since the epoch (X.509)
     pools: AddressPools = field(default_factory=MemoryPools)
     eap_server: Callable[[], EapServer] | None = None  # a fresh EAP server conversation per IKE SA
     next_sa_id: int = 1
     next_child_id: int = 1
     now: float = 0.0  # the time of the call being processed, set by the engine
-    adopt: Callable[[IkeSa], None] = field(default=lambda sa: None)  # the engine registers new SAs (rekey)
     new_ike_spi: Callable[[], bytes] = field(default=lambda: b"")  # a fresh SPI unique in the engine
-    sas: Callable[[], list[IkeSa]] = field(default=lambda: [])  # every IKE SA of the engine (reauth)
+    sas: Callable[[], list[IkeSa]] = field(default=lambda: [])  # every IKE SA of the engine
     # MOBIKE (RFC 4555 §3.6): our usable local addresses as the daemon last reported them;
     # None until it does (then we announce no list at all rather than a wrong one)
     local_addresses: tuple[IPAddress, ...] | None = None
@@ -100,19 +121,18 @@ class ChildSa:
         self.installed_at = 0.0
         self.rekey_at: float | None = None  # soft lifetime (with jitter): start a rekey
         self.expire_at: float | None = None  # hard lifetime: delete
-        self.rekeying = False  # our CREATE_CHILD_SA rekey of this child is in flight
-        self.successor: ChildSa | None = None  # the child that replaces this one (rekey)
-        self.peer_rekey: tuple[bytes, bytes, ChildSa] | None = None  # (Ni, Nr, new child) of the peer's rekey
-        self.redundant = False  # the peer's SA from a rekey collision it lost: it deletes it
-        self.outbound_active = True
+        self.successor: ChildSa | None = None  # the Child SA that replaces this one (rekey)
+        # the peer's rekey of this Child SA while ours is in flight: (Ni, Nr, its new Child SA)
+        self.peer_rekey: tuple[bytes, bytes, ChildSa] | None = None
+        self.outbound_active = True  # False: only the inbound half is used yet (make-before-break)
         self.owner: IkeSa | None = None  # the IKE SA whose ``children`` holds this one
 
     @property
     def name(self) -> str:
         return self.config.name
 
-    def set_state(self, new: ChildSaState) -> None:
-        self.state = transition(self.state, new)
+    def apply(self, event: ChildEvent) -> None:
+        self.state = child_next(self.state, event)
 
 
 class IkeSa:
@@ -131,8 +151,6 @@ class IkeSa:
         candidates: tuple[ConnectionConfig, ...],
         now: float,
     ) -> None:
-        from pyipsec.ike.exchanger import Exchanger  # noqa: PLC0415 - mutual reference
-
         self.ctx = ctx
         self.sa_id = ctx.new_sa_id()
         self.initiator = initiator  # our role in this SA's messages and keys (RFC 7296 §2.18)
@@ -149,8 +167,7 @@ class IkeSa:
         self.candidates = candidates  # responder: connections that fit the addresses
         self.state = IkeSaState.CREATED
         self.created_at = now
-        self.established_at = 0.0
-        self.was_established = False
+        self.established_at: float | None = None
 
         # IKE_SA_INIT
         self.proposal: ChosenProposal | None = None
@@ -178,25 +195,22 @@ class IkeSa:
         self.children: dict[int, ChildSa] = {}
         self.first_child: ChildConfig | None = None
         self.initial_contact = False  # the peer said it has no other SA with us (RFC 7296 §2.4)
+
+        # timers, as absolute times (None: not scheduled)
         self.rekey_at: float | None = None  # IKE SA soft lifetime
-        self.rekeying = False
         self.dpd_at: float | None = None  # next liveness check when the peer has been quiet
-        # reauthentication (RFC 7296 §2.8.3, RFC 4478); see the module docstring
         # initiator: start a reauthentication; responder: delete the SA if not reauthenticated by then
         self.reauth_at: float | None = None
+        self.redundant_at: float | None = None  # REDUNDANT: delete it ourselves if the peer does not
+        self.last_sent = now  # for NAT keepalives: anything we send keeps the mapping alive
+
+        # relations to other IKE SAs (by id or object; see the module docstring)
         self.reauth_of: int | None = None  # this SA reauthenticates (replaces) that one
         self.reauth_by: int | None = None  # the SA reauthenticating this one is under way
         self.reauth_children: tuple[str, ...] = ()  # Child SAs the new SA must recreate
-        self.reauth_done = False  # the new SA took over (the old one is being deleted)
-        # rekey collisions (RFC 7296 §2.8.2, see tasks/ike_rekey.py): the peer's new SA while ours is
-        # in flight; on such a pending SA, that it is one; on the winner, when to delete the loser's
-        self.peer_rekey: tuple[bytes, bytes, IkeSa] | None = None  # (Ni, Nr, new SA)
-        self.pending_rekey = False
-        self.redundant_at: float | None = None
-        self.last_sent = now  # for NAT keepalives: anything we send keeps the mapping alive
-        self.arrived: tuple[Endpoint, Endpoint] | None = (
-            None  # (local, remote) of the message being processed
-        )
+        self.peer_rekey: tuple[bytes, bytes, IkeSa] | None = None  # (Ni, Nr, new SA): collision
+
+        self.arrived: tuple[Endpoint, Endpoint] | None = None  # (local, remote) of the message in hand
         self.peer_mobike = False
         # MOBIKE address lists (RFC 4555 §3.6): the peer's ADDITIONAL_IP*_ADDRESS list (its
         # current address not included); whether it sent a list (or NO_ADDITIONAL_ADDRESSES) at all;
@@ -222,12 +236,10 @@ class IkeSa:
         self.leases: list[tuple[PoolConfig, IPAddress]] = []  # responder: to release when the SA goes
         self.cp_failed = ""  # responder: why the peer got no virtual IP, if it asked for one in vain
 
-        self.outbox: list[Datagram] = []
         self.events: list[Event] = []
         self.close_reason = ""
         self.log = SaLogAdapter(_log, {"prefix": ""})
-        self._update_log_prefix()
-        self.exchanger = Exchanger(self)
+        self.update_log_prefix()
 
     # -- identity and logging -----------------------------------------------------------------
 
@@ -239,23 +251,33 @@ class IkeSa:
     def our_spi(self) -> bytes:
         return self.spi_i if self.initiator else self.spi_r
 
-    def _update_log_prefix(self) -> None:
+    @property
+    def was_established(self) -> bool:
+        return self.established_at is not None
+
+    def update_log_prefix(self) -> None:
         self.log.extra = {
             "prefix": f"{self.name}[{self.sa_id}] {self.spi_i.hex()}_i {self.spi_r.hex()}_r {self.remote}"
         }
 
     def set_connection(self, conn: ConnectionConfig) -> None:
         self.connection = conn
-        self._update_log_prefix()
+        self.update_log_prefix()
 
     def set_spi_r(self, spi_r: bytes) -> None:
         self.spi_r = spi_r
-        self._update_log_prefix()
+        self.update_log_prefix()
 
     # -- state --------------------------------------------------------------------------------
 
-    def set_state(self, new: IkeSaState) -> None:
-        self.state = transition(self.state, new)
+    def apply(self, event: IkeEvent) -> None:
+        """Move the lifecycle on (``ike.state``); an illegal move raises ``IllegalTransition``."""
+        self.state = ike_next(self.state, event)
+
+    @property
+    def active(self) -> bool:
+        """Established and carrying its Child SAs (also while rekeying or reauthenticating)."""
+        return self.state in IKE_ACTIVE
 
     @property
     def nat_detected(self) -> bool:
@@ -267,13 +289,13 @@ class IkeSa:
         return self.nat_detected
 
     def float_to_nat_t(self) -> None:
-        """Move IKE to the NAT-T port once a NAT is detected (RFC 7296 §2.23)."""
+        """Move IKE to the NAT-T port (RFC 7296 §2.23; always with MOBIKE, RFC 4555 §3.3)."""
         port = self.ctx.config.nat_t_port
         if self.local.port != port:
             self.local = self.local.with_port(port)
         if self.original_initiator and self.remote.port != port:
             self.remote = self.remote.with_port(port)
-            self._update_log_prefix()
+            self.update_log_prefix()
 
     def new_spi_in(self) -> bytes:
         """A fresh ESP SPI for one of our inbound Child SAs (never 0..255, RFC 4303 §2.1)."""
@@ -309,25 +331,6 @@ class IkeSa:
         if self.reauth_at is None or at < self.reauth_at:
             self.reauth_at = at
 
-    def lease_address(self, pool: PoolConfig, who: str, requested: IPAddress | None) -> IPAddress:
-        """A virtual IP from ``pool`` for the peer ``who`` (responder).
-
-        A reauthentication (no INITIAL_CONTACT) that asks for the address an established SA
-        of the same connection and peer holds takes that lease over, so the client keeps its
-        address (RFC 7296 §2.8.3); otherwise the pool picks one.
-        """
-        if requested is not None and not self.initial_contact:
-            for other in self.ctx.sas():
-                if (
-                    self.same_peer(other)
-                    and other.state is IkeSaState.ESTABLISHED
-                    and (pool, requested) in other.leases
-                ):
-                    other.leases.remove((pool, requested))
-                    self.log.info("virtual IP %s moves over from IKE SA #%d", requested, other.sa_id)
-                    return requested
-        return self.ctx.pools.acquire(pool, who)
-
     # what a rekeyed IKE SA takes over from the one it replaces (RFC 7296 §2.18: only keys, SPIs
     # and nonces are new); an attribute added to the peer's or the connection's state belongs here
     _INHERITED = (
@@ -342,7 +345,6 @@ class IkeSa:
         "vips_requested",
         "eap_identity",
         "reauth_at",  # reauthentication is due by the authentication's age, a rekey keeps it
-        "reauth_by",
         "peer_addresses",  # MOBIKE: what the peer told us, and what we told it (RFC 4555 §3.6)
         "peer_addresses_known",
         "announced_addresses",
@@ -365,27 +367,10 @@ class IkeSa:
         for attr in self._INHERITED:
             setattr(self, attr, getattr(old, attr))
 
-    def follow_peer(self) -> None:
-        """After an authenticated request: follow the initiator to the NAT-T port (RFC 7296 §2.23),
-        and, with a NAT in front of it, to a new NAT mapping (the Child SAs follow too)."""
-        if self.original_initiator or self.arrived is None:
-            return
-        local, remote = self.arrived
-        floated = local.port == self.ctx.config.nat_t_port and self.local != local
-        if floated:
-            self.local = local
-        if remote != self.remote and (floated or self.nat_remote):
-            self.log.info("peer moved from %s to %s", self.remote, remote)
-            self.remote = remote
-            if self.state is IkeSaState.ESTABLISHED:
-                from pyipsec.ike.tasks.ike_mobike import moved  # noqa: PLC0415
-
-                moved(self)
-
     def heard(self, now: float) -> None:
         """An authenticated message arrived: the peer is alive; push DPD back."""
         conn = self.connection
-        if conn is not None and conn.dpd_delay > 0 and self.state is IkeSaState.ESTABLISHED:
+        if conn is not None and conn.dpd_delay > 0 and self.state in IKE_ACTIVE:
             self.dpd_at = now + conn.dpd_delay
 
     def setup_crypto(self) -> None:
@@ -396,51 +381,95 @@ class IkeSa:
         self.encr = REGISTRY.encr(ident, bits)
         self.integ = REGISTRY.integ(self.proposal.integ) if self.proposal.integ else None
 
-    # -- ending ---------------------------------------------------------------------------------
-
-    def fail(self, exc: Exception, *, during: ExchangeType, notify_peer: bool = True) -> None:
-        """Close the SA because ``exc`` happened in the exchange ``during``.
-
-        The reason names the exchange, the Notify type for protocol errors, and the detail:
-        "IKE_AUTH failed: AUTHENTICATION_FAILED: peer identity ... is not confirmed by ...".
-        """
-        detail = str(exc)
-        if isinstance(exc, IkeError):
-            detail = (
-                f"{exc.notify.name}: {detail}" if detail and detail != exc.notify.name else exc.notify.name
-            )
-        self.close(f"{during.name} failed: {detail}", notify_peer=notify_peer, error=exc)
-
-    def close(self, reason: str, *, notify_peer: bool = False, error: Exception | None = None) -> None:
-        """Tear the SA down now: report its children and itself as gone.
-
-        With ``notify_peer`` and keys in place, a last INFORMATIONAL goes out first (a Delete
-        for an established SA, the error Notify otherwise), sent once and not awaited.
-        """
-        from pyipsec.ike.events import ChildSaRemoved, IkeSaClosed  # noqa: PLC0415
-
-        if self.state is IkeSaState.CLOSED:
-            return
-        if notify_peer and self.keys is not None:
-            from pyipsec.ike.tasks.informational import last_notice  # noqa: PLC0415
-
-            self.exchanger.inflight = None
-            self.exchanger.queue.clear()
-            self.exchanger.start(last_notice(self, error), self.created_at)
-        self.close_reason = reason
+    def addresses_changed(self) -> None:
+        """Report the SA's (new) endpoints for every Child SA in the data plane (MOBIKE, NAT)."""
+        self.update_log_prefix()  # the prefix names the peer's address
         for child in self.children.values():
-            if child.state not in (ChildSaState.CREATING, ChildSaState.CLOSED):  # in the data plane
+            if child.state in (ChildSaState.INSTALLED, ChildSaState.REKEYING, ChildSaState.REKEYED):
                 self.events.append(
-                    ChildSaRemoved(
-                        self.sa_id, self.name, child.name, child.child_id, child.spi_in, child.spi_out, reason
+                    ChildSaAddressesChanged(
+                        self.sa_id,
+                        self.name,
+                        child.child_id,
+                        child.spi_in,
+                        self.local,
+                        self.remote,
+                        self.use_encap,
                     )
                 )
-            child.state = ChildSaState.CLOSED
-        self.state = transition(self.state, IkeSaState.CLOSED)
+
+    def activate(self, child: ChildSa) -> None:
+        """Switch outbound traffic to ``child`` (make-before-break, RFC 7296 §2.8)."""
+        if child.outbound_active or child.state is not ChildSaState.INSTALLED:
+            return
+        child.outbound_active = True
+        self.events.append(ChildSaOutboundActivated(self.sa_id, self.name, child.child_id, child.spi_out))
+
+    # -- ending ---------------------------------------------------------------------------------
+
+    def replacement_for(self, child: ChildSa) -> Replacement:
+        """What takes over from ``child`` as it goes: another installed Child SA of the same name
+        on this IKE SA (a rekey) or on a live IKE SA of the same connection and peer (a
+        reauthentication, whose new IKE SA is up before the old one goes)."""
+
+        def heir(sa: IkeSa) -> bool:
+            return sa.active and any(
+                c is not child and c.name == child.name and c.state is ChildSaState.INSTALLED
+                for c in sa.children.values()
+            )
+
+        if heir(self):
+            return Replacement.REKEY
+        if any(self.same_peer(other) and heir(other) for other in self.ctx.sas()):
+            return Replacement.REAUTH
+        return Replacement.NONE
+
+    def remove_child(self, child: ChildSa, reason: str) -> None:
+        """A Child SA is gone (deleted by either side): report it, forget it."""
+        if child.state is not ChildSaState.CLOSED:
+            self.events.append(
+                ChildSaRemoved(
+                    self.sa_id,
+                    self.name,
+                    child.name,
+                    child.child_id,
+                    child.spi_in,
+                    child.spi_out,
+                    reason,
+                    self.replacement_for(child),
+                )
+            )
+            child.apply(ChildEvent.CLOSE)
+        self.children.pop(child.child_id, None)
+        if child.owner is not None:  # it may have moved to a new IKE SA (rekey) meanwhile
+            child.owner.children.pop(child.child_id, None)
+        self.log.info("Child SA %s{%d} deleted: %s", child.name, child.child_id, reason)
+
+    def close(self, cause: CloseCause, reason: str) -> None:
+        """The SA is gone now: report its Child SAs and itself, give its leases back."""
+        if self.state is IkeSaState.CLOSED:
+            return
+        self.close_reason = reason
+        for child in self.children.values():
+            if child.state is ChildSaState.CLOSED:
+                continue
+            if child.state is not ChildSaState.CREATING:  # it is in the data plane
+                self.events.append(
+                    ChildSaRemoved(
+                        self.sa_id,
+                        self.name,
+                        child.name,
+                        child.child_id,
+                        child.spi_in,
+                        child.spi_out,
+                        reason,
+                        self.replacement_for(child),
+                    )
+                )
+            child.apply(ChildEvent.CLOSE)
+        self.apply(IkeEvent.CLOSE)
         for pool, addr in self.leases:
             self.ctx.pools.release(pool, addr)
         self.leases.clear()
-        self.exchanger.inflight = None
-        self.exchanger.queue.clear()
-        self.events.append(IkeSaClosed(self.sa_id, self.name, reason, self.was_established))
+        self.events.append(IkeSaClosed(self.sa_id, self.name, cause, reason, self.was_established))
         self.log.info("IKE SA closed: %s", reason)

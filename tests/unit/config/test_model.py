@@ -21,9 +21,9 @@ from pyipsec.config.model import (
     SendCert,
     StartAction,
 )
-from pyipsec.config.proposals import parse_proposals
 from pyipsec.iana.ikev2 import IdType, ProtocolId
 from pyipsec.iana.transforms import EncrId, KeId
+from pyipsec.ike.proposal_text import parse_proposals
 
 PSK = "a sufficiently long pre-shared key"
 

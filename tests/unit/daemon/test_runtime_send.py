@@ -18,7 +18,13 @@ from pyipsec.daemon import runtime as rt_mod
 from pyipsec.daemon.runtime import Runtime
 from pyipsec.iana.transforms import EncrId, IntegId
 from pyipsec.ike.engine import Output
-from pyipsec.ike.events import ChildSaInstalled, ChildSaOutboundActivated, ChildSaRemoved, EspSaParams
+from pyipsec.ike.events import (
+    ChildSaInstalled,
+    ChildSaOutboundActivated,
+    ChildSaRemoved,
+    EspSaParams,
+    Replacement,
+)
 from pyipsec.net.addr import Datagram, Endpoint
 
 LOCAL, REMOTE = ip_address("10.0.0.1"), ip_address("10.0.0.2")
@@ -160,10 +166,16 @@ def test_a_replaced_child_stops_sending_after_its_successor_starts_and_leaves_la
 
     async def main() -> list[tuple[str, object]]:
         rt, dp = _runtime(tmp_path)
-        rt._replaced = lambda e: True  # type: ignore[method-assign]
         rt._children[7] = b"\x00\x00\x30\x00"
         removed = ChildSaRemoved(
-            1, "site", "net", 3, b"\x00\x00\x10\x00", b"\x00\x00\x20\x00", "deleted by peer"
+            1,
+            "site",
+            "net",
+            3,
+            b"\x00\x00\x10\x00",
+            b"\x00\x00\x20\x00",
+            "deleted by peer",
+            Replacement.REAUTH,
         )
         rt._apply(Output((), (removed, ChildSaOutboundActivated(2, "site", 7, b"\x00\x00\x40\x00"))))
         snapshot = list(dp.calls)

@@ -17,8 +17,8 @@ def test_status_shows_the_peer_address_list() -> None:
     p.initiate()
     p.run(until=5)
     assert p.i.of(IkeSaEstablished)
-    (sa_i,) = p.i.engine.sas()
-    (sa_r,) = p.r.engine.sas()
+    (sa_i,) = p.i.engine.list_sas()
+    (sa_r,) = p.r.engine.list_sas()
     st_i, st_r = ike_sa_status(sa_i, p.now), ike_sa_status(sa_r, p.now)
     assert st_i["mobike"] is True and st_i["peer_additional_addresses"] == ["192.0.2.22"]
     assert st_r["peer_additional_addresses"] == []  # NO_ADDITIONAL_ADDRESSES
@@ -28,5 +28,5 @@ def test_status_without_a_list_says_none() -> None:
     p = pair()
     p.initiate()
     p.run(until=5)
-    (sa_i,) = p.i.engine.sas()
+    (sa_i,) = p.i.engine.list_sas()
     assert ike_sa_status(sa_i, p.now)["peer_additional_addresses"] is None

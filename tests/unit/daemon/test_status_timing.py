@@ -16,8 +16,8 @@ def test_rekey_reauth_and_expiry_times_are_shown() -> None:
     p.i.engine.config.connections["office"] = replace(conn, children=(child,))  # type: ignore[index]
     p.initiate()
     p.run(until=5)
-    (sa_i,) = p.i.engine.sas()
-    (sa_r,) = p.r.engine.sas()
+    (sa_i,) = p.i.engine.list_sas()
+    (sa_r,) = p.r.engine.list_sas()
     st = ike_sa_status(sa_i, p.now + 10)
     assert st["original_initiator"] is True
     assert isinstance(st["rekey_in"], int) and 890 <= st["rekey_in"] <= 990

@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives import serialization
 
 from pyipsec.config.load import ConfigErrors, read_config
 from pyipsec.config.model import AuthKind, EapSecret
-from pyipsec.config.proposals import parse_proposals
 from pyipsec.iana.ikev2 import IdType, ProtocolId
 from pyipsec.ike.proposal import select
+from pyipsec.ike.proposal_text import parse_proposals
 from pyipsec.pki.ca import Issued, create_ca, issue_gateway
 from pyipsec.pki.errors import PkiError, ProfileError
 from pyipsec.pki.keys import KeySpec

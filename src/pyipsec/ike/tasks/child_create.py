@@ -16,9 +16,9 @@ the child; the first half protects traffic from that exchange's initiator (§2.1
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from pyipsec.config.proposals import format_proposal
 from pyipsec.crypto.registry import REGISTRY, AeadSpec
 from pyipsec.errors import (
     ChildSaNotFound,
@@ -29,16 +29,17 @@ from pyipsec.errors import (
     TemporaryFailure,
     TsUnacceptable,
 )
-from pyipsec.iana.ikev2 import ExchangeType, NotifyType, PayloadType, ProtocolId
+from pyipsec.iana.ikev2 import NotifyType, PayloadType, ProtocolId
 from pyipsec.iana.transforms import EsnId, IntegId, KeId
 from pyipsec.ike.config import ChildConfig
 from pyipsec.ike.events import ChildSaFailed, ChildSaInstalled, EspSaParams
 from pyipsec.ike.keymat import derive_child_keys
 from pyipsec.ike.narrow import covered_by, narrow, selectors_of
 from pyipsec.ike.proposal import ChosenProposal, ProposalSpec, select
+from pyipsec.ike.proposal_text import format_chosen
 from pyipsec.ike.sa import ChildSa
-from pyipsec.ike.state import ChildSaState
-from pyipsec.ike.tasks.base import TaskStatus
+from pyipsec.ike.state import ChildEvent, ChildSaState
+from pyipsec.ike.task import Task, TaskStatus
 from pyipsec.ike.tasks.common import describe_offer, describe_ours, nearest_mismatch, raise_peer_error
 from pyipsec.ike.tasks.ike_init import NONCE_LEN, ke_complete, ke_respond
 from pyipsec.wire.message import Message
@@ -78,12 +79,10 @@ def _dynamic(
 
 
 def _without_ke(spec: ProposalSpec) -> ProposalSpec:
-    from dataclasses import replace  # noqa: PLC0415
-
     return replace(spec, ke=())
 
 
-class ChildCreateTask:
+class ChildCreateTask(Task):
     """One Child SA; ``in_ike_auth`` selects the IKE_AUTH flavour (no nonce, no KE)."""
 
     def __init__(
@@ -122,7 +121,6 @@ class ChildCreateTask:
         spi = self.child.spi_in
         proposals = self._proposals(cfg)
         if self.rekey is not None:
-            self.rekey.rekeying = True
             req.append(Notify.rekey_sa(ProtocolId.ESP, self.rekey.spi_in))
         req.append(SecurityAssociation(tuple(p.to_wire(n, spi) for n, p in enumerate(proposals, 1))))
         if not self.in_ike_auth:
@@ -167,7 +165,8 @@ class ChildCreateTask:
             if self.rekey is not None:
                 # try again soon (a TEMPORARY_FAILURE while the peer rekeys the IKE SA, a collision),
                 # well before the hard lifetime
-                self.rekey.rekeying = False
+                if self.rekey.state is ChildSaState.REKEYING:
+                    self.rekey.apply(ChildEvent.REKEY_END)
                 retry = 0.5 + int.from_bytes(sa.ctx.rng.random_bytes(1), "big") / 255
                 self.rekey.rekey_at = sa.ctx.now + retry
             return TaskStatus.DONE
@@ -178,10 +177,6 @@ class ChildCreateTask:
 
     def _rekeyed(self, sa: IkeSa, old: ChildSa, new: ChildSa) -> None:
         """Our rekey of ``old`` completed: delete the old SA, or resolve a collision (§2.8.1)."""
-        from pyipsec.ike.exchanger import Exchange  # noqa: PLC0415 - the exchanger imports the tasks
-        from pyipsec.ike.tasks.informational import ChildDeleteTask, activate  # noqa: PLC0415
-
-        old.rekeying = False
         # the IKE SA may have been rekeyed meanwhile: what follows goes over its successor
         sa = new.owner if new.owner is not None else sa
         if old.peer_rekey is not None:
@@ -191,27 +186,22 @@ class ChildCreateTask:
             if min(self.nonce_i, self.nonce_r) < min(p_ni, p_nr):
                 sa.log.info("rekey collision on %s{%d}: ours is redundant", old.name, old.child_id)
                 old.successor = theirs
+                if old.state is ChildSaState.REKEYING:
+                    old.apply(ChildEvent.REPLACED)
                 if old.state is ChildSaState.CLOSED:
                     # the peer already deleted ``old``, so its rekey completed: its inbound half is in place
-                    activate(sa, theirs)
+                    sa.activate(theirs)
                 # else the peer may not have our response yet, hence not its inbound SA: switch when
                 # it deletes ``old``, which it does once its rekey completed (InformationalResponder)
-                sa.exchanger.start(
-                    Exchange(
-                        ExchangeType.INFORMATIONAL,
-                        [ChildDeleteTask(new, "redundant after a rekey collision")],
-                    ),
-                    sa.ctx.now,
-                )
+                sa.ctx.followups.delete_child(sa, new, "redundant after a rekey collision")
                 return
             sa.log.info("rekey collision on %s{%d}: ours wins", old.name, old.child_id)
-            theirs.redundant = True
+            if theirs.state is ChildSaState.INSTALLED:
+                theirs.apply(ChildEvent.SUPERSEDED)
         old.successor = new
-        if old.state is ChildSaState.INSTALLED:
-            old.set_state(ChildSaState.REKEYED)
-        sa.exchanger.start(
-            Exchange(ExchangeType.INFORMATIONAL, [ChildDeleteTask(old, "rekeyed")]), sa.ctx.now
-        )
+        if old.state in (ChildSaState.INSTALLED, ChildSaState.REKEYING):
+            old.apply(ChildEvent.REPLACED)
+        sa.ctx.followups.delete_child(sa, old, "rekeyed")
 
     def _check_reply(self, sa: IkeSa, resp: Message, cfg: ChildConfig, child: ChildSa) -> None:
         raise_peer_error(resp)
@@ -288,9 +278,10 @@ class ChildCreateTask:
         rekey = req.notify(NotifyType.REKEY_SA)
         if rekey is not None and not self.in_ike_auth:
             old = sa.child_by_spi_out(rekey.spi)
-            if old is None or old.state not in (ChildSaState.INSTALLED, ChildSaState.REKEYING):
+            live = (ChildSaState.INSTALLED, ChildSaState.REKEYING, ChildSaState.REKEYED)
+            if old is None or old.state not in live:
                 raise ChildSaNotFound(f"peer rekeys Child SA {rekey.spi.hex()}, which we do not have")
-            if old.successor is not None:
+            if old.successor is not None:  # REKEYED: being replaced already (RFC 7296 §2.25)
                 raise TemporaryFailure(f"Child SA {old.name}{{{old.child_id}}} is already rekeyed")
             self.rekey_of = old
             candidates = (old.config,)
@@ -352,11 +343,11 @@ class ChildCreateTask:
         old = self.rekey_of
         if old is not None:
             child.outbound_active = False  # until the peer deletes the old SA (make-before-break)
-            if old.rekeying:
+            if old.state is ChildSaState.REKEYING:
                 old.peer_rekey = (self.nonce_i, self.nonce_r, child)
             else:
                 old.successor = child
-                old.set_state(ChildSaState.REKEYED)
+                old.apply(ChildEvent.REPLACED)
 
     def build_r(self, sa: IkeSa, resp: list[Payload]) -> None:
         if self.error is not None:
@@ -380,7 +371,7 @@ class ChildCreateTask:
 
     def _failed(self, sa: IkeSa, child: ChildSa, reason: str) -> None:
         sa.log.info("Child SA %s failed: %s", child.name, reason)
-        child.state = ChildSaState.CLOSED
+        child.apply(ChildEvent.CLOSE)
         sa.children.pop(child.child_id, None)
         sa.events.append(ChildSaFailed(sa.sa_id, sa.name, child.name, reason))
 
@@ -425,16 +416,15 @@ class ChildCreateTask:
             integ_key_out=a_out,
             **_volume_limits(sa, child.config),
         )
-        child.set_state(ChildSaState.INSTALLED)
+        child.apply(ChildEvent.INSTALL)
         _schedule(sa, child)
-        proposal = format_proposal(chosen.to_spec())
         home.log.info(
             "Child SA %s{%d} established: SPIs %s_i %s_o, %s, %s === %s",
             child.name,
             child.child_id,
             child.spi_in.hex(),
             child.spi_out.hex(),
-            proposal,
+            format_chosen(chosen),
             _ts(child.local_ts),
             _ts(child.remote_ts),
         )
@@ -445,7 +435,7 @@ class ChildCreateTask:
                 home.name,
                 child.name,
                 child.child_id,
-                proposal,
+                chosen,
                 params,
                 outbound_active=child.outbound_active,
                 replaces=replaced.child_id if replaced is not None else None,

@@ -6,7 +6,6 @@ import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from pyipsec.config.proposals import format_proposal
 from pyipsec.errors import (
     AuthenticationFailed,
     ChildSaNotFound,
@@ -21,6 +20,7 @@ from pyipsec.errors import (
 )
 from pyipsec.iana.ikev2 import NotifyType
 from pyipsec.ike.proposal import ProposalSpec
+from pyipsec.ike.proposal_text import format_proposal
 from pyipsec.net.addr import Endpoint
 from pyipsec.wire.message import Message
 from pyipsec.wire.payloads.base import Payload

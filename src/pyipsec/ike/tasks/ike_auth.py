@@ -39,11 +39,12 @@ from pyipsec.ike.auth.methods import (
 from pyipsec.ike.config import AuthClass, ConnectionConfig, Identity, SendCert
 from pyipsec.ike.eap.base import EapOutcome
 from pyipsec.ike.eap.mschapv2 import MsChapV2Peer
-from pyipsec.ike.events import IkeSaEstablished, SaProgress
+from pyipsec.ike.events import CloseCause, IkeSaEstablished, SaProgress
 from pyipsec.ike.keymat import psk_auth, verify_psk_auth
 from pyipsec.ike.proposal import select
-from pyipsec.ike.state import IkeSaState
-from pyipsec.ike.tasks.base import TaskStatus
+from pyipsec.ike.proposal_text import format_chosen
+from pyipsec.ike.state import IkeEvent, IkeSaState
+from pyipsec.ike.task import Task, TaskStatus
 from pyipsec.ike.tasks.common import describe_ours, raise_peer_error
 from pyipsec.ike.tasks.ike_mobike import address_notifies, read_address_list
 from pyipsec.wire.message import Message
@@ -72,19 +73,15 @@ def _certreq(conn: ConnectionConfig) -> CertificateRequest | None:
 
 
 def _established(sa: IkeSa) -> None:
-    from pyipsec.config.proposals import format_proposal  # noqa: PLC0415
-
     assert sa.proposal is not None
-    sa.set_state(IkeSaState.ESTABLISHED)
-    sa.was_established = True
+    sa.apply(IkeEvent.AUTHENTICATED)
     sa.established_at = sa.ctx.now
     sa.schedule_lifetimes()
-    proposal = format_proposal(sa.proposal.to_spec())
     sa.log.info(
         "IKE SA established: %s - %s, %s%s",
         sa.local_id,
         sa.remote_id,
-        proposal,
+        format_chosen(sa.proposal),
         ", UDP-encapsulated" if sa.use_encap else "",
     )
     sa.events.append(
@@ -98,7 +95,7 @@ def _established(sa: IkeSa) -> None:
             sa.remote,
             str(sa.local_id),
             str(sa.remote_id),
-            proposal,
+            sa.proposal,
             reauth_of=sa.reauth_of,
         )
     )
@@ -115,7 +112,9 @@ def _responder_reauth(sa: IkeSa) -> None:
         (
             o
             for o in sa.ctx.sas()
-            if sa.same_peer(o) and not o.original_initiator and o.state is IkeSaState.ESTABLISHED
+            if sa.same_peer(o)
+            and not o.original_initiator
+            and o.state in (IkeSaState.ESTABLISHED, IkeSaState.REKEYING, IkeSaState.REAUTHENTICATING)
         ),
         None,
     )
@@ -123,12 +122,14 @@ def _responder_reauth(sa: IkeSa) -> None:
         return
     sa.reauth_of = old.sa_id
     old.reauth_by = sa.sa_id
+    if old.state is IkeSaState.ESTABLISHED:  # (while REKEYING, the rekeyed SA takes it over)
+        old.apply(IkeEvent.REAUTH_START)
     sa.log.info("the peer reauthenticates IKE SA #%d", old.sa_id)
     for child in sa.children.values():
         child.outbound_active = False
 
 
-class IkeAuthTask:
+class IkeAuthTask(Task):
     """IKE_AUTH in one round (PSK, certificates) or several (EAP, RFC 7296 §2.16).
 
     With EAP the initiator sends no AUTH at first; the responder answers with its own
@@ -402,10 +403,11 @@ class IkeAuthTask:
             _responder_reauth(sa)
             _established(sa)
 
-    def after_response(self, sa: IkeSa, now: float) -> None:
+    def after_response(self, sa: IkeSa) -> None:
         if self._eap_failed:
             reason = sa.eap_server.reason if sa.eap_server is not None else "EAP failed"
-            sa.close(f"EAP authentication of {sa.eap_identity or sa.remote_id} failed: {reason}")
+            who = sa.eap_identity or sa.remote_id
+            sa.close(CloseCause.FAILED, f"EAP authentication of {who} failed: {reason}")
 
 
 # Errors about the Child SA that leave the IKE SA up (RFC 7296 §2.21.2). CP failures are not

@@ -17,10 +17,12 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Interface, IPv6
 from typing import TYPE_CHECKING
 
 from pyipsec.errors import FailedCpRequired, InternalAddressFailure, PyIpsecError
-from pyipsec.iana.ikev2 import CfgAttr, CfgType, ExchangeType
-from pyipsec.ike.events import VirtualIpAssigned
+from pyipsec.iana.ikev2 import CfgAttr, CfgType
+from pyipsec.ike.config import PoolConfig
+from pyipsec.ike.events import CloseCause, VirtualIpAssigned
 from pyipsec.ike.state import IkeSaState
-from pyipsec.ike.tasks.base import TaskStatus
+from pyipsec.ike.task import Task, TaskStatus
+from pyipsec.net.addr import IPAddress
 from pyipsec.wire.message import Message
 from pyipsec.wire.payloads.base import Payload
 from pyipsec.wire.payloads.cp import ConfigAttribute, Configuration
@@ -65,7 +67,23 @@ def _asked(cp: Configuration, version: int) -> IPv4Address | IPv6Address | None:
     return None
 
 
-class IkeConfigTask:
+def lease_address(sa: IkeSa, pool: PoolConfig, who: str, requested: IPAddress | None) -> IPAddress:
+    """A virtual IP from ``pool`` for the peer ``who`` (responder).
+
+    A reauthentication (no INITIAL_CONTACT) that asks for the address an established SA of
+    the same connection and peer holds takes that lease over, so the client keeps its address
+    (RFC 7296 §2.8.3); otherwise the pool picks one (InternalAddressFailure when exhausted).
+    """
+    if requested is not None and not sa.initial_contact:
+        for other in sa.ctx.sas():
+            if sa.same_peer(other) and other.active and (pool, requested) in other.leases:
+                other.leases.remove((pool, requested))
+                sa.log.info("virtual IP %s moves over from IKE SA #%d", requested, other.sa_id)
+                return requested
+    return sa.ctx.pools.acquire(pool, who)
+
+
+class IkeConfigTask(Task):
     def __init__(self) -> None:
         self._sent = False
         self._reply: Configuration | None = None
@@ -153,8 +171,7 @@ class IkeConfigTask:
             if pool is None:
                 continue
             asked = _asked(cp, version)
-            # InternalAddressFailure when exhausted
-            addr = sa.lease_address(pool, who, asked if asked is not None and pool.contains(asked) else None)
+            addr = lease_address(sa, pool, who, asked if asked is not None and pool.contains(asked) else None)
             sa.leases.append((pool, addr))
             sa.virtual_ips += (addr,)
             if isinstance(addr, IPv4Address):
@@ -183,17 +200,12 @@ class IkeConfigTask:
                         attrs.append(ConfigAttribute.ip6_subnet(net))
         self._reply = Configuration(CfgType.CFG_REPLY, tuple(attrs))
 
-    def after_response(self, sa: IkeSa, now: float) -> None:
+    def after_response(self, sa: IkeSa) -> None:
         """Without its address the peer has no use for the SA: we delete it (no SA is left behind,
         also with clients that would keep it)."""
         if self._error is None or sa.state is not IkeSaState.ESTABLISHED:
             return
-        from pyipsec.ike.exchanger import Exchange  # noqa: PLC0415 - the exchanger imports the tasks
-        from pyipsec.ike.tasks.informational import IkeDeleteTask  # noqa: PLC0415
-
-        sa.set_state(IkeSaState.DELETING)
-        reason = f"no virtual IP for the peer: {self._error}"
-        sa.exchanger.start(Exchange(ExchangeType.INFORMATIONAL, [IkeDeleteTask(reason)]), now)
+        sa.ctx.followups.delete_ike(sa, CloseCause.FAILED, f"no virtual IP for the peer: {self._error}")
 
     def build_r(self, sa: IkeSa, resp: list[Payload]) -> None:
         if self._error is not None:

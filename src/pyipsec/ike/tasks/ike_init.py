@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from pyipsec.config.proposals import format_proposal
 from pyipsec.crypto.registry import REGISTRY
+from pyipsec.crypto.x509 import ca_key_hash, load_certificate
 from pyipsec.errors import (
     InvalidKePayload,
     InvalidKeyExchange,
@@ -36,7 +36,8 @@ from pyipsec.ike.auth.methods import ANNOUNCED_HASHES
 from pyipsec.ike.events import SaProgress
 from pyipsec.ike.keymat import derive_ike_keys, skeyseed
 from pyipsec.ike.proposal import ProposalSpec, select
-from pyipsec.ike.tasks.base import TaskStatus
+from pyipsec.ike.proposal_text import format_chosen
+from pyipsec.ike.task import Task, TaskStatus
 from pyipsec.ike.tasks.common import (
     describe_offer,
     describe_ours,
@@ -92,9 +93,10 @@ def prefer_group(spec: ProposalSpec, group: KeId) -> ProposalSpec:
     return spec
 
 
-class IkeInitTask:
+class IkeInitTask(Task):
     def __init__(self) -> None:
         self.cookie_retries = 0
+        self._public = b""
 
     # -- initiator ------------------------------------------------------------------------------
 
@@ -172,9 +174,9 @@ class IkeInitTask:
             if sa.nat_detected
             else ""
         )
-        sa.events.append(
-            SaProgress(sa.sa_id, sa.name, "IKE_SA_INIT", f"{format_proposal(chosen.to_spec())}{nat}")
-        )
+        sa.events.append(SaProgress(sa.sa_id, sa.name, "IKE_SA_INIT", f"{format_chosen(chosen)}{nat}"))
+        if sa.nat_detected or conn.mobike:  # with MOBIKE, IKE always uses the NAT-T port (RFC 4555 §3.3)
+            sa.float_to_nat_t()
         return TaskStatus.DONE
 
     # -- responder ------------------------------------------------------------------------------
@@ -223,8 +225,6 @@ class IkeInitTask:
         _append_common(sa, resp, spi_r=sa.spi_r)
         conn = sa.connection
         if conn is not None and conn.send_certreq and conn.remote.cacerts:
-            from pyipsec.crypto.x509 import ca_key_hash, load_certificate  # noqa: PLC0415
-
             hashes = b"".join(ca_key_hash(load_certificate(der)) for der in conn.remote.cacerts)
             resp.append(CertificateRequest(CertEncoding.X509_CERTIFICATE_SIGNATURE, hashes))
 
@@ -260,4 +260,3 @@ def _derive_keys(sa: IkeSa) -> None:
     sa.keys = derive_ike_keys(
         sa.prf, sa.encr, sa.integ, seed, ni=sa.nonce_i, nr=sa.nonce_r, spi_i=sa.spi_i, spi_r=sa.spi_r
     )
-    sa.exchanger.enable_protection()

@@ -50,11 +50,8 @@ import hmac
 from typing import TYPE_CHECKING
 
 from pyipsec.errors import InvalidSyntax
-from pyipsec.iana.ikev2 import ExchangeType, NotifyType
-from pyipsec.ike.events import ChildSaAddressesChanged
-from pyipsec.ike.exchanger import Exchange
-from pyipsec.ike.state import ChildSaState
-from pyipsec.ike.tasks.base import TaskStatus
+from pyipsec.iana.ikev2 import NotifyType
+from pyipsec.ike.task import Task, TaskStatus
 from pyipsec.ike.tasks.common import nat_detection_notifies, read_nat_detection
 from pyipsec.net.addr import Endpoint, IPAddress
 from pyipsec.wire.message import Message
@@ -73,11 +70,10 @@ __all__ = [
     "address_notifies",
     "apply_nat_detection",
     "check_cookie2",
-    "moved",
+    "follow_peer",
     "nat_notifies",
     "new_cookie2",
     "read_address_list",
-    "update_exchange",
     "wanted_addresses",
 ]
 
@@ -101,16 +97,20 @@ def apply_nat_detection(sa: IkeSa, msg: Message) -> None:
     read_nat_detection(sa, msg, sa.spi_r)
 
 
-def moved(sa: IkeSa) -> None:
-    """Report the SA's (new) endpoints for every installed Child SA."""
-    sa._update_log_prefix()  # the prefix names the peer's address
-    for child in sa.children.values():
-        if child.state in (ChildSaState.INSTALLED, ChildSaState.REKEYED):
-            sa.events.append(
-                ChildSaAddressesChanged(
-                    sa.sa_id, sa.name, child.child_id, child.spi_in, sa.local, sa.remote, sa.use_encap
-                )
-            )
+def follow_peer(sa: IkeSa) -> None:
+    """After an authenticated request: follow the initiator to the NAT-T port (RFC 7296 §2.23),
+    and, with a NAT in front of it, to a new NAT mapping (the Child SAs follow too)."""
+    if sa.original_initiator or sa.arrived is None:
+        return
+    local, remote = sa.arrived
+    floated = local.port == sa.ctx.config.nat_t_port and sa.local != local
+    if floated:
+        sa.local = local
+    if remote != sa.remote and (floated or sa.nat_remote):
+        sa.log.info("peer moved from %s to %s", sa.remote, remote)
+        sa.remote = remote
+        if sa.active:
+            sa.addresses_changed()
 
 
 # -- COOKIE2 -------------------------------------------------------------------------------------
@@ -179,15 +179,7 @@ def read_address_list(sa: IkeSa, msg: Message) -> bool:
 # -- tasks ---------------------------------------------------------------------------------------
 
 
-class _InitiatorOnly:
-    def process_r(self, sa: IkeSa, req: Message) -> None:  # pragma: no cover - initiator only
-        raise AssertionError("initiator-only task")
-
-    def build_r(self, sa: IkeSa, resp: list[Payload]) -> None:  # pragma: no cover
-        raise AssertionError("initiator-only task")
-
-
-class UpdateSaAddressesTask(_InitiatorOnly):
+class UpdateSaAddressesTask(Task):
     """Original initiator: tell the responder our new addresses (RFC 4555 §3.5), with COOKIE2;
     if the peer's current address does not answer, try its additional addresses (§3.8)."""
 
@@ -200,7 +192,6 @@ class UpdateSaAddressesTask(_InitiatorOnly):
             *(a for a in sa.peer_addresses if a.version == version and a != first),
         ]
         self.path = 0
-        self.sa = sa
 
     def build_i(self, sa: IkeSa, req: list[Payload]) -> None:
         req.append(Notify.of(NotifyType.UPDATE_SA_ADDRESSES))
@@ -209,12 +200,11 @@ class UpdateSaAddressesTask(_InitiatorOnly):
         if wanted_addresses(sa) != sa.announced_addresses:
             req.extend(address_notifies(sa))
 
-    def on_timeout(self, attempt: int) -> bool:
-        """Exchanger hook: after ``PATH_TRIES`` transmissions, move on to the next peer address."""
+    def on_timeout(self, sa: IkeSa, attempt: int) -> bool:
+        """After ``PATH_TRIES`` transmissions, move on to the next peer address."""
         if attempt < PATH_TRIES or self.path + 1 >= len(self.paths):
             return False
         self.path += 1
-        sa = self.sa
         addr = self.paths[self.path]
         sa.log.info("MOBIKE: no answer from %s, trying the peer's address %s", sa.remote.ip, addr)
         sa.remote = Endpoint(addr, sa.remote.port)
@@ -229,17 +219,11 @@ class UpdateSaAddressesTask(_InitiatorOnly):
         read_address_list(sa, resp)
         apply_nat_detection(sa, resp)
         sa.log.info("MOBIKE: IKE SA and Child SAs moved to %s - %s", sa.local, sa.remote)
-        moved(sa)
+        sa.addresses_changed()
         return TaskStatus.DONE
 
 
-def update_exchange(sa: IkeSa) -> Exchange:
-    """The INFORMATIONAL exchange that moves ``sa`` to its (new) ``local``/``remote``."""
-    task = UpdateSaAddressesTask(sa)
-    return Exchange(ExchangeType.INFORMATIONAL, [task], label="MOBIKE update", on_timeout=task.on_timeout)
-
-
-class AddressListTask(_InitiatorOnly):
+class AddressListTask(Task):
     """Either side: our address set changed, send the new list (RFC 4555 §3.6), with COOKIE2."""
 
     def __init__(self, sa: IkeSa) -> None:
@@ -255,7 +239,7 @@ class AddressListTask(_InitiatorOnly):
         return TaskStatus.DONE
 
 
-class ReturnRoutabilityTask(_InitiatorOnly):
+class ReturnRoutabilityTask(Task):
     """Responder after a move: check that the peer's new address answers (RFC 4555 §3.5, §5.2)."""
 
     def __init__(self, sa: IkeSa) -> None:

@@ -21,10 +21,15 @@ Then the new SA made with the lowest of the four nonces is redundant:
 If our rekey fails while the peer's is pending (TEMPORARY_FAILURE: the peer had already
 finished its rekey when ours arrived), the peer's SA takes over; so it does when the
 peer deletes the old SA before our response arrives. A rekey request for an SA that is
-already rekeyed or being deleted is answered TEMPORARY_FAILURE (§2.25.2, in
-``responder.py``), so is one that arrives while another request of ours is in flight on
-the SA (its response would be lost with the old SA); our own rekey answered that way is
-retried after a random delay. Requests we had queued on the old SA move to the new one.
+already rekeyed or being deleted is answered TEMPORARY_FAILURE (§2.25.2, by the task
+manager's responder table), so is one that arrives while another request of ours is in
+flight on the SA (its response would be lost with the old SA); our own rekey answered that
+way is retried after a random delay. Requests we had queued on the old SA move to the new
+one (task migration).
+
+States (``ike.state``): the old SA is REKEYING while our rekey is in flight and REKEYED once
+replaced; the peer's new SA of a collision is PENDING until it is ADOPTED or SUPERSEDED
+(REDUNDANT); the new SA is created ESTABLISHED (REKEY_MADE).
 """
 
 from __future__ import annotations
@@ -38,12 +43,14 @@ from pyipsec.errors import (
     NoProposalChosen,
     TemporaryFailure,
 )
-from pyipsec.iana.ikev2 import ExchangeType, NotifyType, ProtocolId
+from pyipsec.iana.ikev2 import NotifyType, ProtocolId
 from pyipsec.iana.transforms import KeId
+from pyipsec.ike.events import CloseCause, IkeSaEstablished
 from pyipsec.ike.keymat import derive_ike_keys, rekey_skeyseed
-from pyipsec.ike.proposal import select
-from pyipsec.ike.state import IkeSaState
-from pyipsec.ike.tasks.base import TaskStatus
+from pyipsec.ike.proposal import ChosenProposal, select
+from pyipsec.ike.sa import IkeSa
+from pyipsec.ike.state import IkeEvent, IkeSaState
+from pyipsec.ike.task import Task, TaskStatus
 from pyipsec.ike.tasks.common import describe_offer, raise_peer_error
 from pyipsec.ike.tasks.ike_init import NONCE_LEN, ke_complete, ke_respond, prefer_group
 from pyipsec.wire.message import Message
@@ -54,8 +61,6 @@ from pyipsec.wire.payloads.sa import SecurityAssociation
 
 if TYPE_CHECKING:
     from pyipsec.crypto.registry import KeInitiator
-    from pyipsec.ike.proposal import ChosenProposal
-    from pyipsec.ike.sa import IkeSa
 
 __all__ = ["REDUNDANT", "REDUNDANT_GRACE", "IkeRekeyTask", "adopt_peer_rekey"]
 
@@ -63,7 +68,7 @@ REDUNDANT = "redundant after an IKE rekey collision"
 REDUNDANT_GRACE = 30.0  # seconds the winner waits for the peer to delete its redundant SA
 
 
-class IkeRekeyTask:
+class IkeRekeyTask(Task):
     def __init__(self) -> None:
         self.spi = b""
         self.nonce = b""
@@ -96,9 +101,8 @@ class IkeRekeyTask:
     def process_i(self, sa: IkeSa, resp: Message) -> TaskStatus:
         conn = sa.connection
         assert conn is not None
-        if sa.state is not IkeSaState.ESTABLISHED:
+        if sa.state is not IkeSaState.REKEYING:
             # the peer's rekey took over (it deleted this SA) or we are deleting it
-            sa.rekeying = False
             return TaskStatus.DONE
         invalid_ke = resp.notify(NotifyType.INVALID_KE_PAYLOAD)
         if invalid_ke is not None:
@@ -107,16 +111,16 @@ class IkeRekeyTask:
                 sa.log.info("peer wants %s for the IKE rekey, retrying with it", wanted.name)
                 self.group, self.ke = wanted, None
                 return TaskStatus.RETRY
-        sa.rekeying = False  # whatever the answer, this rekey ends here
         if resp.notify(NotifyType.TEMPORARY_FAILURE) is not None:
             if sa.peer_rekey is not None:
                 sa.log.info("peer declined our IKE rekey (TEMPORARY_FAILURE); its own rekey takes over")
                 adopt_peer_rekey(sa)
                 return TaskStatus.DONE
+            sa.apply(IkeEvent.REKEY_END)
             sa.rekey_at = sa.ctx.now + 10 + 20 * int.from_bytes(sa.ctx.rng.random_bytes(1), "big") / 255
             sa.log.info("peer declined the IKE rekey for now (TEMPORARY_FAILURE), retrying later")
             return TaskStatus.DONE
-        raise_peer_error(resp)
+        raise_peer_error(resp)  # (the SA closes: a failed rekey ends it)
         sa_payload, nonce, ke = resp.find(SecurityAssociation), resp.find(Nonce), resp.find(KeyExchange)
         if sa_payload is None or nonce is None or ke is None or len(sa_payload.proposals) != 1:
             raise InvalidSyntax("IKE rekey response lacks SA, Nonce or KE")
@@ -129,6 +133,7 @@ class IkeRekeyTask:
         ours = _new_ike_sa(
             sa,
             chosen,
+            IkeEvent.REKEY_MADE,
             initiator=True,
             spi_i=self.spi,
             spi_r=chosen.spi,
@@ -143,14 +148,17 @@ class IkeRekeyTask:
                 "IKE rekey collision: ours (#%d) is redundant, #%d takes over", ours.sa_id, peer[2].sa_id
             )
             adopt_peer_rekey(sa)
-            _delete(ours, REDUNDANT)
+            sa.ctx.followups.delete_ike(ours, CloseCause.REDUNDANT, REDUNDANT)
             return TaskStatus.DONE
         if peer is not None:
             sa.log.info("IKE rekey collision: ours (#%d) wins over #%d", ours.sa_id, peer[2].sa_id)
-            peer[2].redundant_at = sa.ctx.now + REDUNDANT_GRACE
+            theirs = peer[2]
+            if theirs.state is IkeSaState.PENDING:
+                theirs.apply(IkeEvent.SUPERSEDED)
+                theirs.redundant_at = sa.ctx.now + REDUNDANT_GRACE
             sa.peer_rekey = None
         _take_over(sa, ours)
-        _delete(sa, "rekeyed")
+        sa.ctx.followups.delete_ike(sa, CloseCause.REKEYED, "rekeyed")
         return TaskStatus.DONE
 
     # -- responder ------------------------------------------------------------------------------
@@ -158,10 +166,10 @@ class IkeRekeyTask:
     def process_r(self, sa: IkeSa, req: Message) -> None:
         conn = sa.connection
         assert conn is not None
-        inflight = sa.exchanger.inflight
-        if inflight is not None and not any(isinstance(t, IkeRekeyTask) for t in inflight.exchange.tasks):
+        inflight = sa.ctx.followups.in_flight(sa)
+        if inflight is not None and not any(isinstance(t, IkeRekeyTask) for t in inflight.tasks):
             # its response would be lost with the old SA (§2.25.2; strongSwan declines too)
-            raise TemporaryFailure(f"our {inflight.exchange.exchange_type.name} exchange is in progress")
+            raise TemporaryFailure(f"our {inflight.exchange_type.name} exchange is in progress")
         sa_payload, nonce, ke = req.find(SecurityAssociation), req.find(Nonce), req.find(KeyExchange)
         if sa_payload is None or nonce is None or ke is None:
             raise InvalidSyntax("IKE rekey request lacks SA, Nonce or KE")
@@ -184,13 +192,15 @@ class IkeRekeyTask:
     def build_r(self, sa: IkeSa, resp: list[Payload]) -> None:
         resp.extend(self._resp)
 
-    def after_response(self, sa: IkeSa, now: float) -> None:
+    def after_response(self, sa: IkeSa) -> None:
         if self._pending is None:
             return
         chosen, ni, g_ir, group = self._pending
+        collision = sa.state is IkeSaState.REKEYING  # our own rekey of this SA is in flight
         theirs = _new_ike_sa(
             sa,
             chosen,
+            IkeEvent.REKEY_COLLIDED if collision else IkeEvent.REKEY_MADE,
             initiator=False,
             spi_i=chosen.spi,
             spi_r=self.spi,
@@ -199,11 +209,9 @@ class IkeRekeyTask:
             g_ir=g_ir,
             group=group,
         )
-        if sa.rekeying:
-            # our own rekey of this SA is in flight: decide when it ends (§2.8.2)
+        if collision:  # decide when ours ends (§2.8.2)
             sa.log.info("IKE rekey collision: the peer rekeyed too, #%d pending", theirs.sa_id)
             sa.peer_rekey = (ni, self.nonce, theirs)
-            theirs.pending_rekey = True
             return
         _take_over(sa, theirs)
 
@@ -214,20 +222,15 @@ def adopt_peer_rekey(old: IkeSa) -> None:
         return
     new = old.peer_rekey[2]
     old.peer_rekey = None
-    if new.state is IkeSaState.ESTABLISHED:
+    if new.state is IkeSaState.PENDING:
+        new.apply(IkeEvent.ADOPTED)
         _take_over(old, new)
-
-
-def _delete(sa: IkeSa, reason: str) -> None:
-    from pyipsec.ike.exchanger import Exchange  # noqa: PLC0415 - the exchanger imports the tasks
-    from pyipsec.ike.tasks.informational import IkeDeleteTask  # noqa: PLC0415
-
-    sa.exchanger.start(Exchange(ExchangeType.INFORMATIONAL, [IkeDeleteTask(reason)]), sa.ctx.now)
 
 
 def _new_ike_sa(
     old: IkeSa,
     chosen: ChosenProposal,
+    made: IkeEvent,
     *,
     initiator: bool,
     spi_i: bytes,
@@ -237,9 +240,8 @@ def _new_ike_sa(
     g_ir: bytes,
     group: KeId,
 ) -> IkeSa:
-    """The new IKE SA made by a rekey of ``old``: keyed (§2.18), established, still empty."""
-    from pyipsec.ike.sa import IkeSa  # noqa: PLC0415
-
+    """The new IKE SA made by a rekey of ``old``: keyed (§2.18), ESTABLISHED (or PENDING, after
+    ``made``), registered with the engine, still without Child SAs."""
     assert old.prf is not None and old.keys is not None
     new = IkeSa(
         old.ctx,
@@ -259,35 +261,30 @@ def _new_ike_sa(
     assert new.prf is not None and new.encr is not None
     seed = rekey_skeyseed(old.prf, old.keys.sk_d, g_ir, ni, nr)  # the old SA's PRF (§2.18)
     new.keys = derive_ike_keys(new.prf, new.encr, new.integ, seed, ni=ni, nr=nr, spi_i=spi_i, spi_r=spi_r)
-    new.exchanger.enable_protection()
     new.inherit(old)
     new.auth_complete = True
-    new.state = IkeSaState.CONNECTING
-    new.set_state(IkeSaState.ESTABLISHED)
-    new.was_established = True
+    new.apply(made)
     new.established_at = old.ctx.now
     new.schedule_lifetimes()
-    old.ctx.adopt(new)
+    old.ctx.followups.adopt(new)
     return new
 
 
 def _take_over(old: IkeSa, new: IkeSa) -> None:
     """``new`` replaces ``old``: the Child SAs and leases move, ``old`` waits for its Delete."""
-    from pyipsec.ike.events import IkeSaEstablished  # noqa: PLC0415
-
-    new.pending_rekey = False
     new.leases, old.leases = old.leases, []
     new.children.update(old.children)
     old.children = {}
     for child in new.children.values():
         child.owner = new
     # requests we queued on the old SA go over the new one (the old one only says goodbye)
-    new.exchanger.queue.extend(old.exchanger.queue)
-    old.exchanger.queue.clear()
-    new.exchanger.kick(old.ctx.now)
-    if old.state is IkeSaState.ESTABLISHED:
-        old.set_state(IkeSaState.REKEYING)
-        old.set_state(IkeSaState.REKEYED)
+    old.ctx.followups.migrate(old, new)
+    if old.state in (IkeSaState.ESTABLISHED, IkeSaState.REKEYING, IkeSaState.REAUTHENTICATING):
+        old.apply(IkeEvent.REPLACED)
+    # a reauthentication under way replaces the new SA now (RFC 7296 §2.8.3)
+    new.reauth_by = old.reauth_by
+    if new.reauth_by is not None and new.state is IkeSaState.ESTABLISHED:
+        new.apply(IkeEvent.REAUTH_START)
     old.log.info("IKE SA rekeyed, replaced by #%d", new.sa_id)
     assert new.proposal is not None
     new.events.append(
@@ -301,13 +298,7 @@ def _take_over(old: IkeSa, new: IkeSa) -> None:
             new.remote,
             str(new.local_id),
             str(new.remote_id),
-            format_chosen(new.proposal),
+            new.proposal,
             rekeyed_from=old.sa_id,
         )
     )
-
-
-def format_chosen(chosen: ChosenProposal) -> str:
-    from pyipsec.config.proposals import format_proposal  # noqa: PLC0415
-
-    return format_proposal(chosen.to_spec())

@@ -30,13 +30,14 @@ from typing import TypeVar
 from pyipsec.errors import ConfigError
 from pyipsec.iana.ikev2 import ProtocolId
 from pyipsec.iana.transforms import EncrId, EsnId, IntegId, KeId, PrfId
-from pyipsec.ike.proposal import ADDKE_TYPES, EncrAlg, ProposalSpec
+from pyipsec.ike.proposal import ADDKE_TYPES, ChosenProposal, EncrAlg, ProposalSpec
 
 __all__ = [
     "AEAD_ENCR",
     "DEFAULT_ESP_PROPOSALS",
     "DEFAULT_IKE_PROPOSALS",
     "LEGACY_KEYWORDS",
+    "format_chosen",
     "format_proposal",
     "parse_proposals",
 ]
@@ -310,3 +311,8 @@ def format_proposal(spec: ProposalSpec) -> str:
     if not (spec.protocol == ProtocolId.ESP and spec.esn == (EsnId.NO_EXTENDED_SEQUENCE_NUMBERS,)):
         words += (_name(_ESN_NAMES, e, e.name.lower()) for e in spec.esn)
     return "-".join(words)
+
+
+def format_chosen(chosen: ChosenProposal) -> str:
+    """The keywords of a negotiated proposal (one algorithm per transform type)."""
+    return format_proposal(chosen.to_spec())

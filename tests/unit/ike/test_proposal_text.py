@@ -6,17 +6,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyipsec.config.proposals import (
+from pyipsec.errors import ConfigError
+from pyipsec.iana.ikev2 import ProtocolId
+from pyipsec.iana.transforms import EncrId, EsnId, IntegId, KeId, PrfId
+from pyipsec.ike.proposal import ProposalSpec
+from pyipsec.ike.proposal_text import (
     DEFAULT_ESP_PROPOSALS,
     DEFAULT_IKE_PROPOSALS,
     LEGACY_KEYWORDS,
     format_proposal,
     parse_proposals,
 )
-from pyipsec.errors import ConfigError
-from pyipsec.iana.ikev2 import ProtocolId
-from pyipsec.iana.transforms import EncrId, EsnId, IntegId, KeId, PrfId
-from pyipsec.ike.proposal import ProposalSpec
 
 IKE, ESP = ProtocolId.IKE, ProtocolId.ESP
 NO_ESN, ESN = EsnId.NO_EXTENDED_SEQUENCE_NUMBERS, EsnId.EXTENDED_SEQUENCE_NUMBERS

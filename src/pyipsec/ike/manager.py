@@ -1,0 +1,434 @@
+"""The task manager: runs the exchanges of every IKE SA (strongSwan's ``task_manager_v2``).
+
+Theory of operation. The engine decides *which* SA does *what* and *when* (an API call, a
+timer); the task manager runs it: it assembles each request from the tasks that serve it
+(:meth:`TaskManager.connect`, :meth:`rekey_child`, :meth:`delete_ike`, …), queues it on the
+SA's :class:`~pyipsec.ike.exchanger.Exchanger` and sends one at a time; it answers the peer's
+requests with the tasks its responder table picks (:data:`RESPONDER_TASKS`: exchange type ×
+SA state); it retransmits, and closes an SA whose peer never answers.
+
+Initiating (:meth:`_send_request`): every task of the exchange adds its payloads
+(``build_i``); the response goes to every task (``process_i``), which may ask for another
+round (NEED_MORE: EAP) or a rebuilt request (RETRY: COOKIE, INVALID_KE_PAYLOAD). What the
+tasks queue while a response is processed waits until it is done.
+
+Responding (:meth:`_on_request`): ``process_r`` on every task, then ``build_r``; the response
+is cached for retransmitted requests; then ``after_response``. Errors are the single
+boundary of DESIGN.md §7: an ``IkeError`` from a responder task becomes its Notify in the
+response (and ends an SA that is still being set up); from an initiator task it closes the SA,
+with a last INFORMATIONAL where RFC 7296 §2.21 asks for one (:meth:`fail`).
+
+Tasks reach the manager only through :class:`~pyipsec.ike.task.Followups`, which it
+implements: a Delete, a return routability check, a new IKE SA made by a rekey
+(:meth:`adopt`), queued requests that move to the SA replacing theirs (:meth:`migrate`).
+
+Adding an exchange: write its task(s) in ``ike.tasks``; add a method here that queues an
+:class:`Exchange` with them (initiator) and/or an entry in :data:`RESPONDER_TASKS`
+(responder); call the method from the engine where it decides to start it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from pyipsec.errors import IkeError, InvalidSyntax, PyIpsecError, TemporaryFailure
+from pyipsec.iana.ikev2 import ExchangeType, ProtocolId
+from pyipsec.ike.config import ChildConfig
+from pyipsec.ike.events import CloseCause
+from pyipsec.ike.exchanger import Exchanger, InFlight
+from pyipsec.ike.sa import ChildSa, IkeSa
+from pyipsec.ike.state import ChildEvent, IkeEvent, IkeSaState
+from pyipsec.ike.task import Exchange, QueueItem, Step, Task, TaskStatus
+from pyipsec.ike.tasks.child_create import ChildCreateTask
+from pyipsec.ike.tasks.delete import ChildDeleteTask, IkeDeleteTask, LivenessTask, last_notice
+from pyipsec.ike.tasks.ike_auth import IkeAuthTask
+from pyipsec.ike.tasks.ike_config import IkeConfigTask
+from pyipsec.ike.tasks.ike_init import IkeInitTask
+from pyipsec.ike.tasks.ike_mobike import (
+    AddressListTask,
+    ReturnRoutabilityTask,
+    UpdateSaAddressesTask,
+    follow_peer,
+)
+from pyipsec.ike.tasks.ike_rekey import IkeRekeyTask
+from pyipsec.ike.tasks.informational import InformationalResponder
+from pyipsec.net.addr import Datagram
+from pyipsec.wire.message import Message
+from pyipsec.wire.payloads.base import Payload
+from pyipsec.wire.payloads.notify import Notify
+from pyipsec.wire.payloads.sa import SecurityAssociation
+
+__all__ = ["RESPONDER_TASKS", "TaskManager"]
+
+_S = IkeSaState
+_LIVE = frozenset({_S.ESTABLISHED, _S.REKEYING, _S.REAUTHENTICATING, _S.PENDING, _S.REDUNDANT})
+
+
+def _create_child_sa(req: Message) -> list[Task]:
+    """CREATE_CHILD_SA: an IKE proposal rekeys the IKE SA; else a new Child SA or a rekey."""
+    sa_payload = req.find(SecurityAssociation)
+    if sa_payload is not None and any(p.protocol is ProtocolId.IKE for p in sa_payload.proposals):
+        return [IkeRekeyTask()]
+    return [ChildCreateTask(in_ike_auth=False)]
+
+
+_SERVES: Mapping[ExchangeType, tuple[frozenset[IkeSaState], Callable[[Message], list[Task]]]] = {
+    ExchangeType.IKE_SA_INIT: (frozenset({_S.CONNECTING}), lambda req: [IkeInitTask()]),
+    ExchangeType.IKE_AUTH: (
+        frozenset({_S.CONNECTING}),
+        lambda req: [IkeAuthTask(), IkeConfigTask(), ChildCreateTask(in_ike_auth=True)],
+    ),
+    # an SA that is rekeyed or being deleted answers TEMPORARY_FAILURE (RFC 7296 §2.25)
+    ExchangeType.CREATE_CHILD_SA: (_LIVE, _create_child_sa),
+    ExchangeType.INFORMATIONAL: (frozenset(IkeSaState) - {_S.CLOSED}, lambda req: [InformationalResponder()]),
+}
+
+RESPONDER_TASKS: Mapping[tuple[ExchangeType, IkeSaState], Callable[[Message], list[Task]]] = {
+    (exchange, state): tasks for exchange, (states, tasks) in _SERVES.items() for state in states
+}
+"""Which tasks answer a request: by exchange type and the SA's state."""
+
+
+class _Refuse(Task):
+    """Answers a request the table has no tasks for with one error Notify."""
+
+    def __init__(self, error: IkeError) -> None:
+        self.error = error
+
+    def process_r(self, sa: IkeSa, req: Message) -> None:
+        raise self.error
+
+
+def _responders(sa: IkeSa, req: Message) -> list[Task]:
+    tasks = RESPONDER_TASKS.get((req.exchange_type, sa.state))
+    if tasks is not None:
+        return tasks(req)
+    if req.exchange_type is ExchangeType.CREATE_CHILD_SA:
+        return [_Refuse(TemporaryFailure(f"IKE SA is {sa.state.name}, not established"))]
+    if req.exchange_type in _SERVES:
+        return [_Refuse(InvalidSyntax(f"{req.exchange_type.name} on an SA that is {sa.state.name}"))]
+    return [_Refuse(InvalidSyntax(f"unsupported exchange {req.exchange_type.name}"))]
+
+
+def _as_ike_error(exc: PyIpsecError) -> IkeError:
+    """Input-caused errors without a Notify of their own (a bad KE value, an unusable
+    algorithm) are reported to the peer as INVALID_SYNTAX, keeping their message."""
+    return exc if isinstance(exc, IkeError) else InvalidSyntax(f"{type(exc).__name__}: {exc}")
+
+
+class TaskManager:
+    """Runs the exchanges of every IKE SA of one engine; ``register`` adds an IKE SA made by a
+    rekey to the engine's tables."""
+
+    def __init__(self, register: Callable[[IkeSa], None]) -> None:
+        self._register = register
+        self._exchangers: dict[int, Exchanger] = {}
+
+    def exchanger(self, sa: IkeSa) -> Exchanger:
+        ex = self._exchangers.get(sa.sa_id)
+        if ex is None:
+            ex = self._exchangers[sa.sa_id] = Exchanger(sa)
+        return ex
+
+    def forget(self, sa: IkeSa) -> None:
+        self._exchangers.pop(sa.sa_id, None)
+
+    def deadline(self, sa: IkeSa) -> float | None:
+        fl = self.exchanger(sa).inflight
+        return fl.deadline if fl is not None else None
+
+    def busy(self, sa: IkeSa) -> bool:
+        return self.exchanger(sa).busy()
+
+    def take_outbox(self, sa: IkeSa) -> list[Datagram]:
+        ex = self._exchangers.get(sa.sa_id)
+        if ex is None or not ex.outbox:
+            return []
+        out, ex.outbox = ex.outbox, []
+        return out
+
+    # -- what the engine starts -----------------------------------------------------------------
+
+    def connect(self, sa: IkeSa, children: Sequence[ChildConfig], then: Step | None = None) -> None:
+        """A new IKE SA as original initiator: IKE_SA_INIT, IKE_AUTH with the first Child SA,
+        CREATE_CHILD_SA for each further one, then ``then``."""
+        first = children[0] if children else None
+        sa.first_child = first
+        self.queue(sa, Exchange(ExchangeType.IKE_SA_INIT, [IkeInitTask()]))
+        auth: list[Task] = [IkeAuthTask(), IkeConfigTask(), ChildCreateTask(in_ike_auth=True, config=first)]
+        self.queue(sa, Exchange(ExchangeType.IKE_AUTH, auth))
+        for cfg in children[1:]:
+            self.create_child(sa, cfg)
+        if then is not None:
+            self.queue(sa, then)
+
+    def create_child(self, sa: IkeSa, cfg: ChildConfig) -> None:
+        self.queue(
+            sa, Exchange(ExchangeType.CREATE_CHILD_SA, [ChildCreateTask(in_ike_auth=False, config=cfg)])
+        )
+
+    def rekey_child(self, sa: IkeSa, child: ChildSa) -> None:
+        sa.log.info("rekeying Child SA %s{%d}", child.name, child.child_id)
+        child.apply(ChildEvent.REKEY_START)
+        task = ChildCreateTask(in_ike_auth=False, rekey=child)
+        self.queue(sa, Exchange(ExchangeType.CREATE_CHILD_SA, [task]))
+
+    def rekey_ike(self, sa: IkeSa) -> None:
+        sa.log.info("rekeying the IKE SA")
+        sa.apply(IkeEvent.REKEY_START)
+        self.queue(sa, Exchange(ExchangeType.CREATE_CHILD_SA, [IkeRekeyTask()]))
+
+    def check_liveness(self, sa: IkeSa) -> None:
+        self.queue(sa, Exchange(ExchangeType.INFORMATIONAL, [LivenessTask()]))
+
+    def move(self, sa: IkeSa, now: float) -> None:
+        """MOBIKE: tell the peer our new addresses (``sa.local``/``sa.remote`` are set)."""
+        fl = self.exchanger(sa).inflight
+        if fl is not None:  # retransmit the request in flight from the new address too
+            fl.deadline = now
+        task = UpdateSaAddressesTask(sa)
+        self.queue(sa, Exchange(ExchangeType.INFORMATIONAL, [task], label="MOBIKE update"))
+
+    def announce_addresses(self, sa: IkeSa) -> None:
+        """MOBIKE: our address list changed (RFC 4555 §3.6)."""
+        self.queue(sa, Exchange(ExchangeType.INFORMATIONAL, [AddressListTask(sa)], label="MOBIKE addresses"))
+
+    # -- Followups: what tasks ask for --------------------------------------------------------------
+
+    def delete_ike(self, sa: IkeSa, cause: CloseCause, reason: str) -> None:
+        """Delete the IKE SA (what was queued on it is dropped). An SA that still serves is
+        DELETING from now on; a REKEYED or REDUNDANT one stays what it is."""
+        if sa.state in (_S.ESTABLISHED, _S.REKEYING, _S.REAUTHENTICATING):
+            sa.apply(IkeEvent.DELETE)
+        self.exchanger(sa).queue.clear()
+        self.queue(sa, Exchange(ExchangeType.INFORMATIONAL, [IkeDeleteTask(cause, reason)]))
+
+    def delete_child(self, sa: IkeSa, child: ChildSa, reason: str) -> None:
+        self.queue(sa, Exchange(ExchangeType.INFORMATIONAL, [ChildDeleteTask(child, reason)]))
+
+    def check_return_routability(self, sa: IkeSa) -> None:
+        sa.log.info("MOBIKE: checking return routability of %s", sa.remote.ip)
+        self.queue(sa, Exchange(ExchangeType.INFORMATIONAL, [ReturnRoutabilityTask(sa)]))
+
+    def adopt(self, sa: IkeSa) -> None:
+        self._register(sa)
+
+    def migrate(self, old: IkeSa, new: IkeSa) -> None:
+        src, dst = self.exchanger(old), self.exchanger(new)
+        dst.queue.extend(src.queue)
+        src.queue.clear()
+        self.kick(new)
+
+    def in_flight(self, sa: IkeSa) -> Exchange | None:
+        fl = self.exchanger(sa).inflight
+        return fl.exchange if fl is not None else None
+
+    # -- queue ----------------------------------------------------------------------------------
+
+    def queue(self, sa: IkeSa, item: QueueItem) -> None:
+        self.exchanger(sa).queue.append(item)
+        self.kick(sa)
+
+    def kick(self, sa: IkeSa) -> None:
+        """Start the next queued exchange unless one is in flight (window size 1)."""
+        ex = self.exchanger(sa)
+        while ex.inflight is None and not ex.in_response and ex.queue and sa.state is not _S.CLOSED:
+            item = ex.queue.popleft()
+            if isinstance(item, Step):
+                item.run(sa)
+            else:
+                self._send_request(sa, item)
+
+    def _send_request(self, sa: IkeSa, exchange: Exchange) -> None:
+        ex = self.exchanger(sa)
+        payloads: list[Payload] = []
+        for task in exchange.tasks:
+            task.build_i(sa, payloads)
+        packets = ex.encode(exchange.exchange_type, ex.next_out, response=False, payloads=payloads)
+        if exchange.exchange_type is ExchangeType.IKE_SA_INIT:
+            sa.init_request = packets[0]
+        ex.send(packets)
+        if exchange.fire_and_forget:
+            ex.next_out += 1
+            return
+        policy = sa.ctx.config.retransmit
+        deadline = sa.ctx.now + policy.interval(0, _rand01(sa))
+        ex.inflight = InFlight(exchange, ex.next_out, packets, 0, deadline)
+        sa.log.debug(
+            "sending %s request %d (%d bytes in %d datagrams)",
+            exchange.exchange_type.name,
+            ex.next_out,
+            sum(map(len, packets)),
+            len(packets),
+        )
+
+    # -- retransmission -------------------------------------------------------------------------
+
+    def on_timer(self, sa: IkeSa, now: float) -> None:
+        ex = self.exchanger(sa)
+        fl = ex.inflight
+        if fl is None or now < fl.deadline:
+            return
+        policy = sa.ctx.config.retransmit
+        fl.attempt += 1
+        if any(task.on_timeout(sa, fl.attempt) for task in fl.exchange.tasks):
+            ex.inflight = None
+            self._send_request(sa, fl.exchange)
+            return
+        name = fl.exchange.exchange_type.name
+        if policy.exhausted(fl.attempt):
+            sa.log.info(
+                "giving up on %s request %d after %d retransmissions", name, fl.message_id, policy.tries
+            )
+            ex.inflight = None
+            ex.queue.clear()
+            how = next((u for task in fl.exchange.tasks if (u := task.unanswered(sa)) is not None), None)
+            if how is not None:  # a Delete of the IKE SA takes effect unanswered too
+                self.close(sa, how.cause, how.reason)
+            else:
+                reason = (
+                    f"peer not responding: {name} request unanswered after {policy.tries} retransmissions"
+                )
+                self.close(sa, CloseCause.TIMEOUT, reason)
+            return
+        sa.log.debug("retransmit %d of %s request %d", fl.attempt, name, fl.message_id)
+        ex.send(fl.packets)
+        fl.deadline = now + policy.interval(fl.attempt, _rand01(sa))
+
+    # -- receiving ------------------------------------------------------------------------------
+
+    def receive(self, sa: IkeSa, msg: Message, now: float) -> None:
+        if msg.is_response:
+            self._on_response(sa, msg, now)
+        else:
+            self._on_request(sa, msg, now)
+
+    def _on_response(self, sa: IkeSa, msg: Message, now: float) -> None:
+        ex = self.exchanger(sa)
+        if not ex.expected_response(msg):
+            return
+        plain = ex.open(msg)
+        if plain is None:
+            return
+        sa.heard(now)
+        if msg.exchange_type is ExchangeType.IKE_SA_INIT:
+            sa.init_response = msg.raw
+        assert ex.inflight is not None
+        exchange = ex.inflight.exchange
+        ex.inflight = None
+        statuses: list[TaskStatus] = []
+        ex.in_response = True
+        try:
+            try:
+                for task in exchange.tasks:
+                    statuses.append(task.process_i(sa, plain))
+            except PyIpsecError as exc:
+                raise _as_ike_error(exc) from exc
+            finally:
+                ex.in_response = False
+        except IkeError as exc:
+            ex.next_out += 1
+            sa.log.info("%s failed: %s", exchange.exchange_type.name, exc)
+            self.fail(sa, exc, during=exchange.exchange_type)
+            return
+        if TaskStatus.RETRY in statuses:
+            # a new request (INVALID_KE_PAYLOAD, COOKIE); only IKE_SA_INIT keeps message ID 0
+            sa.log.debug("retrying %s", exchange.exchange_type.name)
+            if exchange.exchange_type is not ExchangeType.IKE_SA_INIT:
+                ex.next_out += 1
+            self._send_request(sa, exchange)
+            return
+        ex.next_out += 1
+        if TaskStatus.NEED_MORE in statuses:
+            self._send_request(sa, exchange)
+            return
+        self.kick(sa)
+
+    def _on_request(self, sa: IkeSa, msg: Message, now: float) -> None:
+        ex = self.exchanger(sa)
+        if ex.retransmitted_request(msg) or not ex.expected_request(msg):
+            return
+        plain = ex.open(msg)
+        if plain is None:
+            return
+        sa.heard(now)
+        if msg.exchange_type is ExchangeType.IKE_SA_INIT:
+            sa.init_request = msg.raw
+        else:
+            follow_peer(sa)
+        tasks = _responders(sa, plain)
+        payloads: list[Payload] = []
+        fatal: IkeError | None = None
+        try:
+            try:
+                for task in tasks:
+                    task.process_r(sa, plain)
+                for task in tasks:
+                    task.build_r(sa, payloads)
+            except PyIpsecError as exc:
+                raise _as_ike_error(exc) from exc
+        except IkeError as exc:
+            sa.log.info(
+                "answering %s request %d with %s: %s",
+                msg.exchange_type.name,
+                msg.message_id,
+                exc.notify.name,
+                exc,
+            )
+            payloads = [Notify.from_error(exc)]
+            fatal = exc
+        packets = ex.encode(msg.exchange_type, msg.message_id, response=True, payloads=payloads)
+        if msg.exchange_type is ExchangeType.IKE_SA_INIT:
+            sa.init_response = packets[0]
+        ex.cached = (msg.message_id, packets)
+        ex.next_in += 1
+        ex.send(packets, sa.arrived)  # to where it came from (RFC 7296 §2.11)
+        if fatal is not None and sa.state in (_S.CREATED, _S.CONNECTING):
+            # an error while setting up ends the SA; on an established (or rekeyed, or closing)
+            # SA the error answers just this request (e.g. TEMPORARY_FAILURE, §2.25)
+            self.fail(sa, fatal, during=msg.exchange_type, notify_peer=False)
+        for task in tasks:
+            task.after_response(sa)
+
+    # -- ending ---------------------------------------------------------------------------------
+
+    def fail(self, sa: IkeSa, exc: Exception, *, during: ExchangeType, notify_peer: bool = True) -> None:
+        """Close the SA because ``exc`` happened in the exchange ``during``.
+
+        The reason names the exchange, the Notify type for protocol errors, and the detail:
+        "IKE_AUTH failed: AUTHENTICATION_FAILED: peer identity ... is not confirmed by ...".
+        """
+        detail = str(exc)
+        if isinstance(exc, IkeError):
+            detail = (
+                f"{exc.notify.name}: {detail}" if detail and detail != exc.notify.name else exc.notify.name
+            )
+        self.close(
+            sa, CloseCause.FAILED, f"{during.name} failed: {detail}", notify_peer=notify_peer, error=exc
+        )
+
+    def close(
+        self,
+        sa: IkeSa,
+        cause: CloseCause,
+        reason: str,
+        *,
+        notify_peer: bool = False,
+        error: Exception | None = None,
+    ) -> None:
+        """Tear the SA down now. With ``notify_peer`` and keys in place, a last INFORMATIONAL
+        goes out first (a Delete for an established SA, the error Notify otherwise), sent once
+        and not awaited."""
+        if sa.state is _S.CLOSED:
+            return
+        ex = self.exchanger(sa)
+        ex.inflight = None
+        ex.queue.clear()
+        if notify_peer and sa.keys is not None:
+            notice = Exchange(ExchangeType.INFORMATIONAL, [last_notice(sa, error)], fire_and_forget=True)
+            self._send_request(sa, notice)
+        sa.close(cause, reason)
+
+
+def _rand01(sa: IkeSa) -> float:
+    return int.from_bytes(sa.ctx.rng.random_bytes(2), "big") / 65535.0
