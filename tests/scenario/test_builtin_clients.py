@@ -63,7 +63,7 @@ def test_gateway_accepts_the_client_and_its_pfs_rekey(client: str) -> None:
     # the client rekeys its Child SA with PFS: a KE payload for its group
     (sa,) = p.i.engine.sas()
     (child_id,) = sa.children
-    p._emit(p.i, p.i.engine.rekey_child(sa.sa_id, child_id, p.now))
+    p.i.rekey_child(sa.sa_id, child_id)
     p.run(until=p.now + 10)
     rekeyed = p.i.of(ChildSaInstalled)[-1]
     assert rekeyed.replaces == child_id

@@ -108,8 +108,8 @@ def assert_still_works(p: EnginePair) -> None:
     """The surviving IKE SA carries a Child SA rekey and a liveness check from either side."""
     a, b = assert_one_ike_sa(p)
     (child,) = [c for c in a.children.values() if c.state is ChildSaState.INSTALLED]
-    p._emit(p.i, p.i.engine.rekey_child(a.sa_id, child.child_id, p.now))
-    p._emit(p.r, p.r.engine.check_liveness(b.sa_id, p.now))
+    p.i.rekey_child(a.sa_id, child.child_id)
+    p.r.check_liveness(b.sa_id)
     p.run(until=p.now + 30)
     assert_one_ike_sa(p)
     assert_one_consistent_child(p)
@@ -118,8 +118,8 @@ def assert_still_works(p: EnginePair) -> None:
 def rekey_both_ike(p: EnginePair) -> None:
     (a,) = p.i.engine.sas()
     (b,) = p.r.engine.sas()
-    p._emit(p.i, p.i.engine.rekey_ike(a.sa_id, p.now))
-    p._emit(p.r, p.r.engine.rekey_ike(b.sa_id, p.now))
+    p.i.rekey_ike(a.sa_id)
+    p.r.rekey_ike(b.sa_id)
 
 
 # -- simultaneous IKE SA rekeys (§2.8.2) ----------------------------------------------------------
@@ -215,8 +215,8 @@ def test_child_rekey_meeting_the_childs_delete_leaves_no_child_and_keeps_the_ike
     (b,) = p.r.engine.sas()
     (ci,) = a.children
     (cr,) = b.children
-    p._emit(p.i, p.i.engine.rekey_child(a.sa_id, ci, p.now))
-    p._emit(p.r, p.r.engine.terminate_child(b.sa_id, cr, p.now))
+    p.i.rekey_child(a.sa_id, ci)
+    p.r.terminate_child(b.sa_id, cr)
     p.run(until=p.now + 60)
     assert_one_ike_sa(p)
     assert installed(p) == ([], [])
@@ -225,7 +225,7 @@ def test_child_rekey_meeting_the_childs_delete_leaves_no_child_and_keeps_the_ike
         assert not sa.children  # no half-made Child SA left behind
         assert not side.engine.tasks.busy(sa)
     # the IKE SA still works: a new Child SA can be made
-    p._emit(p.i, p.i.engine.initiate_child(a.sa_id, "net", p.now))
+    p.i.initiate_child(a.sa_id, "net")
     p.run(until=p.now + 10)
     assert_one_consistent_child(p)
 
@@ -235,8 +235,8 @@ def test_child_rekey_meeting_the_ike_sas_delete_closes_everything() -> None:
     (a,) = p.i.engine.sas()
     (b,) = p.r.engine.sas()
     (ci,) = a.children
-    p._emit(p.i, p.i.engine.rekey_child(a.sa_id, ci, p.now))
-    p._emit(p.r, p.r.engine.terminate(b.sa_id, p.now))
+    p.i.rekey_child(a.sa_id, ci)
+    p.r.terminate(b.sa_id)
     p.run(until=p.now + 300)
     assert not p.i.engine.sas() and not p.r.engine.sas()
     for side in (p.i, p.r):
@@ -249,8 +249,8 @@ def test_ike_rekey_meeting_the_ike_sas_delete_closes_everything() -> None:
     p = established()
     (a,) = p.i.engine.sas()
     (b,) = p.r.engine.sas()
-    p._emit(p.i, p.i.engine.rekey_ike(a.sa_id, p.now))
-    p._emit(p.r, p.r.engine.terminate(b.sa_id, p.now))
+    p.i.rekey_ike(a.sa_id)
+    p.r.terminate(b.sa_id)
     p.run(until=p.now + 300)
     assert not p.i.engine.sas() and not p.r.engine.sas()
     assert "deleted locally" in closes(p.r)
@@ -261,8 +261,8 @@ def test_ike_rekey_and_child_rekey_at_once_end_with_one_of_each() -> None:
     (a,) = p.i.engine.sas()
     (b,) = p.r.engine.sas()
     (cr,) = b.children
-    p._emit(p.i, p.i.engine.rekey_ike(a.sa_id, p.now))
-    p._emit(p.r, p.r.engine.rekey_child(b.sa_id, cr, p.now))
+    p.i.rekey_ike(a.sa_id)
+    p.r.rekey_child(b.sa_id, cr)
     p.run(until=p.now + 30)
     assert_one_ike_sa(p)
     assert_one_consistent_child(p)
@@ -277,7 +277,7 @@ def test_child_rekey_with_pfs_retries_with_the_group_the_peer_wants() -> None:
     (a,) = p.i.engine.sas()
     (ci,) = a.children
     before = len(p.sent)
-    p._emit(p.i, p.i.engine.rekey_child(a.sa_id, ci, p.now))
+    p.i.rekey_child(a.sa_id, ci)
     p.run(until=p.now + 10)
     exchanges = [kind(d) for d in p.sent[before:]]
     assert exchanges.count((ExchangeType.CREATE_CHILD_SA, False)) == 2  # ecp256, then modp2048
@@ -293,8 +293,8 @@ def test_simultaneous_child_rekeys_with_one_invalid_ke_end_with_one_child() -> N
     (b,) = p.r.engine.sas()
     (ci,) = a.children
     (cr,) = b.children
-    p._emit(p.i, p.i.engine.rekey_child(a.sa_id, ci, p.now))
-    p._emit(p.r, p.r.engine.rekey_child(b.sa_id, cr, p.now))
+    p.i.rekey_child(a.sa_id, ci)
+    p.r.rekey_child(b.sa_id, cr)
     p.run(until=p.now + 60)
     assert_one_ike_sa(p)
     assert_one_consistent_child(p)
@@ -309,7 +309,7 @@ def test_ike_rekey_retries_with_the_group_the_peer_wants() -> None:
     b.set_connection(replace(b.connection, proposals=ike("aes256gcm16-prfsha256-ecp256")))
     (a,) = p.i.engine.sas()
     assert a.ke_group is KeId.CURVE25519
-    p._emit(p.i, p.i.engine.rekey_ike(a.sa_id, p.now))
+    p.i.rekey_ike(a.sa_id)
     p.run(until=p.now + 10)
     new_a, _ = assert_one_ike_sa(p)
     assert new_a.ke_group is KeId.ECP_256 and new_a.sa_id != a.sa_id
@@ -337,9 +337,9 @@ def test_a_lost_rekey_response_is_answered_again_from_the_cache_making_one_sa(wh
     p.link = Link(drop_if=drop_first_response)
     installs_r = len(p.r.of(ChildSaInstalled))
     if what == "child":
-        p._emit(p.i, p.i.engine.rekey_child(a.sa_id, ci, p.now))
+        p.i.rekey_child(a.sa_id, ci)
     else:
-        p._emit(p.i, p.i.engine.rekey_ike(a.sa_id, p.now))
+        p.i.rekey_ike(a.sa_id)
     p.run(until=p.now + 60)
     assert lost  # the response really was lost, and the retransmission got the cached one
     assert_one_ike_sa(p)
@@ -379,10 +379,10 @@ def test_any_mix_of_rekeys_from_both_sides_over_a_bad_link_ends_consistent(seed:
         (sa,) = side.engine.sas()
         actions = rnd.sample(["ike", "child", "both", "none"], 1)[0]
         if actions in ("ike", "both"):
-            p._emit(side, side.engine.rekey_ike(sa.sa_id, p.now))
+            side.rekey_ike(sa.sa_id)
         if actions in ("child", "both"):
             (child,) = sa.children
-            p._emit(side, side.engine.rekey_child(sa.sa_id, child, p.now))
+            side.rekey_child(sa.sa_id, child)
     p.run(until=p.now + 400)
     p.link = Link()
     p.run(until=p.now + 400)
@@ -417,11 +417,11 @@ def test_rekeys_meeting_deletes_over_a_bad_link_end_consistent(seed: int) -> Non
     (sa,) = rekeyer.engine.sas()
     (child,) = sa.children
     if rnd.random() < 0.5:
-        p._emit(rekeyer, rekeyer.engine.rekey_ike(sa.sa_id, p.now))
-    p._emit(rekeyer, rekeyer.engine.rekey_child(sa.sa_id, child, p.now))
+        rekeyer.rekey_ike(sa.sa_id)
+    rekeyer.rekey_child(sa.sa_id, child)
     (sa,) = deleter.engine.sas()
     (child,) = sa.children
-    p._emit(deleter, deleter.engine.terminate_child(sa.sa_id, child, p.now))
+    deleter.terminate_child(sa.sa_id, child)
     p.run(until=p.now + 400)
     p.link = Link()
     p.run(until=p.now + 400)
@@ -430,7 +430,7 @@ def test_rekeys_meeting_deletes_over_a_bad_link_end_consistent(seed: int) -> Non
     # and a fresh Child SA can be made on it afterwards
     a, _ = assert_one_ike_sa(p)
     if not a.children:
-        p._emit(p.i, p.i.engine.initiate_child(a.sa_id, "net", p.now))
+        p.i.initiate_child(a.sa_id, "net")
         p.run(until=p.now + 30)
         assert_one_consistent_child(p)
 
@@ -443,13 +443,13 @@ def test_closing_an_ike_sa_reports_a_rekeyed_child_still_waiting_for_its_delete(
     (b,) = p.r.engine.sas()
     (ci,) = a.children
     Hold(p, to(p.r, ExchangeType.INFORMATIONAL, response=False))  # the initiator's Delete of the old SA
-    p._emit(p.i, p.i.engine.rekey_child(a.sa_id, ci, p.now))
+    p.i.rekey_child(a.sa_id, ci)
     p.run(until=p.now + 2)
     states = sorted(c.state.name for c in b.children.values())
     assert states == ["INSTALLED", "REKEYED"]
     in_plane = {e.params.spi_in for e in p.r.of(ChildSaInstalled)}  # type: ignore[attr-defined]
     b.close(CloseCause.TIMEOUT, "peer not responding")
-    p._emit(p.r, p.r.engine.handle_timer(p.now))
+    p.r.timer()
     assert {e.spi_in for e in p.r.of(ChildSaRemoved)} == in_plane  # type: ignore[attr-defined]
 
 
@@ -468,7 +468,7 @@ def test_an_invalid_ke_value_in_a_child_sa_response_fails_only_that_child_sa(
     monkeypatch.setattr(child_create, "ke_respond", bad_point)
     (a,) = p.i.engine.sas()
     (ci,) = a.children
-    p._emit(p.i, p.i.engine.rekey_child(a.sa_id, ci, p.now))
+    p.i.rekey_child(a.sa_id, ci)
     p.run(until=p.now + 0.4)  # before the retry of the failed rekey
     (failed,) = p.i.of(ChildSaFailed)
     assert "key exchange value is invalid" in failed.reason  # type: ignore[attr-defined]

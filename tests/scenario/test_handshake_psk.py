@@ -72,7 +72,7 @@ def test_delete_from_initiator_removes_both_sides() -> None:
     p.run()
     (sa,) = p.i.engine.sas()
     out = p.i.engine.terminate(sa.sa_id, p.now)
-    p._emit(p.i, out)
+    p.emit(p.i, out)
     p.run()
     assert p.i.of(IkeSaClosed)[0].reason == "deleted locally"
     assert p.r.of(IkeSaClosed)[0].reason == "deleted by peer"
@@ -85,7 +85,7 @@ def test_delete_from_responder_removes_both_sides() -> None:
     p.initiate()
     p.run()
     (sa,) = p.r.engine.sas()
-    p._emit(p.r, p.r.engine.terminate(sa.sa_id, p.now))
+    p.r.terminate(sa.sa_id)
     p.run()
     assert p.i.engine.sas() == [] and p.r.engine.sas() == []
     assert p.i.of(IkeSaClosed)[0].reason == "deleted by peer"
@@ -216,7 +216,7 @@ def test_create_child_sa_adds_a_second_child(esp: str) -> None:
     """CREATE_CHILD_SA with and without PFS (a KE payload when the ESP proposal has a group)."""
     p = _established_pair(i_esp_proposals=esp, r_esp_proposals=esp)
     (sa,) = p.i.engine.sas()
-    p._emit(p.i, p.i.engine.initiate_child(sa.sa_id, "net", p.now))
+    p.i.initiate_child(sa.sa_id, "net")
     p.run()
     ci, cr = p.i.of(ChildSaInstalled), p.r.of(ChildSaInstalled)
     assert len(ci) == len(cr) == 2
@@ -235,7 +235,7 @@ def test_child_delete_from_either_side() -> None:
     p = _established_pair()
     (sa,) = p.i.engine.sas()
     (child_id,) = sa.children
-    p._emit(p.i, p.i.engine.terminate_child(sa.sa_id, child_id, p.now))
+    p.i.terminate_child(sa.sa_id, child_id)
     p.run()
     assert len(p.i.of(ChildSaRemoved)) == len(p.r.of(ChildSaRemoved)) == 1
     assert p.i.of(ChildSaRemoved)[0].spi_in == p.r.of(ChildSaRemoved)[0].spi_out
@@ -246,11 +246,11 @@ def test_child_delete_from_either_side() -> None:
 def test_liveness_check_is_answered_and_detects_a_dead_peer() -> None:
     p = _established_pair()
     (sa,) = p.i.engine.sas()
-    p._emit(p.i, p.i.engine.check_liveness(sa.sa_id, p.now))
+    p.i.check_liveness(sa.sa_id)
     p.run()
     assert not p.i.of(IkeSaClosed)
     p.link.loss = 1.0
-    p._emit(p.i, p.i.engine.check_liveness(sa.sa_id, p.now))
+    p.i.check_liveness(sa.sa_id)
     p.run(until=p.now + 400)
     (closed,) = p.i.of(IkeSaClosed)
     assert "peer not responding" in closed.reason

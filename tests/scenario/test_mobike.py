@@ -40,7 +40,7 @@ def test_mobike_moves_ike_and_child_sas_to_the_new_address() -> None:
     (sa_i,) = p.i.engine.sas()
     (sa_r,) = p.r.engine.sas()
     assert sa_i.peer_mobike and sa_r.peer_mobike
-    p._emit(p.i, p.i.engine.update_sa_address(sa_i.sa_id, Endpoint(ip_address(NEW_ADDR), 4500), p.now))
+    p.i.update_sa_address(sa_i.sa_id, Endpoint(ip_address(NEW_ADDR), 4500))
     p.run(until=p.now + 5)
     assert str(sa_r.remote) == f"{NEW_ADDR}:4500"
     assert str(sa_i.local) == f"{NEW_ADDR}:4500"
@@ -50,7 +50,7 @@ def test_mobike_moves_ike_and_child_sas_to_the_new_address() -> None:
     assert moved_i.spi_in == p.i.of(ChildSaInstalled)[0].params.spi_in
     # the moved SA keeps working: a Child SA rekey and a delete go over the new path
     (child,) = sa_i.children
-    p._emit(p.i, p.i.engine.rekey_child(sa_i.sa_id, child, p.now))
+    p.i.rekey_child(sa_i.sa_id, child)
     p.run(until=p.now + 5)
     new = p.i.of(ChildSaInstalled)[-1]
     assert str(new.params.local) == f"{NEW_ADDR}:4500"
@@ -81,7 +81,7 @@ def test_an_unauthenticated_packet_from_a_new_address_moves_nothing() -> None:
         remote=Endpoint(ip_address("198.51.100.9"), 4500),
         payload=bytes(forged),
     )
-    p._emit(p.r, p.r.engine.receive_datagram(spoof, p.now))
+    p.emit(p.r, p.r.engine.receive_datagram(spoof, p.now))
     assert sa_r.remote == before
     assert not p.r.of(ChildSaAddressesChanged)
 
@@ -91,7 +91,7 @@ def test_nat_rebinding_is_followed_on_the_next_authenticated_request() -> None:
     (sa_r,) = p.r.engine.sas()
     assert sa_r.nat_remote
     # the NAT in front of the initiator picks a new port: rewrite the source port of what it sends
-    original = p._emit
+    original = p.emit
 
     def rebinding_emit(src: Side, out: Output) -> None:
         if src is p.i:
@@ -102,9 +102,9 @@ def test_nat_rebinding_is_followed_on_the_next_authenticated_request() -> None:
             out = out._replace(datagrams=rebound)
         original(src, out)
 
-    p._emit = rebinding_emit  # type: ignore[method-assign]
+    p.emit = rebinding_emit  # type: ignore[method-assign]
     (sa_i,) = p.i.engine.sas()
-    p._emit(p.i, p.i.engine.check_liveness(sa_i.sa_id, p.now))
+    p.i.check_liveness(sa_i.sa_id)
     p.run(until=p.now + 5)
     assert sa_r.remote.port == 31337
     (moved,) = p.r.of(ChildSaAddressesChanged)
@@ -124,8 +124,9 @@ class MultiHomedPair(EnginePair):
         self.__dict__.update(inner.__dict__)
         self.r_addrs = r_addrs
         self.down: set[str] = set()
+        self.i.pair = self.r.pair = self
 
-    def _emit(self, src: Side, out: Output) -> None:
+    def emit(self, src: Side, out: Output) -> None:
         src.events.extend(out.events)
         for d in out.datagrams:
             self.sent.append(d)
@@ -166,7 +167,7 @@ def test_update_carries_a_fresh_cookie2_that_the_responder_echoes(monkeypatch: p
     p = established()
     (sa_i,) = p.i.engine.sas()
     for addr in (NEW_ADDR, "192.0.2.12"):
-        p._emit(p.i, p.i.engine.update_sa_address(sa_i.sa_id, Endpoint(ip_address(addr), 4500), p.now))
+        p.i.update_sa_address(sa_i.sa_id, Endpoint(ip_address(addr), 4500))
         p.run(until=p.now + 5)
     assert len(seen) == 4  # per move: our update, then the responder's return routability check
     assert all(echo == sent for sent, echo in seen)
@@ -187,7 +188,7 @@ def test_a_response_with_a_wrong_cookie2_is_not_accepted(monkeypatch: pytest.Mon
         real(self, sa, resp)  # type: ignore[arg-type]
 
     monkeypatch.setattr(InformationalResponder, "build_r", bad_echo)
-    p._emit(p.i, p.i.engine.update_sa_address(sa_i.sa_id, Endpoint(ip_address(NEW_ADDR), 4500), p.now))
+    p.i.update_sa_address(sa_i.sa_id, Endpoint(ip_address(NEW_ADDR), 4500))
     p.run(until=p.now + 5)
     assert not p.i.of(ChildSaAddressesChanged)  # the initiator did not move its Child SAs
     (closed,) = p.i.of(IkeSaClosed)
@@ -205,7 +206,7 @@ def test_a_response_without_cookie2_is_not_accepted(monkeypatch: pytest.MonkeyPa
         real(self, sa, resp)  # type: ignore[arg-type]
 
     monkeypatch.setattr(InformationalResponder, "build_r", no_echo)
-    p._emit(p.i, p.i.engine.update_sa_address(sa_i.sa_id, Endpoint(ip_address(NEW_ADDR), 4500), p.now))
+    p.i.update_sa_address(sa_i.sa_id, Endpoint(ip_address(NEW_ADDR), 4500))
     p.run(until=p.now + 5)
     assert not p.i.of(ChildSaAddressesChanged)
     assert "COOKIE2" in p.i.of(IkeSaClosed)[0].reason
@@ -239,18 +240,18 @@ def test_a_changed_address_set_is_sent_in_an_informational() -> None:
     p = with_addresses([I_ADDR], [R_ADDR])
     (sa_i,) = p.i.engine.sas()
     (sa_r,) = p.r.engine.sas()
-    p._emit(p.r, p.r.engine.set_local_addresses([ip_address(R_ADDR), ip_address(R_OTHER)], p.now))
+    p.r.set_local_addresses([ip_address(R_ADDR), ip_address(R_OTHER)])
     p.run(until=p.now + 5)
     assert sa_i.peer_addresses == (ip_address(R_OTHER),)
-    p._emit(p.i, p.i.engine.set_local_addresses([ip_address(I_ADDR), ip_address(I_V6)], p.now))
+    p.i.set_local_addresses([ip_address(I_ADDR), ip_address(I_V6)])
     p.run(until=p.now + 5)
     assert sa_r.peer_addresses == (ip_address(I_V6),)
     # the same set again: nothing to tell
     before = len(p.sent)
-    p._emit(p.r, p.r.engine.set_local_addresses([ip_address(R_ADDR), ip_address(R_OTHER)], p.now))
+    p.r.set_local_addresses([ip_address(R_ADDR), ip_address(R_OTHER)])
     assert len(p.sent) == before
     # an address gone: NO_ADDITIONAL_ADDRESSES empties the list
-    p._emit(p.r, p.r.engine.set_local_addresses([ip_address(R_ADDR)], p.now))
+    p.r.set_local_addresses([ip_address(R_ADDR)])
     p.run(until=p.now + 5)
     assert sa_i.peer_addresses == () and sa_i.state.name == "ESTABLISHED"
 
@@ -260,7 +261,7 @@ def test_the_initiator_falls_back_to_an_additional_address_of_the_peer() -> None
     (sa_i,) = p.i.engine.sas()
     (sa_r,) = p.r.engine.sas()
     p.down = {R_ADDR, I_ADDR}  # our old uplink and the peer's current address are unreachable
-    p._emit(p.i, p.i.engine.update_sa_address(sa_i.sa_id, Endpoint(ip_address(NEW_ADDR), 4500), p.now))
+    p.i.update_sa_address(sa_i.sa_id, Endpoint(ip_address(NEW_ADDR), 4500))
     p.run(until=p.now + 60)
     assert str(sa_i.remote) == f"{R_OTHER}:4500" and str(sa_i.local) == f"{NEW_ADDR}:4500"
     assert str(sa_r.local) == f"{R_OTHER}:4500" and str(sa_r.remote) == f"{NEW_ADDR}:4500"
@@ -270,7 +271,7 @@ def test_the_initiator_falls_back_to_an_additional_address_of_the_peer() -> None
     assert ip_address(NEW_ADDR) in sa_r.verified_remote
     assert sa_i.state.name == sa_r.state.name == "ESTABLISHED"
     # and the SA keeps working on the new path
-    p._emit(p.i, p.i.engine.check_liveness(sa_i.sa_id, p.now))
+    p.i.check_liveness(sa_i.sa_id)
     p.run(until=p.now + 10)
     assert sa_i.state.name == "ESTABLISHED"
 
@@ -281,7 +282,7 @@ def test_the_responder_checks_return_routability_of_a_new_address() -> None:
     (sa_r,) = p.r.engine.sas()
     assert ip_address(NEW_ADDR) not in sa_r.verified_remote
     sent_before = len(p.sent)
-    p._emit(p.i, p.i.engine.update_sa_address(sa_i.sa_id, Endpoint(ip_address(NEW_ADDR), 4500), p.now))
+    p.i.update_sa_address(sa_i.sa_id, Endpoint(ip_address(NEW_ADDR), 4500))
     p.run(until=p.now + 5)
     assert ip_address(NEW_ADDR) in sa_r.verified_remote
     # update request + response, check request + response
@@ -294,7 +295,7 @@ def test_a_replayed_update_from_another_address_moves_nothing() -> None:
     p = established()
     (sa_i,) = p.i.engine.sas()
     (sa_r,) = p.r.engine.sas()
-    p._emit(p.i, p.i.engine.update_sa_address(sa_i.sa_id, Endpoint(ip_address(NEW_ADDR), 4500), p.now))
+    p.i.update_sa_address(sa_i.sa_id, Endpoint(ip_address(NEW_ADDR), 4500))
     p.run(until=p.now + 5)
     update = next(d for d in p.sent if str(d.local.ip) == NEW_ADDR and d.payload[18] == 37)
     events_before = len(p.r.events)
@@ -303,6 +304,6 @@ def test_a_replayed_update_from_another_address_moves_nothing() -> None:
         remote=Endpoint(ip_address("198.51.100.9"), 4500),
         payload=update.payload,
     )
-    p._emit(p.r, p.r.engine.receive_datagram(replay, p.now))
+    p.emit(p.r, p.r.engine.receive_datagram(replay, p.now))
     assert str(sa_r.remote) == f"{NEW_ADDR}:4500"
     assert not [e for e in p.r.events[events_before:] if isinstance(e, ChildSaAddressesChanged)]

@@ -107,7 +107,7 @@ def test_reauth_repeats_and_every_new_child_is_installed_before_the_old_one_goes
 def test_responder_sends_on_the_new_child_only_once_the_old_sa_is_deleted() -> None:
     p = established()
     (old_i,) = p.i.engine.sas()
-    p._emit(p.i, p.i.engine.reauthenticate(old_i.sa_id, p.now))
+    p.i.reauthenticate(old_i.sa_id)
     p.run(until=p.now + 5)
     new_r = p.r.of(ChildSaInstalled)[-1]
     assert not new_r.outbound_active  # make-before-break: inbound only at first
@@ -134,7 +134,7 @@ def test_reauth_sends_no_initial_contact(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(IkeAuthTask, "build_i", spy)
     p = established()
     (old,) = p.i.engine.sas()
-    p._emit(p.i, p.i.engine.reauthenticate(old.sa_id, p.now))
+    p.i.reauthenticate(old.sa_id)
     p.run(until=p.now + 5)
     assert sent == [(False, True), (True, False)]
     assert "INITIAL_CONTACT" not in p.r.of(IkeSaClosed)[0].reason
@@ -146,7 +146,7 @@ def test_changed_psk_fails_the_reauth_and_the_old_sa_survives_and_retries() -> N
     (old_r,) = p.r.engine.sas()
     (child_i,) = old_i.children.values()
     p.r.engine.ctx.creds = MemoryCredentials([SharedSecret(b"a different secret")])
-    p._emit(p.i, p.i.engine.reauthenticate(old_i.sa_id, p.now))
+    p.i.reauthenticate(old_i.sa_id)
     p.run(until=p.now + 5)
     failed_i = [e for e in p.i.of(IkeSaClosed) if e.sa_id != old_i.sa_id]
     assert len(failed_i) == 1 and "AUTHENTICATION_FAILED" in failed_i[0].reason
@@ -181,10 +181,10 @@ def test_all_children_are_recreated_the_first_in_ike_auth_the_rest_with_create_c
     p.initiate()
     p.run(until=5)
     (old,) = p.i.engine.sas()
-    p._emit(p.i, p.i.engine.initiate_child(old.sa_id, "voice", p.now))
+    p.i.initiate_child(old.sa_id, "voice")
     p.run(until=p.now + 5)
     assert {c.name for c in old.children.values()} == {"net", "voice"}
-    p._emit(p.i, p.i.engine.reauthenticate(old.sa_id, p.now))
+    p.i.reauthenticate(old.sa_id)
     p.run(until=p.now + 5)
     sa_i, _ = assert_one_of_each(p, children=2)
     assert sa_i.sa_id != old.sa_id
@@ -215,7 +215,7 @@ def test_reauth_is_for_the_original_initiator_only_and_one_at_a_time() -> None:
     with pytest.raises(UsageError, match="initiator"):
         p.r.engine.reauthenticate(sa_r.sa_id, p.now)
     (sa_i,) = p.i.engine.sas()
-    p._emit(p.i, p.i.engine.reauthenticate(sa_i.sa_id, p.now))
+    p.i.reauthenticate(sa_i.sa_id)
     with pytest.raises(UsageError, match="already"):
         p.i.engine.reauthenticate(sa_i.sa_id, p.now)
 
@@ -240,7 +240,7 @@ def test_road_warrior_keeps_its_virtual_ip_across_eap_reauthentications(tmp_path
     assert vip.addresses == (ip_address("10.3.0.1"),)
     for _ in range(2):
         (sa,) = p.i.engine.sas()
-        p._emit(p.i, p.i.engine.reauthenticate(sa.sa_id, p.now))
+        p.i.reauthenticate(sa.sa_id)
         p.run(until=p.now + 5)
     assert len(p.i.of(IkeSaEstablished)) == 3
     assert [v.addresses for v in p.i.of(VirtualIpAssigned)] == [vip.addresses] * 3
@@ -251,7 +251,7 @@ def test_road_warrior_keeps_its_virtual_ip_across_eap_reauthentications(tmp_path
     assert [str(t) for t in child.local_ts] == ["10.3.0.1/32"]
     assert rw.pools.in_use("rw") == {ip_address("10.3.0.1"): "alice"}
     # the lease moved with the SA: deleting it frees the address
-    p._emit(p.i, p.i.engine.terminate(sa_i.sa_id, p.now))
+    p.i.terminate(sa_i.sa_id)
     p.run(until=p.now + 5)
     assert rw.pools.in_use("rw") == {}
 
@@ -263,7 +263,7 @@ def test_road_warrior_with_a_wrong_password_on_reauth_keeps_the_old_sa(tmp_path:
     p.run(until=5)
     (old,) = p.i.engine.sas()
     rw.users.set_password("alice", "changed-secret-9")  # the password changed meanwhile
-    p._emit(p.i, p.i.engine.reauthenticate(old.sa_id, p.now))
+    p.i.reauthenticate(old.sa_id)
     p.run(until=p.now + 5)
     assert any("EAP" in e.reason for e in p.i.of(IkeSaClosed) if e.sa_id != old.sa_id)
     assert old.state is IkeSaState.ESTABLISHED and p.i.engine.sas() == [old]

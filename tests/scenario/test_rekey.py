@@ -57,7 +57,7 @@ def test_child_rekey_is_make_before_break(esp: str) -> None:
     p = established(i_esp_proposals=esp, r_esp_proposals=esp)
     (sa,) = p.i.engine.sas()
     (old,) = sa.children
-    p._emit(p.i, p.i.engine.rekey_child(sa.sa_id, old, p.now))
+    p.i.rekey_child(sa.sa_id, old)
     p.run(until=p.now + 5)
     new_i = p.i.of(ChildSaInstalled)[-1]
     new_r = p.r.of(ChildSaInstalled)[-1]
@@ -98,8 +98,8 @@ def test_simultaneous_child_rekey_ends_with_exactly_one_new_sa(seed: int) -> Non
     (ci,) = sa_i.children
     (cr,) = sa_r.children
     p.i.engine.ctx.rng = SeededRandom(seed)
-    p._emit(p.i, p.i.engine.rekey_child(sa_i.sa_id, ci, p.now))
-    p._emit(p.r, p.r.engine.rekey_child(sa_r.sa_id, cr, p.now))
+    p.i.rekey_child(sa_i.sa_id, ci)
+    p.r.rekey_child(sa_r.sa_id, cr)
     p.run(until=p.now + 30)
     assert_one_consistent_child(p)
     i_spis, r_spis = installed(p)
@@ -109,7 +109,7 @@ def test_simultaneous_child_rekey_ends_with_exactly_one_new_sa(seed: int) -> Non
 def test_ike_rekey_moves_children_and_keeps_working() -> None:
     p = established()
     (old,) = p.i.engine.sas()
-    p._emit(p.i, p.i.engine.rekey_ike(old.sa_id, p.now))
+    p.i.rekey_ike(old.sa_id)
     p.run(until=p.now + 5)
     (new_i,) = [s for s in p.i.engine.sas()]
     (new_r,) = [s for s in p.r.engine.sas()]
@@ -121,8 +121,8 @@ def test_ike_rekey_moves_children_and_keeps_working() -> None:
     assert_one_consistent_child(p)
     # the new SA carries further exchanges: a Child SA rekey and a liveness check
     (child,) = new_i.children
-    p._emit(p.i, p.i.engine.rekey_child(new_i.sa_id, child, p.now))
-    p._emit(p.r, p.r.engine.check_liveness(new_r.sa_id, p.now))
+    p.i.rekey_child(new_i.sa_id, child)
+    p.r.check_liveness(new_r.sa_id)
     p.run(until=p.now + 5)
     assert_one_consistent_child(p)
     assert not [e for e in p.i.of(IkeSaClosed) if e.reason != "rekeyed"]
@@ -131,7 +131,7 @@ def test_ike_rekey_moves_children_and_keeps_working() -> None:
 def test_ike_rekey_by_the_responder_swaps_roles() -> None:
     p = established()
     (old_r,) = p.r.engine.sas()
-    p._emit(p.r, p.r.engine.rekey_ike(old_r.sa_id, p.now))
+    p.r.rekey_ike(old_r.sa_id)
     p.run(until=p.now + 5)
     (new_r,) = p.r.engine.sas()
     (new_i,) = p.i.engine.sas()
@@ -143,8 +143,8 @@ def test_simultaneous_ike_rekey_ends_with_one_ike_sa() -> None:
     p = established()
     (a,) = p.i.engine.sas()
     (b,) = p.r.engine.sas()
-    p._emit(p.i, p.i.engine.rekey_ike(a.sa_id, p.now))
-    p._emit(p.r, p.r.engine.rekey_ike(b.sa_id, p.now))
+    p.i.rekey_ike(a.sa_id)
+    p.r.rekey_ike(b.sa_id)
     p.run(until=p.now + 120)
     assert len(p.i.engine.sas()) == len(p.r.engine.sas()) == 1
     assert_one_consistent_child(p)
@@ -156,11 +156,11 @@ def test_rekeys_complete_over_a_lossy_link() -> None:
     for _ in range(5):
         (sa,) = p.i.engine.sas()
         (child,) = [c for c in sa.children.values() if c.state is ChildSaState.INSTALLED]
-        p._emit(p.i, p.i.engine.rekey_child(sa.sa_id, child.child_id, p.now))
+        p.i.rekey_child(sa.sa_id, child.child_id)
         p.run(until=p.now + 200)
         assert_one_consistent_child(p)
     (sa,) = p.i.engine.sas()
-    p._emit(p.i, p.i.engine.rekey_ike(sa.sa_id, p.now))
+    p.i.rekey_ike(sa.sa_id)
     p.run(until=p.now + 200)
     assert len(p.i.engine.sas()) == len(p.r.engine.sas()) == 1
     assert_one_consistent_child(p)

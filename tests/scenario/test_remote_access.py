@@ -201,7 +201,7 @@ def test_returning_identity_gets_its_address_back(tmp_path: Path) -> None:
     bob.run()
     assert bob.i.of(VirtualIpAssigned)[0].addresses == (ip_address("10.3.0.1"),)
     (sa,) = bob.i.engine.sas()
-    bob._emit(bob.i, bob.i.engine.terminate(sa.sa_id, bob.now))
+    bob.i.terminate(sa.sa_id)
     bob.run()
     assert rw.pools.in_use("rw") == {}
     alice = rw.client("alice", "alice-secret-1", seed=4)

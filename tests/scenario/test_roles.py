@@ -25,7 +25,7 @@ def rekeyed_by_the_gateway(**kw: object) -> EnginePair:
     p.initiate()
     p.run(until=5)
     (sa_r,) = p.r.engine.sas()
-    p._emit(p.r, p.r.engine.rekey_ike(sa_r.sa_id, p.now))
+    p.r.rekey_ike(sa_r.sa_id)
     p.run(until=p.now + 5)
     (client,) = p.i.engine.sas()
     (gateway,) = p.r.engine.sas()
@@ -56,7 +56,7 @@ def test_the_client_still_moves_the_sa_with_mobike() -> None:
     (client,) = p.i.engine.sas()
     (gateway,) = p.r.engine.sas()
     assert client.peer_mobike and gateway.peer_mobike  # kept by the rekey
-    p._emit(p.i, p.i.engine.update_sa_address(client.sa_id, Endpoint(ip_address("192.0.2.11"), 4500), p.now))
+    p.i.update_sa_address(client.sa_id, Endpoint(ip_address("192.0.2.11"), 4500))
     p.run(until=p.now + 5)
     assert str(gateway.remote) == "192.0.2.11:4500"
     assert p.r.of(ChildSaAddressesChanged)
@@ -68,7 +68,7 @@ def test_the_gateway_still_follows_the_clients_nat_rebinding() -> None:
     (client,) = p.i.engine.sas()
     (gateway,) = p.r.engine.sas()
     assert gateway.nat_remote
-    original = p._emit
+    original = p.emit
 
     def rebinding_emit(src: Side, out: Output) -> None:
         if src is p.i:
@@ -82,8 +82,8 @@ def test_the_gateway_still_follows_the_clients_nat_rebinding() -> None:
             )
         original(src, out)
 
-    p._emit = rebinding_emit  # type: ignore[method-assign]
-    p._emit(p.i, p.i.engine.check_liveness(client.sa_id, p.now))
+    p.emit = rebinding_emit  # type: ignore[method-assign]
+    p.i.check_liveness(client.sa_id)
     p.run(until=p.now + 5)
     assert gateway.remote.port == 31337
     assert p.r.of(ChildSaAddressesChanged)
@@ -98,7 +98,7 @@ def test_forced_encapsulation_survives_a_mobike_move() -> None:
     (client,) = p.i.engine.sas()
     (gateway,) = p.r.engine.sas()
     assert gateway.nat_remote and gateway.use_encap
-    p._emit(p.i, p.i.engine.update_sa_address(client.sa_id, Endpoint(ip_address("192.0.2.11"), 4500), p.now))
+    p.i.update_sa_address(client.sa_id, Endpoint(ip_address("192.0.2.11"), 4500))
     p.run(until=p.now + 5)
     assert str(gateway.remote) == "192.0.2.11:4500"
     assert gateway.nat_remote and gateway.use_encap and client.use_encap

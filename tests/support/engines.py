@@ -2,14 +2,16 @@
 
 ``EnginePair`` plays the network: datagrams one engine emits are queued for the other, and
 a ``Link`` policy may drop, duplicate or reorder them. ``run()`` delivers and advances the
-clock to the next deadline until nothing is left to do, so a scenario reads as a flow:
-initiate, run, assert on the events and SA states.
+clock to the next deadline until nothing is left to do, so a scenario reads as a flow (the
+playbook): act on one side (``p.i.rekey_ike(sa_id)``, ``p.r.terminate_child(sa_id, child_id)``,
+…, each at the pair's current time, its output put on the link), run, assert on the events
+and SA states.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from ipaddress import ip_address
 
@@ -18,10 +20,10 @@ from pyipsec.iana.ikev2 import ProtocolId
 from pyipsec.ike.config import AuthClass, AuthConfig, ChildConfig, ConnectionConfig, EngineConfig, Identity
 from pyipsec.ike.credentials import MemoryCredentials, SharedSecret
 from pyipsec.ike.engine import IkeEngine, Output
-from pyipsec.ike.events import Event
+from pyipsec.ike.events import ChildSaSignal, Event
 from pyipsec.ike.proposal import ProposalSpec
 from pyipsec.ike.proposal_text import parse_proposals
-from pyipsec.net.addr import Datagram, Endpoint
+from pyipsec.net.addr import Datagram, Endpoint, IPAddress
 from pyipsec.wire.payloads.ts import TrafficSelector
 from tests.support.pki import NOW
 
@@ -85,13 +87,58 @@ class Link:
 
 @dataclass
 class Side:
+    """One engine of the pair, and the playbook's verbs for it: each calls the engine's API at
+    the pair's current time and puts what it sends on the link."""
+
     engine: IkeEngine
     addr: str
+    pair: EnginePair
     events: list[Event] = field(default_factory=list)
     inbox: list[Datagram] = field(default_factory=list)
 
     def of(self, kind: type) -> list[Event]:
         return [e for e in self.events if isinstance(e, kind)]
+
+    def _do(self, out: Output) -> None:
+        self.pair.emit(self, out)
+
+    def initiate(self, connection: str) -> int:
+        sa_id, out = self.engine.initiate(connection, self.pair.now)
+        self._do(out)
+        return sa_id
+
+    def initiate_child(self, sa_id: int, child: str) -> None:
+        self._do(self.engine.initiate_child(sa_id, child, self.pair.now))
+
+    def rekey_ike(self, sa_id: int) -> None:
+        self._do(self.engine.rekey_ike(sa_id, self.pair.now))
+
+    def rekey_child(self, sa_id: int, child_id: int) -> None:
+        self._do(self.engine.rekey_child(sa_id, child_id, self.pair.now))
+
+    def reauthenticate(self, sa_id: int) -> None:
+        self._do(self.engine.reauthenticate(sa_id, self.pair.now))
+
+    def check_liveness(self, sa_id: int) -> None:
+        self._do(self.engine.check_liveness(sa_id, self.pair.now))
+
+    def terminate(self, sa_id: int) -> None:
+        self._do(self.engine.terminate(sa_id, self.pair.now))
+
+    def terminate_child(self, sa_id: int, child_id: int) -> None:
+        self._do(self.engine.terminate_child(sa_id, child_id, self.pair.now))
+
+    def update_sa_address(self, sa_id: int, local: Endpoint, *, remote: IPAddress | None = None) -> None:
+        self._do(self.engine.update_sa_address(sa_id, local, self.pair.now, remote=remote))
+
+    def set_local_addresses(self, addrs: Sequence[IPAddress]) -> None:
+        self._do(self.engine.set_local_addresses(addrs, self.pair.now))
+
+    def handle_signal(self, signal: ChildSaSignal) -> None:
+        self._do(self.engine.handle_signal(signal, self.pair.now))
+
+    def timer(self) -> None:
+        self._do(self.engine.handle_timer(self.pair.now))
 
 
 class EnginePair:
@@ -116,15 +163,19 @@ class EnginePair:
                 EngineConfig({i_conn.name: i_conn}), i_creds, rng=SeededRandom(1), wall_clock=lambda: wall
             ),
             I_ADDR,
+            self,
         )
         r_config = EngineConfig({c.name: c for c in r_conns})
         if responder_settings:
             r_config = replace(r_config, **responder_settings)  # type: ignore[arg-type]
-        self.r = Side(IkeEngine(r_config, r_creds, rng=SeededRandom(2), wall_clock=lambda: wall), R_ADDR)
+        self.r = Side(
+            IkeEngine(r_config, r_creds, rng=SeededRandom(2), wall_clock=lambda: wall), R_ADDR, self
+        )
         self.sent: list[Datagram] = []
         self.i_conn = i_conn
 
-    def _emit(self, src: Side, out: Output) -> None:
+    def emit(self, src: Side, out: Output) -> None:
+        """Record ``src``'s events and put its datagrams on the link."""
         src.events.extend(out.events)
         for d in out.datagrams:
             self.sent.append(d)
@@ -140,10 +191,8 @@ class EnginePair:
                 else:
                     dst.inbox.append(d)
 
-    def initiate(self, name: str | None = None) -> None:
-        conn = name or self.i_conn.name
-        _, out = self.i.engine.initiate(conn, self.now)
-        self._emit(self.i, out)
+    def initiate(self, name: str | None = None) -> int:
+        return self.i.initiate(name or self.i_conn.name)
 
     def deliver(self) -> bool:
         moved = False
@@ -152,7 +201,7 @@ class EnginePair:
                 d = side.inbox.pop(0)
                 # the receiver sees the sender's endpoints the other way round
                 seen = Datagram(local=d.remote, remote=d.local, payload=d.payload)
-                self._emit(side, side.engine.receive_datagram(seen, self.now))
+                self.emit(side, side.engine.receive_datagram(seen, self.now))
                 moved = True
         return moved
 
@@ -171,7 +220,7 @@ class EnginePair:
                 return
             self.now = nxt
             for side in (self.i, self.r):
-                self._emit(side, side.engine.handle_timer(self.now))
+                side.timer()
 
 
 def endpoint(addr: str, port: int = 500) -> Endpoint:

@@ -281,8 +281,8 @@ def _take_over(old: IkeSa, new: IkeSa) -> None:
     old.ctx.followups.migrate(old, new)
     if old.state in (IkeSaState.ESTABLISHED, IkeSaState.REKEYING, IkeSaState.REAUTHENTICATING):
         old.apply(IkeEvent.REPLACED)
-    # a reauthentication under way replaces the new SA now (RFC 7296 §2.8.3)
-    new.reauth_by = old.reauth_by
+    # a reauthentication under way now replaces the new SA (RFC 7296 §2.8.3), not the old one
+    new.reauth_by, old.reauth_by = old.reauth_by, None
     if new.reauth_by is not None and new.state is IkeSaState.ESTABLISHED:
         new.apply(IkeEvent.REAUTH_START)
     old.log.info("IKE SA rekeyed, replaced by #%d", new.sa_id)
