@@ -1,79 +1,79 @@
-"""The ``pyipsec`` command line.
+"""The ``pyipsec`` command line: the group, assembled from the command modules.
 
-Theory of operation: :func:`main` is a :mod:`click` group; each subcommand is a function
-registered on it with ``@main.command()``, so ``daemon``, ``up``, ``down`` and ``status``
-(clients of the control socket, DESIGN.md §6) join ``check`` the same way. Commands
-compute their result as data and hand it to :mod:`pyipsec.cli.render`, which prints text or
-``--json``. Expected failures (a bad config file) print every problem and exit with status
-1 and no traceback; usage mistakes exit with click's status 2.
+Theory of operation: :func:`main` is a :mod:`click` group. Its commands are defined in
+modules that do not know it — ``check`` (:mod:`~pyipsec.cli.check`); ``up``, ``down``,
+``rekey`` and ``status``, the clients of the daemon's control socket (DESIGN.md §6,
+:mod:`~pyipsec.cli.sas`); ``pki`` and ``user export`` (:mod:`~pyipsec.cli.pki`); ``user``
+(:mod:`~pyipsec.cli.users`) — and are added to it here, so no command module imports this
+one. What they share (exit statuses, the one-line failure, ``--socket``) is
+:mod:`pyipsec.cli.app`. Commands compute their result as data and print it as text or
+``--json`` (:mod:`pyipsec.cli.render`). Expected failures print one line, or every problem of
+a bad config file, and exit with status 1 and no traceback; usage mistakes exit with click's
+status 2.
 
-Exit status: 0 success, 1 the command's own failure (e.g. config errors), 2 usage error.
+``daemon`` (:mod:`~pyipsec.cli.daemon`) imports the whole daemon — engine, data plane,
+netlink — which would slow every client command down. The group follows click's pattern for
+lazily loaded subcommands: :meth:`_Group.get_command` imports that module by name when the
+command runs or shows its own help, and ``pyipsec --help`` lists it with the summary kept in
+:data:`_LAZY` instead of importing it.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import importlib
+from dataclasses import dataclass
 
 import click
-from rich.console import Console
 
 from pyipsec import __version__
-from pyipsec.cli import render
-from pyipsec.config.load import ConfigErrors, read_config
+from pyipsec.cli.check import check
+from pyipsec.cli.pki import export, pki
+from pyipsec.cli.sas import down, rekey, status, up
+from pyipsec.cli.users import user
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "check", "main"]
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-
-
-def _stdout() -> Console:
-    # Created per call so that the current sys.stdout (e.g. click's CliRunner) is used;
-    # soft_wrap keeps long lines (proposals, paths) intact when piped.
-    return Console(soft_wrap=True, highlight=False)
+__all__ = ["main"]
 
 
-def _stderr() -> Console:
-    return Console(stderr=True, soft_wrap=True, highlight=False)
+@dataclass(frozen=True, slots=True)
+class _Lazy:
+    module: str  # defines the command under its own name
+    summary: str  # the first paragraph of the command's help (a test holds it equal)
 
 
-def _echo_json(value: render.JsonValue) -> None:
-    click.echo(json.dumps(value, indent=2))
+_LAZY = {
+    "daemon": _Lazy(
+        "pyipsec.cli.daemon", "Run the IKE daemon with the configuration file CONFIG (in the foreground)."
+    ),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """A group that imports the commands in :data:`_LAZY` only when they are looked up."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *_LAZY])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        lazy = _LAZY.get(cmd_name)
+        if lazy is None:
+            return super().get_command(ctx, cmd_name)
+        command = getattr(importlib.import_module(lazy.module), cmd_name)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # click's own listing, over stand-ins that carry only the lazy commands' summaries
+        # (the listing asks every command for its short help, which would import them)
+        stand_ins = {name: click.Command(name, help=lazy.summary) for name, lazy in _LAZY.items()}
+        click.Group(self.name, commands={**self.commands, **stand_ins}).format_commands(ctx, formatter)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pyipsec")
 def main() -> None:
     """pyipsec: an IKEv2/IPsec VPN server and client."""
 
 
-@main.command()
-@click.argument("config", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def check(config: Path, as_json: bool) -> None:
-    """Validate the configuration file CONFIG and summarise its connections.
-
-    Exits with status 0 if it is valid (warnings included), 1 if not; every error is reported
-    with its key path, e.g. connections.office.children.net.local_ts[0].
-    """
-    try:
-        loaded = read_config(config)
-    except ConfigErrors as exc:
-        if as_json:
-            _echo_json(render.check_errors_json(str(config), exc.errors))
-        else:
-            _stderr().print(render.issues_text(exc.errors))
-        raise SystemExit(EXIT_FAILURE) from None
-    if as_json:
-        _echo_json(render.check_json(loaded))
-        return
-    _stdout().print(render.config_summary(loaded))
-    if loaded.warnings:
-        _stderr().print(render.issues_text(loaded.warnings, severity="warning"))
-
-
-# The daemon and its control-socket clients register themselves on ``main``.
-from pyipsec.cli import pki as _pki  # noqa: E402, F401
-from pyipsec.cli import sas as _sas  # noqa: E402, F401
-from pyipsec.cli import users as _users  # noqa: E402, F401
+for _command in (check, up, down, rekey, status, pki, user):
+    main.add_command(_command)
+user.add_command(export)

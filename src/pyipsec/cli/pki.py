@@ -7,23 +7,18 @@ result with :mod:`pyipsec.pki.files` (private keys and anything holding a passwo
 name, a file in the way — is one line on stderr starting with ``pyipsec:`` and exit status 1;
 ``--json`` prints what was written (paths and certificate details) as one JSON object.
 
-``export`` joins the ``user`` group that :mod:`pyipsec.cli.users` defines (``user add``,
-``user list``, ...); that module is imported first so the group exists once, whichever
-order ``cli/main.py`` imports the two in. Without it, this module creates the group.
+``export`` belongs to the ``user`` group that :mod:`pyipsec.cli.users` defines (``user add``,
+``user list``, ...); :mod:`pyipsec.cli.main` adds it there.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
 
 import click
 
-from pyipsec.cli.main import EXIT_FAILURE, main
+from pyipsec.cli.app import echo_json, fail
 from pyipsec.pki.ca import CA_DAYS, LEAF_DAYS, Issued, create_ca, issue_client, issue_gateway, pkcs12_bundle
 from pyipsec.pki.errors import PkiError
 from pyipsec.pki.files import (
@@ -44,12 +39,7 @@ from pyipsec.pki.keys import KEY_CHOICES, KeySpec
 from pyipsec.pki.names import file_stem, parse_client_name, parse_gateway_name
 from pyipsec.pki.profiles import KE_GROUPS, ClientSuite, ProfileFormat, ProfileSpec, build_profile
 
-__all__ = ["ca", "client", "export", "gateway", "pki", "show", "user"]
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"pyipsec: {message}", err=True)
-    sys.exit(EXIT_FAILURE)
+__all__ = ["ca", "client", "export", "gateway", "pki", "show"]
 
 
 def _warn(message: str) -> None:
@@ -60,21 +50,17 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _echo_json(value: JsonValue) -> None:
-    click.echo(json.dumps(value, indent=2))
-
-
 def _read_password(path: Path) -> str:
     """The first line of ``path`` (without its line break)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        _fail(f"password file {path} not found")
+        fail(f"password file {path} not found")
     except (OSError, UnicodeDecodeError) as exc:
-        _fail(f"cannot read password file {path}: {getattr(exc, 'strerror', None) or exc}")
+        fail(f"cannot read password file {path}: {getattr(exc, 'strerror', None) or exc}")
     password = text.splitlines()[0] if text else ""
     if not password:
-        _fail(f"password file {path} is empty")
+        fail(f"password file {path} is empty")
     return password
 
 
@@ -91,7 +77,7 @@ def _report(files: dict[str, Path], issued: Issued, as_json: bool) -> None:
     if as_json:
         out: dict[str, JsonValue] = {kind: str(path) for kind, path in files.items()}
         out["info"] = info.as_json()
-        _echo_json(out)
+        echo_json(out)
         return
     labels = {"certificate": "certificate", "key": "private key", "pkcs12": "PKCS#12"}
     for kind, path in files.items():
@@ -119,7 +105,7 @@ _ca_dir_option = click.option(
 )
 
 
-@main.group()
+@click.group()
 def pki() -> None:
     """Create a CA and issue gateway and client certificates."""
 
@@ -139,7 +125,7 @@ def ca(cn: str, out_dir: Path, key_type: str, days: int, force: bool, as_json: b
         issued = create_ca(cn, now=_now(), days=days, key_spec=KeySpec.parse(key_type))
         cert_path, key_path = save_ca(out_dir, issued, overwrite=force)
     except PkiError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     _report({"certificate": cert_path, "key": key_path}, issued, as_json)
 
 
@@ -171,7 +157,7 @@ def gateway(
         issued = issue_gateway(authority, parsed, now=_now(), days=days, key_spec=KeySpec.parse(key_type))
         save_issued(out_dir, file_stem(parsed[0].text), issued, overwrite=force)
     except PkiError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     _report({"certificate": cert_path, "key": key_path}, issued, as_json)
 
 
@@ -212,7 +198,7 @@ def client(
 ) -> None:
     """Issue a client certificate (clientAuth), optionally as a PKCS#12 bundle too."""
     if password_file is not None and not p12:
-        _fail("--password-file is for the PKCS#12 bundle: add --p12")
+        fail("--password-file is for the PKCS#12 bundle: add --p12")
     try:
         parsed = parse_client_name(name)
         stem = file_stem(parsed.text)
@@ -221,7 +207,7 @@ def client(
         check_free([cert_path, key_path, *([p12_path] if p12 else [])], overwrite=force)
         authority = _load_ca(ca_dir)
     except PkiError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     password = ""
     if p12:
         if password_file is not None:
@@ -229,7 +215,7 @@ def client(
         else:
             password = click.prompt("PKCS#12 password", hide_input=True, confirmation_prompt=True, err=True)
             if not password:
-                _fail("the PKCS#12 password must not be empty")
+                fail("the PKCS#12 password must not be empty")
     files = {"certificate": cert_path, "key": key_path}
     try:
         issued = issue_client(authority, parsed, now=_now(), days=days, key_spec=KeySpec.parse(key_type))
@@ -247,7 +233,7 @@ def client(
             write_file(p12_path, bundle, mode=KEY_MODE, overwrite=force)
             files["pkcs12"] = p12_path
     except PkiError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     _report(files, issued, as_json)
 
 
@@ -259,33 +245,15 @@ def show(file: Path, as_json: bool) -> None:
     try:
         certs = load_certificates(file)
     except PkiError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     infos = [certificate_info(cert) for cert in certs]
     if as_json:
-        _echo_json({"file": str(file), "certificates": [info.as_json() for info in infos]})
+        echo_json({"file": str(file), "certificates": [info.as_json() for info in infos]})
         return
     click.echo("\n\n".join(format_info(info) for info in infos))
 
 
 # --- user export ---------------------------------------------------------------------------
-
-
-def _user_group() -> click.Group:
-    """The ``user`` group of :mod:`pyipsec.cli.users`, or a new one if that module is absent."""
-    try:
-        importlib.import_module("pyipsec.cli.users")
-    except ModuleNotFoundError as exc:
-        if exc.name != "pyipsec.cli.users":
-            raise
-    existing = main.commands.get("user")
-    if isinstance(existing, click.Group):
-        return existing
-    group = click.Group("user", help="Manage VPN users and export their client profiles.")
-    main.add_command(group)
-    return group
-
-
-user = _user_group()
 
 
 def _ca_reference(ca_file: Path, out: Path) -> str:
@@ -296,7 +264,7 @@ def _ca_reference(ca_file: Path, out: Path) -> str:
     return str(target.relative_to(base)) if target.is_relative_to(base) else str(target)
 
 
-@user.command()
+@click.command()
 @click.argument("name")
 @click.option("--gateway", required=True, help="The address clients connect to (DNS name or IP address).")
 @click.option(
@@ -353,7 +321,7 @@ def export(
     """Write user NAME's client profile for the gateway (EAP-MSCHAPv2, server certificate)."""
     kind = ProfileFormat(fmt)
     if password_file is not None and kind in (ProfileFormat.SSWAN, ProfileFormat.WINDOWS):
-        _fail(f"the {kind.value} profile cannot store a password; the client asks for it")
+        fail(f"the {kind.value} profile cannot store a password; the client asks for it")
     password = _read_password(password_file) if password_file is not None else None
     try:
         check_free([out], overwrite=force)
@@ -381,7 +349,7 @@ def export(
             out, profile.content, mode=KEY_MODE if profile.contains_secret else PUBLIC_MODE, overwrite=force
         )
     except PkiError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     notes: list[str] = []
     if kind == ProfileFormat.PYIPSEC and secret_file is not None:
         notes.append(f"put {name}'s password into {out.parent / secret_file} (mode 0600) before starting it")
@@ -398,7 +366,7 @@ def export(
             "mode": f"{KEY_MODE if profile.contains_secret else PUBLIC_MODE:04o}",
             "notes": list(notes),
         }
-        _echo_json(result)
+        echo_json(result)
         return
     click.echo(f"wrote {kind.value} profile for {name} ({spec.server.text}) to {out}")
     for note in notes:

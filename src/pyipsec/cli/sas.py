@@ -1,77 +1,34 @@
-"""``pyipsec daemon``, ``up``, ``down`` and ``status``: the daemon and its control-socket clients.
+"""``pyipsec up``, ``down``, ``rekey`` and ``status``: the clients of the daemon's control socket.
 
 ``status`` prints the IKE and Child SAs in the layout of ``swanctl --list-sas``; ``--json``
 prints the daemon's answer unchanged. Every failure is one line naming the cause (no
-daemon, unknown connection, why the SA did not come up) and exit status 1.
+daemon, unknown connection, why the SA did not come up) and exit status 1. The daemon itself
+is :mod:`pyipsec.cli.daemon`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import sys
 from pathlib import Path
 
 import click
 
-from pyipsec.cli.main import EXIT_FAILURE, main
+from pyipsec.cli.app import EXIT_FAILURE, echo_json, fail, socket_option
 from pyipsec.control.client import DEFAULT_SOCKET, ControlClient
 from pyipsec.control.protocol import JsonValue
 from pyipsec.errors import PyIpsecError
 
-__all__ = ["daemon", "down", "format_status", "rekey", "status", "up"]
-
-_socket_option = click.option(
-    "--socket",
-    "socket_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help=f"Control socket of the daemon (default {DEFAULT_SOCKET}).",
-)
+__all__ = ["down", "format_status", "rekey", "status", "up"]
 
 
 def _client(socket_path: Path | None, timeout: float = 60.0) -> ControlClient:
     return ControlClient(socket_path or DEFAULT_SOCKET, timeout=timeout)
 
 
-def _fail(message: str) -> None:
-    click.echo(f"pyipsec: {message}", err=True)
-    sys.exit(EXIT_FAILURE)
-
-
-@main.command()
-@click.argument("config", type=click.Path(path_type=Path))
-@_socket_option
-@click.option("--log-level", default=None, help="debug, info, warning or error (overrides the config).")
-def daemon(config: Path, socket_path: Path | None, log_level: str | None) -> None:
-    """Run the IKE daemon with the configuration file CONFIG (in the foreground)."""
-    from pyipsec.config.load import ConfigErrors, load_config  # noqa: PLC0415
-    from pyipsec.daemon.runtime import Runtime  # noqa: PLC0415
-
-    try:
-        cfg = load_config(config)
-    except ConfigErrors as exc:
-        _fail(str(exc))
-        return
-    level = (log_level or str(cfg.settings.log_level)).upper()
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # pyroute2 logs every netlink message at DEBUG (the daemon lists its addresses every 2 s)
-    logging.getLogger("pyroute2").setLevel(max(logging.getLogger().level, logging.INFO))
-    try:
-        runtime = Runtime(cfg, control_path=socket_path)
-        asyncio.run(runtime.run())
-    except (PyIpsecError, OSError) as exc:
-        _fail(str(exc))
-
-
-@main.command()
+@click.command()
 @click.argument("name")
-@_socket_option
+@socket_option
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for the SA.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def up(name: str, socket_path: Path | None, timeout: float, as_json: bool) -> None:
@@ -90,10 +47,9 @@ def up(name: str, socket_path: Path | None, timeout: float, as_json: bool) -> No
     try:
         result = _client(socket_path, timeout + 5).call("up", name=name, timeout=timeout, on_progress=show)
     except PyIpsecError as exc:
-        _fail(str(exc))
-        return
+        fail(str(exc))
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        echo_json(result)
     assert isinstance(result, dict)
     if not result.get("ok"):
         if not as_json:
@@ -120,9 +76,9 @@ def _summary(name: str, r: dict[str, JsonValue]) -> str:
     return "\n".join(lines)
 
 
-@main.command()
+@click.command()
 @click.argument("target")
-@_socket_option
+@socket_option
 def down(target: str, socket_path: Path | None) -> None:
     """Delete the IKE SAs of connection TARGET (or IKE SA number TARGET) and their Child SAs."""
     try:
@@ -131,16 +87,15 @@ def down(target: str, socket_path: Path | None) -> None:
             client.call("down", sa_id=int(target)) if target.isdigit() else client.call("down", name=target)
         )
     except PyIpsecError as exc:
-        _fail(str(exc))
-        return
+        fail(str(exc))
     assert isinstance(result, dict)
     closed = result.get("closed") or []
     click.echo(f"closed {len(closed) if isinstance(closed, list) else 0} IKE SA(s)")
 
 
-@main.command()
+@click.command()
 @click.argument("name")
-@_socket_option
+@socket_option
 @click.option("--ike", is_flag=True, help="Rekey the IKE SA instead of its Child SAs.")
 @click.option(
     "--reauth",
@@ -153,23 +108,21 @@ def rekey(name: str, socket_path: Path | None, ike: bool, reauth: bool) -> None:
         client = _client(socket_path)
         result = client.call("rekey", name=name, ike=ike, reauth=reauth)
     except PyIpsecError as exc:
-        _fail(str(exc))
-        return
+        fail(str(exc))
     click.echo(json.dumps(result))
 
 
-@main.command()
-@_socket_option
+@click.command()
+@socket_option
 @click.option("--json", "as_json", is_flag=True, help="Print the daemon's answer as JSON.")
 def status(socket_path: Path | None, as_json: bool) -> None:
     """List the IKE SAs with their Child SAs (like swanctl --list-sas)."""
     try:
         result = _client(socket_path).call("status")
     except PyIpsecError as exc:
-        _fail(str(exc))
-        return
+        fail(str(exc))
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        echo_json(result)
     else:
         click.echo(format_status(result), nl=False)
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 import click
 
-from pyipsec.cli.main import EXIT_FAILURE, main
+from pyipsec.cli.app import fail
 from pyipsec.store.sqlite import DEFAULT_DB_PATH, SqliteStore, StoreError
 
 __all__ = ["user", "user_add", "user_del", "user_list", "user_passwd"]
@@ -39,16 +38,11 @@ _password_file_option = click.option(
 )
 
 
-def _fail(message: str) -> NoReturn:
-    click.echo(f"pyipsec: {message}", err=True)
-    sys.exit(EXIT_FAILURE)
-
-
 def _open(db_path: Path, *, create: bool = False) -> SqliteStore:
     try:
         return SqliteStore(db_path, create=create)
     except StoreError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _read_password(password_file: Path | None) -> str:
@@ -62,7 +56,7 @@ def _read_password(password_file: Path | None) -> str:
         else:
             text = password_file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        _fail(f"cannot read the password from {password_file}: {exc}")
+        fail(f"cannot read the password from {password_file}: {exc}")
     if text.endswith("\r\n"):
         text = text[:-2]
     elif text.endswith("\n"):
@@ -70,7 +64,7 @@ def _read_password(password_file: Path | None) -> str:
     return text
 
 
-@main.group()
+@click.group()
 def user() -> None:
     """Manage the EAP (MS-CHAPv2) user accounts of the embedded store."""
 
@@ -83,12 +77,12 @@ def user_add(name: str, password_file: Path | None, db_path: Path) -> None:
     """Create the account NAME (the database is created if missing)."""
     with _open(db_path, create=True) as store:
         if store.nt_hash(name) is not None:
-            _fail(f"user {name!r} already exists")
+            fail(f"user {name!r} already exists")
         password = _read_password(password_file)
         try:
             store.add_user(name, password)
         except StoreError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     click.echo(f"user {name!r} added")
 
 
@@ -101,7 +95,7 @@ def user_del(name: str, db_path: Path) -> None:
         try:
             store.delete_user(name)
         except StoreError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     click.echo(f"user {name!r} deleted")
 
 
@@ -113,12 +107,12 @@ def user_passwd(name: str, password_file: Path | None, db_path: Path) -> None:
     """Set a new password for the account NAME (and clear its failure count)."""
     with _open(db_path) as store:
         if store.nt_hash(name) is None:
-            _fail(f"no user {name!r}")
+            fail(f"no user {name!r}")
         password = _read_password(password_file)
         try:
             store.set_password(name, password)
         except StoreError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     click.echo(f"password of {name!r} changed")
 
 
@@ -131,7 +125,7 @@ def user_list(as_json: bool, db_path: Path) -> None:
         try:
             users = store.list_users()
         except StoreError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     if as_json:
         click.echo(json.dumps([{"name": u.name, "failures": u.failures} for u in users], indent=2))
         return

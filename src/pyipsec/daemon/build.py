@@ -10,6 +10,8 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+
 from pyipsec.config.ids import Identity as ConfigIdentity
 from pyipsec.config.model import AuthKind, Child, Config, Connection, EapSecret, IkeSecret, PrivateKeySecret
 from pyipsec.config.values import AddressSpec, TsSpec
@@ -55,8 +57,6 @@ def _der(path: Path, where: str) -> bytes:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}", key=where) from None
-    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
-
     return load_certificate(data, source=str(path)).public_bytes(serialization.Encoding.DER)
 
 

@@ -14,12 +14,10 @@ import logging
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import ip_address
-from typing import TYPE_CHECKING
+
+from pyroute2 import IPRoute
 
 from pyipsec.net.addr import IPAddress
-
-if TYPE_CHECKING:
-    from pyroute2 import IPRoute
 
 __all__ = ["list_local_addresses"]
 
@@ -55,8 +53,6 @@ _ipr: IPRoute | None = None  # used on the worker thread only
 def _dump(exclude: frozenset[str]) -> tuple[IPAddress, ...]:
     global _ipr  # noqa: PLW0603
     if _ipr is None:
-        from pyroute2 import IPRoute  # noqa: PLC0415 - netlink only where used
-
         _ipr = IPRoute()
     try:
         return _scan(_ipr, exclude)

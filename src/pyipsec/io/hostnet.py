@@ -18,6 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
 from pyipsec.net.addr import IPAddress
 
 __all__ = ["HostNetwork"]
@@ -50,9 +53,6 @@ class HostNetwork:
         _log.info("virtual IP %s on %s", addr, self.ifname)
 
     def _add_address(self, addr: IPAddress) -> None:
-        from pyroute2 import IPRoute  # noqa: PLC0415 - netlink only where used
-        from pyroute2.netlink.exceptions import NetlinkError  # noqa: PLC0415
-
         with IPRoute() as ipr:
             links = ipr.link_lookup(ifname=self.ifname)
             if not links:
@@ -70,9 +70,6 @@ class HostNetwork:
         self._addresses.clear()
 
     def _remove_addresses(self) -> None:
-        from pyroute2 import IPRoute  # noqa: PLC0415
-        from pyroute2.netlink.exceptions import NetlinkError  # noqa: PLC0415
-
         with IPRoute() as ipr:
             links = ipr.link_lookup(ifname=self.ifname)
             for addr in self._addresses:

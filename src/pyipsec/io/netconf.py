@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from pyroute2 import IPRoute  # type: ignore[import-untyped,unused-ignore]
 from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped,unused-ignore]
 
 from pyipsec.net.addr import IPAddress
@@ -108,8 +109,6 @@ class LinuxNetConfig:
     def __init__(
         self, ifname: str, *, table: int = DEFAULT_TABLE, rule_priority: int = DEFAULT_RULE_PRIORITY
     ) -> None:
-        from pyroute2 import IPRoute  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
-
         self.ifname = ifname
         self.table = table
         self.rule_priority = rule_priority
