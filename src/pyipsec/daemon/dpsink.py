@@ -1,9 +1,9 @@
 """The runtime's side of the data-plane process: Child SA events in, IKE datagrams out.
 
 Wraps :class:`~pyipsec.dataplane.channel.DataplaneHandle`: converts the engine's
-``ChildSaInstalled`` into the data plane's own ``ChildPolicy`` (the data plane never sees an
-IKE type), forwards IKE messages for the NAT-T port (which the data plane owns), and turns
-the data plane's events back into calls on the runtime.
+``ChildSaInstalled`` into the :class:`~pyipsec.childsa.ChildSaSpec` the data plane installs
+(the data plane never sees an IKE type), forwards IKE messages for the NAT-T port (which the
+data plane owns), and turns the data plane's events back into calls on the runtime.
 """
 
 from __future__ import annotations
@@ -13,21 +13,18 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
+from pyipsec.childsa import ChildSaSpec, EspMode, Lifetimes
 from pyipsec.config.model import Settings
 from pyipsec.dataplane.channel import (
     Acquire,
-    ChildLifetimes,
-    ChildPolicy,
     Counters,
     DataplaneClosed,
     DataplaneHandle,
     IkeDatagram,
     SaSignal,
-    TsTuple,
 )
 from pyipsec.ike.events import ChildSaInstalled, EspSaParams
 from pyipsec.net.addr import Datagram, Endpoint
-from pyipsec.wire.payloads.ts import TrafficSelector
 
 __all__ = ["ProcessDataplane", "policy_for"]
 
@@ -46,13 +43,9 @@ _COUNTER_FIELDS = (
 )
 
 
-def _ts(ts: TrafficSelector) -> TsTuple:
-    return (ts.start_addr, ts.end_addr, ts.ip_protocol, ts.start_port, ts.end_port)
-
-
-def policy_for(e: ChildSaInstalled) -> ChildPolicy:
+def policy_for(e: ChildSaInstalled) -> ChildSaSpec:
     p = e.params
-    return ChildPolicy(
+    return ChildSaSpec(
         spi_in=p.spi_in,
         spi_out=p.spi_out,
         encr=p.encr,
@@ -63,9 +56,9 @@ def policy_for(e: ChildSaInstalled) -> ChildPolicy:
         encr_key_out=p.encr_key_out,
         integ_key_out=p.integ_key_out,
         esn=p.esn,
-        mode="transport" if p.mode == "transport" else "tunnel",
-        local_ts=tuple(_ts(t) for t in p.local_ts),
-        remote_ts=tuple(_ts(t) for t in p.remote_ts),
+        mode=EspMode(p.mode),
+        local_ts=p.local_ts,
+        remote_ts=p.remote_ts,
         local=p.local,
         remote=p.remote,
         encap=p.encap,
@@ -75,12 +68,12 @@ def policy_for(e: ChildSaInstalled) -> ChildPolicy:
     )
 
 
-def _lifetimes(p: EspSaParams) -> ChildLifetimes | None:
+def _lifetimes(p: EspSaParams) -> Lifetimes | None:
     """Volume limits the data plane counts and signals (the engine keeps the time limits)."""
     limits = (p.soft_bytes, p.hard_bytes, p.soft_packets, p.hard_packets)
     if all(v is None for v in limits):
         return None
-    return ChildLifetimes(
+    return Lifetimes(
         soft_bytes=p.soft_bytes,
         hard_bytes=p.hard_bytes,
         soft_packets=p.soft_packets,

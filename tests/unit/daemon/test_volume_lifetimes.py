@@ -11,11 +11,12 @@ from dataclasses import replace
 
 import pytest
 
+from pyipsec.childsa import Lifetimes
 from pyipsec.config.model import Config
 from pyipsec.crypto.rand import SeededRandom
 from pyipsec.daemon.build import build_engine_config
 from pyipsec.daemon.dpsink import policy_for
-from pyipsec.dataplane.messages import ChildLifetimes, policy_from_json, policy_to_json
+from pyipsec.dataplane.messages import spec_from_json, spec_to_json
 from pyipsec.ike.events import ChildSaInstalled
 from tests.scenario.test_handshake_psk import pair
 from tests.unit.config.test_model import psk_config
@@ -61,13 +62,13 @@ def test_installed_child_sa_carries_jittered_soft_and_exact_hard_limits(seed: in
     assert 900_000 <= params.soft_bytes <= 1_000_000 and params.hard_bytes == 1_100_000
     assert 900 <= params.soft_packets <= 1000 and params.hard_packets == 1100
     policy = policy_for(ev)  # type: ignore[arg-type]
-    assert policy.lifetimes == ChildLifetimes(
+    assert policy.lifetimes == Lifetimes(
         soft_bytes=params.soft_bytes,
         hard_bytes=1_100_000,
         soft_packets=params.soft_packets,
         hard_packets=1100,
     )
-    assert policy_from_json(policy_to_json(policy)).lifetimes == policy.lifetimes  # over the channel intact
+    assert spec_from_json(spec_to_json(policy)).lifetimes == policy.lifetimes  # over the channel intact
     # the responder configured no limits: its data plane counts nothing
     (ev_r,) = p.r.of(ChildSaInstalled)
     assert policy_for(ev_r).lifetimes is None  # type: ignore[arg-type]
