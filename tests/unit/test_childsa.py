@@ -10,6 +10,7 @@ import pytest
 
 from pyipsec.childsa import ChildSaSpec, EspMode, Lifetimes
 from pyipsec.iana.transforms import EncrId, IntegId
+from pyipsec.ike.events import ChildSaInstalled
 from pyipsec.net.addr import Endpoint
 from pyipsec.wire.payloads.ts import TrafficSelector
 
@@ -43,9 +44,10 @@ def _spec() -> ChildSaSpec:
 
 def test_repr_and_logs_carry_no_key_bytes(caplog: pytest.LogCaptureFixture) -> None:
     spec = _spec()
+    event = ChildSaInstalled(1, "office", "net", 7, "aes256-sha256", spec)
     with caplog.at_level(logging.INFO):
-        logging.getLogger("test").info("installed %s / %r", spec, spec)
-    text = repr(spec) + str(spec) + caplog.text
+        logging.getLogger("test").info("installed %s / %r", spec, event)
+    text = repr(spec) + str(spec) + repr(event) + caplog.text
     assert "c0ffee" not in text.lower()
     for name, key in KEYS.items():
         assert name not in text and repr(key) not in text and key.hex() not in text

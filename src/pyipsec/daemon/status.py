@@ -20,7 +20,7 @@ def child_status(child: ChildSa, sa: IkeSa, now: float | None = None) -> dict[st
         "id": child.child_id,
         "name": child.name,
         "state": child.state.name,
-        "mode": child.mode.upper(),
+        "mode": child.mode.value.upper(),
         "protocol": "ESP",
         "encap": sa.use_encap,
         "spi_in": child.spi_in.hex(),
