@@ -42,9 +42,11 @@ sys.path.insert(0, str(REPO))
 from tests.support.netns import Namespace, Topology, TwoHosts, two_hosts  # noqa: E402
 from tests.support.strongswan import Charon, psk_connection  # noqa: E402
 
-from pyipsec.dataplane.channel import ChildPolicy, DataplaneHandle  # noqa: E402
+from pyipsec.childsa import ChildSaSpec, EspMode  # noqa: E402
+from pyipsec.dataplane.channel import DataplaneHandle  # noqa: E402
 from pyipsec.iana.transforms import EncrId, IntegId  # noqa: E402
 from pyipsec.net.addr import Endpoint  # noqa: E402
+from pyipsec.wire.payloads.ts import TrafficSelector  # noqa: E402
 
 L_IN, R_IN = "10.232.1.1", "10.232.2.1"
 REPEAT = 1  # set from --repeat
@@ -140,13 +142,12 @@ def _hosts() -> Iterator[TwoHosts]:
         yield h
 
 
-def _policies(cipher: str, h: TwoHosts) -> tuple[ChildPolicy, ChildPolicy]:
+def _specs(cipher: str, h: TwoHosts) -> tuple[ChildSaSpec, ChildSaSpec]:
     encr, bits, integ, ek, ik, _ = CIPHERS[cipher]
     k = {n: os.urandom(ek if n[0] == "e" else ik) for n in ("e1", "i1", "e2", "i2")}
 
-    def pol(si: bytes, so: bytes, kin: str, kout: str, lin: str, rin: str, lo: str, ro: str) -> ChildPolicy:
-        a, b = ip_address(lin), ip_address(rin)
-        return ChildPolicy(
+    def spec(si: bytes, so: bytes, kin: str, kout: str, lin: str, rin: str, lo: str, ro: str) -> ChildSaSpec:
+        return ChildSaSpec(
             spi_in=si,
             spi_out=so,
             encr=encr,
@@ -156,16 +157,20 @@ def _policies(cipher: str, h: TwoHosts) -> tuple[ChildPolicy, ChildPolicy]:
             integ_key_in=k["i" + kin],
             encr_key_out=k["e" + kout],
             integ_key_out=k["i" + kout],
-            local_ts=((a, a, 0, 0, 65535),),
-            remote_ts=((b, b, 0, 0, 65535),),
+            esn=False,
+            mode=EspMode.TUNNEL,
+            local_ts=(TrafficSelector.from_network(lin),),
+            remote_ts=(TrafficSelector.from_network(rin),),
             local=Endpoint(ip_address(lo), 4500),
             remote=Endpoint(ip_address(ro), 4500),
+            encap=True,
+            replay_window=1024,
         )
 
     a, b = h.link.a_addr, h.link.b_addr
     return (
-        pol(b"\xa0\0\0\1", b"\xb0\0\0\1", "2", "1", L_IN, R_IN, a, b),
-        pol(b"\xb0\0\0\1", b"\xa0\0\0\1", "1", "2", R_IN, L_IN, b, a),
+        spec(b"\xa0\0\0\1", b"\xb0\0\0\1", "2", "1", L_IN, R_IN, a, b),
+        spec(b"\xb0\0\0\1", b"\xa0\0\0\1", "1", "2", R_IN, L_IN, b, a),
     )
 
 
@@ -182,9 +187,9 @@ def run_pyipsec(cipher: str, duration: float, env: dict[str, str] | None = None,
         try:
             for ns in (h.left, h.right):
                 handles.append(DataplaneHandle.spawn(netns=ns.name, log_level="warning"))
-            pl, pr = _policies(cipher, h)
-            handles[0].install_child(pl)
-            handles[1].install_child(pr)
+            sl, sr = _specs(cipher, h)
+            handles[0].install_child(sl)
+            handles[1].install_child(sr)
             if not h.left.wait_ping(R_IN, timeout=5):
                 raise RuntimeError("pyipsec tunnel does not pass ping")
             return _measure(f"pyipsec-{cipher}{tag}", h, R_IN, L_IN, duration, REPEAT)

@@ -1,7 +1,7 @@
 """The data-plane process between two network namespaces, with static Child SAs.
 
 Each test spawns one data plane per namespace through ``DataplaneHandle.spawn`` (netns given),
-installs mirrored :class:`ChildPolicy` values with keys chosen here, and sends real traffic
+installs mirrored :class:`~pyipsec.childsa.ChildSaSpec` values with keys chosen here, and sends real traffic
 between inner addresses that live on ``lo``: ping, then 20 MB over TCP whose SHA-256 must match.
 """
 
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from pyipsec.childsa import ChildSaSpec, EspMode
 from pyipsec.dataplane.channel import (
-    ChildPolicy,
     Counters,
     DataplaneError,
     DataplaneHandle,
@@ -27,6 +27,7 @@ from pyipsec.dataplane.channel import (
 )
 from pyipsec.iana.transforms import EncrId, IntegId
 from pyipsec.net.addr import Endpoint
+from pyipsec.wire.payloads.ts import TrafficSelector
 from tests.support.netns import Namespace, TwoHosts, two_hosts
 from tests.support.netns import Topology as _Topology
 
@@ -88,17 +89,16 @@ class Tunnel:
     right_inner: str
 
 
-def _policies(
+def _specs(
     suite: str, *, encap: bool, l_out: str, r_out: str, l_in: str, r_in: str
-) -> tuple[ChildPolicy, ChildPolicy]:
+) -> tuple[ChildSaSpec, ChildSaSpec]:
     encr, bits, integ, ek_len, ik_len = SUITES[suite]
     k = {name: os.urandom(ek_len if name[0] == "e" else ik_len) for name in ("e_lr", "i_lr", "e_rl", "i_rl")}
 
-    def pol(
+    def spec(
         spi_in: bytes, spi_out: bytes, kin: str, kout: str, lin: str, rin: str, lo: str, ro: str
-    ) -> ChildPolicy:
-        a, b = ip_address(lin), ip_address(rin)
-        return ChildPolicy(
+    ) -> ChildSaSpec:
+        return ChildSaSpec(
             spi_in=spi_in,
             spi_out=spi_out,
             encr=encr,
@@ -108,15 +108,18 @@ def _policies(
             integ_key_in=k["i_" + kin],
             encr_key_out=k["e_" + kout],
             integ_key_out=k["i_" + kout],
-            local_ts=((a, a, 0, 0, 65535),),
-            remote_ts=((b, b, 0, 0, 65535),),
+            esn=False,
+            mode=EspMode.TUNNEL,
+            local_ts=(TrafficSelector.from_network(lin),),
+            remote_ts=(TrafficSelector.from_network(rin),),
             local=Endpoint(ip_address(lo), 4500),
             remote=Endpoint(ip_address(ro), 4500),
             encap=encap,
+            replay_window=1024,
         )
 
-    left = pol(b"\xc1\x00\x00\x01", b"\xc2\x00\x00\x02", "rl", "lr", l_in, r_in, l_out, r_out)
-    right = pol(b"\xc2\x00\x00\x02", b"\xc1\x00\x00\x01", "lr", "rl", r_in, l_in, r_out, l_out)
+    left = spec(b"\xc1\x00\x00\x01", b"\xc2\x00\x00\x02", "rl", "lr", l_in, r_in, l_out, r_out)
+    right = spec(b"\xc2\x00\x00\x02", b"\xc1\x00\x00\x01", "lr", "rl", r_in, l_in, r_out, l_out)
     return left, right
 
 
@@ -141,9 +144,9 @@ def _tunnel(
     handles.append(left)
     right = DataplaneHandle.spawn(netns=hosts.right.name, log_level="warning")
     handles.append(right)
-    pl, pr = _policies(suite, encap=encap, l_out=l_out, r_out=r_out, l_in=l_in, r_in=r_in)
-    left.install_child(pl)
-    right.install_child(pr)
+    sl, sr = _specs(suite, encap=encap, l_out=l_out, r_out=r_out, l_in=l_in, r_in=r_in)
+    left.install_child(sl)
+    right.install_child(sr)
     _wait_route(hosts.left, r_in)
     _wait_route(hosts.right, l_in)
     return Tunnel(hosts, left, right, l_in, r_in)

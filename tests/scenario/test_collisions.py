@@ -240,7 +240,7 @@ def test_child_rekey_meeting_the_ike_sas_delete_closes_everything() -> None:
     p.run(until=p.now + 300)
     assert not p.i.engine.sas() and not p.r.engine.sas()
     for side in (p.i, p.r):
-        installs = {e.params.spi_in for e in side.of(ChildSaInstalled)}  # type: ignore[attr-defined]
+        installs = {e.spec.spi_in for e in side.of(ChildSaInstalled)}  # type: ignore[attr-defined]
         removed = {e.spi_in for e in side.of(ChildSaRemoved)}  # type: ignore[attr-defined]
         assert installs == removed  # every Child SA that reached the data plane left it again
 
@@ -447,7 +447,7 @@ def test_closing_an_ike_sa_reports_a_rekeyed_child_still_waiting_for_its_delete(
     p.run(until=p.now + 2)
     states = sorted(c.state.name for c in b.children.values())
     assert states == ["INSTALLED", "REKEYED"]
-    in_plane = {e.params.spi_in for e in p.r.of(ChildSaInstalled)}  # type: ignore[attr-defined]
+    in_plane = {e.spec.spi_in for e in p.r.of(ChildSaInstalled)}  # type: ignore[attr-defined]
     b.close(CloseCause.TIMEOUT, "peer not responding")
     p.r.timer()
     assert {e.spi_in for e in p.r.of(ChildSaRemoved)} == in_plane  # type: ignore[attr-defined]

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from pyipsec.childsa import EspMode
 from pyipsec.config.ids import parse_identity
 from pyipsec.crypto.rand import SeededRandom
 from pyipsec.ike.config import Identity
@@ -57,13 +58,13 @@ def test_psk_handshake_establishes_ike_and_child(ike: str, esp: str) -> None:
     assert ei.remote_id == "sun.test" and er.remote_id == "moon.test"
     (ci,) = p.i.of(ChildSaInstalled)
     (cr,) = p.r.of(ChildSaInstalled)
-    assert ci.params.spi_out == cr.params.spi_in and ci.params.spi_in == cr.params.spi_out
-    assert ci.params.encr_key_out == cr.params.encr_key_in
-    assert ci.params.integ_key_out == cr.params.integ_key_in
-    assert ci.params.encr_key_in == cr.params.encr_key_out
-    assert [str(t) for t in ci.params.local_ts] == ["10.1.0.0/16"]
-    assert [str(t) for t in cr.params.local_ts] == ["10.2.0.0/16"]
-    assert not ci.params.encap  # no NAT between them
+    assert ci.spec.spi_out == cr.spec.spi_in and ci.spec.spi_in == cr.spec.spi_out
+    assert ci.spec.encr_key_out == cr.spec.encr_key_in
+    assert ci.spec.integ_key_out == cr.spec.integ_key_in
+    assert ci.spec.encr_key_in == cr.spec.encr_key_out
+    assert [str(t) for t in ci.spec.local_ts] == ["10.1.0.0/16"]
+    assert [str(t) for t in cr.spec.local_ts] == ["10.2.0.0/16"]
+    assert not ci.spec.encap  # no NAT between them
 
 
 def test_delete_from_initiator_removes_both_sides() -> None:
@@ -196,9 +197,9 @@ def test_forced_encapsulation_moves_both_to_nat_t_port() -> None:
     p.run()
     (ci,) = p.i.of(ChildSaInstalled)
     (cr,) = p.r.of(ChildSaInstalled)
-    assert ci.params.encap and cr.params.encap
-    assert ci.params.local.port == ci.params.remote.port == 4500
-    assert cr.params.local.port == cr.params.remote.port == 4500
+    assert ci.spec.encap and cr.spec.encap
+    assert ci.spec.local.port == ci.spec.remote.port == 4500
+    assert cr.spec.local.port == cr.spec.remote.port == 4500
     auth = [d for d in p.sent if d.payload[18] == 35]
     assert all(d.local.port == 4500 and d.remote.port == 4500 for d in auth)
 
@@ -220,9 +221,9 @@ def test_create_child_sa_adds_a_second_child(esp: str) -> None:
     p.run()
     ci, cr = p.i.of(ChildSaInstalled), p.r.of(ChildSaInstalled)
     assert len(ci) == len(cr) == 2
-    second_i, second_r = ci[1].params, cr[1].params
+    second_i, second_r = ci[1].spec, cr[1].spec
     assert second_i.spi_out == second_r.spi_in and second_i.encr_key_out == second_r.encr_key_in
-    assert second_i.encr_key_out != ci[0].params.encr_key_out  # fresh nonces, fresh keys
+    assert second_i.encr_key_out != ci[0].spec.encr_key_out  # fresh nonces, fresh keys
     kes = [d for d in p.sent if d.payload[18] == 36]
     assert len(kes) == 2  # request and response
     with_ke = "modp" in esp or "ecp" in esp
@@ -261,13 +262,13 @@ def test_transport_mode_negotiated_with_use_transport_mode() -> None:
     p = pair()
     for side, name in ((p.i, "office"), (p.r, "gw")):
         conn = side.engine.config.connections[name]
-        child = replace(conn.children[0], mode="transport")
+        child = replace(conn.children[0], mode=EspMode.TRANSPORT)
         side.engine.config.connections[name] = replace(conn, children=(child,))  # type: ignore[index]
     p.initiate()
     p.run()
     (ci,) = p.i.of(ChildSaInstalled)
     (cr,) = p.r.of(ChildSaInstalled)
-    assert ci.params.mode == cr.params.mode == "transport"
+    assert ci.spec.mode is cr.spec.mode is EspMode.TRANSPORT
 
 
 def test_no_proposal_chosen_names_the_nearest_match() -> None:

@@ -47,13 +47,13 @@ def test_mobike_moves_ike_and_child_sas_to_the_new_address() -> None:
     (moved_i,) = p.i.of(ChildSaAddressesChanged)
     (moved_r,) = p.r.of(ChildSaAddressesChanged)
     assert str(moved_r.remote) == f"{NEW_ADDR}:4500" and str(moved_i.local) == f"{NEW_ADDR}:4500"
-    assert moved_i.spi_in == p.i.of(ChildSaInstalled)[0].params.spi_in
+    assert moved_i.spi_in == p.i.of(ChildSaInstalled)[0].spec.spi_in
     # the moved SA keeps working: a Child SA rekey and a delete go over the new path
     (child,) = sa_i.children
     p.i.rekey_child(sa_i.sa_id, child)
     p.run(until=p.now + 5)
     new = p.i.of(ChildSaInstalled)[-1]
-    assert str(new.params.local) == f"{NEW_ADDR}:4500"
+    assert str(new.spec.local) == f"{NEW_ADDR}:4500"
     assert [e.reason for e in p.r.of(ChildSaRemoved)] == ["rekeyed by peer"]
 
 

@@ -110,15 +110,15 @@ def test_responder_sends_on_the_new_child_only_once_the_old_sa_is_deleted() -> N
     p.i.reauthenticate(old_i.sa_id)
     p.run(until=p.now + 5)
     new_r = p.r.of(ChildSaInstalled)[-1]
-    assert not new_r.outbound_active  # make-before-break: inbound only at first
+    assert not new_r.spec.outbound_active  # make-before-break: inbound only at first
     (act,) = p.r.of(ChildSaOutboundActivated)
     assert act.child_id == new_r.child_id
     (removed,) = p.r.of(ChildSaRemoved)
     assert p.r.events.index(removed) < p.r.events.index(act)
     new_i = p.i.of(ChildSaInstalled)[-1]
-    assert new_i.outbound_active  # the initiator switches as soon as the responder has it
-    assert new_i.params.spi_out == new_r.params.spi_in
-    assert new_i.params.encr_key_out == new_r.params.encr_key_in
+    assert new_i.spec.outbound_active  # the initiator switches as soon as the responder has it
+    assert new_i.spec.spi_out == new_r.spec.spi_in
+    assert new_i.spec.encr_key_out == new_r.spec.encr_key_in
     assert_one_of_each(p)
 
 

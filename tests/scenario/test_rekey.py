@@ -61,17 +61,17 @@ def test_child_rekey_is_make_before_break(esp: str) -> None:
     p.run(until=p.now + 5)
     new_i = p.i.of(ChildSaInstalled)[-1]
     new_r = p.r.of(ChildSaInstalled)[-1]
-    assert new_i.replaces == old and new_i.outbound_active
-    assert new_r.replaces is not None and not new_r.outbound_active  # responder: inbound first
+    assert new_i.replaces == old and new_i.spec.outbound_active
+    assert new_r.replaces is not None and not new_r.spec.outbound_active  # responder: inbound first
     (act,) = p.r.of(ChildSaOutboundActivated)  # ... outbound once the initiator deleted the old SA
-    assert act.spi_out == new_r.params.spi_out
+    assert act.spi_out == new_r.spec.spi_out
     assert [e.reason for e in p.i.of(ChildSaRemoved)] == ["rekeyed"]
     assert [e.reason for e in p.r.of(ChildSaRemoved)] == ["rekeyed by peer"]
     # the responder activates outbound only after it removed the old inbound SA's partner
     events = p.r.events
     assert events.index(p.r.of(ChildSaRemoved)[0]) < events.index(act)
-    assert new_i.params.encr_key_out == new_r.params.encr_key_in
-    assert new_i.params.encr_key_out != p.i.of(ChildSaInstalled)[0].params.encr_key_out
+    assert new_i.spec.encr_key_out == new_r.spec.encr_key_in
+    assert new_i.spec.encr_key_out != p.i.of(ChildSaInstalled)[0].spec.encr_key_out
     assert_one_consistent_child(p)
 
 

@@ -118,10 +118,10 @@ def test_eap_mschapv2_client_gets_virtual_ip_dns_and_child(tmp_path: Path) -> No
     assert vip.domains == ("corp.pyipsec.test",)
     (ci,) = p.i.of(ChildSaInstalled)
     (cr,) = p.r.of(ChildSaInstalled)
-    assert [str(t) for t in ci.params.local_ts] == ["10.3.0.1/32"]
-    assert [str(t) for t in cr.params.remote_ts] == ["10.3.0.1/32"]
-    assert [str(t) for t in cr.params.local_ts] == ["10.2.0.0/16"]
-    assert ci.params.spi_out == cr.params.spi_in and ci.params.encr_key_out == cr.params.encr_key_in
+    assert [str(t) for t in ci.spec.local_ts] == ["10.3.0.1/32"]
+    assert [str(t) for t in cr.spec.remote_ts] == ["10.3.0.1/32"]
+    assert [str(t) for t in cr.spec.local_ts] == ["10.2.0.0/16"]
+    assert ci.spec.spi_out == cr.spec.spi_in and ci.spec.encr_key_out == cr.spec.encr_key_in
     assert rw.pools.in_use("rw") == {ip_address("10.3.0.1"): "alice"}
 
 

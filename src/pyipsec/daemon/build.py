@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
+from pyipsec.childsa import EspMode
 from pyipsec.config.ids import Identity as ConfigIdentity
 from pyipsec.config.model import AuthKind, Child, Config, Connection, EapSecret, IkeSecret, PrivateKeySecret
 from pyipsec.config.values import AddressSpec, TsSpec
@@ -100,7 +101,7 @@ def _child(name: str, child: Child) -> ChildConfig:
         local_ts=_ts(child.local_ts),
         remote_ts=_ts(child.remote_ts),
         esp_proposals=child.esp_proposals,
-        mode=str(child.mode),
+        mode=EspMode(child.mode.value),
         rekey_time=float(child.rekey_time),
         life_time=float(child.life_time),  # the model holds the defaults (Child._lifetime_defaults)
         rand_time=float(child.rand_time),

@@ -1,9 +1,10 @@
 """The runtime's side of the data-plane process: Child SA events in, IKE datagrams out.
 
-Wraps :class:`~pyipsec.dataplane.channel.DataplaneHandle`: converts the engine's
-``ChildSaInstalled`` into the data plane's own ``ChildPolicy`` (the data plane never sees an
-IKE type), forwards IKE messages for the NAT-T port (which the data plane owns), and turns
-the data plane's events back into calls on the runtime.
+Wraps :class:`~pyipsec.dataplane.channel.DataplaneHandle`: sends the
+:class:`~pyipsec.childsa.ChildSaSpec` of each ``ChildSaInstalled`` to the data plane as it is
+(the spec is shared by both sides; the data plane never sees an IKE type), forwards IKE
+messages for the NAT-T port (which the data plane owns), and turns the data plane's events
+back into calls on the runtime.
 """
 
 from __future__ import annotations
@@ -16,20 +17,16 @@ from collections.abc import Callable
 from pyipsec.config.model import Settings
 from pyipsec.dataplane.channel import (
     Acquire,
-    ChildLifetimes,
-    ChildPolicy,
     Counters,
     DataplaneClosed,
     DataplaneHandle,
     IkeDatagram,
     SaSignal,
-    TsTuple,
 )
-from pyipsec.ike.events import ChildSaInstalled, EspSaParams
+from pyipsec.ike.events import ChildSaInstalled
 from pyipsec.net.addr import Datagram, Endpoint
-from pyipsec.wire.payloads.ts import TrafficSelector
 
-__all__ = ["ProcessDataplane", "policy_for"]
+__all__ = ["ProcessDataplane"]
 
 _log = logging.getLogger("pyipsec.daemon")
 
@@ -44,48 +41,6 @@ _COUNTER_FIELDS = (
     "pad_errors",
     "malformed",
 )
-
-
-def _ts(ts: TrafficSelector) -> TsTuple:
-    return (ts.start_addr, ts.end_addr, ts.ip_protocol, ts.start_port, ts.end_port)
-
-
-def policy_for(e: ChildSaInstalled) -> ChildPolicy:
-    p = e.params
-    return ChildPolicy(
-        spi_in=p.spi_in,
-        spi_out=p.spi_out,
-        encr=p.encr,
-        encr_key_bits=p.encr_key_bits,
-        integ=p.integ,
-        encr_key_in=p.encr_key_in,
-        integ_key_in=p.integ_key_in,
-        encr_key_out=p.encr_key_out,
-        integ_key_out=p.integ_key_out,
-        esn=p.esn,
-        mode="transport" if p.mode == "transport" else "tunnel",
-        local_ts=tuple(_ts(t) for t in p.local_ts),
-        remote_ts=tuple(_ts(t) for t in p.remote_ts),
-        local=p.local,
-        remote=p.remote,
-        encap=p.encap,
-        replay_window=p.replay_window,
-        outbound_active=e.outbound_active,
-        lifetimes=_lifetimes(p),
-    )
-
-
-def _lifetimes(p: EspSaParams) -> ChildLifetimes | None:
-    """Volume limits the data plane counts and signals (the engine keeps the time limits)."""
-    limits = (p.soft_bytes, p.hard_bytes, p.soft_packets, p.hard_packets)
-    if all(v is None for v in limits):
-        return None
-    return ChildLifetimes(
-        soft_bytes=p.soft_bytes,
-        hard_bytes=p.hard_bytes,
-        soft_packets=p.soft_packets,
-        hard_packets=p.hard_packets,
-    )
 
 
 class ProcessDataplane:
@@ -149,7 +104,7 @@ class ProcessDataplane:
     # -- DataplaneSink -----------------------------------------------------------------------------
 
     def install(self, event: ChildSaInstalled) -> None:
-        self.handle.install_child(policy_for(event))
+        self.handle.install_child(event.spec)
 
     def activate(self, spi_in: bytes) -> None:
         self.handle.activate_outbound(spi_in)

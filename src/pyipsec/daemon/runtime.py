@@ -165,7 +165,7 @@ class NullDataplane:
         self.installed: dict[bytes, ChildSaInstalled] = {}
 
     def install(self, event: ChildSaInstalled) -> None:
-        self.installed[event.params.spi_in] = event
+        self.installed[event.spec.spi_in] = event
 
     def activate(self, spi_in: bytes) -> None:
         pass
@@ -250,9 +250,9 @@ class _Waiter:
                 self._done(True, "established")
         elif isinstance(e, ChildSaInstalled):
             self.children.append(e.child)
-            local = [str(t) for t in e.params.local_ts]
-            remote = [str(t) for t in e.params.remote_ts]
-            how = "ESP in UDP 4500" if e.params.encap else "ESP"
+            local = [str(t) for t in e.spec.local_ts]
+            remote = [str(t) for t in e.spec.remote_ts]
+            how = "ESP in UDP 4500" if e.spec.encap else "ESP"
             proposal = format_chosen(e.proposal)
             self._step("CHILD SA", f"{e.child}: {' '.join(local)} === {' '.join(remote)}, {proposal}, {how}")
             if self.tun:
@@ -486,8 +486,8 @@ class Runtime:
     def _event(self, e: Event, retiring: list[bytes]) -> None:
         """Apply one engine event; replaced Child SAs to retire go into ``retiring``."""
         if isinstance(e, ChildSaInstalled):
-            self._children[e.child_id] = e.params.spi_in
-            self._spi_owner[e.params.spi_in] = e.child_id
+            self._children[e.child_id] = e.spec.spi_in
+            self._spi_owner[e.spec.spi_in] = e.child_id
             self.dataplane.install(e)
         elif isinstance(e, ChildSaOutboundActivated):
             spi_in = self._children.get(e.child_id)

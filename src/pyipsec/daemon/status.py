@@ -24,7 +24,7 @@ def child_status(child: ChildSaInfo, sa: IkeSaInfo, now: float) -> dict[str, Jso
         "id": child.child_id,
         "name": child.name,
         "state": child.state.name,
-        "mode": child.mode.upper(),
+        "mode": child.mode.value.upper(),
         "protocol": "ESP",
         "encap": sa.encap,
         "spi_in": child.spi_in.hex(),

@@ -13,9 +13,10 @@ socketpair. Sequenced packets keep message boundaries, so each message is exactl
 * ``b"J"``: one JSON object (the messages and their encoding live in
   :mod:`pyipsec.dataplane.messages` and are re-exported here), ``{"op": ...}`` towards the
   data plane (install, remove, activate, counters, shutdown) and ``{"ev": ...}`` back (ready,
-  error, counters, signal, acquire). Keys travel hex-encoded inside an ``install`` message;
-  nothing in this module or the data plane logs a message body, and :class:`ChildPolicy`
-  keeps its keys out of ``repr``.
+  error, counters, signal, acquire). An ``install`` message carries the engine's
+  :class:`~pyipsec.childsa.ChildSaSpec` as is; its keys travel hex-encoded there and nowhere
+  else, nothing in this module or the data plane logs a message body, and the spec keeps its
+  keys out of ``repr``.
 
 The data plane exits (removing its TUN device, routes and rules) when the channel closes, so it
 never outlives the daemon, even one that was killed. :class:`DataplaneHandle` is what the daemon
@@ -37,11 +38,11 @@ import time
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv6Address
 
+from pyipsec.childsa import ChildSaSpec
 from pyipsec.dataplane import messages
 from pyipsec.dataplane.messages import *  # noqa: F403  (re-exported: callers import them from here)
 from pyipsec.dataplane.messages import (
     ActivateOutbound,
-    ChildPolicy,
     Counters,
     DataplaneClosed,
     DataplaneError,
@@ -195,7 +196,7 @@ class DataplaneHandle:
         except OSError as exc:
             raise DataplaneError(f"data-plane channel: {exc}") from None
 
-    def install_child(self, child: ChildPolicy) -> None:
+    def install_child(self, child: ChildSaSpec) -> None:
         self._send(encode_control(InstallChild(child)))
 
     def remove_child(self, spi_in: bytes) -> None:

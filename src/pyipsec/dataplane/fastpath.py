@@ -28,6 +28,7 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
+from pyipsec.childsa import EspMode
 from pyipsec.dataplane.offload import (
     NEEDS_CSUM,
     VNET_HDR_LEN,
@@ -41,7 +42,6 @@ from pyipsec.dataplane.offload import (
 from pyipsec.esp.packet import EspDrop
 from pyipsec.esp.processor import EspProcessor, ip_header_for_transport
 from pyipsec.esp.replay import SequenceExhausted
-from pyipsec.esp.sa import EspMode
 from pyipsec.esp.sad import Child
 
 __all__ = ["MAX_RUN_BYTES", "MAX_RUN_PACKETS", "Decapsulator", "Encapsulator"]

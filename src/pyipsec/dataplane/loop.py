@@ -38,12 +38,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
+from pyipsec.childsa import ChildSaSpec
 from pyipsec.crypto.rand import OS_RANDOM
 from pyipsec.dataplane.fastpath import Decapsulator, Encapsulator
 from pyipsec.dataplane.messages import (
     Acquire,
     ActivateOutbound,
-    ChildPolicy,
     ControlMessage,
     Counters,
     DataplaneError,
@@ -60,10 +60,9 @@ from pyipsec.dataplane.messages import (
     encode_counters,
     encode_event,
 )
-from pyipsec.esp.processor import ChildSpec, EspProcessor, child_counters
-from pyipsec.esp.sa import Direction, EspMode, EspSaConfig
-from pyipsec.esp.sad import Child, Lifetimes, Peer
-from pyipsec.esp.spd import flow_of, selectors
+from pyipsec.esp.processor import EspProcessor, child_counters
+from pyipsec.esp.sad import Child, Peer
+from pyipsec.esp.spd import flow_of
 from pyipsec.io.netconf import NetConfigurator
 from pyipsec.io.tun import TunDevice
 from pyipsec.net.addr import Endpoint, IPAddress
@@ -189,44 +188,6 @@ def _pktinfo(ip: IPAddress) -> list[tuple[int, int, bytes]]:
 
 def _sockaddr(ep: Endpoint) -> tuple[str, int] | tuple[str, int, int, int]:
     return (str(ep.ip), ep.port) if ep.ip.version == 4 else (str(ep.ip), ep.port, 0, 0)
-
-
-def child_spec(p: ChildPolicy, now: float) -> ChildSpec:
-    """The ESP-level description of a :class:`ChildPolicy`."""
-    mode = EspMode.TUNNEL if p.mode == "tunnel" else EspMode.TRANSPORT
-
-    def sa(direction: Direction, spi: bytes, ek: bytes, ik: bytes) -> EspSaConfig:
-        return EspSaConfig(
-            spi=int.from_bytes(spi, "big"),
-            direction=direction,
-            encr=p.encr,
-            encr_key=ek,
-            integ=p.integ,
-            integ_key=ik,
-            esn=p.esn,
-            mode=mode,
-            replay_window=p.replay_window,
-        )
-
-    lt = p.lifetimes
-    return ChildSpec(
-        inbound=sa(Direction.INBOUND, p.spi_in, p.encr_key_in, p.integ_key_in),
-        outbound=sa(Direction.OUTBOUND, p.spi_out, p.encr_key_out, p.integ_key_out),
-        local_ts=selectors(p.local_ts),
-        remote_ts=selectors(p.remote_ts),
-        peer=Peer(p.local, p.remote, p.encap),
-        lifetimes=None
-        if lt is None
-        else Lifetimes(
-            soft_bytes=lt.soft_bytes,
-            hard_bytes=lt.hard_bytes,
-            soft_packets=lt.soft_packets,
-            hard_packets=lt.hard_packets,
-            soft_seconds=lt.soft_seconds,
-            hard_seconds=lt.hard_seconds,
-        ),
-        outbound_active=p.outbound_active,
-    )
 
 
 # how often lifetimes and sequence numbers are checked: a soft volume limit must be seen
@@ -431,7 +392,7 @@ class DataplaneLoop:
         if isinstance(msg, SendIke):
             self.send_ike(msg.local, msg.remote, msg.payload)
         elif isinstance(msg, InstallChild):
-            self.install(msg.policy)
+            self.install(msg.spec)
         elif isinstance(msg, RemoveChild):
             self.remove(int.from_bytes(msg.spi_in, "big"))
         elif isinstance(msg, ActivateOutbound):
@@ -488,18 +449,17 @@ class DataplaneLoop:
             raise DataplaneError(f"no {'UDP' if encap else 'raw ESP'} socket for IPv{version}")
         return Route(sock, addr, _pktinfo(local.ip), gso)
 
-    def install(self, policy: ChildPolicy) -> None:
-        spec = child_spec(policy, time.monotonic())
-        route = self._route(policy.local, policy.remote, policy.encap)
+    def install(self, spec: ChildSaSpec) -> None:
+        route = self._route(spec.local, spec.remote, spec.encap)
         child = self.processor.install(spec, time.monotonic())
         self.routes[child.key] = route
         if self.netconf is not None:
             try:
                 self.netconf.add_child(
                     child.key,
-                    [(t[0], t[1]) for t in policy.remote_ts],
-                    [(t[0], t[1]) for t in policy.local_ts],
-                    policy.remote.ip,
+                    [(t.start_addr, t.end_addr) for t in spec.remote_ts],
+                    [(t.start_addr, t.end_addr) for t in spec.local_ts],
+                    spec.remote.ip,
                 )
             except Exception as exc:
                 _log.warning("routes for child %08x: %s", child.key, exc)

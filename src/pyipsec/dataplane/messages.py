@@ -6,9 +6,11 @@ Each message is one ``SOCK_SEQPACKET`` packet; its first byte says what follows:
 datagram on the NAT-T port (``local ‖ remote ‖ payload``, each endpoint as ``version(1) ‖
 address(16, IPv4 left-aligned) ‖ port(2)``, the payload without the non-ESP marker of RFC 3948
 §2.2), or ``b"J"`` one JSON object: ``{"op": ...}`` towards the data plane, ``{"ev": ...}`` back.
-Keys travel hex-encoded inside an ``install`` message and nowhere else; nothing logs a message
-body, and :class:`ChildPolicy` keeps its keys out of ``repr``. Decoders raise
-:class:`DataplaneError` on anything malformed.
+An ``install`` message carries one :class:`~pyipsec.childsa.ChildSaSpec`, the engine's own
+description of the Child SA, field by field (:func:`spec_to_json`); its traffic selectors go as
+``[ts_type, ip_protocol, start_port, end_port, start_addr, end_addr]``. Keys travel hex-encoded
+inside an ``install`` message and nowhere else; nothing logs a message body, and the spec keeps
+its keys out of ``repr``. Decoders raise :class:`DataplaneError` on anything malformed.
 """
 
 from __future__ import annotations
@@ -19,17 +21,18 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Literal, TypeAlias
 
+from pyipsec.childsa import ChildSaSpec, EspMode, Lifetimes
 from pyipsec.errors import PyIpsecError
+from pyipsec.iana.ikev2 import TsType
 from pyipsec.iana.transforms import EncrId, IntegId
 from pyipsec.net.addr import Endpoint, IPAddress
+from pyipsec.wire.payloads.ts import TrafficSelector
 
 __all__ = [
     "Acquire",
     "ActivateOutbound",
     "SendKeepalive",
     "UpdateEndpoints",
-    "ChildLifetimes",
-    "ChildPolicy",
     "ControlMessage",
     "Counters",
     "DataplaneClosed",
@@ -45,7 +48,6 @@ __all__ = [
     "SaSignal",
     "SendIke",
     "Shutdown",
-    "TsTuple",
     "WireEvent",
     "decode_control",
     "decode_event",
@@ -54,12 +56,9 @@ __all__ = [
     "encode_counters",
     "encode_event",
     "encode_ike",
-    "policy_from_json",
-    "policy_to_json",
+    "spec_from_json",
+    "spec_to_json",
 ]
-
-TsTuple: TypeAlias = tuple[IPAddress, IPAddress, int, int, int]
-"""A traffic selector: (first_ip, last_ip, IP protocol or 0, port_lo, port_hi)."""
 
 _EP = struct.Struct(">B16sH")
 _COUNTERS_PAGE = 200
@@ -69,67 +68,12 @@ class DataplaneError(PyIpsecError):
     """The data plane could not start, or its channel broke."""
 
 
-# --- Child SA description ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ChildLifetimes:
-    """Soft/hard limits; crossing one raises an :class:`SaSignal` (None: no limit)."""
-
-    soft_bytes: int | None = None
-    hard_bytes: int | None = None
-    soft_packets: int | None = None
-    hard_packets: int | None = None
-    soft_seconds: float | None = None
-    hard_seconds: float | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ChildPolicy:
-    """One Child SA for the data plane: both ESP SAs, their selectors and where ESP goes.
-
-    ``encr_key_*`` include the 4-byte salt for AES-GCM and ChaCha20-Poly1305 (RFC 4106 §8.1,
-    RFC 7634 §2); ``integ`` is ``IntegId.NONE`` for those. ``local_ts``/``remote_ts`` are
-    ``(first_ip, last_ip, protocol, port_lo, port_hi)`` tuples. ``encap`` puts ESP in UDP on the
-    NAT-T port (RFC 3948), else raw IP protocol 50. ``outbound_active=False`` installs a rekeyed
-    child's inbound SA only; :meth:`DataplaneHandle.activate_outbound` switches traffic to it.
-    """
-
-    spi_in: bytes
-    spi_out: bytes
-    encr: EncrId
-    encr_key_bits: int
-    integ: IntegId
-    encr_key_in: bytes = field(repr=False)
-    integ_key_in: bytes = field(repr=False)
-    encr_key_out: bytes = field(repr=False)
-    integ_key_out: bytes = field(repr=False)
-    esn: bool = False
-    mode: Literal["tunnel", "transport"] = "tunnel"
-    local_ts: tuple[TsTuple, ...]
-    remote_ts: tuple[TsTuple, ...]
-    local: Endpoint
-    remote: Endpoint
-    encap: bool = True
-    replay_window: int = 1024
-    lifetimes: ChildLifetimes | None = None
-    outbound_active: bool = True
-
-    def __post_init__(self) -> None:
-        if len(self.spi_in) != 4 or len(self.spi_out) != 4:
-            raise ValueError("ESP SPIs are 4 bytes")
-        if self.mode not in ("tunnel", "transport"):
-            raise ValueError(f"mode must be tunnel or transport, not {self.mode!r}")
-        if self.local.ip.version != self.remote.ip.version:
-            raise ValueError("local and remote endpoints are of different address families")
-
-
 # --- messages ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class InstallChild:
-    policy: ChildPolicy
+    spec: ChildSaSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,85 +247,133 @@ def decode_ike(data: bytes) -> tuple[Endpoint, Endpoint, bytes]:
     return _unep(data, 1), _unep(data, 1 + _EP.size), data[1 + 2 * _EP.size :]
 
 
-def _ts_json(ts: TsTuple) -> list[object]:
-    return [str(ts[0]), str(ts[1]), ts[2], ts[3], ts[4]]
+_LIFETIMES = ("soft_bytes", "hard_bytes", "soft_packets", "hard_packets", "soft_seconds", "hard_seconds")
 
 
-def _ts_from(item: list[object]) -> TsTuple:
-    a, b, proto, lo, hi = item
-    return (ip_address(str(a)), ip_address(str(b)), int(str(proto)), int(str(lo)), int(str(hi)))
+def _ts_json(ts: TrafficSelector) -> list[object]:
+    return [int(ts.ts_type), ts.ip_protocol, ts.start_port, ts.end_port, str(ts.start_addr), str(ts.end_addr)]
 
 
-def policy_to_json(p: ChildPolicy) -> dict[str, object]:
-    lt = p.lifetimes
+def _int(v: object) -> int:
+    if type(v) is not int:
+        raise TypeError
+    return v
+
+
+def _opt_int(v: object) -> int | None:
+    return None if v is None else _int(v)
+
+
+def _opt_num(v: object) -> float | None:
+    if v is None or (isinstance(v, int | float) and not isinstance(v, bool)):
+        return v
+    raise TypeError
+
+
+def _bool(v: object) -> bool:
+    if type(v) is not bool:
+        raise TypeError
+    return v
+
+
+def _hex(v: object) -> bytes:
+    if type(v) is not str:
+        raise TypeError
+    return bytes.fromhex(v)
+
+
+def _list(v: object, n: int) -> list[object]:
+    if type(v) is not list or len(v) != n:
+        raise TypeError
+    return v
+
+
+def _addr(v: object) -> IPAddress:
+    if type(v) is not str:
+        raise TypeError
+    return ip_address(v)
+
+
+def _ts_from(v: object) -> TrafficSelector:
+    ts_type, proto, lo, hi, first, last = _list(v, 6)
+    return TrafficSelector(TsType(_int(ts_type)), _int(proto), _int(lo), _int(hi), _addr(first), _addr(last))
+
+
+def _tss_from(v: object) -> tuple[TrafficSelector, ...]:
+    if type(v) is not list:
+        raise TypeError
+    return tuple(_ts_from(t) for t in v)
+
+
+def _ep_from(v: object) -> Endpoint:
+    ip, port = _list(v, 2)
+    return Endpoint(_addr(ip), _int(port))
+
+
+def _lifetimes_from(v: object) -> Lifetimes | None:
+    if v is None:
+        return None
+    if type(v) is not dict or set(v) != set(_LIFETIMES):
+        raise TypeError
+    return Lifetimes(
+        soft_bytes=_opt_int(v["soft_bytes"]),
+        hard_bytes=_opt_int(v["hard_bytes"]),
+        soft_packets=_opt_int(v["soft_packets"]),
+        hard_packets=_opt_int(v["hard_packets"]),
+        soft_seconds=_opt_num(v["soft_seconds"]),
+        hard_seconds=_opt_num(v["hard_seconds"]),
+    )
+
+
+def spec_to_json(spec: ChildSaSpec) -> dict[str, object]:
+    """A Child SA as the JSON object of an ``install`` message (keys hex-encoded)."""
+    lt = spec.lifetimes
     return {
-        "spi_in": p.spi_in.hex(),
-        "spi_out": p.spi_out.hex(),
-        "encr": int(p.encr),
-        "encr_key_bits": p.encr_key_bits,
-        "integ": int(p.integ),
-        "ek_in": p.encr_key_in.hex(),
-        "ik_in": p.integ_key_in.hex(),
-        "ek_out": p.encr_key_out.hex(),
-        "ik_out": p.integ_key_out.hex(),
-        "esn": p.esn,
-        "mode": p.mode,
-        "local_ts": [_ts_json(t) for t in p.local_ts],
-        "remote_ts": [_ts_json(t) for t in p.remote_ts],
-        "local": [str(p.local.ip), p.local.port],
-        "remote": [str(p.remote.ip), p.remote.port],
-        "encap": p.encap,
-        "replay_window": p.replay_window,
-        "lifetimes": None
-        if lt is None
-        else {
-            "soft_bytes": lt.soft_bytes,
-            "hard_bytes": lt.hard_bytes,
-            "soft_packets": lt.soft_packets,
-            "hard_packets": lt.hard_packets,
-            "soft_seconds": lt.soft_seconds,
-            "hard_seconds": lt.hard_seconds,
-        },
-        "outbound_active": p.outbound_active,
+        "spi_in": spec.spi_in.hex(),
+        "spi_out": spec.spi_out.hex(),
+        "encr": int(spec.encr),
+        "encr_key_bits": spec.encr_key_bits,
+        "integ": int(spec.integ),
+        "ek_in": spec.encr_key_in.hex(),
+        "ik_in": spec.integ_key_in.hex(),
+        "ek_out": spec.encr_key_out.hex(),
+        "ik_out": spec.integ_key_out.hex(),
+        "esn": spec.esn,
+        "mode": spec.mode.value,
+        "local_ts": [_ts_json(t) for t in spec.local_ts],
+        "remote_ts": [_ts_json(t) for t in spec.remote_ts],
+        "local": [str(spec.local.ip), spec.local.port],
+        "remote": [str(spec.remote.ip), spec.remote.port],
+        "encap": spec.encap,
+        "replay_window": spec.replay_window,
+        "lifetimes": None if lt is None else {k: getattr(lt, k) for k in _LIFETIMES},
+        "outbound_active": spec.outbound_active,
     }
 
 
-def policy_from_json(d: dict[str, object]) -> ChildPolicy:
-    def ep(v: object) -> Endpoint:
-        assert isinstance(v, list)
-        return Endpoint(ip_address(str(v[0])), int(v[1]))
-
-    def tss(v: object) -> tuple[TsTuple, ...]:
-        assert isinstance(v, list)
-        return tuple(_ts_from(t) for t in v)
-
-    lt_raw = d.get("lifetimes")
-    lifetimes = None
-    if isinstance(lt_raw, dict):
-        lifetimes = ChildLifetimes(**{k: v for k, v in lt_raw.items() if v is not None})
-    mode = str(d["mode"])
-    if mode not in ("tunnel", "transport"):
-        raise DataplaneError(f"bad mode {mode!r}")
-    return ChildPolicy(
-        spi_in=bytes.fromhex(str(d["spi_in"])),
-        spi_out=bytes.fromhex(str(d["spi_out"])),
-        encr=EncrId(int(str(d["encr"]))),
-        encr_key_bits=int(str(d["encr_key_bits"])),
-        integ=IntegId(int(str(d["integ"]))),
-        encr_key_in=bytes.fromhex(str(d["ek_in"])),
-        integ_key_in=bytes.fromhex(str(d["ik_in"])),
-        encr_key_out=bytes.fromhex(str(d["ek_out"])),
-        integ_key_out=bytes.fromhex(str(d["ik_out"])),
-        esn=bool(d["esn"]),
-        mode="tunnel" if mode == "tunnel" else "transport",
-        local_ts=tss(d["local_ts"]),
-        remote_ts=tss(d["remote_ts"]),
-        local=ep(d["local"]),
-        remote=ep(d["remote"]),
-        encap=bool(d["encap"]),
-        replay_window=int(str(d["replay_window"])),
-        lifetimes=lifetimes,
-        outbound_active=bool(d.get("outbound_active", True)),
+def spec_from_json(d: dict[str, object]) -> ChildSaSpec:
+    """Inverse of :func:`spec_to_json`; raises KeyError, TypeError or ValueError on garbage
+    (:func:`decode_control` turns those into :class:`DataplaneError`)."""
+    return ChildSaSpec(
+        spi_in=_hex(d["spi_in"]),
+        spi_out=_hex(d["spi_out"]),
+        encr=EncrId(_int(d["encr"])),
+        encr_key_bits=_int(d["encr_key_bits"]),
+        integ=IntegId(_int(d["integ"])),
+        encr_key_in=_hex(d["ek_in"]),
+        integ_key_in=_hex(d["ik_in"]),
+        encr_key_out=_hex(d["ek_out"]),
+        integ_key_out=_hex(d["ik_out"]),
+        esn=_bool(d["esn"]),
+        mode=EspMode(d["mode"]),
+        local_ts=_tss_from(d["local_ts"]),
+        remote_ts=_tss_from(d["remote_ts"]),
+        local=_ep_from(d["local"]),
+        remote=_ep_from(d["remote"]),
+        encap=_bool(d["encap"]),
+        replay_window=_int(d["replay_window"]),
+        lifetimes=_lifetimes_from(d["lifetimes"]),
+        outbound_active=_bool(d["outbound_active"]),
     )
 
 
@@ -394,7 +386,7 @@ def encode_control(msg: ControlMessage) -> bytes:
     if isinstance(msg, SendIke):
         return encode_ike(msg.local, msg.remote, msg.payload)
     if isinstance(msg, InstallChild):
-        return _json({"op": "install", "child": policy_to_json(msg.policy)})
+        return _json({"op": "install", "child": spec_to_json(msg.spec)})
     if isinstance(msg, RemoveChild):
         return _json({"op": "remove", "spi_in": msg.spi_in.hex()})
     if isinstance(msg, ActivateOutbound):
@@ -425,7 +417,7 @@ def encode_control(msg: ControlMessage) -> bytes:
 def _load(data: bytes) -> dict[str, object]:
     try:
         obj = json.loads(data[1:])
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise DataplaneError(f"undecodable channel message: {exc}") from None
     if not isinstance(obj, dict):
         raise DataplaneError("channel message is not an object")
@@ -444,7 +436,7 @@ def decode_control(data: bytes) -> ControlMessage:
         if op == "install":
             child = obj["child"]
             assert isinstance(child, dict)
-            return InstallChild(policy_from_json(child))
+            return InstallChild(spec_from_json(child))
         if op == "remove":
             return RemoveChild(bytes.fromhex(str(obj["spi_in"])))
         if op == "activate":
@@ -465,7 +457,7 @@ def decode_control(data: bytes) -> ControlMessage:
                 Endpoint.parse(str(remote[0]), int(str(remote[1]))),
                 obj["encap"] is True,
             )
-    except (KeyError, ValueError, TypeError, AssertionError) as exc:
+    except (KeyError, IndexError, ValueError, TypeError, AssertionError) as exc:
         raise DataplaneError(f"bad {op} message: {type(exc).__name__}") from None
     if op == "counters":
         return RequestCounters()
@@ -574,6 +566,6 @@ def decode_event(data: bytes) -> tuple[WireEvent, bool]:
             )
         if ev == "error":
             return Failed(str(obj["message"])), True
-    except (KeyError, ValueError, TypeError, AssertionError) as exc:
+    except (KeyError, IndexError, ValueError, TypeError, AssertionError) as exc:
         raise DataplaneError(f"bad {ev} event: {type(exc).__name__}") from None
     raise DataplaneError(f"unknown event {ev!r}")

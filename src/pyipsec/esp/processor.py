@@ -5,6 +5,8 @@ Theory of operation
 :class:`EspProcessor` owns the SAD (:class:`~pyipsec.esp.sad.Sad`) and the SPD
 (:class:`~pyipsec.esp.spd.Spd`), both immutable snapshots swapped whole by :meth:`install` and
 :meth:`remove`. It touches no socket, fd or clock: ``now`` comes in as an argument.
+:meth:`install` takes the negotiated :class:`~pyipsec.childsa.ChildSaSpec` and builds from it,
+once, everything the packet path uses: the two live SAs, the policy's selectors, the peer.
 
 Outbound (:meth:`outbound`): SPD lookup of the IP packet (most specific first) → the child's
 outbound SA → tunnel mode seals the whole packet with Next Header 4 or 41, transport mode its
@@ -31,14 +33,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from pyipsec.childsa import ChildSaSpec, EspMode
 from pyipsec.esp.packet import BytesLike, EspDrop, RandomBytes
 from pyipsec.esp.replay import SequenceExhausted
-from pyipsec.esp.sa import Direction, EspMode, EspSa, EspSaConfig
-from pyipsec.esp.sad import Child, Lifetimes, Peer, Sad
-from pyipsec.esp.spd import Policy, Selector, Spd
+from pyipsec.esp.sa import Direction, EspSa, EspSaConfig
+from pyipsec.esp.sad import Child, Peer, Sad
+from pyipsec.esp.spd import Policy, Spd, selectors
 
 __all__ = [
-    "ChildSpec",
     "EspProcessor",
     "GlobalCounters",
     "Signal",
@@ -48,28 +50,6 @@ __all__ = [
 ]
 
 SignalKind = Literal["seq_exhausting", "soft_lifetime", "hard_lifetime"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ChildSpec:
-    """What :meth:`EspProcessor.install` needs for one Child SA (both directions)."""
-
-    inbound: EspSaConfig
-    outbound: EspSaConfig
-    local_ts: tuple[Selector, ...]
-    remote_ts: tuple[Selector, ...]
-    peer: Peer
-    lifetimes: Lifetimes | None = None
-    outbound_active: bool = True
-
-    def __post_init__(self) -> None:
-        if (
-            self.inbound.direction is not Direction.INBOUND
-            or self.outbound.direction is not Direction.OUTBOUND
-        ):
-            raise ValueError("ChildSpec wants an inbound and an outbound SA config")
-        if not self.local_ts or not self.remote_ts:
-            raise ValueError("a Child SA needs local and remote traffic selectors")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,18 +120,22 @@ class EspProcessor:
 
     # --- configuration ------------------------------------------------------------------------
 
-    def install(self, spec: ChildSpec, now: float = 0.0) -> Child:
-        """Build and install a child; its outbound policy is active unless the spec says not."""
-        inbound = EspSa(spec.inbound)
-        outbound = EspSa(spec.outbound, rng=self.rng)
+    def install(self, spec: ChildSaSpec, now: float = 0.0) -> Child:
+        """Build and install a child; its outbound policy is active unless the spec says not.
+
+        Raises ValueError for what the data plane cannot carry (a selector with an empty or
+        OPAQUE port range, bad keys, a replay window under 32) and for an inbound SPI in use.
+        """
+        inbound = EspSa(EspSaConfig.from_spec(spec, Direction.INBOUND))
+        outbound = EspSa(EspSaConfig.from_spec(spec, Direction.OUTBOUND), rng=self.rng)
         self._order += 1
-        policy = Policy(inbound.spi, spec.local_ts, spec.remote_ts, self._order)
+        policy = Policy(inbound.spi, selectors(spec.local_ts), selectors(spec.remote_ts), self._order)
         child = Child(
             inbound=inbound,
             outbound=outbound,
             policy=policy,
-            peer=spec.peer,
-            mode=spec.inbound.mode,
+            peer=Peer(spec.local, spec.remote, spec.encap),
+            mode=spec.mode,
             lifetimes=spec.lifetimes,
             installed_at=now,
             outbound_active=spec.outbound_active,

@@ -2,10 +2,12 @@
 
 Theory of operation
 -------------------
-:class:`EspSaConfig` is the frozen description of an SA as IKE negotiated it (SPI, direction,
-suite and keys, ESN, mode, window). :class:`EspSa` is the live object the data plane keeps per
-SA: it builds its :class:`~pyipsec.esp.packet.EspTransform` once and then handles one packet per
-call, with no per-packet set-up and only the allocations the bytes themselves need.
+:class:`EspSaConfig` is the frozen description of one direction of a Child SA (SPI, direction,
+suite and keys, ESN, mode, window); :meth:`EspSaConfig.from_spec` takes it out of the
+:class:`~pyipsec.childsa.ChildSaSpec` IKE negotiated. :class:`EspSa` is the live object the
+data plane keeps per SA: it builds its :class:`~pyipsec.esp.packet.EspTransform` once and then
+handles one packet per call, with no per-packet set-up and only the allocations the bytes
+themselves need.
 
 Outbound, :meth:`EspSa.encapsulate` takes the next sequence number (never wrapping, with a
 one-shot :class:`~pyipsec.esp.replay.SeqExhausting` signal near the end, see :meth:`poll_signal`)
@@ -31,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
+from pyipsec.childsa import ChildSaSpec, EspMode
 from pyipsec.errors import UsageError
 from pyipsec.esp.packet import (
     PAD_BYTES,
@@ -48,7 +51,7 @@ from pyipsec.esp.packet import (
 from pyipsec.esp.replay import DEFAULT_WINDOW, ReplayWindow, SeqExhausting, SequenceCounter
 from pyipsec.iana.transforms import EncrId, IntegId
 
-__all__ = ["Direction", "EspCounters", "EspMode", "EspSa", "EspSaConfig"]
+__all__ = ["Direction", "EspCounters", "EspSa", "EspSaConfig"]
 
 _unpack_from = struct.Struct(">II").unpack_from
 _PADS = tuple(PAD_BYTES[:n] for n in range(256))
@@ -57,11 +60,6 @@ _PADS = tuple(PAD_BYTES[:n] for n in range(256))
 class Direction(Enum):
     INBOUND = "in"
     OUTBOUND = "out"
-
-
-class EspMode(Enum):
-    TUNNEL = "tunnel"
-    TRANSPORT = "transport"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,6 +89,22 @@ class EspSaConfig:
         if self.replay_window < 32:
             raise ValueError("the replay window must be at least 32 packets (RFC 4303 §3.4.3)")
         check_keys(self.encr, self.encr_key, self.integ, self.integ_key)
+
+    @classmethod
+    def from_spec(cls, spec: ChildSaSpec, direction: Direction) -> EspSaConfig:
+        """The inbound (our SPI, the peer's keys to us) or outbound ESP SA of a Child SA."""
+        inbound = direction is Direction.INBOUND
+        return cls(
+            spi=int.from_bytes(spec.spi_in if inbound else spec.spi_out, "big"),
+            direction=direction,
+            encr=spec.encr,
+            encr_key=spec.encr_key_in if inbound else spec.encr_key_out,
+            integ=spec.integ,
+            integ_key=spec.integ_key_in if inbound else spec.integ_key_out,
+            esn=spec.esn,
+            mode=spec.mode,
+            replay_window=spec.replay_window,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,23 +21,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from pyipsec.esp.sa import EspMode, EspSa
+from pyipsec.childsa import EspMode, Lifetimes
+from pyipsec.esp.sa import EspSa
 from pyipsec.esp.spd import InboundCheck, Policy
 from pyipsec.net.addr import Endpoint
 
-__all__ = ["Child", "Lifetimes", "Peer", "Sad"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Lifetimes:
-    """Soft and hard SA lifetimes (RFC 4301 §4.4.2.1); None means no limit."""
-
-    soft_bytes: int | None = None
-    hard_bytes: int | None = None
-    soft_packets: int | None = None
-    hard_packets: int | None = None
-    soft_seconds: float | None = None
-    hard_seconds: float | None = None
+__all__ = ["Child", "Peer", "Sad"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,12 +23,13 @@ only selectors that allow every port ("OPAQUE" handling of RFC 4301 §4.4.1.1).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
 
 from pyipsec.esp.packet import BytesLike
 from pyipsec.net.addr import IPAddress
+from pyipsec.wire.payloads.ts import TrafficSelector
 
 __all__ = [
     "ANY_PORT",
@@ -77,6 +78,11 @@ class Selector:
         a = ip_address(first) if isinstance(first, str) else first
         b = ip_address(last) if isinstance(last, str) else last
         return cls(a, b, proto, plo, phi)
+
+    @classmethod
+    def from_ts(cls, ts: TrafficSelector) -> Selector:
+        """From a negotiated traffic selector (ValueError for the empty and OPAQUE ranges)."""
+        return cls(ts.start_addr, ts.end_addr, ts.ip_protocol, ts.start_port, ts.end_port)
 
     @classmethod
     def network(cls, cidr: str, protocol: int = 0, ports: tuple[int, int] = ANY_PORT) -> Selector:
@@ -301,8 +307,6 @@ class Spd:
         return found
 
 
-def selectors(
-    items: Sequence[tuple[IPAddress | str, IPAddress | str, int, int, int]],
-) -> tuple[Selector, ...]:
-    """Selectors from ``(first_ip, last_ip, protocol, port_lo, port_hi)`` tuples."""
-    return tuple(Selector.from_tuple(t) for t in items)
+def selectors(items: Iterable[TrafficSelector]) -> tuple[Selector, ...]:
+    """The data plane's selectors for a Child SA's negotiated traffic selectors."""
+    return tuple(Selector.from_ts(t) for t in items)

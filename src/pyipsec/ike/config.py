@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
+from pyipsec.childsa import EspMode
 from pyipsec.iana.ikev2 import IdType
 from pyipsec.ike.proposal import ProposalSpec
 from pyipsec.ike.retransmit import RetransmitPolicy
@@ -107,7 +108,7 @@ class ChildConfig:
     local_ts: tuple[TrafficSelector, ...]
     remote_ts: tuple[TrafficSelector, ...]
     esp_proposals: tuple[ProposalSpec, ...]
-    mode: str = "tunnel"  # tunnel | transport
+    mode: EspMode = EspMode.TUNNEL
     rekey_time: float = 3600.0
     life_time: float = 3960.0
     rand_time: float | None = None  # the most the soft lifetime is brought forward; None: a tenth

@@ -3,8 +3,9 @@
 The runtime applies ``ChildSaInstalled`` / ``ChildSaRemoved`` to the data plane and shows
 the others in logs and ``status``; it needs nothing else from the engine. Outcomes are typed:
 an IKE SA closes with a :class:`CloseCause`, a removed Child SA says what (if anything)
-replaced it, proposals travel as data (the edge formats them). Keys travel only inside
-:class:`EspSaParams` and are excluded from ``repr`` so that logging an event never leaks them.
+replaced it, proposals travel as data (the edge formats them). Keys travel only inside the
+Child SA's :class:`~pyipsec.childsa.ChildSaSpec` and are excluded from ``repr`` so that
+logging an event never leaks them.
 
 :class:`ChildSaSignal` goes the other way: the data plane's report that a Child SA reached a
 volume lifetime or is running out of sequence numbers (``IkeEngine.handle_signal``).
@@ -12,14 +13,13 @@ volume lifetime or is running out of sequence numbers (``IkeEngine.handle_signal
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
-from pyipsec.iana.transforms import EncrId, IntegId
+from pyipsec.childsa import ChildSaSpec
 from pyipsec.ike.proposal import ChosenProposal
 from pyipsec.net.addr import Endpoint
-from pyipsec.wire.payloads.ts import TrafficSelector
 
 __all__ = [
     "ChildSaAddressesChanged",
@@ -31,7 +31,6 @@ __all__ = [
     "ChildSaInstalled",
     "ChildSaOutboundActivated",
     "ChildSaRemoved",
-    "EspSaParams",
     "Event",
     "IkeSaClosed",
     "IkeSaEstablished",
@@ -84,34 +83,6 @@ class ChildSaSignal:
 
 
 @dataclass(frozen=True, slots=True)
-class EspSaParams:
-    """Everything the data plane needs for one Child SA (both directions)."""
-
-    spi_in: bytes
-    spi_out: bytes
-    encr: EncrId
-    encr_key_bits: int
-    integ: IntegId
-    esn: bool
-    mode: str  # tunnel | transport
-    local_ts: tuple[TrafficSelector, ...]
-    remote_ts: tuple[TrafficSelector, ...]
-    local: Endpoint
-    remote: Endpoint
-    encap: bool  # UDP encapsulation (RFC 3948) on the NAT-T port
-    replay_window: int
-    encr_key_in: bytes = field(repr=False)
-    integ_key_in: bytes = field(repr=False)
-    encr_key_out: bytes = field(repr=False)
-    integ_key_out: bytes = field(repr=False)
-    # volume limits for the data plane to signal (None: none); time limits stay in the engine
-    soft_bytes: int | None = None
-    hard_bytes: int | None = None
-    soft_packets: int | None = None
-    hard_packets: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class IkeSaEstablished:
     sa_id: int
     connection: str
@@ -138,16 +109,15 @@ class IkeSaClosed:
 
 @dataclass(frozen=True, slots=True)
 class ChildSaInstalled:
-    """A new Child SA. With ``outbound_active`` False only its inbound half is to be used yet
-    (the responder of a rekey, make-before-break); :class:`ChildSaOutboundActivated` follows."""
+    """A new Child SA. With ``spec.outbound_active`` False only its inbound half is to be used
+    yet (the responder of a rekey, make-before-break); :class:`ChildSaOutboundActivated` follows."""
 
     sa_id: int
     connection: str
     child: str
     child_id: int
     proposal: ChosenProposal
-    params: EspSaParams
-    outbound_active: bool = True
+    spec: ChildSaSpec
     replaces: int | None = None  # child_id of the Child SA this one rekeys
 
 

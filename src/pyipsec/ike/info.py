@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pyipsec.childsa import EspMode
 from pyipsec.ike.proposal import ChosenProposal
 from pyipsec.ike.sa import ChildSa, IkeSa
 from pyipsec.ike.state import ChildSaState, IkeSaState
@@ -23,7 +24,7 @@ class ChildSaInfo:
     child_id: int
     name: str
     state: ChildSaState
-    mode: str
+    mode: EspMode
     spi_in: bytes
     spi_out: bytes
     proposal: ChosenProposal | None

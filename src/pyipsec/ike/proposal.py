@@ -105,7 +105,7 @@ class ProposalSpec:
             raise ValueError(f"at most {len(ADDKE_TYPES)} additional key exchanges (RFC 9370)")
 
     def __str__(self) -> str:
-        """strongSwan's log notation (IANA-style names joined by ``/``); see ``config.proposals``
+        """strongSwan's log notation (IANA-style names joined by ``/``); see ``ike.proposal_text``
         for the configuration keywords."""
         return _describe(self.encr, self.integ, self.prf, self.ke, self.esn, self.addke)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pyipsec.childsa import ChildSaSpec, EspMode
 from pyipsec.config.model import Config
 from pyipsec.daemon import runtime as rt_mod
 from pyipsec.daemon.runtime import Runtime
@@ -22,10 +23,10 @@ from pyipsec.ike.events import (
     ChildSaInstalled,
     ChildSaOutboundActivated,
     ChildSaRemoved,
-    EspSaParams,
     Replacement,
 )
 from pyipsec.net.addr import Datagram, Endpoint
+from pyipsec.wire.payloads.ts import TrafficSelector
 
 LOCAL, REMOTE = ip_address("10.0.0.1"), ip_address("10.0.0.2")
 
@@ -35,16 +36,16 @@ def _dgram(port: int, tag: bytes) -> Datagram:
 
 
 def _installed() -> ChildSaInstalled:
-    params = EspSaParams(
+    spec = ChildSaSpec(
         spi_in=b"\x00\x00\x10\x00",
         spi_out=b"\x00\x00\x20\x00",
         encr=EncrId.ENCR_AES_GCM_16,
         encr_key_bits=256,
         integ=IntegId.NONE,
         esn=False,
-        mode="tunnel",
-        local_ts=(),
-        remote_ts=(),
+        mode=EspMode.TUNNEL,
+        local_ts=(TrafficSelector.from_network("10.1.0.0/16"),),
+        remote_ts=(TrafficSelector.from_network("10.2.0.0/16"),),
         local=Endpoint(LOCAL, 4500),
         remote=Endpoint(REMOTE, 4500),
         encap=True,
@@ -54,7 +55,7 @@ def _installed() -> ChildSaInstalled:
         encr_key_out=bytes(36),
         integ_key_out=b"",
     )
-    return ChildSaInstalled(1, "site", "net", 1, "aes256gcm16", params)
+    return ChildSaInstalled(1, "site", "net", 1, "aes256gcm16", spec)
 
 
 class FakeDataplane:
@@ -65,7 +66,7 @@ class FakeDataplane:
         self.barriers: list[asyncio.Future[object]] = []
 
     def install(self, event: ChildSaInstalled) -> None:
-        self.calls.append(("install", event.params.spi_in))
+        self.calls.append(("install", event.spec.spi_in))
 
     def activate(self, spi_in: bytes) -> None:
         self.calls.append(("activate", spi_in))

@@ -1,4 +1,4 @@
-"""Child SA lifetimes by volume: config → engine → ChildSaInstalled → the data plane's policy.
+"""Child SA lifetimes by volume: config → engine → ChildSaInstalled → the data plane.
 
 The engine keeps the time limits itself; the byte and packet limits travel with each Child SA
 to the data plane, which counts them and signals the soft and hard limits (the runtime then
@@ -11,11 +11,11 @@ from dataclasses import replace
 
 import pytest
 
+from pyipsec.childsa import Lifetimes
 from pyipsec.config.model import Config
 from pyipsec.crypto.rand import SeededRandom
 from pyipsec.daemon.build import build_engine_config
-from pyipsec.daemon.dpsink import policy_for
-from pyipsec.dataplane.messages import ChildLifetimes, policy_from_json, policy_to_json
+from pyipsec.dataplane.messages import spec_from_json, spec_to_json
 from pyipsec.ike.events import ChildSaInstalled
 from tests.scenario.test_handshake_psk import pair
 from tests.unit.config.test_model import psk_config
@@ -57,20 +57,15 @@ def test_installed_child_sa_carries_jittered_soft_and_exact_hard_limits(seed: in
     p.initiate()
     p.run(until=5)
     (ev,) = p.i.of(ChildSaInstalled)
-    params = ev.params  # type: ignore[attr-defined]
-    assert 900_000 <= params.soft_bytes <= 1_000_000 and params.hard_bytes == 1_100_000
-    assert 900 <= params.soft_packets <= 1000 and params.hard_packets == 1100
-    policy = policy_for(ev)  # type: ignore[arg-type]
-    assert policy.lifetimes == ChildLifetimes(
-        soft_bytes=params.soft_bytes,
-        hard_bytes=1_100_000,
-        soft_packets=params.soft_packets,
-        hard_packets=1100,
-    )
-    assert policy_from_json(policy_to_json(policy)).lifetimes == policy.lifetimes  # over the channel intact
+    lt = ev.spec.lifetimes  # type: ignore[attr-defined]
+    assert 900_000 <= lt.soft_bytes <= 1_000_000 and 900 <= lt.soft_packets <= 1000
+    assert lt == Lifetimes(
+        soft_bytes=lt.soft_bytes, hard_bytes=1_100_000, soft_packets=lt.soft_packets, hard_packets=1100
+    )  # the time limits stay in the engine
+    assert spec_from_json(spec_to_json(ev.spec)).lifetimes == lt  # type: ignore[attr-defined]
     # the responder configured no limits: its data plane counts nothing
     (ev_r,) = p.r.of(ChildSaInstalled)
-    assert policy_for(ev_r).lifetimes is None  # type: ignore[arg-type]
+    assert ev_r.spec.lifetimes is None  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(("child", "rand"), [({}, 360.0), ({"rekey_time": 100, "rand_time": 30}, 30.0)])

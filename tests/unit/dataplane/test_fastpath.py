@@ -11,34 +11,17 @@ import pytest
 from pyipsec.crypto.rand import SeededRandom
 from pyipsec.dataplane.fastpath import MAX_RUN_PACKETS, Decapsulator, Encapsulator
 from pyipsec.dataplane.offload import GSO_TCPV4, VnetHdr, complete_checksum
-from pyipsec.esp.processor import ChildSpec, EspProcessor
+from pyipsec.esp.processor import EspProcessor
 from pyipsec.esp.sa import Direction, EspSa, EspSaConfig
-from pyipsec.esp.sad import Child, Peer
+from pyipsec.esp.sad import Child
 from pyipsec.esp.spd import Selector
 from pyipsec.net.addr import Endpoint
-from tests.unit.esp._support import SUITE_IDS, SUITES, Suite
+from tests.unit.esp._support import SUITE_IDS, SUITES, Suite, child_sa_spec
 
 from ._packets import inet_checksum, ipv4_tcp, ipv4_udp, tcp_checksum_ok
 
 N = Selector.network
 A, B = Endpoint(ip_address("192.0.2.1"), 4500), Endpoint(ip_address("192.0.2.2"), 4500)
-
-
-def _spec(
-    suite: Suite, spi_in: int, spi_out: int, local: str, remote: str, me: Endpoint, peer: Endpoint
-) -> ChildSpec:
-    def cfg(direction: Direction, spi: int) -> EspSaConfig:
-        ek, ik = suite.keys(spi)
-        return EspSaConfig(spi=spi, direction=direction, encr=suite.encr, encr_key=ek, integ=suite.integ,
-                           integ_key=ik)  # fmt: skip
-
-    return ChildSpec(
-        inbound=cfg(Direction.INBOUND, spi_in),
-        outbound=cfg(Direction.OUTBOUND, spi_out),
-        local_ts=(N(local),),
-        remote_ts=(N(remote),),
-        peer=Peer(me, peer, True),
-    )
 
 
 class Wire:
@@ -62,8 +45,8 @@ def _peers(
     suite: Suite, *, batch: bool = True, vnet: bool = True
 ) -> tuple[Encapsulator[str], Wire, Decapsulator, Tun, EspProcessor]:
     a, b = EspProcessor(rng=SeededRandom(1)), EspProcessor(rng=SeededRandom(2))
-    a.install(_spec(suite, 0x1000, 0x2000, "10.1.0.0/16", "10.2.0.0/16", A, B))
-    b.install(_spec(suite, 0x2000, 0x1000, "10.2.0.0/16", "10.1.0.0/16", B, A))
+    a.install(child_sa_spec(suite, 0x1000, 0x2000, "10.1.0.0/16", "10.2.0.0/16", A, B))
+    b.install(child_sa_spec(suite, 0x2000, 0x1000, "10.2.0.0/16", "10.1.0.0/16", B, A))
     wire, tun = Wire(), Tun()
 
     def route_of(child: Child) -> str:

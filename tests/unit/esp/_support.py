@@ -16,14 +16,18 @@ from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
+from pyipsec.childsa import ChildSaSpec, EspMode, Lifetimes
 from pyipsec.crypto.rand import RandomSource, SeededRandom
-from pyipsec.esp.sa import Direction, EspMode, EspSa, EspSaConfig
+from pyipsec.esp.sa import Direction, EspSa, EspSaConfig
 from pyipsec.iana.transforms import EncrId, IntegId
+from pyipsec.net.addr import Endpoint
+from pyipsec.wire.payloads.ts import TrafficSelector
 
 __all__ = [
     "SUITES",
     "CountingRandom",
     "Suite",
+    "child_sa_spec",
     "ipv4_packet",
     "ipv6_packet",
     "reference_seal",
@@ -52,6 +56,10 @@ class Suite:
     def keys(self, seed: int = 0) -> tuple[bytes, bytes]:
         rnd = SeededRandom(f"keys-{self.name}-{seed}".encode())
         return rnd.random_bytes(self.encr_key_len), rnd.random_bytes(self.integ_key_len)
+
+    @property
+    def key_bits(self) -> int:
+        return (self.encr_key_len - (4 if self.aead else 0)) * 8
 
 
 SUITES = (
@@ -113,6 +121,48 @@ def sa_pair(
     out = EspSa(EspSaConfig(direction=Direction.OUTBOUND, **common), rng=rng or SeededRandom(7))  # type: ignore[arg-type]
     inb = EspSa(EspSaConfig(direction=Direction.INBOUND, **common))  # type: ignore[arg-type]
     return out, inb
+
+
+def child_sa_spec(
+    suite: Suite,
+    spi_in: int,
+    spi_out: int,
+    local: str,
+    remote: str,
+    me: Endpoint,
+    peer: Endpoint,
+    *,
+    mode: EspMode = EspMode.TUNNEL,
+    lifetimes: Lifetimes | None = None,
+    active: bool = True,
+    esn: bool = False,
+) -> ChildSaSpec:
+    """One side of a Child SA between ``local`` and ``remote`` (CIDR strings), in UDP.
+
+    Each ESP SA's keys follow from its SPI, so the two sides built with swapped SPIs agree."""
+    ek_in, ik_in = suite.keys(spi_in)
+    ek_out, ik_out = suite.keys(spi_out)
+    return ChildSaSpec(
+        spi_in=spi_in.to_bytes(4, "big"),
+        spi_out=spi_out.to_bytes(4, "big"),
+        encr=suite.encr,
+        encr_key_bits=suite.key_bits,
+        integ=suite.integ,
+        esn=esn,
+        mode=mode,
+        local_ts=(TrafficSelector.from_network(local),),
+        remote_ts=(TrafficSelector.from_network(remote),),
+        local=me,
+        remote=peer,
+        encap=True,
+        replay_window=1024,
+        encr_key_in=ek_in,
+        integ_key_in=ik_in,
+        encr_key_out=ek_out,
+        integ_key_out=ik_out,
+        lifetimes=lifetimes,
+        outbound_active=active,
+    )
 
 
 def _checksum(header: bytes) -> int:

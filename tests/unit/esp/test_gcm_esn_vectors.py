@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from pyipsec.esp.sa import Direction, EspMode, EspSa, EspSaConfig
+from pyipsec.childsa import EspMode
+from pyipsec.esp.sa import Direction, EspSa, EspSaConfig
 from pyipsec.iana.transforms import EncrId
 
 VECTORS = json.loads((Path(__file__).resolve().parents[2] / "vectors" / "esp_gcm_esn.json").read_text())

@@ -2,60 +2,37 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import ip_address
 
 import pytest
 
+from pyipsec.childsa import EspMode, Lifetimes
 from pyipsec.crypto.rand import SeededRandom
-from pyipsec.esp.processor import ChildSpec, EspProcessor, child_counters, ip_header_for_transport
-from pyipsec.esp.sa import Direction, EspMode, EspSaConfig
-from pyipsec.esp.sad import Lifetimes, Peer
-from pyipsec.esp.spd import Selector
+from pyipsec.esp.processor import EspProcessor, child_counters, ip_header_for_transport
+from pyipsec.esp.sa import Direction, EspSa, EspSaConfig
+from pyipsec.esp.sad import Peer
 from pyipsec.net.addr import Endpoint
+from pyipsec.wire.payloads.ts import OPAQUE_PORTS, TrafficSelector
 from tests.unit.dataplane._packets import ipv4_header_ok, ipv4_tcp, ipv4_udp, ipv6_tcp
 
-from ._support import SUITE_IDS, SUITES, Suite
+from ._support import SUITE_IDS, SUITES, Suite, child_sa_spec
 
-N = Selector.network
 A_OUT, B_OUT = Endpoint(ip_address("192.0.2.1"), 4500), Endpoint(ip_address("192.0.2.2"), 4500)
 
 
-def _spec(
-    suite: Suite,
-    spi_in: int,
-    spi_out: int,
-    local: str,
-    remote: str,
-    me: Endpoint,
-    peer: Endpoint,
-    *,
-    mode: EspMode = EspMode.TUNNEL,
-    lifetimes: Lifetimes | None = None,
-    soft: int | None = None,
-    active: bool = True,
-) -> ChildSpec:
-    def cfg(direction: Direction, spi: int) -> EspSaConfig:
-        ek, ik = suite.keys(spi)  # each SA's keys follow from its SPI: both peers agree
-        return EspSaConfig(
-            spi=spi, direction=direction, encr=suite.encr, encr_key=ek, integ=suite.integ, integ_key=ik,
-            mode=mode, seq_soft_limit=soft,
-        )  # fmt: skip
-
-    return ChildSpec(
-        inbound=cfg(Direction.INBOUND, spi_in),
-        outbound=cfg(Direction.OUTBOUND, spi_out),
-        local_ts=(N(local),),
-        remote_ts=(N(remote),),
-        peer=Peer(me, peer, True),
-        lifetimes=lifetimes,
-        outbound_active=active,
-    )
-
-
-def _pair(suite: Suite, **kw: object) -> tuple[EspProcessor, EspProcessor]:
+def _pair(suite: Suite, *, soft: int | None = None, **kw: object) -> tuple[EspProcessor, EspProcessor]:
+    """Two processors with one child between them; ``soft`` lowers the outbound SAs' sequence
+    number rekey limit (not part of a Child SA: replaces the installed outbound SA)."""
     a, b = EspProcessor(rng=SeededRandom(1)), EspProcessor(rng=SeededRandom(2))
-    a.install(_spec(suite, 0x1000, 0x2000, "10.1.0.0/16", "10.2.0.0/16", A_OUT, B_OUT, **kw))  # type: ignore[arg-type]
-    b.install(_spec(suite, 0x2000, 0x1000, "10.2.0.0/16", "10.1.0.0/16", B_OUT, A_OUT, **kw))  # type: ignore[arg-type]
+    for proc, spec in (
+        (a, child_sa_spec(suite, 0x1000, 0x2000, "10.1.0.0/16", "10.2.0.0/16", A_OUT, B_OUT, **kw)),  # type: ignore[arg-type]
+        (b, child_sa_spec(suite, 0x2000, 0x1000, "10.2.0.0/16", "10.1.0.0/16", B_OUT, A_OUT, **kw)),  # type: ignore[arg-type]
+    ):
+        child = proc.install(spec)
+        if soft is not None:
+            cfg = replace(EspSaConfig.from_spec(spec, Direction.OUTBOUND), seq_soft_limit=soft)
+            child.outbound = EspSa(cfg, rng=proc.rng)
     return a, b
 
 
@@ -81,8 +58,8 @@ def test_tunnel_round_trip(suite: Suite) -> None:
 def test_ipv6_inner() -> None:
     suite = SUITES[2]
     a, b = EspProcessor(), EspProcessor()
-    a.install(_spec(suite, 0x1000, 0x2000, "fd01::/64", "fd02::/64", A_OUT, B_OUT))
-    b.install(_spec(suite, 0x2000, 0x1000, "fd02::/64", "fd01::/64", B_OUT, A_OUT))
+    a.install(child_sa_spec(suite, 0x1000, 0x2000, "fd01::/64", "fd02::/64", A_OUT, B_OUT))
+    b.install(child_sa_spec(suite, 0x2000, 0x1000, "fd02::/64", "fd01::/64", B_OUT, A_OUT))
     pkt = ipv6_tcp(b"hello")
     sent = a.outbound(pkt)
     assert sent is not None
@@ -135,10 +112,14 @@ def test_transport_mode_rebuilds_the_ip_header() -> None:
     suite = SUITES[3]
     a, b = EspProcessor(), EspProcessor()
     a.install(
-        _spec(suite, 0x1000, 0x2000, "192.0.2.1/32", "192.0.2.2/32", A_OUT, B_OUT, mode=EspMode.TRANSPORT)
+        child_sa_spec(
+            suite, 0x1000, 0x2000, "192.0.2.1/32", "192.0.2.2/32", A_OUT, B_OUT, mode=EspMode.TRANSPORT
+        )
     )
     b.install(
-        _spec(suite, 0x2000, 0x1000, "192.0.2.2/32", "192.0.2.1/32", B_OUT, A_OUT, mode=EspMode.TRANSPORT)
+        child_sa_spec(
+            suite, 0x2000, 0x1000, "192.0.2.2/32", "192.0.2.1/32", B_OUT, A_OUT, mode=EspMode.TRANSPORT
+        )
     )
     pkt = ipv4_udp(b"transport!", src="192.0.2.1", dst="192.0.2.2")
     sent = a.outbound(pkt)
@@ -154,8 +135,8 @@ def test_transport_mode_rebuilds_the_ip_header() -> None:
 def test_inactive_outbound_and_activation() -> None:
     suite = SUITES[2]
     a = EspProcessor()
-    a.install(_spec(suite, 0x1000, 0x2000, "10.1.0.0/16", "10.2.0.0/16", A_OUT, B_OUT))
-    a.install(_spec(suite, 0x1001, 0x2001, "10.1.0.0/16", "10.2.0.0/16", A_OUT, B_OUT, active=False))
+    a.install(child_sa_spec(suite, 0x1000, 0x2000, "10.1.0.0/16", "10.2.0.0/16", A_OUT, B_OUT))
+    a.install(child_sa_spec(suite, 0x1001, 0x2001, "10.1.0.0/16", "10.2.0.0/16", A_OUT, B_OUT, active=False))
     sent = a.outbound(ipv4_tcp(b"x"))
     assert sent is not None and sent[0].spi_out == 0x2000
     assert a.activate_outbound(0x1001)
@@ -174,8 +155,8 @@ def test_a_retired_child_keeps_receiving_but_no_longer_sends() -> None:
     suite = SUITES[2]
     a, b = EspProcessor(), EspProcessor()
     for spi_a, spi_b in ((0x1000, 0x2000), (0x1001, 0x2001)):
-        a.install(_spec(suite, spi_a, spi_b, "10.1.0.0/16", "10.2.0.0/16", A_OUT, B_OUT))
-        b.install(_spec(suite, spi_b, spi_a, "10.2.0.0/16", "10.1.0.0/16", B_OUT, A_OUT))
+        a.install(child_sa_spec(suite, spi_a, spi_b, "10.1.0.0/16", "10.2.0.0/16", A_OUT, B_OUT))
+        b.install(child_sa_spec(suite, spi_b, spi_a, "10.2.0.0/16", "10.1.0.0/16", B_OUT, A_OUT))
     late = b.outbound(ipv4_tcp(b"late", src="10.2.0.1", dst="10.1.0.1"))
     assert late is not None and late[0].spi_out == 0x1001
     assert a.deactivate_outbound(0x1001)
@@ -204,12 +185,40 @@ def test_lifetime_and_sequence_signals() -> None:
     assert [s.kind for s in b.poll_signals(200.0)] == ["soft_lifetime"]
 
 
-def test_spec_validation() -> None:
+def test_install_builds_both_sas_from_the_spec() -> None:
+    suite = SUITES[4]  # AES-CBC + HMAC-SHA1: separate integrity keys
+    spec = child_sa_spec(suite, 0x1000, 0x2000, "10.1.0.0/16", "10.2.0.0/16", A_OUT, B_OUT, esn=True)
+    child = EspProcessor(rng=SeededRandom(1)).install(spec, now=7.0)
+    inb, out = child.inbound.config, child.outbound.config
+    assert (inb.spi, inb.direction, inb.encr_key, inb.integ_key) == (
+        0x1000,
+        Direction.INBOUND,
+        spec.encr_key_in,
+        spec.integ_key_in,
+    )
+    assert (out.spi, out.direction, out.encr_key, out.integ_key) == (
+        0x2000,
+        Direction.OUTBOUND,
+        spec.encr_key_out,
+        spec.integ_key_out,
+    )
+    assert inb.esn and out.esn and inb.mode is out.mode is child.mode is EspMode.TUNNEL
+    assert inb.replay_window == 1024 and child.installed_at == 7.0
+    assert child.peer == Peer(A_OUT, B_OUT, True)
+
+
+def test_install_refuses_what_the_data_plane_cannot_carry() -> None:
     suite = SUITES[2]
-    spec = _spec(suite, 0x1000, 0x2000, "10.1.0.0/16", "10.2.0.0/16", A_OUT, B_OUT)
-    with pytest.raises(ValueError, match="inbound and an outbound"):
-        ChildSpec(inbound=spec.outbound, outbound=spec.inbound, local_ts=spec.local_ts,
-                  remote_ts=spec.remote_ts, peer=spec.peer)  # fmt: skip
-    with pytest.raises(ValueError, match="selectors"):
-        ChildSpec(inbound=spec.inbound, outbound=spec.outbound, local_ts=(), remote_ts=spec.remote_ts,
-                  peer=spec.peer)  # fmt: skip
+    proc = EspProcessor()
+    spec = child_sa_spec(suite, 0x1000, 0x2000, "10.1.0.0/16", "10.2.0.0/16", A_OUT, B_OUT)
+    opaque = TrafficSelector.from_network("10.2.0.0/16", protocol=6, ports=OPAQUE_PORTS)
+    with pytest.raises(ValueError, match="port"):
+        proc.install(replace(spec, remote_ts=(opaque,)))
+    with pytest.raises(ValueError, match="replay window"):
+        proc.install(replace(spec, replay_window=8))
+    with pytest.raises(ValueError):
+        proc.install(replace(spec, encr_key_in=b"short"))
+    proc.install(spec)
+    with pytest.raises(ValueError, match="already installed"):
+        proc.install(spec)
+    assert len(proc.sad) == 1

@@ -8,6 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
+from pyipsec.childsa import EspMode
 from pyipsec.crypto.rand import SeededRandom
 from pyipsec.errors import IntegrityError, UnsupportedAlgorithm, UsageError
 from pyipsec.esp.packet import (
@@ -18,7 +19,7 @@ from pyipsec.esp.packet import (
     SpiMismatch,
 )
 from pyipsec.esp.replay import SeqExhausting, SequenceExhausted
-from pyipsec.esp.sa import Direction, EspCounters, EspMode, EspSa, EspSaConfig
+from pyipsec.esp.sa import Direction, EspCounters, EspSa, EspSaConfig
 from pyipsec.iana.transforms import EncrId, IntegId
 
 from ._support import (

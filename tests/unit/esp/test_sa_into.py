@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 
+from pyipsec.childsa import EspMode
 from pyipsec.esp.packet import EspDrop
-from pyipsec.esp.sa import EspMode, EspSa
+from pyipsec.esp.sa import EspSa
 
 from ._support import SUITE_IDS, SUITES, Suite, ipv4_packet, ipv6_packet, reference_seal, sa_pair
 

@@ -7,6 +7,7 @@ from ipaddress import ip_address
 import pytest
 
 from pyipsec.esp.spd import InboundCheck, Policy, Selector, Spd, flow_of, selectors
+from pyipsec.wire.payloads.ts import TrafficSelector
 from tests.unit.dataplane._packets import ipv4_tcp, ipv4_udp, ipv6_tcp
 
 from ._support import ipv4_packet
@@ -78,7 +79,8 @@ def test_most_specific_policy_wins_v6_and_newest_among_equals() -> None:
 
 
 def test_inbound_check() -> None:
-    pol = Policy(1, selectors([("10.1.0.0", "10.1.0.255", 0, 0, 65535)]), (N("10.2.0.0/24", 17),))
+    local = selectors([TrafficSelector.from_range("10.1.0.0", "10.1.0.255")])
+    pol = Policy(1, local, (N("10.2.0.0/24", 17),))
     check = InboundCheck(pol)
     assert check(ipv4_udp(b"x", src="10.2.0.5", dst="10.1.0.9"))
     assert not check(ipv4_tcp(b"x", src="10.2.0.5", dst="10.1.0.9"))  # protocol

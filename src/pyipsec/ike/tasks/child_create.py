@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from pyipsec.childsa import ChildSaSpec, EspMode, Lifetimes
 from pyipsec.crypto.registry import REGISTRY, AeadSpec
 from pyipsec.errors import (
     ChildSaNotFound,
@@ -32,7 +33,7 @@ from pyipsec.errors import (
 from pyipsec.iana.ikev2 import NotifyType, PayloadType, ProtocolId
 from pyipsec.iana.transforms import EsnId, IntegId, KeId
 from pyipsec.ike.config import ChildConfig
-from pyipsec.ike.events import ChildSaFailed, ChildSaInstalled, EspSaParams
+from pyipsec.ike.events import ChildSaFailed, ChildSaInstalled
 from pyipsec.ike.keymat import derive_child_keys
 from pyipsec.ike.narrow import covered_by, narrow, selectors_of
 from pyipsec.ike.proposal import ChosenProposal, ProposalSpec, select
@@ -142,7 +143,7 @@ class ChildCreateTask(Task):
             self.ts_r = _dynamic(sa, cfg.remote_ts, local=False)
         req.append(TrafficSelectors(PayloadType.TSi, self.ts_i))
         req.append(TrafficSelectors(PayloadType.TSr, self.ts_r))
-        if cfg.mode == "transport":
+        if cfg.mode is EspMode.TRANSPORT:
             req.append(Notify.of(NotifyType.USE_TRANSPORT_MODE))
 
     def process_i(self, sa: IkeSa, resp: Message) -> TaskStatus:
@@ -224,9 +225,9 @@ class ChildCreateTask(Task):
                 f"outside our {_ts(self.ts_i)} === {_ts(self.ts_r)}"
             )
         transport = resp.notify(NotifyType.USE_TRANSPORT_MODE) is not None
-        if transport != (cfg.mode == "transport"):
+        if transport != (cfg.mode is EspMode.TRANSPORT):
             raise NoProposalChosen(
-                f"responder wants {'transport' if transport else 'tunnel'} mode, we {cfg.mode}"
+                f"responder wants {'transport' if transport else 'tunnel'} mode, we {cfg.mode.value}"
             )
         if not self.in_ike_auth:
             nonce = resp.find(Nonce)
@@ -294,7 +295,7 @@ class ChildCreateTask(Task):
             chosen = select(self._proposals(cfg), offered)
             if chosen is None:
                 continue
-            if transport != (cfg.mode == "transport") and transport:
+            if transport != (cfg.mode is EspMode.TRANSPORT) and transport:
                 continue
             self._accept(sa, req, cfg, chosen, ts_i, ts_r)
             return
@@ -363,7 +364,7 @@ class ChildCreateTask(Task):
                 resp.append(KeyExchange(self.ke_group, self.ke_public))
         resp.append(TrafficSelectors(PayloadType.TSi, child.remote_ts))
         resp.append(TrafficSelectors(PayloadType.TSr, child.local_ts))
-        if child.mode == "transport":
+        if child.mode is EspMode.TRANSPORT:
             resp.append(Notify.of(NotifyType.USE_TRANSPORT_MODE))
         self._install(sa, child, initiator=False)
 
@@ -396,7 +397,7 @@ class ChildCreateTask(Task):
             e_out, a_out, e_in, a_in = keys.encr_i, keys.integ_i, keys.encr_r, keys.integ_r
         else:
             e_out, a_out, e_in, a_in = keys.encr_r, keys.integ_r, keys.encr_i, keys.integ_i
-        params = EspSaParams(
+        spec = ChildSaSpec(
             spi_in=child.spi_in,
             spi_out=child.spi_out,
             encr=encr_id,
@@ -414,7 +415,8 @@ class ChildCreateTask(Task):
             integ_key_in=a_in,
             encr_key_out=e_out,
             integ_key_out=a_out,
-            **_volume_limits(sa, child.config),
+            lifetimes=_volume_limits(sa, child.config),
+            outbound_active=child.outbound_active,
         )
         child.apply(ChildEvent.INSTALL)
         _schedule(sa, child)
@@ -436,8 +438,7 @@ class ChildCreateTask(Task):
                 child.name,
                 child.child_id,
                 chosen,
-                params,
-                outbound_active=child.outbound_active,
+                spec,
                 replaces=replaced.child_id if replaced is not None else None,
             )
         )
@@ -458,21 +459,22 @@ def _schedule(sa: IkeSa, child: ChildSa) -> None:
         child.expire_at = now + max(cfg.life_time, cfg.rekey_time)
 
 
-def _volume_limits(sa: IkeSa, cfg: ChildConfig) -> dict[str, int | None]:
+def _volume_limits(sa: IkeSa, cfg: ChildConfig) -> Lifetimes | None:
     """Soft (with up to 10 % random jitter, like the time limit) and hard limits by bytes and
-    packets, for the data plane that counts them."""
+    packets, for the data plane that counts them (None: no volume limit)."""
 
     def soft(limit: int) -> int | None:
         if limit <= 0:
             return None
         return limit - limit // 10 * int.from_bytes(sa.ctx.rng.random_bytes(2), "big") // 65535
 
-    return {
-        "soft_bytes": soft(cfg.rekey_bytes),
-        "hard_bytes": cfg.life_bytes or None,
-        "soft_packets": soft(cfg.rekey_packets),
-        "hard_packets": cfg.life_packets or None,
-    }
+    limits = Lifetimes(
+        soft_bytes=soft(cfg.rekey_bytes),
+        hard_bytes=cfg.life_bytes or None,
+        soft_packets=soft(cfg.rekey_packets),
+        hard_packets=cfg.life_packets or None,
+    )
+    return None if limits == Lifetimes() else limits
 
 
 def _ts(selectors: tuple[TrafficSelector, ...] | list[TrafficSelector]) -> str:
