@@ -1,13 +1,18 @@
-"""From the validated TOML model (``config.model``) to what the engine runs with.
+"""From the validated TOML model (``config.model``) to a running engine.
 
 Reads the files the configuration names (certificates, private keys), resolves remote
 host names, and turns config identities and traffic selectors into the engine's plain
-dataclasses. Every problem is a ``ConfigError`` naming the connection and key.
+dataclasses (:func:`build_engine_config`). Every problem is a ``ConfigError`` naming the
+connection and key. :func:`build_engine` then makes the engine; with pools or EAP users it
+opens the SQLite store, whose leases (:class:`StorePools`) survive daemon restarts and whose
+users the EAP-MSCHAPv2 server checks.
 """
 
 from __future__ import annotations
 
 import socket
+import time
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -16,6 +21,7 @@ from pyipsec.childsa import EspMode
 from pyipsec.config.ids import Identity as ConfigIdentity
 from pyipsec.config.model import AuthKind, Child, Config, Connection, EapSecret, IkeSecret, PrivateKeySecret
 from pyipsec.config.values import AddressSpec, TsSpec
+from pyipsec.crypto.rand import OS_RANDOM, RandomSource
 from pyipsec.crypto.x509 import load_certificate, load_private_key
 from pyipsec.errors import ConfigError
 from pyipsec.ike.config import (
@@ -29,10 +35,14 @@ from pyipsec.ike.config import (
     SendCert,
 )
 from pyipsec.ike.credentials import MemoryCredentials, SharedSecret
+from pyipsec.ike.eap.mschapv2 import MsChapV2Server
+from pyipsec.ike.engine import IkeEngine
+from pyipsec.ike.pools import MemoryPools
 from pyipsec.ike.retransmit import RetransmitPolicy
+from pyipsec.store.sqlite import SqliteStore
 from pyipsec.wire.payloads.ts import TrafficSelector
 
-__all__ = ["build_engine_config"]
+__all__ = ["StorePools", "build_engine", "build_engine_config"]
 
 
 def _identity(ident: ConfigIdentity, where: str) -> Identity:
@@ -181,3 +191,33 @@ def build_engine_config(cfg: Config) -> tuple[EngineConfig, MemoryCredentials]:
                 ) from None
             creds.add_private_key(load_private_key(data, secret.secret, source=str(secret.file)))
     return engine, creds
+
+
+class StorePools:
+    """Virtual-IP leases kept in the SQLite store, so they survive daemon restarts."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+
+    def acquire(self, pool: PoolConfig, identity: str) -> IPv4Address | IPv6Address:
+        return self.store.lease(pool.name, (pool.first, pool.last), identity, time.time())
+
+    def release(self, pool: PoolConfig, address: IPv4Address | IPv6Address) -> None:
+        self.store.release(pool.name, address, time.time())
+
+
+def build_engine(cfg: Config, *, rng: RandomSource = OS_RANDOM) -> tuple[IkeEngine, SqliteStore | None]:
+    """The engine for ``cfg``, and the store it uses (None: no pools, no EAP users; close it)."""
+    engine_config, creds = build_engine_config(cfg)
+    store: SqliteStore | None = None
+    if cfg.pools or any(c.remote.auth.is_eap for c in cfg.connections.values()):
+        store = SqliteStore(cfg.settings.users)
+        store.release_all()  # no SA survives a restart; identities keep their addresses
+    engine = IkeEngine(
+        engine_config,
+        creds,
+        rng=rng,
+        pools=StorePools(store) if store is not None else MemoryPools(),
+        eap_server=(lambda: MsChapV2Server(store, rng=OS_RANDOM)) if store is not None else None,
+    )
+    return engine, store

@@ -1,10 +1,19 @@
 """The runtime's side of the data-plane process: Child SA events in, IKE datagrams out.
 
-Wraps :class:`~pyipsec.dataplane.channel.DataplaneHandle`: sends the
-:class:`~pyipsec.childsa.ChildSaSpec` of each ``ChildSaInstalled`` to the data plane as it is
-(the spec is shared by both sides; the data plane never sees an IKE type), forwards IKE
-messages for the NAT-T port (which the data plane owns), and turns the data plane's events
-back into calls on the runtime.
+Theory of operation
+-------------------
+:class:`ProcessDataplane` is the production :class:`~pyipsec.daemon.sink.DataplaneSink`. It
+wraps :class:`~pyipsec.dataplane.channel.DataplaneHandle`: sends the
+:class:`~pyipsec.childsa.ChildSaSpec` of each ``ChildSaInstalled`` as it is (the spec is
+shared by both sides; the data plane never sees an IKE type), forwards IKE messages for the
+NAT-T port (which the data plane owns), and turns
+the data plane's events — IKE datagrams, lifetime signals, its exit — into calls on the
+:class:`~pyipsec.daemon.sink.DataplaneListener` (the runtime). The channel's fd is watched by
+the running asyncio loop.
+
+Barriers: the channel is ordered and the data plane answers each counter request after the
+messages ahead of it (installs, activations), so the answer to a request sent now proves them
+applied; callbacks wait in a queue, answered in order.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from collections import deque
 from collections.abc import Callable
 
 from pyipsec.config.model import Settings
+from pyipsec.daemon.sink import CounterMap, DataplaneListener, DataplaneSink, NullDataplane
 from pyipsec.dataplane.channel import (
     Acquire,
     Counters,
@@ -23,10 +33,10 @@ from pyipsec.dataplane.channel import (
     IkeDatagram,
     SaSignal,
 )
-from pyipsec.ike.events import ChildSaInstalled
+from pyipsec.ike.events import ChildSaInstalled, ChildSaSignal, SignalKind
 from pyipsec.net.addr import Datagram, Endpoint
 
-__all__ = ["ProcessDataplane"]
+__all__ = ["ProcessDataplane", "start_dataplane"]
 
 _log = logging.getLogger("pyipsec.daemon")
 
@@ -43,32 +53,27 @@ _COUNTER_FIELDS = (
 )
 
 
+def start_dataplane(settings: Settings, listener: DataplaneListener) -> DataplaneSink:
+    """The runtime's default sink: the data-plane process, or none with ``dataplane = false``."""
+    if not settings.dataplane:
+        return NullDataplane()
+    return ProcessDataplane.spawn(settings, listener)
+
+
 class ProcessDataplane:
-    def __init__(
-        self,
-        handle: DataplaneHandle,
-        *,
-        on_ike: Callable[[Datagram], None],
-        on_signal: Callable[[bytes, str], None],
-        on_exit: Callable[[], None],
-    ) -> None:
+    owns_nat_t = True  # the data plane binds the NAT-T port (ESP-in-UDP and IKE share it)
+
+    def __init__(self, handle: DataplaneHandle, listener: DataplaneListener) -> None:
         self.handle = handle
-        self._on_ike = on_ike
-        self._on_signal = on_signal
-        self._on_exit = on_exit
-        self._last: dict[bytes, dict[str, int]] = {}
-        # one future per RequestCounters sent; the data plane answers each with one Counters, in order
-        self._requests: deque[asyncio.Future[dict[bytes, dict[str, int]]]] = deque()
+        self._listener = listener
+        self._last: CounterMap = {}
+        # one callback per RequestCounters sent; the data plane answers each with one Counters, in order
+        self._requests: deque[Callable[[CounterMap], None]] = deque()
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(handle.fileno(), self.readable)
 
     @classmethod
-    def spawn(
-        cls,
-        settings: Settings,
-        *,
-        on_ike: Callable[[Datagram], None],
-        on_signal: Callable[[bytes, str], None],
-        on_exit: Callable[[], None],
-    ) -> ProcessDataplane:
+    def spawn(cls, settings: Settings, listener: DataplaneListener) -> ProcessDataplane:
         handle = DataplaneHandle.spawn(
             tun_name=settings.tun,
             nat_t_port=settings.port_nat_t,
@@ -78,28 +83,32 @@ class ProcessDataplane:
             log_level=str(settings.log_level),
         )
         _log.info("data plane up: %s, MTU %d, pid %d", handle.tun_name, handle.mtu, handle.pid)
-        return cls(handle, on_ike=on_ike, on_signal=on_signal, on_exit=on_exit)
-
-    def fileno(self) -> int:
-        return self.handle.fileno()
+        return cls(handle, listener)
 
     def readable(self) -> None:
         for ev in self.handle.read_events():
             if isinstance(ev, IkeDatagram):
-                self._on_ike(Datagram(ev.local, ev.remote, ev.payload))
+                self._listener.datagram_received(Datagram(ev.local, ev.remote, ev.payload))
             elif isinstance(ev, Counters):
                 self._last = {s.spi_in: {f: getattr(s, f) for f in _COUNTER_FIELDS} for s in ev.sas}
-                fut = self._requests.popleft() if self._requests else None
-                if fut is not None and not fut.done():
-                    fut.set_result(self._last)
+                if self._requests:
+                    self._requests.popleft()(self._last)
             elif isinstance(ev, SaSignal):
-                self._on_signal(ev.spi, ev.kind)
+                self._signal(ev)
             elif isinstance(ev, Acquire):
                 _log.debug("no policy for %s -> %s (protocol %d)", ev.src, ev.dst, ev.protocol)
             elif isinstance(ev, DataplaneClosed):
                 _log.error("the data plane exited (status %s): stopping", ev.returncode)
-                self._on_exit()
+                self._listener.stop()
                 return
+
+    def _signal(self, ev: SaSignal) -> None:
+        try:
+            kind = SignalKind(ev.kind)
+        except ValueError:
+            _log.warning("unknown data-plane signal %r for SPI %s", ev.kind, ev.spi.hex())
+            return
+        self._listener.signal_received(ChildSaSignal(ev.spi, kind))
 
     # -- DataplaneSink -----------------------------------------------------------------------------
 
@@ -118,29 +127,12 @@ class ProcessDataplane:
     def update_endpoints(self, spi_in: bytes, local: Endpoint, remote: Endpoint, encap: bool) -> None:
         self.handle.update_endpoints(spi_in, local, remote, encap)
 
-    def counters(self) -> dict[bytes, dict[str, int]]:
+    def counters(self) -> CounterMap:
         return self._last
 
-    def _request(self) -> asyncio.Future[dict[bytes, dict[str, int]]]:
-        fut: asyncio.Future[dict[bytes, dict[str, int]]] = asyncio.get_running_loop().create_future()
-        self._requests.append(fut)
+    def barrier(self, done: Callable[[CounterMap], None]) -> None:
+        self._requests.append(done)
         self.handle.request_counters()
-        return fut
-
-    async def fetch_counters(self, timeout: float = 1.0) -> dict[bytes, dict[str, int]]:
-        try:
-            return await asyncio.wait_for(self._request(), timeout)
-        except TimeoutError:
-            return self._last
-
-    def barrier(self) -> asyncio.Future[dict[bytes, dict[str, int]]]:
-        """A future done once the data plane has handled everything sent to it before this call.
-
-        The channel is ordered and the data plane answers each counter request after the
-        messages ahead of it (installs, activations), so the answer to one sent now proves them
-        applied.
-        """
-        return self._request()
 
     def send_ike(self, d: Datagram) -> None:
         self.handle.send_ike(d.local, d.remote, d.payload)
@@ -149,4 +141,5 @@ class ProcessDataplane:
         self.handle.send_keepalive(local, remote)
 
     def close(self) -> None:
+        self._loop.remove_reader(self.handle.fileno())
         self.handle.close()

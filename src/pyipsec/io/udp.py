@@ -71,8 +71,9 @@ class UdpPorts:
         self.stats = UdpStats()
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def open(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def open(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Bind the sockets and watch them on ``loop`` (default: the running loop)."""
+        self._loop = loop = loop or asyncio.get_running_loop()
         for addr in self._listen:
             for port in (self.port, self.nat_t_port) if self._bind_nat_t else (self.port,):
                 sock = self._bind(addr, port)

@@ -3,20 +3,20 @@
 A message that lets the peer use a new Child SA must leave only after the data plane holds
 that SA: events are applied before datagrams are sent; IKE on port 500 (our own socket) waits
 for a data-plane barrier when SA updates precede it; later datagrams queue behind held ones.
+Driven through ``Runtime.apply`` with made-up engine outputs, a recording sink and the memory
+network, under the virtual clock.
 """
 
 from __future__ import annotations
 
-import asyncio
 from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
 
 from pyipsec.childsa import ChildSaSpec, EspMode
-from pyipsec.config.model import Config
-from pyipsec.daemon import runtime as rt_mod
-from pyipsec.daemon.runtime import Runtime
+from pyipsec.daemon.runtime import BARRIER_TIMEOUT, REKEY_LINGER
+from pyipsec.iana.ikev2 import ProtocolId
 from pyipsec.iana.transforms import EncrId, IntegId
 from pyipsec.ike.engine import Output
 from pyipsec.ike.events import (
@@ -25,19 +25,23 @@ from pyipsec.ike.events import (
     ChildSaRemoved,
     Replacement,
 )
+from pyipsec.ike.proposal import ChosenProposal
 from pyipsec.net.addr import Datagram, Endpoint
 from pyipsec.wire.payloads.ts import TrafficSelector
+from tests.support.daemons import I_ADDR, Node, World, psk_configs
 
-LOCAL, REMOTE = ip_address("10.0.0.1"), ip_address("10.0.0.2")
+LOCAL, REMOTE = ip_address(I_ADDR), ip_address("10.0.0.2")
+SPI_OLD, SPI_NEW = b"\x00\x00\x10\x00", b"\x00\x00\x30\x00"
+GCM = ChosenProposal(1, ProtocolId.ESP, b"\x00\x00\x20\x00", (EncrId.ENCR_AES_GCM_16, 256))
 
 
 def _dgram(port: int, tag: bytes) -> Datagram:
     return Datagram(Endpoint(LOCAL, port), Endpoint(REMOTE, port), tag)
 
 
-def _installed() -> ChildSaInstalled:
+def _installed(spi_in: bytes = SPI_OLD, child_id: int = 1, *, active: bool = True) -> ChildSaInstalled:
     spec = ChildSaSpec(
-        spi_in=b"\x00\x00\x10\x00",
+        spi_in=spi_in,
         spi_out=b"\x00\x00\x20\x00",
         encr=EncrId.ENCR_AES_GCM_16,
         encr_key_bits=256,
@@ -54,138 +58,83 @@ def _installed() -> ChildSaInstalled:
         integ_key_in=b"",
         encr_key_out=bytes(36),
         integ_key_out=b"",
+        outbound_active=active,
     )
-    return ChildSaInstalled(1, "site", "net", 1, "aes256gcm16", spec)
+    return ChildSaInstalled(1, "office", "net", child_id, GCM, spec)
 
 
-class FakeDataplane:
-    """Records the order of calls; :meth:`barrier` futures are resolved by the test."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, object]] = []
-        self.barriers: list[asyncio.Future[object]] = []
-
-    def install(self, event: ChildSaInstalled) -> None:
-        self.calls.append(("install", event.spec.spi_in))
-
-    def activate(self, spi_in: bytes) -> None:
-        self.calls.append(("activate", spi_in))
-
-    def retire(self, spi_in: bytes) -> None:
-        self.calls.append(("retire", spi_in))
-
-    def remove(self, spi_in: bytes) -> None:
-        self.calls.append(("remove", spi_in))
-
-    def counters(self) -> dict[bytes, dict[str, int]]:
-        return {}
-
-    def update_endpoints(self, spi_in: bytes, local: Endpoint, remote: Endpoint, encap: bool) -> None:
-        self.calls.append(("update", spi_in))
-
-    def send_ike(self, d: Datagram) -> None:
-        self.calls.append(("send_ike", d.payload))
-
-    def barrier(self) -> asyncio.Future[object]:
-        fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self.barriers.append(fut)
-        self.calls.append(("barrier", len(self.barriers)))
-        return fut
+def _node(
+    world: World, tmp_path: Path, *, dataplane: bool = True, barrier_delay: float | None = None
+) -> Node:
+    config, _ = psk_configs(tmp_path, client={"settings": {"dataplane": dataplane}})
+    return world.node(config, I_ADDR, barrier_delay=barrier_delay)
 
 
-class FakeUdp:
-    def __init__(self, calls: list[tuple[str, object]]) -> None:
-        self.calls = calls
-
-    def send(self, d: Datagram) -> None:
-        self.calls.append(("udp", d.payload))
+def _sent(world: World) -> list[bytes]:
+    return [s.datagram.payload for s in world.net.log]
 
 
-def _runtime(tmp_path: Path) -> tuple[Runtime, FakeDataplane]:
-    config = Config.model_validate({"settings": {"dataplane": False, "users": str(tmp_path / "u.db")}})
-    rt = Runtime(config, control_path=tmp_path / "control.sock")
-    rt._loop = asyncio.get_running_loop()
-    dp = FakeDataplane()
-    rt.dataplane = dp
-    rt._send_nat_t = dp.send_ike  # as _start_dataplane binds it: the data plane owns UDP 4500
-    rt.udp = FakeUdp(dp.calls)  # type: ignore[assignment]
-    return rt, dp
-
-
-def test_install_reaches_the_data_plane_before_the_nat_t_datagram(tmp_path: Path) -> None:
-    async def main() -> list[tuple[str, object]]:
-        rt, dp = _runtime(tmp_path)
-        rt._apply(Output((_dgram(4500, b"response"),), (_installed(),)))
-        return dp.calls
-
-    calls = asyncio.run(main())
+def test_install_reaches_the_data_plane_before_the_nat_t_datagram(world: World, tmp_path: Path) -> None:
+    node = _node(world, tmp_path)
+    node.runtime.apply(Output((_dgram(4500, b"response"),), (_installed(),)))
     # IKE on 4500 goes through the (ordered) data-plane channel right behind the install
-    assert calls == [("install", b"\x00\x00\x10\x00"), ("send_ike", b"response")]
+    assert node.sink.ops() == ["install", "send_ike"] and _sent(world) == [b"response"]
 
 
-def test_port_500_datagram_waits_for_the_barrier_and_keeps_order(tmp_path: Path) -> None:
-    async def main() -> list[list[tuple[str, object]]]:
-        rt, dp = _runtime(tmp_path)
-        snapshots = []
-        rt._apply(Output((_dgram(500, b"response"),), (_installed(),)))
-        rt._apply(Output((_dgram(500, b"next"),), ()))  # no SA update, but must not overtake
-        await asyncio.sleep(0)
-        snapshots.append(list(dp.calls))
-        dp.barriers[0].set_result(None)
-        await asyncio.sleep(0)
-        snapshots.append(list(dp.calls))
-        rt._apply(Output((_dgram(500, b"later"),), ()))  # nothing held any more: sent at once
-        snapshots.append(list(dp.calls))
-        return snapshots
-
-    held, released, later = asyncio.run(main())
-    assert held == [("install", b"\x00\x00\x10\x00"), ("barrier", 1)]
-    assert released == [*held, ("udp", b"response"), ("udp", b"next")]
-    assert later == [*released, ("udp", b"later")]
+def test_port_500_datagram_waits_for_the_barrier_and_keeps_order(world: World, tmp_path: Path) -> None:
+    node = _node(world, tmp_path)
+    node.runtime.apply(Output((_dgram(500, b"response"),), (_installed(),)))
+    node.runtime.apply(Output((_dgram(500, b"next"),), ()))  # no SA update, but must not overtake
+    assert node.sink.ops() == ["install", "barrier"] and _sent(world) == []
+    node.sink.answer_barriers()
+    assert _sent(world) == [b"response", b"next"]
+    node.runtime.apply(Output((_dgram(500, b"later"),), ()))  # nothing held any more: sent at once
+    assert _sent(world) == [b"response", b"next", b"later"]
 
 
-def test_barrier_timeout_releases_held_datagrams(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rt_mod, "BARRIER_TIMEOUT", 0.05)
+def test_barrier_timeout_releases_held_datagrams(world: World, tmp_path: Path) -> None:
+    node = _node(world, tmp_path)  # its data plane never answers
+    node.runtime.apply(Output((_dgram(500, b"response"),), (_installed(),)))
+    world.clock.advance(BARRIER_TIMEOUT * 0.99)
+    assert _sent(world) == []
+    world.clock.advance(BARRIER_TIMEOUT * 0.01)
+    assert _sent(world) == [b"response"] and world.net.log[0].at == pytest.approx(BARRIER_TIMEOUT)
+    node.sink.answer_barriers()  # a late answer changes nothing
+    assert _sent(world) == [b"response"]
 
-    async def main() -> list[tuple[str, object]]:
-        rt, dp = _runtime(tmp_path)
-        rt._apply(Output((_dgram(500, b"response"),), (_installed(),)))
-        await asyncio.sleep(0.2)  # the data plane never answers
-        return dp.calls
 
-    calls = asyncio.run(main())
-    assert calls[-1] == ("udp", b"response")
+def test_without_a_data_plane_our_own_socket_carries_the_nat_t_port(world: World, tmp_path: Path) -> None:
+    node = _node(world, tmp_path, dataplane=False, barrier_delay=0.0)
+    node.runtime.apply(Output((_dgram(4500, b"response"),), (_installed(),)))
+    world.clock.advance(0.0)
+    assert "send_ike" not in node.sink.ops() and _sent(world) == [b"response"]
+    assert node.runtime.ports.stats.sent == 1
 
 
 def test_a_replaced_child_stops_sending_after_its_successor_starts_and_leaves_later(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    world: World, tmp_path: Path
 ) -> None:
     """The old Child SA is removed in the same batch as its successor is activated (a
     reauthentication's old IKE SA deleted): the data plane must get the activation first, then
     the retirement (outbound off, inbound kept), and the removal only after the linger time."""
-    monkeypatch.setattr(rt_mod, "REKEY_LINGER", 0.05)
-
-    async def main() -> list[tuple[str, object]]:
-        rt, dp = _runtime(tmp_path)
-        rt._children[7] = b"\x00\x00\x30\x00"
-        removed = ChildSaRemoved(
-            1,
-            "site",
-            "net",
-            3,
-            b"\x00\x00\x10\x00",
-            b"\x00\x00\x20\x00",
-            "deleted by peer",
-            Replacement.REAUTH,
-        )
-        rt._apply(Output((), (removed, ChildSaOutboundActivated(2, "site", 7, b"\x00\x00\x40\x00"))))
-        snapshot = list(dp.calls)
-        await asyncio.sleep(0.2)
-        return [*snapshot, ("later", None), *dp.calls[len(snapshot) :]]
-
-    calls = asyncio.run(main())
-    activate, retire = (
-        calls.index(("activate", b"\x00\x00\x30\x00")),
-        calls.index(("retire", b"\x00\x00\x10\x00")),
+    node = _node(world, tmp_path, barrier_delay=0.0)
+    rt, sink = node.runtime, node.sink
+    rt.apply(Output((), (_installed(), _installed(SPI_NEW, 7, active=False))))
+    removed = ChildSaRemoved(
+        1, "office", "net", 1, SPI_OLD, b"\x00\x00\x20\x00", "deleted by peer", Replacement.REAUTH
     )
-    assert activate < retire < calls.index(("later", None)) < calls.index(("remove", b"\x00\x00\x10\x00"))
+    rt.apply(Output((), (removed, ChildSaOutboundActivated(2, "office", 7, b"\x00\x00\x40\x00"))))
+    assert sink.index("activate", SPI_NEW) < sink.index("retire", SPI_OLD)
+    assert sink.sending == {SPI_NEW} and SPI_OLD in sink.installed  # still decrypting
+    world.clock.advance(REKEY_LINGER * 0.99)
+    assert "remove" not in sink.ops(SPI_OLD)
+    world.clock.advance(REKEY_LINGER * 0.01)
+    assert sink.ops(SPI_OLD) == ["install", "retire", "remove"] and sink.at("remove", SPI_OLD) == REKEY_LINGER
+
+
+def test_a_child_removed_without_replacement_goes_at_once(world: World, tmp_path: Path) -> None:
+    node = _node(world, tmp_path, barrier_delay=0.0)
+    node.runtime.apply(Output((), (_installed(),)))
+    removed = ChildSaRemoved(1, "office", "net", 1, SPI_OLD, b"\x00\x00\x20\x00", "deleted by peer")
+    node.runtime.apply(Output((), (removed,)))
+    assert node.sink.ops(SPI_OLD) == ["install", "remove"] and node.sink.installed == {}

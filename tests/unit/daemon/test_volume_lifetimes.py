@@ -1,23 +1,23 @@
-"""Child SA lifetimes by volume: config → engine → ChildSaInstalled → the data plane.
+"""Child SA lifetimes by volume: config → engine → ChildSaInstalled → the data plane's policy.
 
 The engine keeps the time limits itself; the byte and packet limits travel with each Child SA
-to the data plane, which counts them and signals the soft and hard limits (the runtime then
-rekeys or deletes the Child SA; tested with real daemons in tests/integration/test_survive.py).
+to the data plane, which counts them and signals the soft and hard limits; the runtime then
+rekeys or deletes the Child SA. Here through runtimes over the memory network with recording
+data planes (``tests/support/daemons.py``); with real daemons in tests/integration/test_survive.py.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from pyipsec.childsa import Lifetimes
 from pyipsec.config.model import Config
-from pyipsec.crypto.rand import SeededRandom
 from pyipsec.daemon.build import build_engine_config
 from pyipsec.dataplane.messages import spec_from_json, spec_to_json
-from pyipsec.ike.events import ChildSaInstalled
-from tests.scenario.test_handshake_psk import pair
+from pyipsec.ike.events import ChildSaSignal, SignalKind
+from tests.support.daemons import GW_ADDR, I_ADDR, Node, World, psk_configs
 from tests.unit.config.test_model import psk_config
 
 
@@ -45,27 +45,45 @@ def test_explicit_hard_volume_limits_are_kept() -> None:
     assert _child(rekey_bytes=10, life_bytes=50, life_packets=7) == (10, 50, 0, 7)
 
 
+def _client_and_gateway(world: World, tmp_path: Path, seed: int, **child: object) -> tuple[Node, Node]:
+    client_cfg, gw_cfg = psk_configs(tmp_path, client_child=child)
+    client = world.node(client_cfg, I_ADDR, seed=seed)
+    gateway = world.node(gw_cfg, GW_ADDR, seed=seed + 100)
+    assert world.command(client, "up", {"name": "office"})["ok"] is True
+    return client, gateway
+
+
 @pytest.mark.parametrize("seed", range(8))
-def test_installed_child_sa_carries_jittered_soft_and_exact_hard_limits(seed: int) -> None:
-    p = pair()
-    p.i.engine.ctx.rng = SeededRandom(seed)
-    conn = p.i.engine.config.connections["office"]
-    child = replace(
-        conn.children[0], rekey_bytes=1_000_000, life_bytes=1_100_000, rekey_packets=1000, life_packets=1100
-    )
-    p.i.engine.config.connections["office"] = replace(conn, children=(child,))  # type: ignore[index]
-    p.initiate()
-    p.run(until=5)
-    (ev,) = p.i.of(ChildSaInstalled)
-    lt = ev.spec.lifetimes  # type: ignore[attr-defined]
+def test_installed_child_sa_carries_jittered_soft_and_exact_hard_limits(
+    world: World, tmp_path: Path, seed: int
+) -> None:
+    limits = {"rekey_bytes": 1_000_000, "life_bytes": 1_100_000, "rekey_packets": 1000, "life_packets": 1100}
+    client, gateway = _client_and_gateway(world, tmp_path, seed, **limits)
+    (ev,) = client.sink.installed.values()  # what the data plane was given
+    lt = ev.spec.lifetimes
+    assert lt is not None and lt.soft_bytes is not None and lt.soft_packets is not None
     assert 900_000 <= lt.soft_bytes <= 1_000_000 and 900 <= lt.soft_packets <= 1000
     assert lt == Lifetimes(
         soft_bytes=lt.soft_bytes, hard_bytes=1_100_000, soft_packets=lt.soft_packets, hard_packets=1100
     )  # the time limits stay in the engine
-    assert spec_from_json(spec_to_json(ev.spec)).lifetimes == lt  # type: ignore[attr-defined]
-    # the responder configured no limits: its data plane counts nothing
-    (ev_r,) = p.r.of(ChildSaInstalled)
-    assert ev_r.spec.lifetimes is None  # type: ignore[attr-defined]
+    assert spec_from_json(spec_to_json(ev.spec)).lifetimes == lt  # over the channel intact
+    # the gateway configured no limits: its data plane counts nothing
+    (ev_gw,) = gateway.sink.installed.values()
+    assert ev_gw.spec.lifetimes is None
+
+
+def test_a_soft_volume_signal_rekeys_and_a_hard_one_deletes(world: World, tmp_path: Path) -> None:
+    """The data plane's signals (``DataplaneListener.signal_received``) reach the engine."""
+    client, gateway = _client_and_gateway(world, tmp_path, 1, rekey_bytes=1000)
+    (old,) = client.child_spis()
+    client.runtime.signal_received(ChildSaSignal(old, SignalKind.SOFT_LIFETIME))
+    world.run_for(5)
+    (new,) = client.child_spis()
+    assert new != old and client.sink.ops(old) == ["install", "retire", "remove"]
+    client.runtime.signal_received(ChildSaSignal(new, SignalKind.HARD_LIFETIME))
+    world.run_for(5)
+    assert client.child_spis() == [] and gateway.child_spis() == [] and client.sink.installed == {}
+    assert len(client.sas()) == 1  # the IKE SA stays
 
 
 @pytest.mark.parametrize(("child", "rand"), [({}, 360.0), ({"rekey_time": 100, "rand_time": 30}, 30.0)])
@@ -74,20 +92,19 @@ def test_rand_time_reaches_the_engine(child: dict[str, object], rand: float) -> 
     assert engine.connections["office"].children[0].rand_time == rand
 
 
-def test_child_soft_lifetime_is_brought_forward_by_at_most_rand_time() -> None:
+def test_child_soft_lifetime_is_brought_forward_by_at_most_rand_time(world: World, tmp_path: Path) -> None:
     offsets = []
     for seed in range(8):
-        p = pair()
-        p.i.engine.ctx.rng = SeededRandom(seed)
-        conn = p.i.engine.config.connections["office"]
-        child = replace(conn.children[0], rekey_time=100.0, life_time=200.0, rand_time=40.0)
-        p.i.engine.config.connections["office"] = replace(conn, children=(child,))  # type: ignore[index]
-        p.initiate()
-        p.run(until=5)
-        (sa,) = p.i.engine.sas()
-        (c,) = sa.children.values()
-        assert c.rekey_at is not None
-        offsets.append(c.rekey_at - c.installed_at)
+        client, _ = _client_and_gateway(
+            world, tmp_path / str(seed), seed, rekey_time=100, life_time=200, rand_time=40
+        )
+        (spi,) = client.child_spis()
+        (sa,) = client.sas()
+        (child,) = sa.children
+        assert child.rekey_at is not None
+        offsets.append(child.rekey_at - client.sink.at("install", spi))
+        for node in list(world.nodes):
+            world.shutdown(node)
     assert all(60.0 <= o <= 100.0 for o in offsets), offsets
     assert min(offsets) < 90.0, offsets  # more than the default tenth is used
 

@@ -1,0 +1,194 @@
+"""The control commands the daemon answers (``control.protocol``; the CLI is their client).
+
+Theory of operation
+-------------------
+:meth:`Commands.handle` is the control server's handler. Each command reads the engine
+through its public API (``list_sas`` snapshots, ``stats``) and acts through it, handing every
+``Output`` to the runtime's ``apply``:
+
+* ``status`` — every IKE SA with its Child SAs (``daemon.status``), each child with the data
+  plane's traffic counters (fetched behind a barrier, at most :data:`COUNTERS_TIMEOUT`), and the
+  pending reconnects;
+* ``connections``, ``stats`` — configured names; engine and UDP counters;
+* ``rekey`` — the Child SAs, the IKE SA (``ike``) or a reauthentication (``reauth``);
+* ``up`` — initiate (unless an SA of ours is up or connecting) and wait for the outcome,
+  streaming progress (``daemon.progress``); ``down`` — delete, wait until closed.
+
+All waiting is on the runtime's clock (``daemon.clock.wait_until``). The JSON shapes of the
+results are the control protocol's and do not change with the runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Protocol
+
+from pyipsec.config.model import Config
+from pyipsec.control.protocol import JsonValue
+from pyipsec.control.server import Progress
+from pyipsec.daemon.clock import Clock, wait_until
+from pyipsec.daemon.host import IkePorts
+from pyipsec.daemon.progress import Waiters, already_up, no_progress
+from pyipsec.daemon.reconnect import Reconnect
+from pyipsec.daemon.sink import CounterMap, DataplaneSink
+from pyipsec.daemon.status import ike_sa_status
+from pyipsec.errors import UsageError
+from pyipsec.ike.engine import IkeEngine, Output
+
+__all__ = ["COUNTERS_TIMEOUT", "DOWN_TIMEOUT", "UP_TIMEOUT", "Commands", "Daemon"]
+
+COUNTERS_TIMEOUT = 1.0  # the longest ``status`` waits for the data plane's counters
+UP_TIMEOUT = 30.0  # ``up`` without a ``timeout`` argument
+DOWN_TIMEOUT = 30.0
+
+
+class Daemon(Protocol):
+    """What the commands need of the runtime."""
+
+    config: Config
+    engine: IkeEngine
+    clock: Clock
+    sink: DataplaneSink
+    ports: IkePorts
+    waiters: Waiters
+    reconnect: Reconnect
+
+    def apply(self, out: Output) -> None: ...
+
+    def start_sa(self, name: str) -> tuple[int, Output]: ...
+
+
+class Commands:
+    def __init__(self, daemon: Daemon) -> None:
+        self.d = daemon
+
+    async def handle(
+        self, cmd: str, args: dict[str, JsonValue], progress: Progress = no_progress
+    ) -> JsonValue:
+        if cmd == "status":
+            return await self.status()
+        if cmd == "connections":
+            names: list[JsonValue] = list(sorted(self.d.config.connections))
+            return {"connections": names}
+        if cmd == "stats":
+            es, udp = self.d.engine.stats, self.d.ports.stats
+            return {
+                "malformed": es.malformed,
+                "unknown_spi": es.unknown_spi,
+                "cookies_sent": es.cookies_sent,
+                "half_open_expired": es.half_open_expired,
+                "udp_received": udp.received,
+                "udp_sent": udp.sent,
+            }
+        if cmd == "rekey":
+            return self.rekey(args)
+        if cmd == "up":
+            return await self.up(args, progress)
+        if cmd == "down":
+            return await self.down(args)
+        raise UsageError(f"unknown command {cmd!r}")
+
+    async def counters(self) -> CounterMap:
+        """The data plane's counters, fresh if it answers within :data:`COUNTERS_TIMEOUT`."""
+        fresh: asyncio.Future[CounterMap] = asyncio.get_running_loop().create_future()
+        self.d.sink.barrier(lambda c: None if fresh.done() else fresh.set_result(c))
+        await wait_until(self.d.clock, (fresh,), COUNTERS_TIMEOUT)
+        return fresh.result() if fresh.done() else self.d.sink.counters()
+
+    async def status(self) -> JsonValue:
+        counters = await self.counters()
+        now = self.d.clock.now()
+        sas: list[JsonValue] = []
+        for sa in self.d.engine.list_sas():
+            st = ike_sa_status(sa, now)
+            for child in st["children"] if isinstance(st["children"], list) else []:
+                if isinstance(child, dict):
+                    c = counters.get(bytes.fromhex(str(child["spi_in"])))
+                    traffic: dict[str, JsonValue] = dict(c.items()) if c else {}
+                    child["traffic"] = traffic
+            sas.append(st)
+        return {"ike_sas": sas, "reconnecting": self.d.reconnect.status(now)}
+
+    def rekey(self, args: dict[str, JsonValue]) -> JsonValue:
+        """Rekey the IKE SA (``ike``: true) or every Child SA of the IKE SAs of ``name``; with
+        ``reauth``: true, reauthenticate the IKE SAs we initiated (make-before-break)."""
+        engine, now = self.d.engine, self.d.clock.now()
+        name, ike = args.get("name"), args.get("ike") is True
+        targets = [sa for sa in engine.list_sas() if sa.connection == name and sa.established]
+        if not targets:
+            raise UsageError(f"no established IKE SA for {name!r}")
+        started: list[JsonValue] = []
+        if args.get("reauth") is True:
+            ours = [sa for sa in targets if sa.original_initiator and not sa.reauthenticating]
+            if not ours:
+                raise UsageError(f"no IKE SA of {name!r} that we initiated and that is not reauthenticating")
+            for sa in ours:
+                self.d.apply(engine.reauthenticate(sa.sa_id, now))
+                started.append(sa.sa_id)
+            return {"reauthenticating": started}
+        for sa in targets:
+            if ike:
+                with contextlib.suppress(UsageError):  # e.g. already being rekeyed
+                    self.d.apply(engine.rekey_ike(sa.sa_id, now))
+                    started.append(sa.sa_id)
+                continue
+            for child in sa.children:
+                with contextlib.suppress(UsageError):
+                    self.d.apply(engine.rekey_child(sa.sa_id, child.child_id, now))
+                    started.append(child.child_id)
+        return {"rekeying": started}
+
+    async def up(self, args: dict[str, JsonValue], progress: Progress = no_progress) -> JsonValue:
+        name = args.get("name")
+        if not isinstance(name, str):
+            raise UsageError("up needs a connection name")
+        timeout = args.get("timeout", UP_TIMEOUT)
+        self.d.reconnect.up_requested(name)
+        conn = self.d.engine.config.connections.get(name)
+        if conn is None:
+            raise UsageError(f"no connection named {name!r}")
+        mine = [sa for sa in self.d.engine.list_sas(name) if sa.original_initiator]
+        up = next((sa for sa in mine if sa.established), None)
+        if up is not None:  # already up (e.g. started with the daemon): report it
+            return already_up(up)
+        connecting = next((sa for sa in mine if sa.connecting), None)
+        out = None
+        if connecting is None:
+            sa_id, out = self.d.start_sa(name)
+        else:
+            sa_id = connecting.sa_id
+        settings = self.d.config.settings
+        tun = settings.tun if settings.dataplane else ""
+        waiter = self.d.waiters.add(sa_id, want_child=bool(conn.children), progress=progress, tun=tun)
+        if out is not None:
+            self.d.apply(out)
+        await wait_until(
+            self.d.clock, (waiter.future,), float(timeout) if isinstance(timeout, int | float) else UP_TIMEOUT
+        )
+        if waiter.future.done():
+            return waiter.future.result()
+        waiter.future.cancel()
+        return {"sa_id": sa_id, "ok": False, "message": f"no result within {timeout} s", "children": []}
+
+    async def down(self, args: dict[str, JsonValue]) -> JsonValue:
+        name, sa_id = args.get("name"), args.get("sa_id")
+        targets = [
+            sa
+            for sa in self.d.engine.list_sas()
+            if (isinstance(sa_id, int) and sa.sa_id == sa_id)
+            or (isinstance(name, str) and sa.connection == name)
+        ]
+        if isinstance(name, str):
+            self.d.reconnect.cancel(name)
+        if not targets:
+            if isinstance(name, str) and name in self.d.config.connections:
+                return {"closed": []}
+            raise UsageError(f"no IKE SA matches {name if name is not None else sa_id!r}")
+        waiters = [self.d.waiters.add(sa.sa_id) for sa in targets]
+        for sa in targets:
+            self.d.reconnect.down_requested(sa.connection)
+            self.d.apply(self.d.engine.terminate(sa.sa_id, self.d.clock.now()))
+        await wait_until(self.d.clock, [w.future for w in waiters], DOWN_TIMEOUT)
+        closed: list[JsonValue] = [w.sa_id for w in waiters if w.future.done()]
+        return {"closed": closed}

@@ -1,0 +1,200 @@
+"""Runtimes of the real daemon over a memory network under a virtual clock.
+
+A :class:`World` holds one :class:`~tests.support.clock.FakeClock` and one
+:class:`~tests.support.memnet.MemoryNetwork`; :meth:`World.node` starts a ``Runtime`` on it
+with a :class:`~tests.support.recording.RecordingSink`, a :class:`FakeHostNet` and static
+addresses. :meth:`World.step` delivers what is queued or, when nothing is, moves the clock to
+the next timer; :meth:`World.command` runs a control command as the control socket would and
+steps the world until it returns — so ``up`` returns when the SA is up, in virtual time.
+
+:func:`psk_configs` builds a matching client and gateway (``Config``) for the tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pyipsec.config.model import Config
+from pyipsec.control.protocol import JsonValue
+from pyipsec.crypto.rand import SeededRandom
+from pyipsec.daemon.runtime import Runtime
+from pyipsec.ike.info import IkeSaInfo
+from tests.support.clock import FakeClock
+from tests.support.memnet import MemoryNetwork
+from tests.support.recording import FakeHostNet, RecordingSink, StaticAddresses
+
+__all__ = ["GW_ADDR", "I_ADDR", "Node", "World", "psk_configs"]
+
+I_ADDR, GW_ADDR = "192.0.2.1", "192.0.2.2"
+PSK = "0x" + "42" * 32
+_T = TypeVar("_T")
+
+
+@dataclass
+class Node:
+    runtime: Runtime
+    sink: RecordingSink
+    hostnet: FakeHostNet
+    address: str
+
+    def sas(self) -> list[IkeSaInfo]:
+        return self.runtime.engine.list_sas()
+
+    def child_spis(self) -> list[bytes]:
+        return [c.spi_in for sa in self.sas() for c in sa.children]
+
+
+class World:
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.clock = FakeClock()
+        self.net = MemoryNetwork(self.clock)
+        self.loop = asyncio.new_event_loop()
+        self.nodes: list[Node] = []
+
+    def node(
+        self,
+        config: Config,
+        address: str,
+        *,
+        barrier_delay: float | None = 0.001,
+        addresses: StaticAddresses | None = None,
+        seed: int | None = None,
+    ) -> Node:
+        """Start a runtime for ``config`` on the host at ``address`` (or at all of ``addresses``)."""
+        made: list[RecordingSink] = []
+        net = self.net if config.settings.dataplane else None  # the data plane owns the NAT-T port
+        hostnet = FakeHostNet()
+        addresses = addresses or StaticAddresses(address)
+        ips = tuple(str(a) for a in addresses.addrs)
+        rt = Runtime(
+            config,
+            control_path=self.tmp_path / f"{address}.sock",
+            clock=self.clock,
+            ports=self.net.ports(*ips),
+            dataplane=RecordingSink.factory(
+                self.clock, made, net=net, addresses=ips, barrier_delay=barrier_delay
+            ),
+            hostnet=hostnet,
+            addresses=addresses,
+            rng=SeededRandom(len(self.nodes) + 1 if seed is None else seed),
+        )
+        rt.start()
+        node = Node(rt, made[0], hostnet, address)
+        self.nodes.append(node)
+        return node
+
+    def step(self, limit: float = float("inf")) -> bool:
+        """Deliver what is queued, else fire the next timers (at most at ``limit``)."""
+        return self.net.deliver() > 0 or self.clock.step(limit)
+
+    def run_until(self, when: float) -> None:
+        while self.step(when):
+            pass
+        self.clock.advance_to(when)
+
+    def run_for(self, seconds: float) -> None:
+        self.run_until(self.clock.now() + seconds)
+
+    def run_while(self, cond: Callable[[], bool], *, within: float = 600.0) -> None:
+        limit = self.clock.now() + within
+        while cond():
+            if not self.step(limit):
+                raise AssertionError(f"still waiting at t={self.clock.now()}")
+
+    def command(
+        self,
+        node: Node,
+        cmd: str,
+        args: dict[str, JsonValue] | None = None,
+        *,
+        progress: Callable[[dict[str, JsonValue]], None] | None = None,
+        within: float = 120.0,
+    ) -> Any:
+        """Run a control command on ``node`` as the control socket would; step until it returns."""
+        handle = node.runtime.commands.handle
+        return self.drive(handle(cmd, args or {}, progress or (lambda _e: None)), within=within)
+
+    def shutdown(self, node: Node) -> None:
+        """Stop ``node`` as SIGTERM would (its Deletes leave, the host is put back)."""
+        self.drive(node.runtime.shutdown())
+        self.nodes.remove(node)
+
+    def drive(self, coro: Coroutine[Any, Any, _T], *, within: float = 120.0) -> _T:
+        """Run ``coro`` on the world's event loop, stepping the world while it waits."""
+
+        async def main() -> _T:
+            task = asyncio.ensure_future(coro)
+            limit = self.clock.now() + within
+            while True:
+                for _ in range(8):  # let the coroutine run up to its next wait
+                    await asyncio.sleep(0)
+                if task.done():
+                    return task.result()
+                if not self.step(limit):
+                    task.cancel()
+                    raise AssertionError(f"still waiting at t={limit}")
+
+        return self.loop.run_until_complete(main())
+
+    def close(self) -> None:
+        for n in self.nodes:
+            if n.runtime.store is not None:
+                n.runtime.store.close()
+        self.loop.close()
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
+    for key, value in (extra or {}).items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def psk_configs(
+    tmp_path: Path,
+    *,
+    client: dict[str, Any] | None = None,
+    gateway: dict[str, Any] | None = None,
+    client_child: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+) -> tuple[Config, Config]:
+    """A client (``I_ADDR``) and a gateway (``GW_ADDR``) for connection ``office``, PSK, one
+    child ``net``; the dictionaries are merged into the client's and gateway's TOML data."""
+
+    def side(
+        name: str, local: str, remote: str, local_id: str, remote_id: str, lts: str, rts: str
+    ) -> dict[str, Any]:
+        return {
+            "settings": {
+                "users": str(tmp_path / f"{name}.db"),
+                "resolv_conf": str(tmp_path / f"{name}.resolv.conf"),
+                "control_socket": str(tmp_path / f"{name}.sock"),
+                **(settings or {}),
+            },
+            "connections": {
+                "office": {
+                    "local_addrs": [local],
+                    "remote_addrs": [remote],
+                    "local": {"auth": "psk", "id": local_id},
+                    "remote": {"auth": "psk", "id": remote_id},
+                    "children": {"net": {"local_ts": [lts], "remote_ts": [rts]}},
+                }
+            },
+            "secrets": {"ike-office": {"id": [local_id, remote_id], "secret": PSK}},
+        }
+
+    c = side("client", I_ADDR, GW_ADDR, "client.example.org", "gw.example.org", "10.1.0.0/16", "10.2.0.0/16")
+    g = side("gateway", GW_ADDR, I_ADDR, "gw.example.org", "client.example.org", "10.2.0.0/16", "10.1.0.0/16")
+    if client_child:
+        _merge(c["connections"]["office"]["children"]["net"], copy.deepcopy(client_child))
+    _merge(c, copy.deepcopy(client))
+    _merge(g, copy.deepcopy(gateway))
+    return Config.model_validate(c), Config.model_validate(g)
