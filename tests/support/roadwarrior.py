@@ -304,9 +304,13 @@ def parallel(fn: Callable[[_T], _R], items: Sequence[_T], *, workers: int = 50) 
         return list(pool.map(fn, items))
 
 
-def start_all(daemons: Sequence[PyIpsecDaemon], *, timeout: float = 90.0) -> None:
-    """Start every daemon at once and wait until each answers on its control socket."""
-    parallel(lambda d: d.start(timeout=timeout), daemons)
+def start_all(daemons: Sequence[PyIpsecDaemon], *, timeout: float = 90.0, at_once: int = 10) -> None:
+    """Start the daemons, ``at_once`` at a time, and wait until each answers on its control socket.
+
+    Each daemon starts its data-plane process, which must be ready within 15 s; a hundred Python
+    processes starting together on two cores need longer than that (the daemons then *connect*
+    all at once, in ``up_all``)."""
+    parallel(lambda d: d.start(timeout=timeout), daemons, workers=at_once)
 
 
 def up_all(

@@ -209,9 +209,7 @@ class IkeEngine:
         new = self._new_initiator(conn, local, remote)
         ike_reauth.link(old, new, configs)
         new.log.info("initiating IKE SA to %s to reauthenticate #%d", remote, old.sa_id)
-        self._guarded(
-            new, lambda: self.tasks.connect(new, configs, then=Step(ike_reauth.complete, "reauthenticated"))
-        )
+        self._guarded(new, lambda: self.tasks.connect(new, configs, then=Step(ike_reauth.complete)))
 
     def initiate_child(self, sa_id: int, child: str, now: float) -> Output:
         """A further Child SA on an established IKE SA (CREATE_CHILD_SA)."""

@@ -255,9 +255,10 @@ class TaskManager:
         deadline = sa.ctx.now + policy.interval(0, _rand01(sa))
         ex.inflight = InFlight(exchange, ex.next_out, packets, 0, deadline)
         sa.log.debug(
-            "sending %s request %d (%d bytes in %d datagrams)",
+            "sending %s request %d%s (%d bytes in %d datagrams)",
             exchange.exchange_type.name,
             ex.next_out,
+            f" ({exchange.label})" if exchange.label else "",
             sum(map(len, packets)),
             len(packets),
         )

@@ -424,21 +424,26 @@ class IkeSa:
             return Replacement.REAUTH
         return Replacement.NONE
 
+    def _removed(self, child: ChildSa, reason: str) -> None:
+        """Report ``child`` gone from the data plane, with what replaced it."""
+        replaced_by = self.replacement_for(child)
+        self.events.append(
+            ChildSaRemoved(
+                self.sa_id,
+                self.name,
+                child.name,
+                child.child_id,
+                child.spi_in,
+                child.spi_out,
+                reason,
+                replaced_by,
+            )
+        )
+
     def remove_child(self, child: ChildSa, reason: str) -> None:
         """A Child SA is gone (deleted by either side): report it, forget it."""
         if child.state is not ChildSaState.CLOSED:
-            self.events.append(
-                ChildSaRemoved(
-                    self.sa_id,
-                    self.name,
-                    child.name,
-                    child.child_id,
-                    child.spi_in,
-                    child.spi_out,
-                    reason,
-                    self.replacement_for(child),
-                )
-            )
+            self._removed(child, reason)
             child.apply(ChildEvent.CLOSE)
         self.children.pop(child.child_id, None)
         if child.owner is not None:  # it may have moved to a new IKE SA (rekey) meanwhile
@@ -454,18 +459,7 @@ class IkeSa:
             if child.state is ChildSaState.CLOSED:
                 continue
             if child.state is not ChildSaState.CREATING:  # it is in the data plane
-                self.events.append(
-                    ChildSaRemoved(
-                        self.sa_id,
-                        self.name,
-                        child.name,
-                        child.child_id,
-                        child.spi_in,
-                        child.spi_out,
-                        reason,
-                        self.replacement_for(child),
-                    )
-                )
+                self._removed(child, reason)
             child.apply(ChildEvent.CLOSE)
         self.apply(IkeEvent.CLOSE)
         for pool, addr in self.leases:

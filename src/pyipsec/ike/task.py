@@ -95,7 +95,7 @@ class Exchange:
 
     exchange_type: ExchangeType
     tasks: list[Task]
-    label: str = ""
+    label: str = ""  # what it is for, in the log ("MOBIKE update")
     fire_and_forget: bool = False  # send once, expect nothing (a last notice before closing)
 
 
@@ -104,7 +104,6 @@ class Step:
     """Work that waits in an SA's queue for the exchanges before it, then runs without a message."""
 
     run: Callable[[IkeSa], None]
-    label: str = ""
 
 
 QueueItem = Exchange | Step
