@@ -8,7 +8,9 @@ conftest.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -35,6 +37,32 @@ class SitePair:
     hosts: TwoHosts
     left: Site
     right: Site
+
+
+RMEM_DEFAULT = Path("/proc/sys/net/core/rmem_default")
+PEER_RCVBUF = 4 * 1024 * 1024
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _peer_socket_buffers() -> Iterator[None]:
+    """Larger default socket receive buffers for the tier, restored afterwards.
+
+    charon receives ESP-in-UDP on a socket it leaves at the kernel's default buffer (208 KiB, ~180
+    datagrams of 1200 bytes); while its threads compute a reauthentication's key exchange on this
+    2-core machine, a 50 Mbit/s stream overflows that buffer (``UdpRcvbufErrors`` in charon's
+    namespace) — lost packets that are charon's, not the tunnel's. ``rmem_default`` is not
+    per-namespace, so it is raised for the whole session (pyipsec sizes its own sockets)."""
+    try:
+        old = int(RMEM_DEFAULT.read_text())
+        if old < PEER_RCVBUF:
+            RMEM_DEFAULT.write_text(str(PEER_RCVBUF))
+    except OSError:  # not root: the tier skips anyway
+        yield
+        return
+    try:
+        yield
+    finally:
+        RMEM_DEFAULT.write_text(str(old))
 
 
 @pytest.fixture
