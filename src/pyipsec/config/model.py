@@ -155,8 +155,8 @@ class LogLevel(StrEnum):
 
 class AuthKind(StrEnum):
     """``auth`` values: ``pubkey`` (any certificate key; ``rsa``/``ecdsa`` restrict the key
-    type), ``psk``, ``eap`` (client: whatever method the server asks for) and
-    ``eap-mschapv2``."""
+    type), ``psk``, ``eap`` (client: whatever method the server asks for), ``eap-mschapv2``,
+    ``eap-tls`` (RFC 5216/9190) and ``eap-radius`` (gateway: EAP passed through to RADIUS)."""
 
     PUBKEY = "pubkey"
     RSA = "rsa"
@@ -164,6 +164,8 @@ class AuthKind(StrEnum):
     PSK = "psk"
     EAP = "eap"
     EAP_MSCHAPV2 = "eap-mschapv2"
+    EAP_TLS = "eap-tls"
+    EAP_RADIUS = "eap-radius"
 
     @property
     def is_pubkey(self) -> bool:
@@ -171,7 +173,7 @@ class AuthKind(StrEnum):
 
     @property
     def is_eap(self) -> bool:
-        return self in (AuthKind.EAP, AuthKind.EAP_MSCHAPV2)
+        return self in (AuthKind.EAP, AuthKind.EAP_MSCHAPV2, AuthKind.EAP_TLS, AuthKind.EAP_RADIUS)
 
 
 def _auth_kind(value: object) -> AuthKind:

@@ -60,6 +60,8 @@ _AUTH = {
     AuthKind.ECDSA: AuthClass.PUBKEY,
     AuthKind.EAP_MSCHAPV2: AuthClass.EAP_MSCHAPV2,
     AuthKind.EAP: AuthClass.EAP_MSCHAPV2,
+    AuthKind.EAP_TLS: AuthClass.EAP_TLS,
+    AuthKind.EAP_RADIUS: AuthClass.EAP_RADIUS,
 }
 
 

@@ -36,6 +36,8 @@ class AuthClass(Enum):
     PSK = "psk"
     PUBKEY = "pubkey"
     EAP_MSCHAPV2 = "eap-mschapv2"
+    EAP_TLS = "eap-tls"
+    EAP_RADIUS = "eap-radius"
 
 
 class SendCert(Enum):
