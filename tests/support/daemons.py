@@ -16,6 +16,7 @@ import asyncio
 import copy
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,9 +27,20 @@ from pyipsec.daemon.runtime import Runtime
 from pyipsec.ike.info import IkeSaInfo
 from tests.support.clock import FakeClock
 from tests.support.memnet import MemoryNetwork
+from tests.support.pki import Issued, make_ca, make_end_entity
 from tests.support.recording import FakeHostNet, RecordingSink, StaticAddresses
 
-__all__ = ["GW_ADDR", "I_ADDR", "Node", "World", "psk_configs"]
+__all__ = [
+    "GW_ADDR",
+    "GW_NAME",
+    "I_ADDR",
+    "GatewayPki",
+    "Node",
+    "World",
+    "eap_configs",
+    "gateway_pki",
+    "psk_configs",
+]
 
 I_ADDR, GW_ADDR = "192.0.2.1", "192.0.2.2"
 PSK = "0x" + "42" * 32
@@ -198,3 +210,76 @@ def psk_configs(
     _merge(c, copy.deepcopy(client))
     _merge(g, copy.deepcopy(gateway))
     return Config.model_validate(c), Config.model_validate(g)
+
+
+@dataclass(frozen=True)
+class GatewayPki:
+    """A CA and the gateway's certificate and key, as files under one directory."""
+
+    ca_cert: Path
+    gw_cert: Path
+    gw_key: Path
+    ca: Issued
+
+
+GW_NAME = "gw.example.org"
+
+
+def gateway_pki(directory: Path) -> GatewayPki:
+    """A CA and a gateway certificate valid around the real time (the runtime reads the real
+    wall clock for certificate validity)."""
+    now = datetime.now(UTC)
+    ca = make_ca(
+        "pyipsec daemon-test CA", not_before=now - timedelta(days=1), not_after=now + timedelta(days=60)
+    )
+    gw = make_end_entity(
+        ca, GW_NAME, dns=[GW_NAME], not_before=now - timedelta(days=1), not_after=now + timedelta(days=30)
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    files = GatewayPki(directory / "ca.pem", directory / "gw.pem", directory / "gw.key", ca)
+    files.ca_cert.write_bytes(ca.pem)
+    files.gw_cert.write_bytes(gw.pem)
+    files.gw_key.write_bytes(gw.key_pem())
+    return files
+
+
+def eap_configs(
+    tmp_path: Path,
+    *,
+    user: str = "alice",
+    password: str = "alice-secret-1",
+    client: dict[str, Any] | None = None,
+    gateway: dict[str, Any] | None = None,
+) -> tuple[Config, Config, GatewayPki]:
+    """A road warrior (``I_ADDR``, EAP-MSCHAPv2 as ``user``) and a gateway (``GW_ADDR``,
+    certificate) for connection ``rw``. The gateway has no EAP users: add them with
+    ``gateway={"secrets": {...}}`` or to its store (``tmp_path / "gateway.db"``)."""
+    pki = gateway_pki(tmp_path / "pki")
+    c: dict[str, Any] = {
+        "settings": {"users": str(tmp_path / "client.db"), "control_socket": str(tmp_path / "client.sock")},
+        "connections": {
+            "rw": {
+                "local_addrs": [I_ADDR],
+                "remote_addrs": [GW_ADDR],
+                "local": {"auth": "eap-mschapv2", "id": user},
+                "remote": {"auth": "pubkey", "id": GW_NAME, "cacerts": [str(pki.ca_cert)]},
+                "children": {"net": {"local_ts": ["10.1.0.0/16"], "remote_ts": ["10.2.0.0/16"]}},
+            }
+        },
+        "secrets": {f"eap-{user}": {"id": user, "secret": password}},
+    }
+    g: dict[str, Any] = {
+        "settings": {"users": str(tmp_path / "gateway.db"), "control_socket": str(tmp_path / "gw.sock")},
+        "connections": {
+            "rw": {
+                "local_addrs": [GW_ADDR],
+                "local": {"auth": "pubkey", "id": GW_NAME, "certs": [str(pki.gw_cert)]},
+                "remote": {"auth": "eap-mschapv2"},
+                "children": {"net": {"local_ts": ["10.2.0.0/16"], "remote_ts": ["10.1.0.0/16"]}},
+            }
+        },
+        "secrets": {"private-gw": {"file": str(pki.gw_key)}},
+    }
+    _merge(c, copy.deepcopy(client))
+    _merge(g, copy.deepcopy(gateway))
+    return Config.model_validate(c), Config.model_validate(g), pki

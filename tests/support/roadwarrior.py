@@ -286,9 +286,13 @@ def closed_reasons(log: str) -> list[str]:
     return re.findall(r"IKE SA closed: (.*)$", log, flags=re.MULTILINE)
 
 
-def tun_addresses(ns: Namespace, ifname: str = "pyi0") -> list[str]:
-    """The IPv4 addresses on ``ifname`` in ``ns`` (empty if the device does not exist)."""
-    out = ns.run(["ip", "-4", "-o", "addr", "show", "dev", ifname], check=False).stdout
+def tun_addresses(ns: Namespace, ifname: str = "pyi0", *, family: str = "-4") -> list[str]:
+    """The addresses (IPv4 by default; ``family="-6"``: global IPv6) on ``ifname`` in ``ns``
+    (empty if the device does not exist)."""
+    argv = ["ip", family, "-o", "addr", "show", "dev", ifname]
+    if family == "-6":
+        argv += ["scope", "global"]
+    out = ns.run(argv, check=False).stdout
     return [line.split()[3].split("/")[0] for line in out.splitlines() if len(line.split()) > 3]
 
 

@@ -33,6 +33,7 @@ from pyipsec.config.model import (
     PrivateKeySecret,
 )
 from pyipsec.control.protocol import JsonValue
+from pyipsec.daemon.eapusers import eap_user_name
 from pyipsec.ike.proposal import ProposalSpec
 from pyipsec.ike.proposal_text import format_proposal
 
@@ -162,7 +163,31 @@ def config_summary(loaded: LoadedConfig) -> Group:
     if config.secrets:
         lines.append(_line(0, "secrets:"))
         lines += (_line(1, f"{name}:", _secret_text(secret)) for name, secret in config.secrets.items())
+    users = eap_users(config)
+    if users is not None:
+        names = users["configured"]
+        configured = _joined(names) if isinstance(names, list) and names else "none"
+        lines.append(
+            _line(0, "EAP users:", f"[secrets.eap*]: {configured}; then the user store {users['store']}")
+        )
     return Group(*lines)
+
+
+def eap_users(config: Config) -> dict[str, JsonValue] | None:
+    """Where a gateway finds its EAP users (None: no connection serves EAP users): the users of
+    ``[secrets.eap*]`` first, then the store (``daemon.eapusers`` does the same)."""
+    if not any(c.remote.auth.is_eap for c in config.connections.values()):
+        return None
+    configured = sorted(
+        {
+            eap_user_name(i)
+            for s in config.secrets.values()
+            if isinstance(s, EapSecret)
+            for i in s.id
+            if not i.is_any
+        }
+    )
+    return {"configured": cast(JsonValue, configured), "store": str(config.settings.users)}
 
 
 def issues_text(issues: Sequence[ConfigIssue], *, severity: str = "error") -> Group:
@@ -200,6 +225,7 @@ def check_json(loaded: LoadedConfig) -> dict[str, JsonValue]:
         "errors": [],
         "warnings": [issue_json(w) for w in loaded.warnings],
         "config": _config_json(loaded.config),
+        "eap_users": eap_users(loaded.config),
     }
 
 

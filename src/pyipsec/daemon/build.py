@@ -4,8 +4,9 @@ Reads the files the configuration names (certificates, private keys), resolves r
 host names, and turns config identities and traffic selectors into the engine's plain
 dataclasses (:func:`build_engine_config`). Every problem is a ``ConfigError`` naming the
 connection and key. :func:`build_engine` then makes the engine; with pools or EAP users it
-opens the SQLite store, whose leases (:class:`StorePools`) survive daemon restarts and whose
-users the EAP-MSCHAPv2 server checks.
+opens the SQLite store, whose leases (:class:`StorePools`) survive daemon restarts; the
+EAP-MSCHAPv2 server checks the users of ``[secrets.eap*]`` and of the store
+(:mod:`pyipsec.daemon.eapusers`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pyipsec.config.model import AuthKind, Child, Config, Connection, EapSecret,
 from pyipsec.config.values import AddressSpec, TsSpec
 from pyipsec.crypto.rand import OS_RANDOM, RandomSource
 from pyipsec.crypto.x509 import load_certificate, load_private_key
+from pyipsec.daemon.eapusers import EapUsers, configured_users, eap_user_name
 from pyipsec.errors import ConfigError
 from pyipsec.ike.config import (
     AuthClass,
@@ -102,11 +104,6 @@ def _addrs(specs: tuple[AddressSpec, ...], where: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _eap_name(ident: ConfigIdentity) -> str:
-    """The EAP user name of an identity: its text as written (``alice``, ``alice@example.org``)."""
-    return ident.text or str(ident)
-
-
 def _child(name: str, child: Child) -> ChildConfig:
     return ChildConfig(
         name=name,
@@ -136,7 +133,7 @@ def _connection(name: str, c: Connection) -> ConnectionConfig:
             _AUTH[c.local.auth],
             _identity(c.local.id, f"{where}.local.id"),
             certs=tuple(_der(p, f"{where}.local.certs") for p in c.local.certs),
-            eap_identity=_eap_name(c.local.eap_id) if c.local.eap_id is not None else "",
+            eap_identity=eap_user_name(c.local.eap_id) if c.local.eap_id is not None else "",
         ),
         remote=AuthConfig(
             _AUTH[c.remote.auth],
@@ -183,7 +180,7 @@ def build_engine_config(cfg: Config) -> tuple[EngineConfig, MemoryCredentials]:
             creds.add_secret(SharedSecret(secret.secret, ids))
         elif isinstance(secret, EapSecret):
             for ident in secret.id:
-                creds.add_eap_password(_eap_name(ident), secret.secret.decode("utf-8", "replace"))
+                creds.add_eap_password(eap_user_name(ident), secret.secret.decode("utf-8", "replace"))
         elif isinstance(secret, PrivateKeySecret):
             try:
                 data = secret.file.read_bytes()
@@ -215,11 +212,13 @@ def build_engine(cfg: Config, *, rng: RandomSource = OS_RANDOM) -> tuple[IkeEngi
     if cfg.pools or any(c.remote.auth.is_eap for c in cfg.connections.values()):
         store = SqliteStore(cfg.settings.users)
         store.release_all()  # no SA survives a restart; identities keep their addresses
+    # a gateway's EAP users: [secrets.eap*] first, then the store (daemon.eapusers)
+    users = EapUsers(configured_users(cfg), store) if store is not None else None
     engine = IkeEngine(
         engine_config,
         creds,
         rng=rng,
         pools=StorePools(store) if store is not None else MemoryPools(),
-        eap_server=(lambda: MsChapV2Server(store, rng=OS_RANDOM)) if store is not None else None,
+        eap_server=(lambda: MsChapV2Server(users, rng=OS_RANDOM)) if users is not None else None,
     )
     return engine, store

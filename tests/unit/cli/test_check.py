@@ -192,3 +192,38 @@ def test_python_dash_m(tmp_path: Path) -> None:
         [sys.executable, "-m", "pyipsec", "--help"], capture_output=True, text=True, check=False
     )
     assert usage.stdout.startswith("Usage: pyipsec ")
+
+
+EAP_GATEWAY = """
+[settings]
+users = "/var/lib/pyipsec/users.db"
+
+[connections.rw]
+  [connections.rw.local]
+  auth = "psk"
+  id = "gw.example.org"
+  [connections.rw.remote]
+  auth = "eap-mschapv2"
+
+[secrets.ike-gw]
+id = "gw.example.org"
+secret = "0x0123456789abcdef0123456789abcdef"
+
+[secrets.eap-users]
+id = ["bob", "alice"]
+secret = "a-long-enough-password"
+"""
+
+
+def test_check_says_where_a_gateway_finds_its_eap_users(tmp_path: Path) -> None:
+    path = tmp_path / "gw.toml"
+    path.write_text(EAP_GATEWAY)
+    code, out, err = run("check", str(path))
+    assert code == 0, err
+    assert "EAP users: [secrets.eap*]: alice, bob; then the user store /var/lib/pyipsec/users.db" in out
+    code, out, _ = run("check", "--json", str(path))
+    assert json.loads(out)["eap_users"] == {
+        "configured": ["alice", "bob"],
+        "store": "/var/lib/pyipsec/users.db",
+    }
+    assert "a-long-enough-password" not in out
