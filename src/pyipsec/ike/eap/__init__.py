@@ -15,6 +15,7 @@ from pyipsec.ike.eap.base import (
     UserStore,
 )
 from pyipsec.ike.eap.mschapv2 import MsChapV2Peer, MsChapV2Server
+from pyipsec.ike.eap.tls import EapTlsPeer, EapTlsServer, TlsVersion
 
 __all__ = [
     "MSK_LEN",
@@ -24,5 +25,8 @@ __all__ = [
     "FailureRecorder",
     "MsChapV2Peer",
     "MsChapV2Server",
+    "EapTlsPeer",
+    "EapTlsServer",
+    "TlsVersion",
     "UserStore",
 ]
