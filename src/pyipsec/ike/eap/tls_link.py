@@ -104,7 +104,7 @@ _X509_ERRORS = {
     27: "certificate not trusted",
     28: "certificate rejected",
 }
-_ALERT = re.compile(r"^(?:sslv3|tlsv1|tlsv13) alert (.+)$")
+_ALERT = re.compile(r"^(?:sslv3|tlsv1|tlsv13|tls) alert (.+)$")  # OpenSSL's texts, 1.1 to 4.0
 
 
 class TlsFailure(Exception):
