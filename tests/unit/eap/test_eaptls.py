@@ -7,7 +7,6 @@ import hmac
 
 import pytest
 
-from pyipsec.crypto.rand import OS_RANDOM
 from pyipsec.errors import EapError
 from pyipsec.iana.ikev2 import EapCode, EapType
 from pyipsec.ike.eap import EapOutcome, EapPeer, EapServer, EapTlsPeer, EapTlsServer, TlsVersion
@@ -15,7 +14,7 @@ from pyipsec.ike.eap.tls_frag import FLAG_L, FLAG_M, FLAG_S, MAX_MESSAGE_LEN, Ea
 from pyipsec.wire.payloads.eap import EapMessage
 from tests.support.pki import make_ca, make_end_entity
 from tests.unit.eap._support import request, response
-from tests.unit.eap._tls_support import GATEWAY, USER, pki, run, server, valid_now
+from tests.unit.eap._tls_support import USER, pki, run, server, valid_now
 from tests.unit.eap._tls_support import peer as make_peer
 
 VERSIONS = [TlsVersion.TLS1_2, TlsVersion.TLS1_3]
@@ -468,7 +467,7 @@ def peer_after_start(**kwargs: object) -> tuple[EapTlsPeer, bytes]:
 
 
 def test_peer_refuses_early_success() -> None:
-    c, hello = peer_after_start()
+    c, _hello = peer_after_start()
     assert c.process(bytes([EapCode.SUCCESS, 8, 0, 4])) is None
     assert_failed(c, "EAP-Success before the TLS handshake")
 
