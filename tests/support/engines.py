@@ -20,7 +20,8 @@ from pyipsec.iana.ikev2 import ProtocolId
 from pyipsec.ike.config import AuthClass, AuthConfig, ChildConfig, ConnectionConfig, EngineConfig, Identity
 from pyipsec.ike.credentials import MemoryCredentials, SharedSecret
 from pyipsec.ike.engine import IkeEngine, Output
-from pyipsec.ike.events import ChildSaSignal, Event
+from pyipsec.ike.events import ChildSaSignal, Event, LookupNeeded
+from pyipsec.ike.lookups import Answer, Lookup
 from pyipsec.ike.proposal import ProposalSpec
 from pyipsec.ike.proposal_text import parse_proposals
 from pyipsec.net.addr import Datagram, Endpoint, IPAddress
@@ -95,6 +96,9 @@ class Side:
     pair: EnginePair
     events: list[Event] = field(default_factory=list)
     inbox: list[Datagram] = field(default_factory=list)
+    # the host's side of lookups (RADIUS, revocation): None leaves them in ``pending``
+    answer: Callable[[Lookup], Answer] | None = None
+    pending: list[LookupNeeded] = field(default_factory=list)
 
     def of(self, kind: type) -> list[Event]:
         return [e for e in self.events if isinstance(e, kind)]
@@ -137,6 +141,10 @@ class Side:
     def handle_signal(self, signal: ChildSaSignal) -> None:
         self._do(self.engine.handle_signal(signal, self.pair.now))
 
+    def reply(self, needed: LookupNeeded, answer: Answer) -> None:
+        """Answer a lookup now (the playbook's "the RADIUS server answers")."""
+        self._do(self.engine.answer(needed.ticket, answer, self.pair.now))
+
     def timer(self) -> None:
         self._do(self.engine.handle_timer(self.pair.now))
 
@@ -177,6 +185,11 @@ class EnginePair:
     def emit(self, src: Side, out: Output) -> None:
         """Record ``src``'s events and put its datagrams on the link."""
         src.events.extend(out.events)
+        for needed in (e for e in out.events if isinstance(e, LookupNeeded)):
+            if src.answer is None:
+                src.pending.append(needed)
+            else:
+                self.emit(src, src.engine.answer(needed.ticket, src.answer(needed.lookup), self.now))
         for d in out.datagrams:
             self.sent.append(d)
             dst = self.r if str(d.remote.ip) == self.r.addr else self.i

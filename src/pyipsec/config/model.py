@@ -51,6 +51,7 @@ from pyipsec.config.values import (
     FileRef,
     IdList,
     IdValue,
+    IPAddr,
     IPAddress,
     IPAddrList,
     KeyPath,
@@ -91,8 +92,12 @@ __all__ = [
     "IkeSecret",
     "LogLevel",
     "Mode",
+    "Authority",
     "Pool",
     "PrivateKeySecret",
+    "Radius",
+    "RadiusServer",
+    "Revocation",
     "Secret",
     "SendCert",
     "Settings",
@@ -151,6 +156,16 @@ class LogLevel(StrEnum):
     INFO = "info"
     WARNING = "warning"
     ERROR = "error"
+
+
+class Revocation(StrEnum):
+    """swanctl's ``remote.revocation``: ``strict`` fails unless the certificate is known good,
+    ``ifuri`` fails if a CRL/OCSP URI exists but no status could be had, ``relaxed`` fails
+    only for a revoked certificate."""
+
+    STRICT = "strict"
+    IFURI = "ifuri"
+    RELAXED = "relaxed"
 
 
 class AuthKind(StrEnum):
@@ -240,13 +255,16 @@ class Settings(_Model):
 class Auth(_Model):
     """``local``/``remote``: one authentication round (swanctl's ``local {}``/``remote {}``).
 
-    - ``auth`` — ``pubkey`` (or ``rsa``/``ecdsa``), ``psk``, ``eap``, ``eap-mschapv2`` (required);
+    - ``auth`` — ``pubkey`` (or ``rsa``/``ecdsa``), ``psk``, ``eap``, ``eap-mschapv2``,
+      ``eap-tls``, ``eap-radius`` (required);
     - ``id`` — the IKE identity (:mod:`pyipsec.config.ids` syntax), default ``%any`` (for
       ``local``: the certificate subject or the IP address);
     - ``eap_id`` — the EAP identity, if it differs from ``id``;
     - ``certs`` — certificate files to send (``local``) or to accept (``remote``);
     - ``cacerts`` — trust anchors for the peer's certificate;
-    - ``pubkeys`` — raw public key files.
+    - ``pubkeys`` — raw public key files;
+    - ``revocation`` — for the peer's certificates: ``strict``, ``ifuri`` or ``relaxed``
+      (default; :class:`Revocation`).
 
     File names are relative to the config file's directory.
     """
@@ -257,6 +275,7 @@ class Auth(_Model):
     certs: FileList = ()
     cacerts: FileList = ()
     pubkeys: FileList = ()
+    revocation: Revocation = Revocation.RELAXED
 
 
 class Child(_Model):
@@ -365,6 +384,9 @@ class Connection(_Model):
     - ``pools`` — names of ``[pools.NAME]`` to assign virtual IPs from (responder);
     - ``vips`` — virtual IPs to request (initiator), ``0.0.0.0``/``::`` for any;
     - ``local`` / ``remote`` — the authentication rounds (:class:`Auth`), both required;
+      several rounds (RFC 4739) as in swanctl: ``local-1``, ``local-2``, … (``remote-N`` alike),
+      done in the order of their suffixes; the first is ``local`` here, the others
+      ``local_more``;
     - ``children`` — the Child SAs (:class:`Child`) by name.
     """
 
@@ -390,7 +412,33 @@ class Connection(_Model):
     vips: IPAddrList = ()
     local: Auth
     remote: Auth
+    local_more: tuple[Auth, ...] = ()
+    remote_more: tuple[Auth, ...] = ()
     children: Mapping[str, Child] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rounds(cls, data: object) -> object:
+        """swanctl's ``local-1``/``local-2``/… (and ``remote-N``): rounds in suffix order."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for side in ("local", "remote"):
+            keys = sorted(k for k in data if isinstance(k, str) and (k == side or k.startswith(f"{side}-")))
+            if keys and keys != [side]:
+                if f"{side}_more" in data:
+                    fail_at((f"{side}_more",), f"use {side}-1, {side}-2, … for several rounds", None)
+                rounds = [data.pop(k) for k in keys]
+                data[side], data[f"{side}_more"] = rounds[0], tuple(rounds[1:])
+        return data
+
+    @property
+    def local_rounds(self) -> tuple[Auth, ...]:
+        return (self.local, *self.local_more)
+
+    @property
+    def remote_rounds(self) -> tuple[Auth, ...]:
+        return (self.remote, *self.remote_more)
 
     @field_validator("proposals", mode="plain")
     @classmethod
@@ -410,12 +458,36 @@ class Connection(_Model):
     @model_validator(mode="after")
     def _consistency(self) -> Connection:
         problems: list[tuple[KeyPath, str, object]] = []
-        if self.local.auth.is_pubkey and not self.local.certs and not self.local.pubkeys:
-            problems.append(
-                (("local", "certs"), f"auth = {quote(self.local.auth)} needs a certificate to send", [])
+        for index, ours in enumerate(self.local_rounds):
+            where = "local" if index == 0 else f"local_more.{index - 1}"
+            if (ours.auth.is_pubkey or ours.auth == AuthKind.EAP_TLS) and not ours.certs and not ours.pubkeys:
+                problems.append(
+                    ((where, "certs"), f"auth = {quote(ours.auth)} needs a certificate to send", [])
+                )
+            if ours.auth == AuthKind.EAP_RADIUS:
+                problems.append(
+                    (
+                        (where, "auth"),
+                        "eap-radius is for a gateway's remote round (its clients' EAP)",
+                        "eap-radius",
+                    )
+                )
+        if (
+            self.local.auth.is_eap
+            and self.remote.auth.is_eap
+            and not (
+                self.local.auth == AuthKind.EAP_TLS
+                and self.remote.auth in (AuthKind.EAP_TLS, AuthKind.EAP_RADIUS)
             )
-        if self.local.auth.is_eap and self.remote.auth.is_eap:
-            problems.append((("remote", "auth"), "both ends cannot authenticate with EAP", self.remote.auth))
+        ):
+            problems.append(
+                (
+                    ("remote", "auth"),
+                    "both ends cannot authenticate with EAP, except EAP-only authentication with eap-tls "
+                    "(RFC 5998)",
+                    self.remote.auth,
+                )
+            )
         can_initiate = any(a.address is not None or a.hostname is not None for a in self.remote_addrs)
         for name, child in self.children.items():
             actions = (
@@ -518,6 +590,74 @@ class PrivateKeySecret(_Model):
 
 
 Secret: TypeAlias = IkeSecret | EapSecret | PrivateKeySecret
+
+
+class RadiusServer(_Model):
+    """``[radius.servers.NAME]``: one RADIUS server (strongSwan's ``eap-radius.servers``).
+
+    - ``address`` — its IP address (required); ``auth_port`` (1812), ``acct_port`` (1813);
+    - ``secret`` — the shared secret (required; a string, ``0x…`` hex or ``0s…`` base64).
+    """
+
+    address: IPAddr
+    auth_port: Port = 1812
+    acct_port: Port = 1813
+    secret: SecretBytes = Field(repr=False, exclude=True)
+
+
+class Radius(_Model):
+    """``[radius]``: the AAA servers behind ``auth = "eap-radius"`` (RFC 2865, RFC 3579).
+
+    - ``servers`` — :class:`RadiusServer` by name, tried in this order (failover);
+    - ``timeout`` — seconds before a request is sent again (2); ``tries`` — sends per server (3);
+    - ``nas_identifier`` — our NAS-Identifier (``pyipsec``);
+    - ``accounting`` — send RADIUS accounting (RFC 2866) for each IKE SA (false);
+    - ``interim_interval`` — seconds between Interim-Updates, 0 for none (0).
+    """
+
+    servers: Annotated[Mapping[str, RadiusServer], Field(min_length=1)]
+    timeout: Annotated[float, BeforeValidator(seconds_float), Field(gt=0)] = 2.0
+    tries: Annotated[int, Field(strict=True, ge=1, le=10)] = 3
+    nas_identifier: Annotated[str, Field(min_length=1, max_length=253)] = "pyipsec"
+    accounting: bool = False
+    interim_interval: Seconds = 0
+
+
+class Authority(_Model):
+    """``[authorities.NAME]``: where to learn about revoked certificates (swanctl's
+    ``authorities``).
+
+    - ``cacert`` — the CA certificate file (required);
+    - ``crl_uris`` — CRL files (paths or ``file://`` URIs) to check its certificates against;
+      CRL distribution points in certificates are fetched over HTTP on their own;
+    - ``ocsp_uris`` — OCSP responders (``http://…``) to ask about its certificates.
+    """
+
+    cacert: FileRef
+    crl_uris: NameList = ()
+    ocsp_uris: NameList = ()
+
+    @model_validator(mode="after")
+    def _uris(self) -> Authority:
+        problems: list[tuple[KeyPath, str, object]] = []
+        for index, uri in enumerate(self.crl_uris):
+            if "://" in uri and not uri.startswith("file://"):
+                problems.append(
+                    (
+                        ("crl_uris", index),
+                        "give CRLs as files (HTTP CRLs come from the certificates' distribution points)",
+                        uri,
+                    )
+                )
+        for index, uri in enumerate(self.ocsp_uris):
+            if not uri.startswith(("http://", "https://")):
+                problems.append(
+                    (("ocsp_uris", index), "an OCSP responder is an http:// or https:// URI", uri)
+                )
+        raise_issues(problems, "authority")
+        return self
+
+
 _SECRET_KINDS: tuple[tuple[str, type[IkeSecret] | type[EapSecret] | type[PrivateKeySecret]], ...] = (
     ("ike", IkeSecret),
     ("eap", EapSecret),
@@ -545,6 +685,8 @@ class Config(_Model):
     connections: Mapping[str, Connection] = Field(default_factory=dict)
     pools: Mapping[str, Pool] = Field(default_factory=dict)
     secrets: Mapping[str, Secret] = Field(default_factory=dict)
+    radius: Radius | None = None
+    authorities: Mapping[str, Authority] = Field(default_factory=dict)
 
     @field_validator("secrets", mode="wrap")
     @classmethod
@@ -577,17 +719,33 @@ class Config(_Model):
                         "psk",
                     )
                 )
-            if conn.local.auth.is_eap:
-                eap_id = conn.local.eap_id or conn.local.id
-                if not any(_covers(s, eap_id, eap_id) for s in eap.values()):
+            for index, ours in enumerate(conn.local_rounds):
+                needs_password = ours.auth == AuthKind.EAP_MSCHAPV2 or (
+                    ours.auth == AuthKind.EAP and not ours.certs
+                )
+                eap_id = ours.eap_id or ours.id
+                if needs_password and not any(_covers(s, eap_id, eap_id) for s in eap.values()):
                     problems.append(
                         (
-                            ("connections", name, "local", "auth"),
-                            f"auth = {quote(conn.local.auth)} but no [secrets.eap*] entry has an id matching "
-                            f"{quote(str(eap_id))} (local.eap_id or local.id)",
-                            conn.local.auth.value,
+                            (
+                                "connections",
+                                name,
+                                "local" if index == 0 else f"local_more.{index - 1}",
+                                "auth",
+                            ),
+                            f"auth = {quote(ours.auth)} but no [secrets.eap*] entry has an id matching "
+                            f"{quote(str(eap_id))} (eap_id or id)",
+                            ours.auth.value,
                         )
                     )
+            if self.radius is None and any(r.auth == AuthKind.EAP_RADIUS for r in conn.remote_rounds):
+                problems.append(
+                    (
+                        ("connections", name, "remote", "auth"),
+                        'auth = "eap-radius" needs RADIUS servers: add [radius.servers.NAME]',
+                        "eap-radius",
+                    )
+                )
             for index, pool in enumerate(conn.pools):
                 if pool not in self.pools:
                     problems.append(

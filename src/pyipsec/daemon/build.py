@@ -20,7 +20,16 @@ from cryptography.hazmat.primitives import serialization
 
 from pyipsec.childsa import EspMode
 from pyipsec.config.ids import Identity as ConfigIdentity
-from pyipsec.config.model import AuthKind, Child, Config, Connection, EapSecret, IkeSecret, PrivateKeySecret
+from pyipsec.config.model import (
+    Auth,
+    AuthKind,
+    Child,
+    Config,
+    Connection,
+    EapSecret,
+    IkeSecret,
+    PrivateKeySecret,
+)
 from pyipsec.config.values import AddressSpec, TsSpec
 from pyipsec.crypto.rand import OS_RANDOM, RandomSource
 from pyipsec.crypto.x509 import load_certificate, load_private_key
@@ -61,7 +70,7 @@ _AUTH = {
     AuthKind.RSA: AuthClass.PUBKEY,
     AuthKind.ECDSA: AuthClass.PUBKEY,
     AuthKind.EAP_MSCHAPV2: AuthClass.EAP_MSCHAPV2,
-    AuthKind.EAP: AuthClass.EAP_MSCHAPV2,
+    AuthKind.EAP: AuthClass.EAP,
     AuthKind.EAP_TLS: AuthClass.EAP_TLS,
     AuthKind.EAP_RADIUS: AuthClass.EAP_RADIUS,
 }
@@ -122,6 +131,17 @@ def _child(name: str, child: Child) -> ChildConfig:
     )
 
 
+def _auth(a: Auth, where: str) -> AuthConfig:
+    return AuthConfig(
+        _AUTH[a.auth],
+        _identity(a.id, f"{where}.id"),
+        certs=tuple(_der(p, f"{where}.certs") for p in a.certs),
+        cacerts=tuple(_der(p, f"{where}.cacerts") for p in a.cacerts),
+        eap_identity=eap_user_name(a.eap_id) if a.eap_id is not None else "",
+        revocation=a.revocation.value,
+    )
+
+
 def _connection(name: str, c: Connection) -> ConnectionConfig:
     where = f"connections.{name}"
     return ConnectionConfig(
@@ -129,17 +149,10 @@ def _connection(name: str, c: Connection) -> ConnectionConfig:
         local_addrs=_addrs(c.local_addrs, f"{where}.local_addrs"),
         remote_addrs=_addrs(c.remote_addrs, f"{where}.remote_addrs"),
         proposals=c.proposals,
-        local=AuthConfig(
-            _AUTH[c.local.auth],
-            _identity(c.local.id, f"{where}.local.id"),
-            certs=tuple(_der(p, f"{where}.local.certs") for p in c.local.certs),
-            eap_identity=eap_user_name(c.local.eap_id) if c.local.eap_id is not None else "",
-        ),
-        remote=AuthConfig(
-            _AUTH[c.remote.auth],
-            _identity(c.remote.id, f"{where}.remote.id"),
-            cacerts=tuple(_der(p, f"{where}.remote.cacerts") for p in c.remote.cacerts),
-        ),
+        local=_auth(c.local, f"{where}.local"),
+        remote=_auth(c.remote, f"{where}.remote"),
+        local_more=tuple(_auth(a, f"{where}.local-{n}") for n, a in enumerate(c.local_more, 2)),
+        remote_more=tuple(_auth(a, f"{where}.remote-{n}") for n, a in enumerate(c.remote_more, 2)),
         children=tuple(_child(n, ch) for n, ch in c.children.items()),
         local_port=c.local_port,
         remote_port=c.remote_port,
@@ -168,6 +181,7 @@ def build_engine_config(cfg: Config) -> tuple[EngineConfig, MemoryCredentials]:
         nat_t_port=s.port_nat_t,
         keepalive_interval=float(s.keepalive_interval),
         fragment_size=s.ike_fragment_size,
+        revocation_sources=any(a.crl_uris or a.ocsp_uris for a in cfg.authorities.values()),
         pools={
             name: PoolConfig(name, p.addrs[0], p.addrs[1], dns=tuple(p.dns), domains=tuple(p.domains))
             for name, p in cfg.pools.items()

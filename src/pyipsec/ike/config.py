@@ -37,7 +37,12 @@ class AuthClass(Enum):
     PUBKEY = "pubkey"
     EAP_MSCHAPV2 = "eap-mschapv2"
     EAP_TLS = "eap-tls"
-    EAP_RADIUS = "eap-radius"
+    EAP_RADIUS = "eap-radius"  # gateway: EAP passed through to a RADIUS server
+    EAP = "eap"  # client: whichever method the gateway asks for
+
+    @property
+    def is_eap(self) -> bool:
+        return self not in (AuthClass.PSK, AuthClass.PUBKEY)
 
 
 class SendCert(Enum):
@@ -102,6 +107,8 @@ class AuthConfig:
     cacerts: tuple[bytes, ...] = ()  # DER trust anchors (remote side)
     rsa_pss: bool = False  # sign with RSASSA-PSS rather than PKCS#1 v1.5 (strongSwan's auth = rsa/pss)
     eap_identity: str = ""  # EAP peer: the user name sent in EAP-Identity (default: the IKE identity)
+    # remote certificates: swanctl's revocation policy, "strict", "ifuri" or "relaxed"
+    revocation: str = "relaxed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +153,18 @@ class ConnectionConfig:
     signature_hashes: bool = True  # announce SIGNATURE_HASH_ALGORITHMS (RFC 7427) in IKE_SA_INIT
     pools: tuple[str, ...] = ()  # responder: virtual IPs for peers that ask (CP, RFC 7296 §3.15)
     vips: tuple[str, ...] = ()  # initiator: ask for virtual IPs, e.g. ("0.0.0.0", "::")
+    # further authentication rounds (RFC 4739; swanctl's local-2/remote-2): a machine
+    # certificate in the first round, a user's EAP in the second
+    local_more: tuple[AuthConfig, ...] = ()
+    remote_more: tuple[AuthConfig, ...] = ()
+
+    @property
+    def local_rounds(self) -> tuple[AuthConfig, ...]:
+        return (self.local, *self.local_more)
+
+    @property
+    def remote_rounds(self) -> tuple[AuthConfig, ...]:
+        return (self.remote, *self.remote_more)
 
     def matches_addresses(self, local: str, remote: str) -> bool:
         def ok(configured: tuple[str, ...], actual: str) -> bool:
@@ -185,3 +204,6 @@ class EngineConfig:
     nat_t_port: int = 4500
     keepalive_interval: float = 20.0  # NAT keepalives when we are behind a NAT (RFC 3948 §4); 0: off
     fragment_size: int = 1280  # largest IKE datagram before fragmenting (RFC 7383 §2.5.1; IPv6 minimum MTU)
+    # the host can check revocation beyond the certificates' own URIs (CRLs or OCSP responders
+    # configured): then even the "relaxed" policy asks (ike.lookups.RevocationQuery)
+    revocation_sources: bool = False

@@ -40,6 +40,7 @@ from pyipsec.ike.cookies import CookieJar
 from pyipsec.ike.credentials import CredentialStore
 from pyipsec.ike.events import ChildSaSignal, CloseCause, Event, NatKeepalive, SignalKind
 from pyipsec.ike.info import IkeSaInfo, describe
+from pyipsec.ike.lookups import Answer
 from pyipsec.ike.manager import TaskManager
 from pyipsec.ike.pools import AddressPools, MemoryPools
 from pyipsec.ike.sa import ChildSa, EngineContext, IkeSa
@@ -423,6 +424,21 @@ class IkeEngine:
                 return self._unknown(msg, dgram)
         sa.arrived = (dgram.local, dgram.remote)  # acted upon only once the message authenticates
         self._guarded(sa, lambda: self.tasks.receive(sa, msg, now))
+        if sa.initial_contact and sa.active:
+            self._initial_contact(sa)
+        return self._drain()
+
+    def answer(self, ticket: int, answer: Answer, now: float) -> Output:
+        """The answer to a :class:`~pyipsec.ike.events.LookupNeeded`: the exchange that waits
+        for it carries on. An answer for an SA that is gone (or a ticket answered twice) is
+        ignored."""
+        self.ctx.now = now
+        sa_id = self.tasks.waiting_sa(ticket)
+        sa = self.sa(sa_id) if sa_id is not None else None
+        if sa is None:
+            _log.debug("ignoring the answer to lookup %d: its IKE SA is gone", ticket)
+            return self._drain()
+        self._guarded(sa, lambda: self.tasks.answer(sa, ticket, answer))
         if sa.initial_contact and sa.active:
             self._initial_contact(sa)
         return self._drain()

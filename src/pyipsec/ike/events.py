@@ -18,6 +18,7 @@ from enum import Enum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from pyipsec.childsa import ChildSaSpec
+from pyipsec.ike.lookups import Lookup
 from pyipsec.ike.proposal import ChosenProposal
 from pyipsec.net.addr import Endpoint
 
@@ -34,6 +35,7 @@ __all__ = [
     "Event",
     "IkeSaClosed",
     "IkeSaEstablished",
+    "LookupNeeded",
     "NatKeepalive",
     "SaProgress",
     "VirtualIpAssigned",
@@ -187,6 +189,16 @@ class SaProgress:
 
 
 @dataclass(frozen=True, slots=True)
+class LookupNeeded:
+    """An exchange of IKE SA ``sa_id`` waits for ``lookup`` (I/O for the host: RADIUS, OCSP,
+    CRLs); answer it with ``IkeEngine.answer(ticket, …)`` (:mod:`pyipsec.ike.lookups`)."""
+
+    sa_id: int
+    ticket: int
+    lookup: Lookup
+
+
+@dataclass(frozen=True, slots=True)
 class NatKeepalive:
     """Send a NAT keepalive (the single octet 0xFF on the NAT-T port, RFC 3948 §2.3) now."""
 
@@ -206,4 +218,5 @@ Event = (
     | NatKeepalive
     | SaProgress
     | ChildSaAddressesChanged
+    | LookupNeeded
 )

@@ -18,6 +18,11 @@ boundary of DESIGN.md §7: an ``IkeError`` from a responder task becomes its Not
 response (and ends an SA that is still being set up); from an initiator task it closes the SA,
 with a last INFORMATIONAL where RFC 7296 §2.21 asks for one (:meth:`fail`).
 
+A task may suspend an exchange for a lookup with I/O (:class:`~pyipsec.ike.task.Suspend`: a
+RADIUS round trip, a revocation check): the manager parks it — no response, retransmitted
+requests dropped, nothing else started on that SA — and resumes it with the host's answer
+(:meth:`answer`; :mod:`pyipsec.ike.lookups`).
+
 Tasks reach the manager only through :class:`~pyipsec.ike.task.Followups`, which it
 implements: a Delete, a return routability check, a new IKE SA made by a rekey
 (:meth:`adopt`), queued requests that move to the SA replacing theirs (:meth:`migrate`).
@@ -30,15 +35,17 @@ Adding an exchange: write its task(s) in ``ike.tasks``; add a method here that q
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from pyipsec.errors import IkeError, InvalidSyntax, PyIpsecError, TemporaryFailure
 from pyipsec.iana.ikev2 import ExchangeType, ProtocolId
 from pyipsec.ike.config import ChildConfig
-from pyipsec.ike.events import CloseCause
+from pyipsec.ike.events import CloseCause, LookupNeeded
 from pyipsec.ike.exchanger import Exchanger, InFlight
+from pyipsec.ike.lookups import Answer
 from pyipsec.ike.sa import ChildSa, IkeSa
 from pyipsec.ike.state import ChildEvent, IkeEvent, IkeSaState
-from pyipsec.ike.task import Exchange, QueueItem, Step, Task, TaskStatus
+from pyipsec.ike.task import Exchange, QueueItem, Step, Suspend, Task, TaskStatus
 from pyipsec.ike.tasks.child_create import ChildCreateTask
 from pyipsec.ike.tasks.delete import ChildDeleteTask, IkeDeleteTask, LivenessTask, last_notice
 from pyipsec.ike.tasks.ike_auth import IkeAuthTask
@@ -89,6 +96,19 @@ RESPONDER_TASKS: Mapping[tuple[ExchangeType, IkeSaState], Callable[[Message], li
 """Which tasks answer a request: by exchange type and the SA's state."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Parked:
+    """Where an exchange stands while it waits for a lookup: the message being processed, its
+    tasks, the one that suspended (``index``) and, for a response, the statuses so far."""
+
+    index: int
+    exchange: Exchange | None  # ours (a response being processed), None: the peer's request
+    message: Message
+    tasks: list[Task]
+    statuses: list[TaskStatus]
+    ticket: int = 0
+
+
 class _Refuse(Task):
     """Answers a request the table has no tasks for with one error Notify."""
 
@@ -123,6 +143,9 @@ class TaskManager:
     def __init__(self, register: Callable[[IkeSa], None]) -> None:
         self._register = register
         self._exchangers: dict[int, Exchanger] = {}
+        self._parked: dict[int, _Parked] = {}  # by SA id: exchanges waiting for a lookup
+        self._tickets: dict[int, int] = {}  # lookup ticket → SA id
+        self._next_ticket = 0
 
     def exchanger(self, sa: IkeSa) -> Exchanger:
         ex = self._exchangers.get(sa.sa_id)
@@ -132,6 +155,9 @@ class TaskManager:
 
     def forget(self, sa: IkeSa) -> None:
         self._exchangers.pop(sa.sa_id, None)
+        at = self._parked.pop(sa.sa_id, None)
+        if at is not None:
+            self._tickets.pop(at.ticket, None)
 
     def deadline(self, sa: IkeSa) -> float | None:
         fl = self.exchanger(sa).inflight
@@ -232,7 +258,13 @@ class TaskManager:
     def kick(self, sa: IkeSa) -> None:
         """Start the next queued exchange unless one is in flight (window size 1)."""
         ex = self.exchanger(sa)
-        while ex.inflight is None and not ex.in_response and ex.queue and sa.state is not _S.CLOSED:
+        while (
+            ex.inflight is None
+            and not ex.in_response
+            and sa.sa_id not in self._parked
+            and ex.queue
+            and sa.state is not _S.CLOSED
+        ):
             item = ex.queue.popleft()
             if isinstance(item, Step):
                 item.run(sa)
@@ -317,16 +349,31 @@ class TaskManager:
         assert ex.inflight is not None
         exchange = ex.inflight.exchange
         ex.inflight = None
-        statuses: list[TaskStatus] = []
+        self._process_response(sa, _Parked(0, exchange, plain, exchange.tasks, []), None)
+
+    def _process_response(self, sa: IkeSa, at: _Parked, answer: Answer | None) -> None:
+        """Give the response to the exchange's tasks from ``at.index`` on (the first of them
+        resumes with ``answer`` if given), then act on their statuses."""
+        ex = self.exchanger(sa)
+        exchange = at.exchange
+        assert exchange is not None
+        statuses = at.statuses
         ex.in_response = True
         try:
             try:
-                for task in exchange.tasks:
-                    statuses.append(task.process_i(sa, plain))
+                for index in range(at.index, len(at.tasks)):
+                    task = at.tasks[index]
+                    if answer is not None and index == at.index:
+                        statuses.append(task.resume(sa, answer))
+                    else:
+                        statuses.append(task.process_i(sa, at.message))
             except PyIpsecError as exc:
                 raise _as_ike_error(exc) from exc
             finally:
                 ex.in_response = False
+        except Suspend as wait:
+            self._park(sa, replace(at, index=index), wait)
+            return
         except IkeError as exc:
             ex.next_out += 1
             sa.log.info("%s failed: %s", exchange.exchange_type.name, exc)
@@ -349,6 +396,9 @@ class TaskManager:
         ex = self.exchanger(sa)
         if ex.retransmitted_request(msg) or not ex.expected_request(msg):
             return
+        if sa.sa_id in self._parked:  # the request waits for a lookup: its retransmission too
+            sa.log.debug("request %d waits for a lookup; dropping its retransmission", msg.message_id)
+            return
         plain = ex.open(msg)
         if plain is None:
             return
@@ -357,17 +407,29 @@ class TaskManager:
             sa.init_request = msg.raw
         else:
             follow_peer(sa)
-        tasks = _responders(sa, plain)
+        self._respond(sa, _Parked(0, None, plain, _responders(sa, plain), []), None)
+
+    def _respond(self, sa: IkeSa, at: _Parked, answer: Answer | None) -> None:
+        """``process_r`` on the tasks from ``at.index`` on (the first resumes with ``answer`` if
+        given), then ``build_r`` on all of them; send and cache the response."""
+        ex = self.exchanger(sa)
+        msg, tasks = at.message, at.tasks
         payloads: list[Payload] = []
         fatal: IkeError | None = None
         try:
             try:
-                for task in tasks:
-                    task.process_r(sa, plain)
+                for index in range(at.index, len(tasks)):
+                    if answer is not None and index == at.index:
+                        tasks[index].resume(sa, answer)
+                    else:
+                        tasks[index].process_r(sa, msg)
                 for task in tasks:
                     task.build_r(sa, payloads)
             except PyIpsecError as exc:
                 raise _as_ike_error(exc) from exc
+        except Suspend as wait:
+            self._park(sa, replace(at, index=index), wait)
+            return
         except IkeError as exc:
             sa.log.info(
                 "answering %s request %d with %s: %s",
@@ -390,6 +452,33 @@ class TaskManager:
             self.fail(sa, fatal, during=msg.exchange_type, notify_peer=False)
         for task in tasks:
             task.after_response(sa)
+
+    # -- lookups (ike.lookups) ------------------------------------------------------------------
+
+    def _park(self, sa: IkeSa, at: _Parked, wait: Suspend) -> None:
+        self._next_ticket += 1
+        ticket = self._next_ticket
+        self._parked[sa.sa_id] = replace(at, ticket=ticket)
+        self._tickets[ticket] = sa.sa_id
+        sa.log.debug("waiting for %s (ticket %d)", type(wait.lookup).__name__, ticket)
+        sa.events.append(LookupNeeded(sa.sa_id, ticket, wait.lookup))
+
+    def waiting_sa(self, ticket: int) -> int | None:
+        """The IKE SA whose exchange waits for ``ticket``, if it still does."""
+        return self._tickets.get(ticket)
+
+    def answer(self, sa: IkeSa, ticket: int, answer: Answer) -> None:
+        """The host's answer to a lookup: the parked exchange carries on."""
+        self._tickets.pop(ticket, None)
+        at = self._parked.get(sa.sa_id)
+        if at is None or at.ticket != ticket or sa.state is _S.CLOSED:
+            return
+        del self._parked[sa.sa_id]
+        if at.exchange is not None:
+            self._process_response(sa, at, answer)
+        else:
+            self._respond(sa, at, answer)
+        self.kick(sa)
 
     # -- ending ---------------------------------------------------------------------------------
 
@@ -422,6 +511,9 @@ class TaskManager:
         and not awaited."""
         if sa.state is _S.CLOSED:
             return
+        at = self._parked.pop(sa.sa_id, None)
+        if at is not None:
+            self._tickets.pop(at.ticket, None)
         ex = self.exchanger(sa)
         ex.inflight = None
         ex.queue.clear()

@@ -220,9 +220,14 @@ class IkeSa:
         self.announced_addresses: tuple[IPAddress, ...] | None = None
         self.verified_remote: set[IPAddress] = {remote.ip}
 
-        # IKE_AUTH in several rounds (EAP, RFC 7296 §2.16)
+        # IKE_AUTH in several rounds (EAP, RFC 7296 §2.16; several authentications, RFC 4739)
         self.auth_first_request: Message | None = None  # responder: carries the CP and Child SA requests
         self.auth_complete = False  # the peer is authenticated (responder: in this request)
+        self.peer_multiple_auth = False  # initiator: the responder announced RFC 4739
+        self.peer_round = 0  # responder: the peer's authentication round under way (0-based)
+        self.peer_rounds_done = 0  # responder: the peer's rounds completed
+        self.eap_only = False  # responder: EAP authenticates us too (RFC 5998), no AUTH of ours
+        self.framed_addresses: tuple[IPAddress, ...] = ()  # responder: addresses RADIUS assigned
         self.eap_server: EapServer | None = None
         self.eap_peer: EapPeer | None = None
         self.eap_identity = ""

@@ -17,6 +17,10 @@ The hooks of a :class:`Task`, in the order the manager calls them:
   how to close the SA when the peer never answers.
 - responder: ``process_r`` reads the request, then ``build_r`` fills the response;
   ``after_response`` runs once the response is on its way (close the SA after a Delete, …).
+- either side: ``process_i``/``process_r`` may raise :class:`Suspend` with a
+  :class:`~pyipsec.ike.lookups.Lookup` (a RADIUS round trip, a revocation check); the exchange
+  waits until the host answers, then ``resume`` gets the answer and carries on in place of the
+  rest of the hook (``ike.lookups`` explains the round trip).
 
 Tasks read and write the :class:`~pyipsec.ike.sa.IkeSa` and raise ``IkeError`` for protocol
 failures; they never build datagrams or touch message IDs. What they need done beyond their
@@ -33,13 +37,14 @@ from typing import TYPE_CHECKING, Protocol
 
 from pyipsec.iana.ikev2 import ExchangeType
 from pyipsec.ike.events import CloseCause
+from pyipsec.ike.lookups import Answer, Lookup
 from pyipsec.wire.message import Message
 from pyipsec.wire.payloads.base import Payload
 
 if TYPE_CHECKING:
     from pyipsec.ike.sa import ChildSa, IkeSa
 
-__all__ = ["Exchange", "Followups", "QueueItem", "Step", "Task", "TaskStatus", "Unanswered"]
+__all__ = ["Exchange", "Followups", "QueueItem", "Step", "Suspend", "Task", "TaskStatus", "Unanswered"]
 
 
 class TaskStatus(Enum):
@@ -54,6 +59,14 @@ class Unanswered:
 
     cause: CloseCause
     reason: str
+
+
+class Suspend(Exception):
+    """Raised by ``process_i``/``process_r``: wait for ``lookup`` to be answered, then ``resume``."""
+
+    def __init__(self, lookup: Lookup) -> None:
+        super().__init__(type(lookup).__name__)
+        self.lookup = lookup
 
 
 class Task:
@@ -87,6 +100,13 @@ class Task:
 
     def after_response(self, sa: IkeSa) -> None:
         """The response is on its way: act on what the request asked for (close, follow up)."""
+
+    # -- either side ----------------------------------------------------------------------------
+
+    def resume(self, sa: IkeSa, answer: Answer) -> TaskStatus:
+        """The answer to this task's :class:`Suspend` arrived: finish what ``process_i`` or
+        ``process_r`` started (a responder returns DONE); may suspend again."""
+        raise AssertionError(f"{type(self).__name__} never suspends")
 
 
 @dataclass(slots=True)

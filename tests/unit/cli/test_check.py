@@ -123,6 +123,7 @@ def test_check_json_valid() -> None:
         "certs": [str(EXAMPLES / "pki" / "gw-cert.pem")],
         "cacerts": [],
         "pubkeys": [],
+        "revocation": "relaxed",
     }
     assert conn["children"]["lan"]["local_ts"] == ["10.1.0.0/16", "10.1.0.53[udp/53]"]
     assert conn["children"]["lan"]["life_time"] == 3960  # defaults are filled in

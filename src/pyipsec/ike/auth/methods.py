@@ -138,8 +138,9 @@ def _classic_method(key: SigningKey) -> AuthMethod:
 
 def verify_peer_auth(
     sa: IkeSa, auth: AuthConfig, msg: Message, id_payload: Identification, now: datetime
-) -> None:
-    """Check the peer's AUTH payload in ``msg``; raise AuthenticationFailed naming the cause."""
+) -> certs.ValidatedChain | None:
+    """Check the peer's AUTH payload in ``msg``; raise AuthenticationFailed naming the cause.
+    Returns the validated certificate chain (None for a pre-shared key)."""
     assert sa.prf is not None
     payload = msg.find(Authentication)
     if payload is None:
@@ -152,7 +153,7 @@ def verify_peer_auth(
     if auth.auth is AuthClass.PSK:
         if not verify_psk_auth(sa.prf, _psk(sa), octets, payload.data):
             raise AuthenticationFailed(f"pre-shared key AUTH of {sa.remote_id} does not verify (wrong PSK?)")
-        return
+        return None
     received = [
         c.data for c in msg.find_all(Certificate) if c.encoding is CertEncoding.X509_CERTIFICATE_SIGNATURE
     ]
@@ -170,6 +171,7 @@ def verify_peer_auth(
             f"peer identity {ident} is not confirmed by its certificate {certs.describe(chain.end_entity)}"
         )
     verify_auth(chain.public_key, payload.method, payload.data, octets, ANNOUNCED_HASHES)
+    return chain
 
 
 def id_payload_for(identity: Identity, ptype: PayloadType) -> Identification:

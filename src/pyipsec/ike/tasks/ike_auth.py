@@ -16,14 +16,38 @@ two (``reauth_of``) and installs the new Child SAs inbound only, until the old S
 A responder whose connection has a ``reauth_time`` announces it in its last IKE_AUTH response
 as AUTH_LIFETIME (RFC 4478 §3); an initiator that gets one reauthenticates before it runs out.
 
+Several authentication rounds (RFC 4739; swanctl's ``local-2``/``remote-2``): both sides
+announce MULTIPLE_AUTH_SUPPORTED (the responder in IKE_SA_INIT, the initiator in its first
+IKE_AUTH); a round that is followed by another carries ANOTHER_AUTH_FOLLOWS beside its AUTH
+(for EAP: beside the final MSK AUTH). A later round starts with the initiator's IDi for that
+round; its AUTH (or the MSK AUTH after its EAP) covers that round's IDi. The responder
+authenticates itself in one round. It answers the Child SA and CP requests of the first
+request once every configured round of the peer is done.
+
+EAP-only authentication (RFC 5998): an initiator with an EAP round that also configures the
+gateway as authenticated by EAP (``remote.auth = "eap-tls"``) sends EAP_ONLY_AUTHENTICATION; a
+gateway whose own ``local.auth`` is an EAP method then sends no AUTH (and no certificate)
+before EAP, and authenticates only with the MSK AUTH at the end. The initiator accepts that
+only for a mutual method (EAP-TLS, where it verified the gateway's certificate in TLS).
+
+Lookups: a certificate round whose ``revocation`` policy wants a check (or whose chain names a
+CRL or OCSP URI) suspends for a :class:`~pyipsec.ike.lookups.RevocationQuery`; an
+``eap-radius`` round suspends for each EAP message (:class:`~pyipsec.ike.lookups.EapRelay`).
+The task resumes where it stopped (:meth:`IkeAuthTask.resume`).
+
 The IKE SA is established when this task completes; the Child SA negotiated in the same
 exchange is ``child_create``'s business.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from pyipsec.crypto import x509 as certs
 from pyipsec.errors import AuthenticationFailed, InvalidSyntax, PyIpsecError
@@ -36,16 +60,17 @@ from pyipsec.ike.auth.methods import (
     signed_octets,
     verify_peer_auth,
 )
-from pyipsec.ike.config import AuthClass, ConnectionConfig, Identity, SendCert
-from pyipsec.ike.eap.base import EapOutcome
-from pyipsec.ike.eap.mschapv2 import MsChapV2Peer
+from pyipsec.ike.config import AuthClass, AuthConfig, ConnectionConfig, Identity, SendCert
+from pyipsec.ike.eap.base import EapOutcome, EapServer
 from pyipsec.ike.events import CloseCause, IkeSaEstablished, SaProgress
 from pyipsec.ike.keymat import psk_auth, verify_psk_auth
+from pyipsec.ike.lookups import Answer, RevocationAnswer, RevocationQuery
 from pyipsec.ike.proposal import select
 from pyipsec.ike.proposal_text import format_chosen
 from pyipsec.ike.state import IkeEvent, IkeSaState
-from pyipsec.ike.task import Task, TaskStatus
+from pyipsec.ike.task import Suspend, Task, TaskStatus
 from pyipsec.ike.tasks.common import describe_ours, raise_peer_error
+from pyipsec.ike.tasks.eap_methods import RelayedEap, eap_peer_for, eap_server_for, is_mutual, method_name
 from pyipsec.ike.tasks.ike_mobike import address_notifies, read_address_list
 from pyipsec.wire.message import Message
 from pyipsec.wire.payloads.auth import Authentication
@@ -130,54 +155,77 @@ def _responder_reauth(sa: IkeSa) -> None:
 
 
 class IkeAuthTask(Task):
-    """IKE_AUTH in one round (PSK, certificates) or several (EAP, RFC 7296 §2.16).
+    """IKE_AUTH in one round (PSK, certificates), several (EAP, RFC 7296 §2.16) or several
+    authentications (RFC 4739).
 
     With EAP the initiator sends no AUTH at first; the responder answers with its own
-    (certificate) AUTH and the first EAP request; EAP messages go back and forth; after
-    EAP-Success both sides send AUTH computed with the EAP MSK in place of a PSK. The
-    responder keeps the first request (``sa.auth_first_request``): its CP and Child SA
-    requests are answered in the last round, once the peer is authenticated.
+    (certificate) AUTH — unless EAP-only — and the first EAP request; EAP messages go back and
+    forth; after EAP-Success both sides send AUTH computed with the EAP MSK in place of a PSK.
+    The responder keeps the first request (``sa.auth_first_request``): its CP and Child SA
+    requests are answered in the last round, once the peer is authenticated. Responder state
+    that outlives one request lives on the SA (a new task answers each request).
     """
 
     def __init__(self) -> None:
-        self._out: list[Payload] = []  # responder: what build_r sends
+        # responder: what build_r sends; whether EAP failed; what follows a revocation check
+        self._out: list[Payload] = []
         self._eap_failed = False
+        self._then: Callable[[], TaskStatus] | None = None
         # initiator state across rounds
-        self._round = 0
+        self._round = 0  # index into the connection's local rounds
+        self._round_started = False
         self._next: list[Payload] = []
         self._idr: Identification | None = None
-        self._idi: Identification | None = None
+        self._idi: Identification | None = None  # this round's IDi (the MSK AUTH covers it)
+        self._eap_only = False  # the gateway sent no AUTH: EAP authenticates it (RFC 5998)
         self._eap_failure = False
 
     # -- initiator ------------------------------------------------------------------------------
 
     def build_i(self, sa: IkeSa, req: list[Payload]) -> None:
-        if self._round > 0:
+        if self._round_started:
             req.extend(self._next)  # an EAP response, or the MSK AUTH after EAP-Success
             return
+        self._round_started = True
         conn = sa.connection
         assert conn is not None
-        sa.local_id = local_identity(conn.local, sa)
-        sa.remote_id = conn.remote.identity
-        idi = id_payload_for(sa.local_id, PayloadType.IDi)
+        ours = conn.local_rounds[self._round]
+        first = self._round == 0
+        identity = local_identity(ours, sa)
+        if first:
+            sa.local_id = identity
+            sa.remote_id = conn.remote.identity
+        idi = id_payload_for(identity, PayloadType.IDi)
         self._idi = idi
         req.append(idi)
-        if conn.local.auth is not AuthClass.EAP_MSCHAPV2:
-            auth, cert_payloads = build_auth(sa, conn.local, idi)
+        auth: Authentication | None = None
+        if not ours.auth.is_eap:
+            auth, cert_payloads = build_auth(sa, ours, idi)
             if conn.send_cert is not SendCert.NEVER:
                 req.extend(cert_payloads)
-        if sa.reauth_of is None:  # a reauthentication keeps the old SA until it takes over
-            req.append(Notify.of(NotifyType.INITIAL_CONTACT))
-        if conn.mobike:
-            req.append(Notify.of(NotifyType.MOBIKE_SUPPORTED))
-            req.extend(address_notifies(sa))  # our other addresses (RFC 4555 §3.4)
-        certreq = _certreq(conn)
-        if certreq is not None:
-            req.append(certreq)
-        if not conn.remote.identity.is_any:
-            req.append(id_payload_for(conn.remote.identity, PayloadType.IDr))
-        if conn.local.auth is not AuthClass.EAP_MSCHAPV2:
+        if first:
+            if sa.reauth_of is None:  # a reauthentication keeps the old SA until it takes over
+                req.append(Notify.of(NotifyType.INITIAL_CONTACT))
+            if conn.mobike:
+                req.append(Notify.of(NotifyType.MOBIKE_SUPPORTED))
+                req.extend(address_notifies(sa))  # our other addresses (RFC 4555 §3.4)
+            certreq = _certreq(conn)
+            if certreq is not None:
+                req.append(certreq)
+            if not conn.remote.identity.is_any:
+                req.append(id_payload_for(conn.remote.identity, PayloadType.IDr))
+            req.append(Notify.of(NotifyType.MULTIPLE_AUTH_SUPPORTED))  # RFC 4739 §3.1
+            if ours.auth.is_eap and conn.remote.auth.is_eap:
+                req.append(Notify.of(NotifyType.EAP_ONLY_AUTHENTICATION))  # RFC 5998 §4
+        if auth is not None:
             req.append(auth)
+            req.extend(self._another_follows(sa, conn))
+
+    def _another_follows(self, sa: IkeSa, conn: ConnectionConfig) -> list[Payload]:
+        """ANOTHER_AUTH_FOLLOWS, if a round of ours follows this one and the peer supports it."""
+        if self._round + 1 < len(conn.local_rounds) and sa.peer_multiple_auth:
+            return [Notify.of(NotifyType.ANOTHER_AUTH_FOLLOWS)]
+        return []
 
     def process_i(self, sa: IkeSa, resp: Message) -> TaskStatus:
         conn = sa.connection
@@ -187,49 +235,80 @@ class IkeAuthTask(Task):
         # else the responder authenticated itself: an error Notify beside its AUTH (a CP failure)
         # leaves the IKE SA established (RFC 7296 §3.10.1); it is raised once AUTH verified, so
         # that we end the SA with a Delete
-        self._round += 1
-        if self._idr is None:  # the first response: the gateway identifies and authenticates itself
-            idr = next((i for i in resp.find_all(Identification) if i.payload_type is PayloadType.IDr), None)
-            if idr is None:
-                raise InvalidSyntax("IKE_AUTH response lacks IDr")
-            peer = Identity.from_payload(idr)
-            if not conn.remote.identity.matches(peer):
+        if self._idr is not None:
+            return self._our_round(sa, conn, resp)
+        # the first response: the gateway identifies (and authenticates) itself
+        idr = next((i for i in resp.find_all(Identification) if i.payload_type is PayloadType.IDr), None)
+        if idr is None:
+            raise InvalidSyntax("IKE_AUTH response lacks IDr")
+        peer = Identity.from_payload(idr)
+        if not conn.remote.identity.matches(peer):
+            raise AuthenticationFailed(
+                f"responder identified as {peer}, but {conn.remote.identity} is configured"
+            )
+        sa.remote_id = peer
+        self._idr = idr
+        sa.peer_mobike = conn.mobike and resp.notify(NotifyType.MOBIKE_SUPPORTED) is not None
+        if sa.peer_mobike:
+            read_address_list(sa, resp)
+        if resp.find(Authentication) is None:  # EAP-only (RFC 5998): EAP must authenticate it
+            if not (conn.local_rounds[0].auth.is_eap and conn.remote.auth.is_eap):
                 raise AuthenticationFailed(
-                    f"responder identified as {peer}, but {conn.remote.identity} is configured"
+                    f"the gateway sent no AUTH (EAP-only authentication), but remote.auth = "
+                    f"{conn.remote.auth.value} is configured"
                 )
-            sa.remote_id = peer
-            self._idr = idr
-            verify_peer_auth(sa, conn.remote, resp, idr, _wall(sa))
-            sa.peer_mobike = conn.mobike and resp.notify(NotifyType.MOBIKE_SUPPORTED) is not None
-            if sa.peer_mobike:
-                read_address_list(sa, resp)
-            how = "certificate" if conn.remote.auth is AuthClass.PUBKEY else "pre-shared key"
-            sa.events.append(SaProgress(sa.sa_id, sa.name, "IKE_AUTH", f"{peer} authenticated by {how}"))
-            if conn.local.auth is not AuthClass.EAP_MSCHAPV2:
-                return self._done(sa, resp)
-            return self._eap_step(sa, conn, resp)
-        if sa.eap_peer is not None and sa.eap_peer.outcome is EapOutcome.SUCCESS:
-            # the last round: the responder's AUTH over the MSK (RFC 7296 §2.16)
+            self._eap_only = True
+            sa.log.info("the gateway authenticates by EAP only (RFC 5998)")
+            return self._our_round(sa, conn, resp)
+        chain = verify_peer_auth(sa, conn.remote, resp, idr, _wall(sa))
+        how = "certificate" if conn.remote.auth is AuthClass.PUBKEY else "pre-shared key"
+        sa.events.append(SaProgress(sa.sa_id, sa.name, "IKE_AUTH", f"{peer} authenticated by {how}"))
+        return self._revocation_then(sa, conn.remote, chain, lambda: self._our_round(sa, conn, resp))
+
+    def _our_round(self, sa: IkeSa, conn: ConnectionConfig, resp: Message) -> TaskStatus:
+        """The response in our current round: a signature or PSK round is over (the gateway
+        would have refused it); an EAP round takes its next step."""
+        ours = conn.local_rounds[self._round]
+        if not ours.auth.is_eap:
+            return self._round_done(sa, conn, resp)
+        peer = sa.eap_peer
+        if peer is not None and peer.outcome is EapOutcome.SUCCESS:
+            # the round's last response: the gateway's AUTH over the MSK (RFC 7296 §2.16)
             auth = resp.find(Authentication)
             if auth is None:
                 raise AuthenticationFailed("gateway sent no AUTH after EAP-Success")
-            assert sa.prf is not None
+            assert sa.prf is not None and self._idr is not None
             octets = signed_octets(sa, ours=False, id_payload=self._idr)
-            if not verify_psk_auth(sa.prf, sa.eap_peer.msk, octets, auth.data):
+            if not verify_psk_auth(sa.prf, peer.msk, octets, auth.data):
                 raise AuthenticationFailed("gateway's EAP (MSK) AUTH does not verify")
-            return self._done(sa, resp)
-        return self._eap_step(sa, conn, resp)
+            if self._eap_only:
+                if not is_mutual(peer):
+                    raise AuthenticationFailed("EAP-only authentication needs a mutual EAP method (EAP-TLS)")
+                sa.events.append(
+                    SaProgress(sa.sa_id, sa.name, "IKE_AUTH", f"{sa.remote_id} authenticated by EAP-TLS")
+                )
+            return self._round_done(sa, conn, resp)
+        return self._eap_step(sa, conn, ours, resp)
 
-    def _eap_step(self, sa: IkeSa, conn: ConnectionConfig, resp: Message) -> TaskStatus:
+    def _round_done(self, sa: IkeSa, conn: ConnectionConfig, resp: Message) -> TaskStatus:
+        if self._round + 1 < len(conn.local_rounds):
+            if not sa.peer_multiple_auth:
+                raise AuthenticationFailed(
+                    f"{len(conn.local_rounds)} authentication rounds are configured, but the gateway "
+                    "does not support several (no MULTIPLE_AUTH_SUPPORTED, RFC 4739)"
+                )
+            self._round += 1
+            self._round_started = False
+            sa.eap_peer = None
+            return TaskStatus.NEED_MORE
+        return self._done(sa, resp)
+
+    def _eap_step(self, sa: IkeSa, conn: ConnectionConfig, ours: AuthConfig, resp: Message) -> TaskStatus:
         eap = resp.find(EapPayload)
         if eap is None:
             raise AuthenticationFailed("gateway sent no EAP request (EAP is configured for us)")
         if sa.eap_peer is None:
-            user = conn.local.eap_identity or str(sa.local_id)
-            password = sa.ctx.creds.eap_password(user)
-            if password is None:
-                raise AuthenticationFailed(f"no EAP password for {user}")
-            sa.eap_peer = MsChapV2Peer(user, password, rng=sa.ctx.rng)
+            sa.eap_peer = eap_peer_for(sa, conn, ours)
         peer = sa.eap_peer  # (its outcome changes in process())
         if self._eap_failure:
             raise AuthenticationFailed(f"EAP authentication failed: {peer.reason}")
@@ -241,17 +320,25 @@ class IkeAuthTask(Task):
             self._next = [EapPayload(answer)]
             return TaskStatus.NEED_MORE
         if peer.outcome is EapOutcome.SUCCESS:
-            user = conn.local.eap_identity or str(sa.local_id)
-            sa.events.append(SaProgress(sa.sa_id, sa.name, "EAP", f"EAP-MSCHAPv2 as {user}: accepted"))
+            user = ours.eap_identity or str(self._idi_identity())
+            detail = f"{method_name(ours.auth)} as {user}: accepted"
+            sa.events.append(SaProgress(sa.sa_id, sa.name, "EAP", detail))
             assert sa.prf is not None and self._idi is not None
             octets = signed_octets(sa, ours=True, id_payload=self._idi)
-            data = psk_auth(sa.prf, sa.eap_peer.msk, octets)
-            self._next = [Authentication(AuthMethod.SHARED_KEY_MESSAGE_INTEGRITY_CODE, data)]
+            data = psk_auth(sa.prf, peer.msk, octets)
+            self._next = [
+                Authentication(AuthMethod.SHARED_KEY_MESSAGE_INTEGRITY_CODE, data),
+                *self._another_follows(sa, conn),
+            ]
         else:
             if answer is None:
                 raise AuthenticationFailed("EAP conversation ended without Success")
             self._next = [EapPayload(answer)]
         return TaskStatus.NEED_MORE
+
+    def _idi_identity(self) -> Identity:
+        assert self._idi is not None
+        return Identity.from_payload(self._idi)
 
     def _done(self, sa: IkeSa, resp: Message) -> TaskStatus:
         sa.auth_complete = True
@@ -268,35 +355,56 @@ class IkeAuthTask(Task):
         raise_peer_error(resp, ignore=_CHILD_ERRORS)
         return TaskStatus.DONE
 
+    # -- either side: lookups -------------------------------------------------------------------
+
+    def _revocation_then(
+        self,
+        sa: IkeSa,
+        auth: AuthConfig,
+        chain: certs.ValidatedChain | None,
+        then: Callable[[], TaskStatus],
+    ) -> TaskStatus:
+        """``then()`` now, or once a revocation check of ``chain`` says it is fine."""
+        query = _revocation_query(sa, auth, chain)
+        if query is None:
+            return then()
+        self._then = then
+        raise Suspend(query)
+
+    def resume(self, sa: IkeSa, answer: Answer) -> TaskStatus:
+        if isinstance(answer, RevocationAnswer):
+            for warning in answer.warnings:
+                sa.log.warning("revocation check: %s", warning)
+            if not answer.ok:
+                raise AuthenticationFailed(answer.reason or "certificate revoked")
+            if answer.reason:
+                sa.log.info("revocation check: %s", answer.reason)
+            then, self._then = self._then, None
+            assert then is not None
+            return then()
+        server = sa.eap_server
+        assert isinstance(server, RelayedEap)
+        self._eap_answered(sa, server, server.take(answer))
+        if server.accepted is not None:
+            framed = (server.accepted.framed_ipv4, server.accepted.framed_ipv6)
+            sa.framed_addresses = tuple(a for a in framed if a is not None)
+        return TaskStatus.DONE
+
     # -- responder ------------------------------------------------------------------------------
 
     def process_r(self, sa: IkeSa, req: Message) -> None:
         if sa.state is not IkeSaState.CONNECTING:
             raise InvalidSyntax("IKE_AUTH on an SA that is not connecting")
         if sa.auth_first_request is None:
-            self._first_round(sa, req)
+            self._first_request(sa, req)
         elif sa.eap_server is not None:
             self._eap_round(sa, req)
+        elif any(i.payload_type is PayloadType.IDi for i in req.find_all(Identification)):
+            self._next_round(sa, req)
         else:
             raise InvalidSyntax("unexpected IKE_AUTH request")
 
-    def _eap_round(self, sa: IkeSa, req: Message) -> None:
-        assert sa.eap_server is not None
-        if sa.eap_server.outcome is EapOutcome.SUCCESS:
-            self._msk_round(sa, req)
-            return
-        eap = req.find(EapPayload)
-        if eap is None or sa.eap_server.outcome is not EapOutcome.CONTINUE:
-            raise InvalidSyntax("IKE_AUTH request in an EAP conversation lacks the EAP payload")
-        server = sa.eap_server  # (its outcome changes in process())
-        answer = server.process(eap.message)
-        sa.eap_identity = server.identity or sa.eap_identity
-        if server.outcome is EapOutcome.FAILURE:
-            self._eap_failed = True
-            sa.log.info("EAP authentication of %s failed: %s", sa.eap_identity or "?", server.reason)
-        self._out = [EapPayload(answer)]
-
-    def _first_round(self, sa: IkeSa, req: Message) -> None:
+    def _first_request(self, sa: IkeSa, req: Message) -> None:
         ids = req.find_all(Identification)
         idi = next((i for i in ids if i.payload_type is PayloadType.IDi), None)
         idr = next((i for i in ids if i.payload_type is PayloadType.IDr), None)
@@ -320,42 +428,107 @@ class IkeAuthTask(Task):
         sa.our_id_payload = idr_out
         sa.peer_id_payload = idi
         if auth is not None:
-            verify_peer_auth(sa, conn.remote, req, idi, _wall(sa))
-            sa.auth_complete = True
-            our_auth, certs_out = build_auth(sa, conn.local, idr_out)
-            self._out = [idr_out, *self._certs(conn, certs_out), our_auth, *mobike]
+            chain = verify_peer_auth(sa, conn.remote, req, idi, _wall(sa))
+
+            def verified() -> TaskStatus:
+                our_auth, certs_out = build_auth(sa, conn.local, idr_out)
+                self._out = [idr_out, *self._certs(conn, certs_out), our_auth, *mobike]
+                _peer_round_done(sa, conn, req)
+                return TaskStatus.DONE
+
+            self._revocation_then(sa, conn.remote, chain, verified)
             return
-        # EAP (RFC 7296 §2.16): we authenticate with our certificate now, the peer by EAP
-        if sa.ctx.eap_server is None:
+        # EAP (RFC 7296 §2.16): we authenticate with our certificate now — or, EAP-only
+        # (RFC 5998), by the EAP method itself — and the peer by EAP
+        sa.eap_only = conn.local.auth.is_eap
+        if sa.eap_only and req.notify(NotifyType.EAP_ONLY_AUTHENTICATION) is None:
             raise AuthenticationFailed(
-                "peer wants EAP authentication, but no EAP server (user store) is set up"
+                f"local.auth = {conn.local.auth.value} (EAP-only, RFC 5998) is configured, but the peer "
+                "does not support EAP-only authentication"
             )
-        sa.eap_server = sa.ctx.eap_server()
-        our_auth, certs_out = build_auth(sa, conn.local, idr_out)
-        self._out = [
-            idr_out,
-            *self._certs(conn, certs_out),
-            our_auth,
-            *mobike,
-            EapPayload(sa.eap_server.start()),
-        ]
+        sa.eap_server = eap_server_for(sa, conn, conn.remote)
+        ours: list[Payload] = [idr_out]
+        if not sa.eap_only:
+            our_auth, certs_out = build_auth(sa, conn.local, idr_out)
+            ours += [*self._certs(conn, certs_out), our_auth]
+        self._out = [*ours, *mobike, EapPayload(sa.eap_server.start())]
+
+    def _next_round(self, sa: IkeSa, req: Message) -> None:
+        """The first request of the peer's next authentication round (RFC 4739)."""
+        conn = sa.connection
+        assert conn is not None
+        rounds = conn.remote_rounds
+        if sa.peer_round >= len(rounds) or sa.peer_rounds_done != sa.peer_round:
+            raise InvalidSyntax("unexpected IKE_AUTH request")
+        cfg = rounds[sa.peer_round]
+        idi = next(i for i in req.find_all(Identification) if i.payload_type is PayloadType.IDi)
+        peer = Identity.from_payload(idi)
+        number = sa.peer_round + 1
+        if not cfg.identity.matches(peer):
+            raise AuthenticationFailed(
+                f"authentication round {number}: peer identity {peer} does not match {cfg.identity}"
+            )
+        sa.peer_id_payload = idi
+        auth = req.find(Authentication)
+        if auth is None:
+            if not cfg.auth.is_eap:
+                raise AuthenticationFailed(
+                    f"authentication round {number}: {cfg.auth.value} is configured, the peer wants EAP"
+                )
+            sa.eap_server = eap_server_for(sa, conn, cfg)
+            self._out = [EapPayload(sa.eap_server.start())]
+            return
+        if cfg.auth.is_eap:
+            raise AuthenticationFailed(
+                f"authentication round {number}: {cfg.auth.value} is configured, the peer sent AUTH"
+            )
+        first_id, sa.remote_id = sa.remote_id, peer  # the round's identity signs (and names) it
+        try:
+            chain = verify_peer_auth(sa, cfg, req, idi, _wall(sa))
+        finally:
+            sa.remote_id = first_id
+
+        def verified() -> TaskStatus:
+            _peer_round_done(sa, conn, req)
+            return TaskStatus.DONE
+
+        self._revocation_then(sa, cfg, chain, verified)
+
+    def _eap_round(self, sa: IkeSa, req: Message) -> None:
+        server = sa.eap_server
+        assert server is not None
+        if server.outcome is EapOutcome.SUCCESS:
+            self._msk_round(sa, req)
+            return
+        eap = req.find(EapPayload)
+        if eap is None or server.outcome is not EapOutcome.CONTINUE:
+            raise InvalidSyntax("IKE_AUTH request in an EAP conversation lacks the EAP payload")
+        if isinstance(server, RelayedEap):
+            raise Suspend(server.relay(eap.message))  # resume() takes the AAA server's answer
+        self._eap_answered(sa, server, server.process(eap.message))
+
+    def _eap_answered(self, sa: IkeSa, server: EapServer, answer: bytes) -> None:
+        sa.eap_identity = server.identity or sa.eap_identity
+        if server.outcome is EapOutcome.FAILURE:
+            self._eap_failed = True
+            sa.log.info("EAP authentication of %s failed: %s", sa.eap_identity or "?", server.reason)
+        self._out = [EapPayload(answer)]
 
     def _msk_round(self, sa: IkeSa, req: Message) -> None:
-        assert sa.eap_server is not None and sa.prf is not None and sa.peer_id_payload is not None
+        server, conn = sa.eap_server, sa.connection
+        assert server is not None and conn is not None
+        assert sa.prf is not None and sa.peer_id_payload is not None and sa.our_id_payload is not None
         auth = req.find(Authentication)
         if auth is None:
             raise AuthenticationFailed("peer sent no AUTH after EAP-Success")
         octets = signed_octets(sa, ours=False, id_payload=sa.peer_id_payload)
-        if not verify_psk_auth(sa.prf, sa.eap_server.msk, octets, auth.data):
+        if not verify_psk_auth(sa.prf, server.msk, octets, auth.data):
             raise AuthenticationFailed(f"EAP (MSK) AUTH of {sa.eap_identity or sa.remote_id} does not verify")
-        sa.auth_complete = True
-        assert sa.our_id_payload is not None
         ours = signed_octets(sa, ours=True, id_payload=sa.our_id_payload)
         self._out = [
-            Authentication(
-                AuthMethod.SHARED_KEY_MESSAGE_INTEGRITY_CODE, psk_auth(sa.prf, sa.eap_server.msk, ours)
-            )
+            Authentication(AuthMethod.SHARED_KEY_MESSAGE_INTEGRITY_CODE, psk_auth(sa.prf, server.msk, ours))
         ]
+        _peer_round_done(sa, conn, req)
 
     @staticmethod
     def _certs(conn: ConnectionConfig, certs_out: list[Certificate]) -> list[Certificate]:
@@ -376,7 +549,7 @@ class IkeAuthTask(Task):
             ):
                 continue
             if auth is None:
-                if conn.remote.auth is not AuthClass.EAP_MSCHAPV2:
+                if not conn.remote.auth.is_eap:
                     continue
             elif not method_fits(conn.remote.auth, auth.method):
                 continue
@@ -408,6 +581,59 @@ class IkeAuthTask(Task):
             reason = sa.eap_server.reason if sa.eap_server is not None else "EAP failed"
             who = sa.eap_identity or sa.remote_id
             sa.close(CloseCause.FAILED, f"EAP authentication of {who} failed: {reason}")
+
+
+def _peer_round_done(sa: IkeSa, conn: ConnectionConfig, req: Message) -> None:
+    """Responder: the peer completed an authentication round; is another one coming (RFC 4739)?"""
+    sa.peer_rounds_done += 1
+    sa.eap_server = None
+    needed = len(conn.remote_rounds)
+    if req.notify(NotifyType.ANOTHER_AUTH_FOLLOWS) is not None:
+        if sa.peer_rounds_done >= needed:
+            raise AuthenticationFailed(
+                f"the peer announced another authentication round, but {needed} "
+                f"{'is' if needed == 1 else 'are'} configured"
+            )
+        sa.peer_round = sa.peer_rounds_done
+        return
+    if sa.peer_rounds_done < needed:
+        raise AuthenticationFailed(
+            f"{needed} authentication rounds are configured, but the peer completed "
+            f"{sa.peer_rounds_done} (no ANOTHER_AUTH_FOLLOWS, RFC 4739)"
+        )
+    sa.auth_complete = True
+
+
+def _has_revocation_uri(cert: x509.Certificate) -> bool:
+    """Whether ``cert`` names a CRL distribution point or an OCSP responder."""
+    for ext in cert.extensions:
+        if isinstance(ext.value, x509.CRLDistributionPoints):
+            return True
+        if isinstance(ext.value, x509.AuthorityInformationAccess) and any(
+            d.access_method == AuthorityInformationAccessOID.OCSP for d in ext.value
+        ):
+            return True
+    return False
+
+
+def _revocation_query(
+    sa: IkeSa, auth: AuthConfig, chain: certs.ValidatedChain | None
+) -> RevocationQuery | None:
+    """What to ask about ``chain`` (None: nothing to check). ``relaxed`` only checks where there
+    is a source: a URI in a certificate, or CRLs and responders the host was given."""
+    if chain is None or len(chain.chain) < 2:
+        return None
+    checked = chain.chain[:-1]
+    if auth.revocation == "relaxed" and not (
+        sa.ctx.config.revocation_sources or any(_has_revocation_uri(c) for c in checked)
+    ):
+        return None
+    der = serialization.Encoding.DER
+    return RevocationQuery(
+        chain=tuple(c.public_bytes(der) for c in checked),
+        anchor=chain.chain[-1].public_bytes(der),
+        policy=auth.revocation,
+    )
 
 
 # Errors about the Child SA that leave the IKE SA up (RFC 7296 §2.21.2). CP failures are not

@@ -157,7 +157,7 @@ class IkeConfigTask(Task):
         }
         if not wanted:
             return
-        if not conn.pools:
+        if not conn.pools and not sa.framed_addresses:
             raise InternalAddressFailure(
                 f"peer asks for a virtual IP, but connection {conn.name} has no pools"
             )
@@ -168,25 +168,32 @@ class IkeConfigTask(Task):
                 (p for name in conn.pools if (p := sa.ctx.config.pools.get(name)) and p.version == version),
                 None,
             )
-            if pool is None:
+            framed = next((a for a in sa.framed_addresses if a.version == version), None)
+            if framed is not None:  # the AAA server's Framed-IP-Address wins over the pools
+                addr = framed
+                sa.log.info("assigned virtual IP %s (from RADIUS) to %s", addr, who)
+            elif pool is None:
                 continue
-            asked = _asked(cp, version)
-            addr = lease_address(sa, pool, who, asked if asked is not None and pool.contains(asked) else None)
-            sa.leases.append((pool, addr))
+            else:
+                asked = _asked(cp, version)
+                addr = lease_address(
+                    sa, pool, who, asked if asked is not None and pool.contains(asked) else None
+                )
+                sa.leases.append((pool, addr))
+                sa.log.info("assigned virtual IP %s from pool %s to %s", addr, pool.name, who)
             sa.virtual_ips += (addr,)
             if isinstance(addr, IPv4Address):
                 attrs.append(ConfigAttribute.ip4(CfgAttr.INTERNAL_IP4_ADDRESS, addr))
             else:
                 attrs.append(ConfigAttribute.ip6_address(IPv6Interface(f"{addr}/128")))
-            for server in pool.dns:
+            for server in pool.dns if pool is not None else ():
                 kind = CfgAttr.INTERNAL_IP4_DNS if server.version == 4 else CfgAttr.INTERNAL_IP6_DNS
                 attrs.append(
                     ConfigAttribute.ip4(kind, server)
                     if isinstance(server, IPv4Address)
                     else ConfigAttribute.ip6(kind, server)
                 )
-            attrs += [ConfigAttribute.dns_domain(d) for d in pool.domains]
-            sa.log.info("assigned virtual IP %s from pool %s to %s", addr, pool.name, who)
+            attrs += [ConfigAttribute.dns_domain(d) for d in pool.domains] if pool is not None else []
         if not sa.virtual_ips:
             raise InternalAddressFailure(
                 f"no pool of connection {conn.name} serves the address family asked for"

@@ -223,6 +223,7 @@ class IkeInitTask(Task):
         resp.append(KeyExchange(sa.ke_group, self._public))
         resp.append(Nonce(sa.nonce_r))
         _append_common(sa, resp, spi_r=sa.spi_r)
+        resp.append(Notify.of(NotifyType.MULTIPLE_AUTH_SUPPORTED))  # RFC 4739 §3.1: in our response
         conn = sa.connection
         if conn is not None and conn.send_certreq and conn.remote.cacerts:
             hashes = b"".join(ca_key_hash(load_certificate(der)) for der in conn.remote.cacerts)
@@ -251,6 +252,8 @@ def _read_common(sa: IkeSa, msg: Message) -> None:
     sa.peer_fragmentation = msg.notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED) is not None
     sha = msg.notify(NotifyType.SIGNATURE_HASH_ALGORITHMS)
     sa.peer_hashes = sha.hash_algorithms() if sha is not None else ()
+    if msg.is_response:  # RFC 4739 §3.1: the responder announces several authentication rounds
+        sa.peer_multiple_auth = msg.notify(NotifyType.MULTIPLE_AUTH_SUPPORTED) is not None
 
 
 def _derive_keys(sa: IkeSa) -> None:
