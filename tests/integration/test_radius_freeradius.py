@@ -13,10 +13,12 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address, IPv6Network
 from typing import TypeVar
 
 import pytest
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from pyipsec.crypto.rand import OS_RANDOM
 from pyipsec.ike.eap.base import EapOutcome
@@ -31,8 +33,9 @@ from pyipsec.radius import (
     RadiusSettings,
     TerminateCause,
 )
-from tests.support.freeradius import FreeRadius, RadiusUser, freeradius_available
+from tests.support.freeradius import FreeRadius, RadiusUser, TlsFiles, freeradius_available
 from tests.support.netns import Namespace, Topology, two_hosts
+from tests.support.pki import make_ca, make_end_entity
 from tests.support.survive import in_namespace
 
 pytestmark = pytest.mark.integration
@@ -51,13 +54,17 @@ class Lab:
     dead_addr: str
 
 
-@pytest.fixture(scope="module")
-def lab(stale_netns_cleanup: None) -> Iterator[Lab]:
+def require_freeradius() -> None:
     problem = freeradius_available()
     if problem is not None:
         if os.environ.get("CI") == "true":
             pytest.fail(problem, pytrace=False)
         pytest.skip(problem)
+
+
+@pytest.fixture(scope="module")
+def lab(stale_netns_cleanup: None) -> Iterator[Lab]:
+    require_freeradius()
     with Topology() as topo:
         hosts = two_hosts(topo)
         # A second address on the server's side where nothing listens: the "dead" server.
@@ -262,3 +269,50 @@ def test_accounting_to_dead_server_fails_over(lab: Lab) -> None:
     assert ok
     records = [r for r in lab.radius.detail_records() if r.get("Acct-Session-Id") == "acct-failover"]
     assert [r["Acct-Status-Type"] for r in records] == ["Start"]
+
+
+def test_eap_tls_server_starts_the_tls_method(stale_netns_cleanup: None) -> None:
+    """The harness's EAP-TLS setup: FreeRADIUS loads the test's certificates and, asked with
+    EAP-Identity, answers EAP-Request/TLS with the Start bit (RFC 5216 §2.1.1)."""
+    now = datetime.now(UTC)
+    ca = make_ca("radius test CA", not_before=now - timedelta(days=1), not_after=now + timedelta(days=30))
+    cert = make_end_entity(
+        ca,
+        "radius.pyipsec.test",
+        dns=("radius.pyipsec.test",),
+        eku=(ExtendedKeyUsageOID.SERVER_AUTH,),
+        not_before=now - timedelta(days=1),
+        not_after=now + timedelta(days=30),
+    )
+    tls = TlsFiles(cert_pem=cert.pem, key_pem=cert.key_pem(), ca_pem=ca.pem)
+    with Topology() as topo:
+        hosts = two_hosts(topo)
+        radius = FreeRadius(
+            hosts.right,
+            listen=hosts.link.b_addr,
+            client=hosts.link.a_addr,
+            secret=SECRET,
+            users=[RadiusUser("carol", "unused")],
+            default_eap_type="tls",
+            tls=tls,
+        )
+        with radius:
+            lab = Lab(hosts.left, radius, hosts.link.b_addr, "")
+            identity = b"\x02\x2a\x00\x0a\x01carol"
+
+            async def body(client: RadiusClient) -> EapRelayAnswer:
+                return await client.eap(
+                    user="carol",
+                    eap=identity,
+                    state=None,
+                    session="t",
+                    calling_station="c",
+                    called_station="d",
+                    nas_port=1,
+                )
+
+            answer = run(lab, settings(RadiusServer("fr", hosts.link.b_addr, secret=SECRET)), body)
+    assert answer.kind is RadiusAnswerKind.CHALLENGE, answer.reason
+    assert answer.eap[0] == 1 and answer.eap[4] == 13  # EAP-Request, type EAP-TLS
+    assert answer.eap[5] & 0x20  # Start
+    assert answer.state

@@ -472,7 +472,7 @@ def _decoded(reply: VerifiedReply, name: str) -> list[Any]:
     try:
         pkt = pyrad_packet.Packet(dict=radius_dictionary(), packet=reply.raw)
         return list(pkt[name]) if name in pkt else []
-    except (pyrad_packet.PacketError, KeyError, TypeError, IndexError, struct.error) as exc:
+    except (pyrad_packet.PacketError, KeyError, TypeError, IndexError, ValueError, struct.error) as exc:
         raise ValueError(f"{name}: {exc}") from exc
 
 

@@ -85,7 +85,7 @@ class RadiusSettings:
         if not self.timeout > 0:
             raise ValueError("the RADIUS timeout must be positive")
         if self.tries < 1:
-            raise ValueError("RADIUS needs at least one try per server")
+            raise ValueError("RADIUS tries must be at least 1 per server")
         if not self.nas_identifier or len(self.nas_identifier.encode()) > 253:
             raise ValueError("the NAS-Identifier must have 1 to 253 octets")
         if self.nas_ip is not None:
