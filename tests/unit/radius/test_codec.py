@@ -239,6 +239,23 @@ def test_good_reply_verifies(sent: tuple[Request, RequestContext]) -> None:
         assert isinstance(result, VerifiedReply) and result.code == code
 
 
+# RFC 2865 §7.1: the PAP example (secret "xyzzy5461"), request and Access-Accept as printed.
+RFC2865_REQUEST = bytes.fromhex(
+    "010000380f403f9473978057bd83d5cb98f4227a01086e656d6f02120dbe708d93d413ce3196e43f782a0aee"
+    "0406c0a80110050600000003"
+)
+RFC2865_ACCEPT = bytes.fromhex("0200002686fe220e7624ba2a1005f6bf9b55e0b20606000000010f06000000000e06c0a80103")
+
+
+def test_rfc2865_example_response_authenticator() -> None:
+    ctx = RequestContext(ACCESS_REQUEST, 0, RFC2865_REQUEST[4:20], b"xyzzy5461")
+    # The Response Authenticator verifies; the example predates RFC 3579, so it has no
+    # Message-Authenticator, which an EAP relay requires.
+    assert drop(verify_reply(RFC2865_ACCEPT, ctx)) is DropReason.MISSING_MESSAGE_AUTHENTICATOR
+    wrong = RequestContext(ACCESS_REQUEST, 0, RFC2865_REQUEST[4:20], b"xyzzy5462")
+    assert drop(verify_reply(RFC2865_ACCEPT, wrong)) is DropReason.BAD_AUTHENTICATOR
+
+
 def test_padding_after_length_is_ignored(sent: tuple[Request, RequestContext]) -> None:
     req, ctx = sent
     assert isinstance(verify_reply(reply(req, ACCESS_ACCEPT, secret=SECRET) + b"pad", ctx), VerifiedReply)
