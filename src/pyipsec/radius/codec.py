@@ -282,6 +282,8 @@ def build_access_request(
         _check_string(label, text)
     if state is not None and not 0 < len(state) <= MAX_ATTRIBUTE_VALUE:
         raise ValueError("State must have 1 to 253 octets")
+    if not 0 <= nas_port < 2**32:
+        raise ValueError("NAS-Port is a 32-bit unsigned integer")
     pkt = pyrad_packet.AuthPacket(
         code=ACCESS_REQUEST,
         id=identifier,

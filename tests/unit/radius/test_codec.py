@@ -135,7 +135,15 @@ def test_every_access_request_has_a_valid_message_authenticator() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("user", "x" * 254), ("eap", b""), ("eap", bytes(5000)), ("state", b""), ("calling_station", "é" * 127)],
+    [
+        ("user", "x" * 254),
+        ("eap", b""),
+        ("eap", bytes(5000)),
+        ("state", b""),
+        ("calling_station", "é" * 127),
+        ("nas_port", -1),
+        ("nas_port", 2**32),
+    ],
 )
 def test_unencodable_access_requests_raise_value_error(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=r"\w"):
