@@ -90,7 +90,7 @@ def lab(stale_netns_cleanup: None) -> Iterator[Lab]:
             yield Lab(hosts.left, server, hosts.link.b_addr, "10.231.1.99")
 
 
-def settings(*servers: RadiusServer, timeout: float = 0.5, tries: int = 2) -> RadiusSettings:
+def settings(*servers: RadiusServer, timeout: float = 1.0, tries: int = 3) -> RadiusSettings:
     return RadiusSettings(servers=servers, timeout=timeout, tries=tries, nas_identifier="pyipsec-test")
 
 
@@ -186,7 +186,7 @@ def test_failover_from_dead_server(lab: Lab) -> None:
         stats = client.stats
         return answer, stats.server("dead").timeouts, stats.server("dead").requests
 
-    answer, dead_timeouts, dead_requests = run(lab, settings(dead, live, timeout=0.2, tries=2), body)
+    answer, dead_timeouts, dead_requests = run(lab, settings(dead, live, timeout=0.3, tries=3), body)
     assert answer.kind is RadiusAnswerKind.ACCEPT
     assert answer.server == "live"
     assert answer.msk == peer.msk
@@ -265,7 +265,7 @@ def test_accounting_to_dead_server_fails_over(lab: Lab) -> None:
     dead = RadiusServer("dead", lab.dead_addr, secret=SECRET)
     live = RadiusServer("live", lab.server_addr, secret=SECRET)
     record = AccountingRecord(status=AcctStatus.START, session="acct-failover", user="alice")
-    ok = run(lab, settings(dead, live, timeout=0.2, tries=2), lambda c: c.account(record))
+    ok = run(lab, settings(dead, live, timeout=0.3, tries=3), lambda c: c.account(record))
     assert ok
     records = [r for r in lab.radius.detail_records() if r.get("Acct-Session-Id") == "acct-failover"]
     assert [r["Acct-Status-Type"] for r in records] == ["Start"]

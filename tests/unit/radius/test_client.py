@@ -85,7 +85,7 @@ def server(fake: FakeRadius, name: str, *, secret: bytes = SECRET) -> RadiusServ
 def make_client(
     *servers: RadiusServer, clock: Callable[[], float] | None = None, tries: int = 2
 ) -> RadiusClient:
-    cfg = RadiusSettings(servers=servers, timeout=0.05, tries=tries, nas_identifier="unit")
+    cfg = RadiusSettings(servers=servers, timeout=0.1, tries=tries, nas_identifier="unit")
     kwargs = {"clock": clock} if clock is not None else {}
     return RadiusClient(cfg, rng=SeededRandom(1), **kwargs)  # type: ignore[arg-type]
 
