@@ -4,7 +4,7 @@
 #
 # strongSwan is only ever run by the tests, one charon per network namespace (see
 # tests/support/strongswan.py). A system-wide charon/ipsec service would hold UDP 500/4500 and
-# /run/charon.pid in the root namespace, so services are kept from starting during the install
+# /run/charon.pid in the root namespace (and a system FreeRADIUS UDP 1812/1813), so services are kept from starting during the install
 # and any that Debian enabled are stopped and disabled afterwards (idempotent: a second run
 # changes nothing).
 set -euo pipefail
@@ -19,6 +19,9 @@ packages=(
     # Recommended by libstrongswan/strongswan-libcharon, so --no-install-recommends would skip
     # them: openssl + gcm (ECP groups, AES-GCM, legacy MD4) and eap-mschapv2.
     libstrongswan-standard-plugins libcharon-extauth-plugins
+    # RADIUS tests: a real FreeRADIUS per test module, own config in a temp dir
+    # (tests/support/freeradius.py); the system service stays disabled (below)
+    freeradius
 )
 
 missing=()
@@ -45,9 +48,9 @@ if ((${#missing[@]})); then
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# No system strongSwan (or iperf3 server) in the root namespace: stop and disable whatever
+# No system strongSwan (or iperf3 server, or FreeRADIUS) in the root namespace: stop and disable whatever
 # service Debian may have set up. Each step is a no-op when already stopped/disabled.
-services=(strongswan strongswan-starter ipsec iperf3)
+services=(strongswan strongswan-starter ipsec iperf3 freeradius)
 if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
     for s in "${services[@]}"; do
         if systemctl list-unit-files "$s.service" 2>/dev/null | grep -q "^$s\.service"; then
