@@ -10,8 +10,9 @@ anchor for the last). The anchor itself is never checked.
 
 For each certificate, in this order, the first definite answer (GOOD or REVOKED) wins:
 
-1. **OCSP** (:mod:`~pyipsec.revocation.ocsp`): the responders named in the certificate's
-   authorityInfoAccess, then the responders configured in the checker. Verified answers are
+1. **OCSP** (:mod:`~pyipsec.revocation.ocsp`): the responders configured in the checker,
+   then those named in the certificate's authorityInfoAccess (charon's order: a CA's
+   configured ``ocsp_uris`` before the certificate's own). Verified answers are
    cached per (issuer key, serial) until their nextUpdate, or ``ocsp_lifetime`` without one;
    an ``unknown`` answer, a failure or an unusable response moves on.
 2. **CRLs** (:mod:`~pyipsec.revocation.crl`): the configured CRL files of the issuer, then the
@@ -199,7 +200,7 @@ class RevocationChecker:
     async def _check_one(self, cert: x509.Certificate, issuer: x509.Certificate) -> CertCheck:
         trail = _Trail()
         ocsp_uris, crl_uris = _uris(cert)
-        responders = list(dict.fromkeys([*ocsp_uris, *self._responders]))
+        responders = list(dict.fromkeys([*self._responders, *ocsp_uris]))
         trail.expected = bool(responders or crl_uris)
         for uri in responders:
             result = await self._ocsp(cert, issuer, uri, trail)

@@ -20,12 +20,14 @@ plus a warning. :func:`crl_entry` looks a serial up.
   (inode, size, mtime) changes, so replacing the CRL file takes effect at the next check.
   Reading these small local files happens on the event loop.
 - **distribution points** fetched through the injected :data:`~pyipsec.revocation.fetch.Fetcher`,
-  cached by URI until the CRL's ``nextUpdate`` (or ``default_lifetime`` without one). Failed
-  fetches are not cached.
+  cached by URI until the CRL's ``nextUpdate`` (or ``default_lifetime`` without one).
+  Concurrent lookups of one URI share a single download. Failed fetches are not cached.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -212,6 +214,7 @@ class CrlStore:
         self._default_lifetime = default_lifetime
         self._files: dict[Path, _FileCrl] = {}
         self._uris: dict[str, _UriCrl] = {}
+        self._inflight: dict[str, asyncio.Future[x509.CertificateRevocationList]] = {}
 
     def clear(self) -> None:
         self._files.clear()
@@ -261,16 +264,29 @@ class CrlStore:
         return found
 
     async def remote(self, uri: str) -> x509.CertificateRevocationList:
-        """The CRL at ``uri``, from the cache while it is fresh; raises FetchError or CrlError."""
-        now = self._now()
+        """The CRL at ``uri``, from the cache while it is fresh; raises FetchError or CrlError.
+
+        Concurrent callers share one download (many peers of one CA authenticating at once)."""
         cached = self._uris.get(uri)
-        if cached is not None and now < cached.expires:
+        if cached is not None and self._now() < cached.expires:
             return cached.crl
         self._uris.pop(uri, None)
+        task = self._inflight.get(uri)
+        if task is None:
+            task = asyncio.ensure_future(self._download(uri))
+            self._inflight[uri] = task
+            task.add_done_callback(functools.partial(self._settled, uri))
+        return await asyncio.shield(task)
+
+    async def _download(self, uri: str) -> x509.CertificateRevocationList:
         crl = parse_crl(await self._fetcher(uri, None, CRL_CONTENT_TYPE))
-        expires = crl.next_update_utc or now + self._default_lifetime
-        self._uris[uri] = _UriCrl(crl, expires)
+        self._uris[uri] = _UriCrl(crl, crl.next_update_utc or self._now() + self._default_lifetime)
         return crl
+
+    def _settled(self, uri: str, task: asyncio.Future[x509.CertificateRevocationList]) -> None:
+        self._inflight.pop(uri, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here too, in case every waiter was cancelled
 
     def forget(self, uri: str) -> None:
         """Drop ``uri`` from the cache (its CRL turned out to be unusable)."""

@@ -181,3 +181,22 @@ def test_delta_crl_is_not_used() -> None:
     crl = builder.sign(CA.key, hashes.SHA256())
     with pytest.raises(CrlError, match="delta"):
         usable_crl(crl, CA.cert, now=T0, skew=SKEW)
+
+
+def test_concurrent_checks_share_one_download() -> None:
+    other = make_leaf(CA, "carol", crl_uris=[CRL_URI])
+    fetcher = FakeFetcher()
+    fetcher.serve(CRL_URI, make_crl(CA, REVOKE_ALICE))
+    checker = RevocationChecker(fetcher=fetcher, now=Clock())
+    policy = RevocationPolicy.STRICT
+
+    async def both() -> list[RevocationVerdict]:
+        return list(
+            await asyncio.gather(
+                checker.check([LEAF.der], CA.der, policy), checker.check([other.der], CA.der, policy)
+            )
+        )
+
+    first, second = asyncio.run(both())
+    assert first.status is CertStatus.REVOKED and second.status is CertStatus.GOOD
+    assert fetcher.calls == [CRL_URI]
