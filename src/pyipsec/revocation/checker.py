@@ -16,7 +16,8 @@ For each certificate, in this order, the first definite answer (GOOD or REVOKED)
    cached per (issuer key, serial) until their nextUpdate, or ``ocsp_lifetime`` without one;
    an ``unknown`` answer, a failure or an unusable response moves on.
 2. **CRLs** (:mod:`~pyipsec.revocation.crl`): the configured CRL files of the issuer, then the
-   certificate's CRL distribution points (http/https; other schemes are skipped with a note).
+   certificate's CRL distribution points (http/https; other schemes fail with a note). At
+   most :data:`MAX_URIS` URIs of each kind are tried per certificate.
 
 If nothing answers, the status is UNKNOWN with every source's failure in ``detail``; the
 policy (:func:`~pyipsec.revocation.verdict.decide`) makes the decision. The certificates of a
@@ -60,7 +61,7 @@ from pyipsec.revocation.verdict import (
     decide,
 )
 
-__all__ = ["DEFAULT_SKEW", "RevocationChecker"]
+__all__ = ["DEFAULT_CRL_LIFETIME", "DEFAULT_OCSP_LIFETIME", "DEFAULT_SKEW", "MAX_URIS", "RevocationChecker"]
 
 _log = logging.getLogger("pyipsec.revocation")
 
@@ -70,6 +71,8 @@ DEFAULT_OCSP_LIFETIME: Final = timedelta(minutes=5)
 """How long an OCSP answer without nextUpdate is cached."""
 DEFAULT_CRL_LIFETIME: Final = timedelta(hours=1)
 """How long a fetched CRL without nextUpdate is cached."""
+MAX_URIS: Final = 4
+"""At most this many OCSP and this many CRL URIs are tried per certificate."""
 
 
 def _utc_now() -> datetime:
@@ -116,7 +119,7 @@ def _uris(cert: x509.Certificate) -> tuple[list[str], list[str]]:
         ]
     except x509.ExtensionNotFound:
         pass
-    return ocsp_uris, crl_uris
+    return ocsp_uris[:MAX_URIS], crl_uris[:MAX_URIS]
 
 
 def _is_ca(cert: x509.Certificate) -> bool:

@@ -18,13 +18,19 @@ relaxed   fail only if a certificate is REVOKED (the default, as in swanctl)
 
 This follows strongSwan's constraint check (``auth_cfg.c``: strict requires
 VALIDATION_GOOD, ifuri accepts VALIDATION_GOOD or VALIDATION_SKIPPED — no URI, no CRL — and
-relaxed only rejects a revocation). Where we differ from charon:
+relaxed only rejects a revocation) and its revocation validator (OCSP first, an OCSP
+``unknown`` or failure falls back to CRLs; a URI found but no answer is VALIDATION_FAILED; an
+expired CRL is VALIDATION_STALE, which ifuri rejects too; responders configured for the CA
+count as URIs). Consequently, under ``ifuri`` a certificate that names an OCSP responder which
+is down is *rejected*; only a certificate that names no URI (and has no configured source) is
+accepted with a warning. Where we differ from charon:
 
 - charon records the status that the policy judges only for the end-entity certificate and
   rejects an intermediate CA only if it is revoked; pyipsec applies the policy to *every*
   certificate of the chain (the trust anchor itself is never checked, as in charon).
-- charon treats a certificate on hold (``certificateHold``) as its own status; here it is
-  REVOKED with reason ``certificateHold``.
+- charon has a separate on-hold status (rejected like a revocation); here a certificate on
+  hold is REVOKED with reason ``certificateHold``.
+- Delta CRLs, indirect CRLs and LDAP distribution points are not used (see ``crl``, ``fetch``).
 
 The :class:`RevocationVerdict` names the decisive certificate: the first revoked one, else the
 first one the policy rejected, else the end entity. ``reason`` is one line for the log;
