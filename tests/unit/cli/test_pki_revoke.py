@@ -59,6 +59,10 @@ def test_client_and_gateway_carry_revocation_uris(ca_dir: Path, tmp_path: Path) 
     assert [n.value for p in points for n in p.full_name or ()] == ["http://a/1.crl", "ldap://b/cn=CA"]
     with pytest.raises(x509.ExtensionNotFound):
         gw.extensions.get_extension_for_class(x509.AuthorityInformationAccess)
+    info = json.loads(stdout)["info"]
+    assert info["crl_uris"] == ["http://a/1.crl", "ldap://b/cn=CA"] and info["ocsp_uris"] == []
+    code, text, _ = run("pki", "show", json.loads(stdout)["certificate"])
+    assert code == 0 and "CRL:" in text and "http://a/1.crl, ldap://b/cn=CA" in text and "OCSP:" not in text
 
 
 def test_no_uris_no_extensions(ca_dir: Path, tmp_path: Path) -> None:
