@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import ssl
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from pyipsec.revocation.fetch import FetchError, HttpFetcher
 
@@ -117,3 +125,54 @@ def test_truncated_body() -> None:
 def test_unsupported_urls(url: str) -> None:
     with pytest.raises(FetchError):
         asyncio.run(HttpFetcher()(url, None, "x"))
+
+
+def _tls_pair(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server context, client context trusting it) for a self-signed 127.0.0.1 certificate."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cafile=str(cert_file))
+    return server, client
+
+
+def test_https(tmp_path: Path) -> None:
+    server_ctx, client_ctx = _tls_pair(tmp_path)
+
+    async def main(client: ssl.SSLContext) -> bytes:
+        server = await asyncio.start_server(
+            _responder(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\ncrl"), "127.0.0.1", 0, ssl=server_ctx
+        )
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return await HttpFetcher(ssl_context=client)(f"https://127.0.0.1:{port}/ca.crl", None, "x")
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    assert asyncio.run(main(client_ctx)) == b"crl"
+    with pytest.raises(FetchError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+        asyncio.run(main(ssl.create_default_context()))  # the system store does not trust it
