@@ -7,6 +7,11 @@ result with :mod:`pyipsec.pki.files` (private keys and anything holding a passwo
 name, a file in the way — is one line on stderr starting with ``pyipsec:`` and exit status 1;
 ``--json`` prints what was written (paths and certificate details) as one JSON object.
 
+``revoke`` records a revocation in the CA directory's index (``revoked.json``, written
+atomically under a lock) and ``crl`` signs a new CRL from it, replacing the CRL file in one
+rename so a daemon reading it never sees half a file; ``gateway`` and ``client`` take
+``--crl-uri``/``--ocsp-uri`` to point issued certificates at where their status is published.
+
 ``export`` belongs to the ``user`` group that :mod:`pyipsec.cli.users` defines (``user add``,
 ``user list``, ...); :mod:`pyipsec.cli.main` adds it there.
 """
@@ -38,8 +43,24 @@ from pyipsec.pki.info import JsonValue, certificate_info, format_info
 from pyipsec.pki.keys import KEY_CHOICES, KeySpec
 from pyipsec.pki.names import file_stem, parse_client_name, parse_gateway_name
 from pyipsec.pki.profiles import KE_GROUPS, ClientSuite, ProfileFormat, ProfileSpec, build_profile
+from pyipsec.pki.revoke import (
+    CRL_DAYS,
+    CRL_FILE,
+    REASONS,
+    check_issued_by,
+    crl_bytes,
+    entries_json,
+    index_lock,
+    issue_crl,
+    load_index,
+    parse_reason,
+    parse_serial,
+    revoke,
+    save_index,
+    write_atomic,
+)
 
-__all__ = ["ca", "client", "export", "gateway", "pki", "show"]
+__all__ = ["ca", "client", "crl", "export", "gateway", "pki", "revoke_command", "show"]
 
 
 def _warn(message: str) -> None:
@@ -98,10 +119,27 @@ _force_option = click.option("--force", is_flag=True, help="Replace existing fil
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 _ca_dir_option = click.option(
     "--ca",
+    "--ca-dir",
     "ca_dir",
     required=True,
     type=click.Path(path_type=Path),
     help="The CA directory made by `pyipsec pki ca`.",
+)
+
+
+_crl_uri_option = click.option(
+    "--crl-uri",
+    "crl_uris",
+    multiple=True,
+    metavar="URI",
+    help="CRL distribution point to put into the certificate (repeatable), e.g. http://ca.example/ca.crl.",
+)
+_ocsp_uri_option = click.option(
+    "--ocsp-uri",
+    "ocsp_uris",
+    multiple=True,
+    metavar="URI",
+    help="OCSP responder to put into the certificate's authorityInfoAccess (repeatable).",
 )
 
 
@@ -143,10 +181,20 @@ def ca(cn: str, out_dir: Path, key_type: str, days: int, force: bool, as_json: b
 )
 @_key_option
 @click.option("--days", type=click.IntRange(min=1), default=LEAF_DAYS, show_default=True, help="Validity.")
+@_crl_uri_option
+@_ocsp_uri_option
 @_force_option
 @_json_option
 def gateway(
-    ca_dir: Path, names: tuple[str, ...], out_dir: Path, key_type: str, days: int, force: bool, as_json: bool
+    ca_dir: Path,
+    names: tuple[str, ...],
+    out_dir: Path,
+    key_type: str,
+    days: int,
+    crl_uris: tuple[str, ...],
+    ocsp_uris: tuple[str, ...],
+    force: bool,
+    as_json: bool,
 ) -> None:
     """Issue the gateway's certificate (serverAuth and iKEIntermediate, every name as dNSName)."""
     try:
@@ -154,7 +202,15 @@ def gateway(
         cert_path, key_path = issued_paths(out_dir, file_stem(parsed[0].text))
         check_free([cert_path, key_path], overwrite=force)
         authority = _load_ca(ca_dir)
-        issued = issue_gateway(authority, parsed, now=_now(), days=days, key_spec=KeySpec.parse(key_type))
+        issued = issue_gateway(
+            authority,
+            parsed,
+            now=_now(),
+            days=days,
+            key_spec=KeySpec.parse(key_type),
+            crl_uris=crl_uris,
+            ocsp_uris=ocsp_uris,
+        )
         save_issued(out_dir, file_stem(parsed[0].text), issued, overwrite=force)
     except PkiError as exc:
         fail(str(exc))
@@ -182,6 +238,8 @@ def gateway(
     show_default=True,
     help="legacy = 3DES/SHA-1, which iOS, macOS and old Android need; modern = AES-256/SHA-256.",
 )
+@_crl_uri_option
+@_ocsp_uri_option
 @_force_option
 @_json_option
 def client(
@@ -193,6 +251,8 @@ def client(
     p12: bool,
     password_file: Path | None,
     p12_encryption: str,
+    crl_uris: tuple[str, ...],
+    ocsp_uris: tuple[str, ...],
     force: bool,
     as_json: bool,
 ) -> None:
@@ -218,7 +278,15 @@ def client(
                 fail("the PKCS#12 password must not be empty")
     files = {"certificate": cert_path, "key": key_path}
     try:
-        issued = issue_client(authority, parsed, now=_now(), days=days, key_spec=KeySpec.parse(key_type))
+        issued = issue_client(
+            authority,
+            parsed,
+            now=_now(),
+            days=days,
+            key_spec=KeySpec.parse(key_type),
+            crl_uris=crl_uris,
+            ocsp_uris=ocsp_uris,
+        )
         bundle = b""
         if p12:
             bundle = pkcs12_bundle(
@@ -251,6 +319,95 @@ def show(file: Path, as_json: bool) -> None:
         echo_json({"file": str(file), "certificates": [info.as_json() for info in infos]})
         return
     click.echo("\n\n".join(format_info(info) for info in infos))
+
+
+@pki.command("revoke")
+@_ca_dir_option
+@click.argument("cert_file", required=False, type=click.Path(path_type=Path))
+@click.option("--serial", help="The serial number (hexadecimal) to revoke instead of a CERT_FILE.")
+@click.option(
+    "--reason",
+    type=click.Choice(REASONS, case_sensitive=False),
+    help="The CRLReason to publish (default: none, i.e. unspecified).",
+)
+@_json_option
+def revoke_command(
+    ca_dir: Path, cert_file: Path | None, serial: str | None, reason: str | None, as_json: bool
+) -> None:
+    """Revoke CERT_FILE (or --serial) in the CA directory; publish it with `pyipsec pki crl`."""
+    if (cert_file is None) == (serial is None):
+        fail("give either CERT_FILE or --serial HEX")
+    try:
+        authority = _load_ca(ca_dir)
+        subject = ""
+        if cert_file is not None:
+            cert = load_certificates(cert_file)[0]
+            check_issued_by(authority, cert)
+            number, subject = cert.serial_number, cert.subject.rfc4514_string()
+        else:
+            number = parse_serial(serial or "")
+        with index_lock(ca_dir):
+            index, entry = revoke(
+                load_index(ca_dir), number, now=_now(), reason=parse_reason(reason), subject=subject
+            )
+            index_path = save_index(ca_dir, index)
+    except PkiError as exc:
+        fail(str(exc))
+    if as_json:
+        out: dict[str, JsonValue] = {"index": str(index_path), **entry.as_json()}
+        echo_json(out)
+        return
+    what = f" ({entry.subject})" if entry.subject else ""
+    why = f" ({entry.reason.value})" if entry.reason is not None else ""
+    click.echo(f"revoked serial {entry.serial:x}{what}{why} in {index_path}")
+    click.echo("note: run `pyipsec pki crl` to publish a CRL that lists it")
+
+
+@pki.command("crl")
+@_ca_dir_option
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help=f"The CRL file to write: PEM if it ends in .pem, else DER (default: CA_DIR/{CRL_FILE}).",
+)
+@click.option(
+    "--days", type=click.IntRange(min=1), default=CRL_DAYS, show_default=True, help="Days until nextUpdate."
+)
+@_json_option
+def crl(ca_dir: Path, out: Path | None, days: int, as_json: bool) -> None:
+    """Issue a CRL listing every certificate revoked in the CA directory (replaces the file)."""
+    target = out if out is not None else ca_dir / CRL_FILE
+    try:
+        authority = _load_ca(ca_dir)
+        if target.parent != Path() and not target.parent.is_dir():
+            raise PkiError(f"directory {target.parent} does not exist")
+        with index_lock(ca_dir):
+            index = load_index(ca_dir)
+            issued, updated = issue_crl(authority, index, now=_now(), days=days)
+            data, fmt = crl_bytes(issued, target)
+            write_atomic(target, data)
+            save_index(ca_dir, updated)
+    except PkiError as exc:
+        fail(str(exc))
+    next_update = issued.next_update_utc
+    if as_json:
+        result: dict[str, JsonValue] = {
+            "file": str(target),
+            "format": fmt,
+            "crl_number": updated.crl_number,
+            "this_update": issued.last_update_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "next_update": next_update.strftime("%Y-%m-%dT%H:%M:%SZ") if next_update else None,
+            "revoked": entries_json(updated.entries),
+        }
+        echo_json(result)
+        return
+    count = len(updated.entries)
+    click.echo(
+        f"wrote CRL number {updated.crl_number} ({fmt.upper()}, {count} revoked "
+        f"certificate{'' if count == 1 else 's'}) to {target}"
+    )
+    if next_update is not None:
+        click.echo(f"next update: {next_update:%Y-%m-%d %H:%M} UTC (publish a new CRL before then)")
 
 
 # --- user export ---------------------------------------------------------------------------

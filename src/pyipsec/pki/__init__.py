@@ -1,8 +1,9 @@
 """PKI for remote access: a small CA, gateway and client certificates, and client profiles.
 
-``ca`` issues certificates, ``files`` stores them (keys with mode 0600), ``info`` describes
-them and ``profiles`` writes configuration profiles for the IKEv2 clients built into Apple
-systems, Windows and the strongSwan Android app, and for pyipsec itself. The CLI front end
+``ca`` issues certificates, ``files`` stores them (keys with mode 0600), ``revoke`` records
+revocations and issues the CA's CRL, ``info`` describes certificates and ``profiles`` writes
+configuration profiles for the IKEv2 clients built into Apple systems, Windows and the
+strongSwan Android app, and for pyipsec itself. The CLI front end
 is :mod:`pyipsec.cli.pki` (``pyipsec pki ...`` and ``pyipsec user export``).
 """
 

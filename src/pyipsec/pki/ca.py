@@ -21,6 +21,10 @@ What each certificate carries, and why (RFC 5280 §4.2 for the extensions):
   (RFC 4945 §5.1.3.2); basicConstraints cA false; subject and authority key identifiers.
 - **Client**: CN = the name; subjectAltName rfc822Name (e-mail) or dNSName; extendedKeyUsage
   clientAuth; keyUsage digitalSignature, critical; the same constraints and key identifiers.
+- **Revocation pointers** (gateway and client, optional, like strongSwan's ``pki --issue --crl
+  URI --ocsp URI``): cRLDistributionPoints with one distribution point per CRL URI (§4.2.1.13)
+  and authorityInfoAccess id-ad-ocsp entries for the OCSP responders (§4.2.2.1). URIs must be
+  absolute ``http``, ``https`` or ``ldap`` URIs in ASCII (an IA5String).
 
 :func:`pkcs12_bundle` packs a client's key, certificate and CA certificate for import on a
 phone. The default encryption is the legacy PKCS#12 scheme — pbeWithSHAAnd3-KeyTripleDES-CBC
@@ -39,11 +43,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+from cryptography.x509.oid import (
+    AuthorityInformationAccessOID,
+    ExtendedKeyUsageOID,
+    NameOID,
+    ObjectIdentifier,
+)
 
 from pyipsec.crypto.rand import OS_RANDOM, RandomSource
 from pyipsec.pki.errors import PkiError
@@ -58,6 +68,7 @@ __all__ = [
     "Issued",
     "P12Encryption",
     "check_ca",
+    "check_uri",
     "create_ca",
     "issue_client",
     "issue_gateway",
@@ -116,6 +127,40 @@ def _common_name(text: str, what: str) -> str:
 def _check_days(days: int) -> None:
     if days < 1:
         raise PkiError(f"a certificate must be valid for at least one day, not {days}")
+
+
+def check_uri(text: str, what: str) -> str:
+    """``text`` if it is an absolute http/https/ldap URI in ASCII, else :class:`PkiError`."""
+    uri = text.strip()
+    try:
+        parts = urlsplit(uri)
+        uri.encode("ascii")
+    except (ValueError, UnicodeError):
+        raise PkiError(f"bad {what} URI {text!r}: use an absolute http:// URI in ASCII") from None
+    if (
+        parts.scheme.lower() not in ("http", "https", "ldap")
+        or not parts.netloc
+        or any(c.isspace() for c in uri)
+    ):
+        raise PkiError(f"bad {what} URI {text!r}: use an absolute http://, https:// or ldap:// URI")
+    return uri
+
+
+def _revocation_extensions(
+    builder: x509.CertificateBuilder, crl_uris: Sequence[str], ocsp_uris: Sequence[str]
+) -> x509.CertificateBuilder:
+    crls = [check_uri(u, "CRL") for u in crl_uris]
+    responders = [check_uri(u, "OCSP") for u in ocsp_uris]
+    if crls:
+        points = [x509.DistributionPoint([x509.UniformResourceIdentifier(u)], None, None, None) for u in crls]
+        builder = builder.add_extension(x509.CRLDistributionPoints(points), critical=False)
+    if responders:
+        access = [
+            x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(u))
+            for u in responders
+        ]
+        builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
+    return builder
 
 
 def _key_usage(*, digital_signature: bool = False, cert_sign: bool = False) -> x509.KeyUsage:
@@ -201,6 +246,8 @@ def _issue(
     key_spec: KeySpec,
     rng: RandomSource,
     what: str,
+    crl_uris: Sequence[str] = (),
+    ocsp_uris: Sequence[str] = (),
 ) -> Issued:
     cn = _common_name(common_name, what)
     _check_days(days)
@@ -210,7 +257,7 @@ def _issue(
     issuer = ca.certificate
     not_before = max(now - BACKDATE, issuer.not_valid_before_utc)
     not_after = min(now + timedelta(days=days), issuer.not_valid_after_utc)
-    certificate = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
         .issuer_name(issuer.subject)
@@ -226,8 +273,8 @@ def _issue(
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
         )
-        .sign(ca.key, hashes.SHA256())
     )
+    certificate = _revocation_extensions(builder, crl_uris, ocsp_uris).sign(ca.key, hashes.SHA256())
     return Issued(certificate, key)
 
 
@@ -240,8 +287,11 @@ def issue_gateway(
     key: IssuingKey | None = None,
     key_spec: KeySpec = DEFAULT_KEY,
     rng: RandomSource = OS_RANDOM,
+    crl_uris: Sequence[str] = (),
+    ocsp_uris: Sequence[str] = (),
 ) -> Issued:
-    """A gateway certificate for ``names`` (DNS names or IP addresses; the first becomes the CN)."""
+    """A gateway certificate for ``names`` (DNS names or IP addresses; the first becomes the CN),
+    pointing to ``crl_uris`` and ``ocsp_uris`` for its revocation status."""
     parsed = [n if isinstance(n, GatewayName) else parse_gateway_name(n) for n in names]
     if not parsed:
         raise PkiError("a gateway certificate needs at least one name (--name)")
@@ -258,6 +308,8 @@ def issue_gateway(
         key_spec=key_spec,
         rng=rng,
         what="gateway",
+        crl_uris=crl_uris,
+        ocsp_uris=ocsp_uris,
     )
 
 
@@ -270,8 +322,11 @@ def issue_client(
     key: IssuingKey | None = None,
     key_spec: KeySpec = DEFAULT_KEY,
     rng: RandomSource = OS_RANDOM,
+    crl_uris: Sequence[str] = (),
+    ocsp_uris: Sequence[str] = (),
 ) -> Issued:
-    """A client certificate for ``name``, an e-mail address or a DNS name."""
+    """A client certificate for ``name``, an e-mail address or a DNS name, pointing to
+    ``crl_uris`` and ``ocsp_uris`` for its revocation status."""
     parsed = name if isinstance(name, ClientName) else parse_client_name(name)
     return _issue(
         ca,
@@ -284,6 +339,8 @@ def issue_client(
         key_spec=key_spec,
         rng=rng,
         what="client",
+        crl_uris=crl_uris,
+        ocsp_uris=ocsp_uris,
     )
 
 

@@ -2,7 +2,8 @@
 
 Theory of operation: :func:`certificate_info` reads the fields an admin checks before handing
 a certificate to a client — subject, issuer, subjectAltName, extended key usages, key usage,
-CA flag, validity, key type and SHA-256 fingerprint — into a :class:`CertificateInfo`, which
+CA flag, validity, key type, SHA-256 fingerprint and where its revocation status is published
+(CRL distribution points, OCSP responders) — into a :class:`CertificateInfo`, which
 renders as text (:func:`format_info`) or JSON (:meth:`CertificateInfo.as_json`). Unknown
 extended key usages and name types are shown by OID or type rather than dropped.
 """
@@ -15,7 +16,7 @@ from typing import Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, ObjectIdentifier
 
 from pyipsec.pki.ca import EKU_IKE_INTERMEDIATE
 from pyipsec.pki.keys import describe_public_key
@@ -64,6 +65,8 @@ class CertificateInfo:
     public_key: str
     signature_hash: str | None
     sha256_fingerprint: str
+    crl_uris: tuple[str, ...] = ()
+    ocsp_uris: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, JsonValue]:
         return {
@@ -81,6 +84,8 @@ class CertificateInfo:
             "public_key": self.public_key,
             "signature_hash": self.signature_hash,
             "sha256_fingerprint": self.sha256_fingerprint,
+            "crl_uris": list(self.crl_uris),
+            "ocsp_uris": list(self.ocsp_uris),
         }
 
 
@@ -107,6 +112,32 @@ def _alt_name(gn: x509.GeneralName) -> tuple[str, str]:
     return "other", repr(gn.value)
 
 
+def _revocation_uris(extensions: x509.Extensions) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    crls: tuple[str, ...] = ()
+    responders: tuple[str, ...] = ()
+    try:
+        points = extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+        crls = tuple(
+            name.value
+            for point in points
+            for name in point.full_name or ()
+            if isinstance(name, x509.UniformResourceIdentifier)
+        )
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        aia = extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+        responders = tuple(
+            d.access_location.value
+            for d in aia
+            if d.access_method == AuthorityInformationAccessOID.OCSP
+            and isinstance(d.access_location, x509.UniformResourceIdentifier)
+        )
+    except x509.ExtensionNotFound:
+        pass
+    return crls, responders
+
+
 def certificate_info(cert: x509.Certificate) -> CertificateInfo:
     """The fields of ``cert`` that ``pki show`` prints."""
     extensions = cert.extensions
@@ -130,6 +161,7 @@ def certificate_info(cert: x509.Certificate) -> CertificateInfo:
     except x509.ExtensionNotFound:
         is_ca = False
     sig_hash = cert.signature_hash_algorithm
+    crl_uris, ocsp_uris = _revocation_uris(extensions)
     return CertificateInfo(
         subject=cert.subject.rfc4514_string(),
         issuer=cert.issuer.rfc4514_string(),
@@ -143,6 +175,8 @@ def certificate_info(cert: x509.Certificate) -> CertificateInfo:
         public_key=describe_public_key(cert.public_key()),
         signature_hash=sig_hash.name.upper() if sig_hash is not None else None,
         sha256_fingerprint=fingerprint(cert),
+        crl_uris=crl_uris,
+        ocsp_uris=ocsp_uris,
     )
 
 
@@ -175,5 +209,9 @@ def format_info(info: CertificateInfo) -> str:
         ("signature", f"{info.signature_hash or 'unknown hash'}"),
         ("SHA-256", info.sha256_fingerprint),
     ]
+    if info.crl_uris:
+        rows.append(("CRL", ", ".join(info.crl_uris)))
+    if info.ocsp_uris:
+        rows.append(("OCSP", ", ".join(info.ocsp_uris)))
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label + ':':<{width + 1}} {value}" for label, value in rows)
