@@ -300,7 +300,7 @@ def test_export_apple(tmp_path: Path, ca_dir: Path, gw_cert: Path) -> None:
     code, stdout, err = _export(tmp_path, ca_dir, "apple", "alice.mobileconfig", "--gateway-cert", gw_cert)
     assert code == 0, err
     assert stdout.startswith(
-        f"wrote apple profile for alice (vpn.example.org) to {tmp_path / 'alice.mobileconfig'}"
+        f"wrote apple profile for alice (vpn.example.org, eap-mschapv2) to {tmp_path / 'alice.mobileconfig'}"
     )
     assert _mode(tmp_path / "alice.mobileconfig") == 0o644
     profile = plistlib.loads((tmp_path / "alice.mobileconfig").read_bytes())
