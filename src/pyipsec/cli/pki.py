@@ -137,6 +137,13 @@ _key_option = click.option(
     show_default=True,
     help="Key type: rsa = RSA 3072 (best supported by Windows and Android), ecdsa = ECDSA P-256.",
 )
+_leaf_days_option = click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=LEAF_DAYS,
+    show_default=True,
+    help="Validity of a newly issued certificate.",
+)
 _force_option = click.option("--force", is_flag=True, help="Replace existing files.")
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 _ca_dir_option = click.option(
@@ -185,7 +192,7 @@ def ca(cn: str, out_dir: Path, key_type: str, days: int, force: bool, as_json: b
     "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Directory to write to."
 )
 @_key_option
-@click.option("--days", type=click.IntRange(min=1), default=LEAF_DAYS, show_default=True, help="Validity.")
+@_leaf_days_option
 @_force_option
 @_json_option
 def gateway(
@@ -211,7 +218,7 @@ def gateway(
     "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Directory to write to."
 )
 @_key_option
-@click.option("--days", type=click.IntRange(min=1), default=LEAF_DAYS, show_default=True, help="Validity.")
+@_leaf_days_option
 @click.option("--p12", is_flag=True, help="Also write a PKCS#12 bundle (key, certificate, CA) for phones.")
 @click.option(
     "--password-file",
@@ -432,13 +439,7 @@ def _check_export_options(
     help="Where the client certificate and key are reused from or issued to (default: beside --out).",
 )
 @_key_option
-@click.option(
-    "--days",
-    type=click.IntRange(min=1),
-    default=LEAF_DAYS,
-    show_default=True,
-    help="Validity of new certificates.",
-)
+@_leaf_days_option
 @click.option(
     "--p12-password-file",
     type=click.Path(path_type=Path),

@@ -546,8 +546,8 @@ def test_windows_eap_tls(ec_ca: Issued, now: datetime) -> None:
     flat = " ".join(line.rstrip("`").strip() for line in lines)
     assert "$P12Password = Read-Host -AsSecureString -Prompt $Prompt" in flat
     assert (
-        "Import-PfxCertificate -FilePath $P12File -CertStoreLocation 'Cert:\\CurrentUser\\My' -Password $P12Password"
-        in flat
+        "Import-PfxCertificate -FilePath $P12File -CertStoreLocation 'Cert:\\CurrentUser\\My' "
+        "-Password $P12Password" in flat
     )
     assert "$Eap = New-EapConfiguration -Tls -UserCertificate" in flat
     assert (
