@@ -360,6 +360,11 @@ class ProfileSpec:
     identity: ClientIdentity | None = None
 
     def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "auth", ClientAuth(self.auth))
+        except ValueError:
+            known = ", ".join(a.value for a in ClientAuth)
+            raise ProfileError(f"unknown client authentication {self.auth!r} (known: {known})") from None
         validate_username(self.username)
         parse_gateway_name(self.gateway)
         if self.remote_id is not None:
@@ -431,7 +436,7 @@ def _check_gateway_certificate(spec: ProfileSpec) -> None:
 
 
 def _check_identity(spec: ProfileSpec) -> None:
-    auth = ClientAuth(spec.auth)
+    auth = spec.auth
     if spec.password is not None and not auth.uses_password:
         raise ProfileError(f"{auth.value} has no EAP password to store")
     identity = spec.identity
@@ -681,6 +686,10 @@ def _windows_connection_lines(spec: ProfileSpec) -> list[str]:
         "}",
     ]
     add = "Add-VpnConnection -Name $Name -ServerAddress $Server -TunnelType Ikev2 -AuthenticationMethod Eap `"
+    remove += [
+        "# Windows authenticates with EAP or with a machine certificate, never both in turn (no",
+        "# RFC 4739 rounds): a gateway asking for a certificate, then EAP, cannot serve this client.",
+    ]
     if spec.auth == ClientAuth.EAP_TLS:
         return [
             *remove,

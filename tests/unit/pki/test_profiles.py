@@ -455,6 +455,9 @@ def test_certificate_kinds_check_the_identity(ec_ca: Issued, now: datetime) -> N
     with pytest.raises(ProfileError, match="issued by 'CN=Other CA', not by the CA 'CN=Test CA'"):
         _tls_spec(ec_ca, now, identity=_identity(other, now))
     assert _tls_spec(ec_ca, now, username="alice@EXAMPLE.org").username == "alice@EXAMPLE.org"
+    assert _tls_spec(ec_ca, now, auth="eap-tls").auth is ClientAuth.EAP_TLS
+    with pytest.raises(ProfileError, match="unknown client authentication 'eap-md5'"):
+        _spec(ec_ca, auth="eap-md5")
     machine = _machine_spec(ec_ca, now)  # the machine certificate need not name the user
     assert machine.identity is not None and machine.identity.name == "laptop.example.org"
     secret = _identity(ec_ca, now, pkcs12_password="p12 secret")
