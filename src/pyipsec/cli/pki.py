@@ -50,7 +50,7 @@ from pyipsec.pki.profiles import (
     ProfileSpec,
     build_profile,
     check_supported,
-    client_auth_for_connection,
+    client_auths_for_connection,
 )
 
 __all__ = ["ca", "client", "export", "gateway", "pki", "show"]
@@ -298,9 +298,9 @@ def _reference(target_file: Path, out: Path) -> str:
     return str(target.relative_to(base)) if target.is_relative_to(base) else str(target)
 
 
-def _gateway_auth(config_path: Path, connection: str | None) -> ClientAuth:
-    """How ``connection`` of the gateway config authenticates clients, read from the raw TOML
-    (``remote.auth`` or the rounds ``remote-1``, ``remote-2``)."""
+def _gateway_auths(config_path: Path, connection: str | None) -> tuple[ClientAuth, ...]:
+    """How ``connection`` of the gateway config may authenticate clients, read from the raw
+    TOML (``remote.auth`` or the rounds ``remote-1``, ``remote-2``)."""
     try:
         data = tomllib.loads(config_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -321,7 +321,7 @@ def _gateway_auth(config_path: Path, connection: str | None) -> ClientAuth:
     if not isinstance(table, dict):
         raise PkiError(f"gateway config {config_path} has no connection {connection!r}")
     try:
-        return client_auth_for_connection(table)
+        return client_auths_for_connection(table)
     except ProfileError as exc:
         raise ProfileError(f"connection {connection!r}: {exc}") from None
 
@@ -333,12 +333,15 @@ def _export_auth(auth_name: str | None, config_path: Path | None, connection: st
             fail("--connection names a connection of --config: add --config")
         return ClientAuth(auth_name or ClientAuth.EAP_MSCHAPV2)
     try:
-        gateway = _gateway_auth(config_path, connection)
+        accepted = _gateway_auths(config_path, connection)
     except PkiError as exc:
         fail(str(exc))
-    if auth_name is not None and ClientAuth(auth_name) != gateway:
-        fail(f"--auth {auth_name} contradicts the gateway's connection, which expects {gateway.value}")
-    return gateway
+    if auth_name is None:
+        return accepted[0]
+    if ClientAuth(auth_name) not in accepted:
+        expected = " or ".join(a.value for a in accepted)
+        fail(f"--auth {auth_name} contradicts the gateway's connection, which expects {expected}")
+    return ClientAuth(auth_name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,8 +81,8 @@ pyipsec            yes             yes                ``local-1`` / ``local-2``
 
 The suite defaults to AES-256-GCM-16, PRF-HMAC-SHA2-256 and ECP-256 (group 19), which every
 one of these clients implements and pyipsec's default IKE and ESP proposals accept.
-:func:`client_auth_for_connection` reads the kind from a gateway connection's raw TOML table
-(``remote.auth``, or the rounds ``remote-1``, ``remote-2``).
+:func:`client_auths_for_connection` reads the kinds a gateway connection accepts from its raw
+TOML table (``remote.auth``, or the rounds ``remote-1``, ``remote-2``).
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ __all__ = [
     "apple_mobileconfig",
     "build_profile",
     "check_supported",
-    "client_auth_for_connection",
+    "client_auths_for_connection",
     "client_names",
     "pyipsec_toml",
     "strongswan_sswan",
@@ -219,8 +219,11 @@ def check_supported(fmt: ProfileFormat, auth: ClientAuth) -> None:
         raise ProfileError(reason)
 
 
-_GATEWAY_EAP_PASSWORD: Final = frozenset({"eap", "eap-mschapv2", "eap-radius"})
 _GATEWAY_PUBKEY: Final = frozenset({"pubkey", "rsa", "ecdsa"})
+_GATEWAY_EAP_PASSWORD: Final = frozenset({"eap-mschapv2"})
+_GATEWAY_EAP_ANY: Final = frozenset({"eap", "eap-radius"})
+"""EAP whose method someone else picks: the client's answer to the gateway's proposal
+(``eap``), or the RADIUS server (``eap-radius``)."""
 
 
 def _round_auth(connection: Mapping[str, object], key: str) -> str:
@@ -244,21 +247,26 @@ def _remote_rounds(connection: Mapping[str, object]) -> list[str]:
     return [_round_auth(connection, key) for key in keys]
 
 
-def client_auth_for_connection(connection: Mapping[str, object]) -> ClientAuth:
-    """The client authentication a gateway connection (its raw TOML table) asks for.
+def client_auths_for_connection(connection: Mapping[str, object]) -> tuple[ClientAuth, ...]:
+    """The client authentications a gateway connection (its raw TOML table) accepts, the
+    likeliest first.
 
-    One remote round: ``eap-tls`` gives :attr:`ClientAuth.EAP_TLS`; ``eap-mschapv2``, ``eap``
-    and ``eap-radius`` give EAP-MSCHAPv2. Two rounds, a certificate then a password-based EAP
-    method, give :attr:`ClientAuth.PUBKEY_EAP`. Anything else (``psk``, certificate only)
-    has no user profile and raises :class:`ProfileError`.
+    One remote round: ``eap-tls`` accepts EAP-TLS; ``eap-mschapv2`` EAP-MSCHAPv2; ``eap`` and
+    ``eap-radius`` leave the method to the client or the RADIUS server, so both (EAP-MSCHAPV2
+    first). Two rounds, a certificate then password-based EAP, accept
+    :attr:`ClientAuth.PUBKEY_EAP`. Anything else (``psk``, a certificate only) has no user
+    profile and raises :class:`ProfileError`.
     """
     rounds = _remote_rounds(connection)
     if rounds == ["eap-tls"]:
-        return ClientAuth.EAP_TLS
+        return (ClientAuth.EAP_TLS,)
     if len(rounds) == 1 and rounds[0] in _GATEWAY_EAP_PASSWORD:
-        return ClientAuth.EAP_MSCHAPV2
-    if len(rounds) == 2 and rounds[0] in _GATEWAY_PUBKEY and rounds[1] in _GATEWAY_EAP_PASSWORD:
-        return ClientAuth.PUBKEY_EAP
+        return (ClientAuth.EAP_MSCHAPV2,)
+    if len(rounds) == 1 and rounds[0] in _GATEWAY_EAP_ANY:
+        return (ClientAuth.EAP_MSCHAPV2, ClientAuth.EAP_TLS)
+    second = _GATEWAY_EAP_PASSWORD | _GATEWAY_EAP_ANY
+    if len(rounds) == 2 and rounds[0] in _GATEWAY_PUBKEY and rounds[1] in second:
+        return (ClientAuth.PUBKEY_EAP,)
     raise ProfileError(
         f"the connection authenticates clients with {' then '.join(rounds)}; user profiles cover "
         "eap-mschapv2, eap-tls and pubkey then eap-mschapv2"

@@ -596,6 +596,12 @@ def test_export_config_errors(tmp_path: Path, ca_dir: Path) -> None:
     assert (
         code == 1 and "--auth eap-mschapv2 contradicts the gateway's connection, which expects eap-tls" in err
     )
+    radius = _gateway_config(tmp_path, '[connections.r.remote]\nauth = "eap-radius"\n')
+    code, err = export("--config", radius, "--auth", "pubkey+eap")
+    assert code == 1 and "which expects eap-mschapv2 or eap-tls" in err
+    assert export("--config", radius)[0] == 0  # EAP-MSCHAPv2 unless --auth eap-tls says otherwise
+    assert json.loads((tmp_path / "a.sswan").read_text())["type"] == "ikev2-eap"
+    (tmp_path / "a.sswan").unlink()
     code, err = export("--config", tmp_path / "missing.toml")
     assert code == 1 and "not found" in err
     code, err = export("--config", _gateway_config(tmp_path, "[connections\n"))

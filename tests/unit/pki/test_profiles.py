@@ -34,7 +34,7 @@ from pyipsec.pki.profiles import (
     apple_mobileconfig,
     build_profile,
     check_supported,
-    client_auth_for_connection,
+    client_auths_for_connection,
     client_names,
     pyipsec_toml,
     strongswan_sswan,
@@ -413,17 +413,19 @@ def _spki(key: object) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("table", "kind"),
+    ("table", "kinds"),
     [
-        ({"remote": {"auth": "eap-mschapv2"}}, ClientAuth.EAP_MSCHAPV2),
-        ({"remote": {"auth": "EAP-Radius"}}, ClientAuth.EAP_MSCHAPV2),
-        ({"remote": {"auth": "eap-tls"}}, ClientAuth.EAP_TLS),
-        ({"remote-2": {"auth": "eap-mschapv2"}, "remote-1": {"auth": "pubkey"}}, ClientAuth.PUBKEY_EAP),
-        ({"remote": {"auth": "rsa"}, "remote-2": {"auth": "eap-radius"}}, ClientAuth.PUBKEY_EAP),
+        ({"remote": {"auth": "eap-mschapv2"}}, "eap-mschapv2"),
+        ({"remote": {"auth": "EAP-Radius"}}, "eap-mschapv2 eap-tls"),  # the RADIUS server decides
+        ({"remote": {"auth": "eap"}}, "eap-mschapv2 eap-tls"),
+        ({"remote": {"auth": "eap-tls"}}, "eap-tls"),
+        ({"remote-2": {"auth": "eap-mschapv2"}, "remote-1": {"auth": "pubkey"}}, "pubkey+eap"),
+        ({"remote": {"auth": "rsa"}, "remote-2": {"auth": "eap-radius"}}, "pubkey+eap"),
     ],
 )
-def test_client_auth_from_the_gateway_connection(table: dict[str, object], kind: ClientAuth) -> None:
-    assert client_auth_for_connection({"local": {"auth": "pubkey"}, **table}) == kind
+def test_client_auth_from_the_gateway_connection(table: dict[str, object], kinds: str) -> None:
+    accepted = client_auths_for_connection({"local": {"auth": "pubkey"}, **table})
+    assert accepted == tuple(ClientAuth(k) for k in kinds.split())
 
 
 @pytest.mark.parametrize(
@@ -435,11 +437,12 @@ def test_client_auth_from_the_gateway_connection(table: dict[str, object], kind:
         ({"remote": {"auth": "psk"}}, "authenticates clients with psk"),
         ({"remote": {"auth": "pubkey"}}, "authenticates clients with pubkey;"),
         ({"remote-1": {"auth": "eap-mschapv2"}, "remote-2": {"auth": "pubkey"}}, "eap-mschapv2 then pubkey"),
+        ({"remote-1": {"auth": "pubkey"}, "remote-2": {"auth": "eap-tls"}}, "pubkey then eap-tls"),
     ],
 )
 def test_client_auth_refuses_what_no_profile_does(table: dict[str, object], message: str) -> None:
     with pytest.raises(ProfileError, match=message):
-        client_auth_for_connection(table)
+        client_auths_for_connection(table)
 
 
 def test_certificate_kinds_check_the_identity(ec_ca: Issued, now: datetime) -> None:
