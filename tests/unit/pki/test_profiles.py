@@ -396,8 +396,13 @@ def _machine_spec(ca: Issued, now: datetime, **kwargs: object) -> ProfileSpec:
     return _spec(ca, **args)
 
 
+PBE_SHA1_3DES = bytes.fromhex("060a2a864886f70d010c0103")
+"""pbeWithSHAAnd3-KeyTripleDES-CBC (RFC 7292 App. C), DER: the only bundle encryption Apple imports."""
+
+
 def _open_p12(data: bytes, ca: Issued, cert: x509.Certificate) -> None:
-    """The bundle opens with the password and holds ``cert``, its key and the CA."""
+    """The bundle opens with the password, holds ``cert``, its key and the CA, and is legacy-encrypted."""
+    assert PBE_SHA1_3DES in data
     key, certificate, extra = pkcs12.load_key_and_certificates(data, P12_PASSWORD.encode())
     assert certificate == cert
     assert key is not None and _spki(key.public_key()) == _spki(cert.public_key())
