@@ -8,7 +8,15 @@ name, a file in the way — is one line on stderr starting with ``pyipsec:`` and
 ``--json`` prints what was written (paths and certificate details) as one JSON object.
 
 ``export`` belongs to the ``user`` group that :mod:`pyipsec.cli.users` defines (``user add``,
-``user list``, ...); :mod:`pyipsec.cli.main` adds it there.
+``user list``, ...); :mod:`pyipsec.cli.main` adds it there. It writes one profile
+(:mod:`pyipsec.pki.profiles`) for one of three client authentications: ``--auth``, or what the
+gateway's connection accepts (``--config``/``--connection``: its ``remote.auth`` or its
+``remote-1``/``remote-2`` rounds, read from the raw TOML so the command does not depend on the
+config model knowing every key). For ``eap-tls`` and ``pubkey+eap`` the account *is* a client
+certificate: reused from ``--cert-dir`` when ``<name>-cert.pem``/``<name>-key.pem`` are there,
+else issued by the CA exactly as ``pki client`` issues it; the device formats carry it as a
+legacy-encrypted PKCS#12 bundle, the pyipsec format names the PEM files. A format that cannot
+express the authentication is refused before anything is issued or written.
 """
 
 from __future__ import annotations
