@@ -6,6 +6,10 @@ change applies to the next login without a reload. Passwords come from ``--passw
 (``-`` for standard input; one trailing newline is dropped) or are prompted for twice, and
 only their NT hash is stored. Every failure (unknown user, user exists, a database file that
 others can read) is one line on standard error and exit status 1.
+
+An EAP-TLS account is not a row here but a client certificate: ``pyipsec user export --auth
+eap-tls NAME`` (:mod:`pyipsec.cli.pki`) issues it with the built-in CA, or reuses the one it
+issued before, and bundles it into the user's profile.
 """
 
 from __future__ import annotations
@@ -66,7 +70,8 @@ def _read_password(password_file: Path | None) -> str:
 
 @click.group()
 def user() -> None:
-    """Manage the EAP (MS-CHAPv2) user accounts of the embedded store."""
+    """Manage the EAP (MS-CHAPv2) user accounts of the embedded store; export client profiles
+    (for EAP-TLS with a client certificate issued by the built-in CA)."""
 
 
 @user.command("add")

@@ -39,6 +39,7 @@ __all__ = [
     "load_ca",
     "load_ca_certificate",
     "load_certificates",
+    "load_issued",
     "private_key_pem",
     "save_ca",
     "save_issued",
@@ -184,15 +185,33 @@ def load_ca(directory: Path) -> Issued:
     if not cert_path.exists():
         raise PkiError(f"no CA in {directory}: {CA_CERT_FILE} not found (create one with `pyipsec pki ca`)")
     cert = load_ca_certificate(cert_path)
-    data = _read(key_path, "CA private key")
+    return Issued(cert, _load_key(key_path, "CA"))
+
+
+def _load_key(key_path: Path, what: str) -> IssuingKey:
+    data = _read(key_path, f"{what} private key")
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:
-        raise PkiError(f"the CA private key {key_path} is encrypted; pyipsec needs it unencrypted") from None
+        raise PkiError(
+            f"the {what} private key {key_path} is encrypted; pyipsec needs it unencrypted"
+        ) from None
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise PkiError(f"{key_path} is not a PEM private key ({str(exc).splitlines()[0]})") from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise PkiError(
-            f"the CA key {key_path} is a {type(key).__name__}; pyipsec signs with RSA or ECDSA keys"
+            f"the {what} key {key_path} is a {type(key).__name__}; pyipsec signs with RSA or ECDSA keys"
         )
-    return Issued(cert, key)
+    return key
+
+
+def load_issued(directory: Path, stem: str) -> Issued:
+    """The certificate and key :func:`save_issued` wrote for ``stem``; the key must belong to
+    the certificate."""
+    cert_path, key_path = issued_paths(directory, stem)
+    certs = load_certificates(cert_path)
+    key = _load_key(key_path, "certificate's")
+    der, spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(der, spki) != certs[0].public_key().public_bytes(der, spki):
+        raise PkiError(f"the private key {key_path} does not belong to the certificate {cert_path}")
+    return Issued(certs[0], key)

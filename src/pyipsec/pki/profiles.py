@@ -3,44 +3,86 @@
 Theory of operation
 -------------------
 One :class:`ProfileSpec` — user name, gateway address, the gateway's IKE identity, the CA
-certificate and the :class:`ClientSuite` of algorithms — is rendered into four formats, each a
-pure function of the spec (UUIDs are derived from gateway and user with UUIDv5, so exporting
-again yields a profile that *replaces* the installed one instead of adding a second):
+certificate, the :class:`ClientSuite` of algorithms and the :class:`ClientAuth` kind with, for
+the certificate kinds, the client's :class:`ClientIdentity` — is rendered into four formats,
+each a pure function of the spec (UUIDs are derived from gateway and user with UUIDv5, so
+exporting again yields a profile that *replaces* the installed one instead of adding a second).
 
-- :func:`apple_mobileconfig` — a configuration profile (a plist) with two payloads: the CA as
+The client authenticates in one of three ways (:class:`ClientAuth`); the gateway always signs
+with its certificate:
+
+- ``eap-mschapv2`` — user name and password inside EAP (RFC 7296 §2.16);
+- ``eap-tls`` — the client's certificate inside EAP (RFC 5216, RFC 9190), carried to the
+  device as a PKCS#12 bundle (key, certificate, CA) protected by a password;
+- ``pubkey+eap`` — two rounds (RFC 4739, swanctl's ``local-1``/``local-2``): the device signs
+  with its (machine) certificate, then the user logs in with EAP-MSCHAPv2.
+
+Not every client can do every kind; a format that cannot express the kind raises
+:class:`ProfileError` naming the reason, never writes something else:
+
+=================  ==============  =================  ==================================
+format             eap-mschapv2    eap-tls            pubkey+eap
+=================  ==============  =================  ==================================
+apple              yes             yes                no (EAP-only with extended auth)
+sswan              ``ikev2-eap``   ``ikev2-eap-tls``  ``ikev2-cert-eap``
+windows            yes             yes                no (machine cert *or* EAP)
+pyipsec            yes             yes                ``local-1`` / ``local-2``
+=================  ==============  =================  ==================================
+
+- :func:`apple_mobileconfig` — a configuration profile (a plist) with the CA as
   ``com.apple.security.root`` and a ``com.apple.vpn.managed`` payload of ``VPNType`` IKEv2.
   ``AuthenticationMethod`` Certificate with ``ExtendedAuthEnabled`` 1 means "the server signs
-  with a certificate, the user logs in with EAP" (for IKEv2 with extended authentication the
-  method only says how the server's AUTH payload is checked); the server certificate must
-  chain to ``ServerCertificateIssuerCommonName`` and carry ``RemoteIdentifier`` in its
-  subjectAltName. Naming the issuer also makes the client send a CERTREQ; the gateway should
-  still set ``send_cert = "always"``. ``AuthName`` is the EAP user; ``AuthPassword`` only when
-  asked for. ``IKESecurityAssociationParameters`` / ``ChildSecurityAssociationParameters`` hold
-  one proposal each (Apple's strings ``AES-256-GCM``, ``SHA2-256`` — the PRF for an AEAD
-  cipher — and the group number); PFS stays off because pyipsec's default ESP proposals carry
-  no key exchange. With ``gateway_certificate`` given, ``ServerCertificateCommonName`` and
-  ``CertificateType`` (RSA, ECDSA256, ECDSA384) are set from it.
+  with a certificate, the client logs in with EAP" (Apple's key reference: with extended
+  authentication the client does EAP only, and ``PayloadCertificateUUID`` then names the
+  identity used "for EAP-TLS authentication"). For EAP-MSCHAPv2 ``AuthName`` is the EAP user
+  and ``AuthPassword`` is written only when asked for. For EAP-TLS a third payload,
+  ``com.apple.security.pkcs12``, holds the client's PKCS#12 (legacy 3DES: the only encryption
+  Apple imports) with its ``Password`` only when asked for (else the device prompts at
+  install), and ``PayloadCertificateUUID`` points at it. Apple's client has no second
+  authentication round, so ``pubkey+eap`` is refused. The server certificate must chain to
+  ``ServerCertificateIssuerCommonName`` and carry ``RemoteIdentifier`` in its subjectAltName;
+  naming the issuer also makes the client send a CERTREQ (the gateway should still set
+  ``send_cert = "always"``). ``IKESecurityAssociationParameters`` /
+  ``ChildSecurityAssociationParameters`` hold one proposal each (Apple's strings
+  ``AES-256-GCM``, ``SHA2-256`` — the PRF for an AEAD cipher — and the group number); PFS
+  stays off because pyipsec's default ESP proposals carry no key exchange. With
+  ``gateway_certificate`` given, ``ServerCertificateCommonName`` and ``CertificateType`` (RSA,
+  ECDSA256, ECDSA384) are set from it.
 - :func:`strongswan_sswan` — the strongSwan Android app's JSON profile: ``type``
-  ``ikev2-eap``, ``remote.addr``/``remote.id``/``remote.cert`` (the CA, base64 DER),
-  ``local.eap_id``, ``ike-proposal``/``esp-proposal`` in strongSwan's keywords. The format has
-  no password field: the app asks on first connect.
+  ``ikev2-eap``, ``ikev2-eap-tls`` or ``ikev2-cert-eap``; ``remote.addr``/``remote.id``/
+  ``remote.cert`` (the CA, base64 DER); ``local.eap_id`` for the EAP user, ``local.p12`` (the
+  PKCS#12, base64) and ``local.id`` (the identity in the client certificate) for the
+  certificate kinds; ``ike-proposal``/``esp-proposal`` in strongSwan's keywords. The format has
+  no password fields: the app asks for the EAP password on first connect and for the PKCS#12
+  password on import.
 - :func:`windows_powershell` — a script for an elevated PowerShell: it imports the CA into
   ``Cert:\\LocalMachine\\Root``, (re)creates the connection with ``Add-VpnConnection
-  -TunnelType Ikev2 -AuthenticationMethod Eap`` (no EAP XML: Windows' default EAP method is
-  EAP-MSCHAPv2, "secured password") and sets the algorithms with
+  -TunnelType Ikev2 -AuthenticationMethod Eap`` and sets the algorithms with
   ``Set-VpnConnectionIPsecConfiguration`` (``-EncryptionMethod GCMAES256 -IntegrityCheckMethod
   SHA256 -DHGroup ECP256`` for IKE, ``-CipherTransformConstants GCMAES256
-  -AuthenticationTransformConstants GCMAES256`` for ESP, ``-PfsGroup None``). Windows has no
-  remote-identity setting: it checks that the certificate's dNSName equals the server address,
-  which is why ``pki gateway`` writes addresses as dNSName too. Windows knows only groups 14,
-  19 and 20 here (``Group14``, ``ECP256``, ``ECP384``).
-- :func:`pyipsec_toml` — a pyipsec client config: one connection to the gateway with EAP-
-  MSCHAPv2, ``remote.auth = "pubkey"`` against the CA, a virtual IPv4 address requested with
-  ``vips = ["0.0.0.0"]``, a child tunnelling everything (``0.0.0.0/0``, ``::/0``) and the EAP
-  secret — inline when a password is given, else as a ``secret_file`` to create next to it.
+  -AuthenticationTransformConstants GCMAES256`` for ESP, ``-PfsGroup None``). Without an EAP
+  XML Windows uses EAP-MSCHAPv2 ("secured password"); for EAP-TLS the script imports the
+  PKCS#12 into ``Cert:\\CurrentUser\\My`` with ``Import-PfxCertificate`` (asking for its
+  password with ``Read-Host -AsSecureString``; the script never holds it) and passes
+  ``New-EapConfiguration -Tls -UserCertificate`` as ``-EapConfigXmlStream``. Windows'
+  built-in client authenticates with a machine certificate *or* with EAP, never both
+  (``MachineCertificate`` is certificate-only; the VPNv2 CSP's ``NativeProfile/Authentication``
+  holds a ``UserMethod`` or a ``MachineMethod``, not both), so ``pubkey+eap`` is refused.
+  Windows has no remote-identity setting: it checks that the certificate's dNSName equals
+  the server address, which is why ``pki gateway`` writes addresses as dNSName too. Windows
+  knows only groups 14, 19 and 20 here (``Group14``, ``ECP256``, ``ECP384``).
+- :func:`pyipsec_toml` — a pyipsec client config: one connection to the gateway with
+  ``remote.auth = "pubkey"`` against the CA, a virtual IPv4 address requested with
+  ``vips = ["0.0.0.0"]`` and a child tunnelling everything (``0.0.0.0/0``, ``::/0``). The
+  client round is ``local`` with ``auth = "eap-mschapv2"`` (plus the EAP secret — inline when
+  a password is given, else as a ``secret_file`` to create next to it) or ``auth = "eap-tls"``
+  with ``certs`` and a ``[secrets.private-*]`` key file; for ``pubkey+eap`` it is two rounds
+  named as swanctl names them, ``local-1`` (``pubkey``) and ``local-2`` (``eap-mschapv2``).
 
 The suite defaults to AES-256-GCM-16, PRF-HMAC-SHA2-256 and ECP-256 (group 19), which every
 one of these clients implements and pyipsec's default IKE and ESP proposals accept.
+:func:`client_auths_for_connection` reads the kinds a gateway connection accepts from its raw
+TOML table (``remote.auth``, or the rounds ``remote-1``, ``remote-2``).
 """
 
 from __future__ import annotations
@@ -50,6 +92,7 @@ import json
 import plistlib
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
@@ -65,12 +108,17 @@ from pyipsec.pki.names import GatewayName, file_stem, parse_gateway_name
 
 __all__ = [
     "KE_GROUPS",
+    "ClientAuth",
+    "ClientIdentity",
     "ClientSuite",
     "Profile",
     "ProfileFormat",
     "ProfileSpec",
     "apple_mobileconfig",
     "build_profile",
+    "check_supported",
+    "client_auths_for_connection",
+    "client_names",
     "pyipsec_toml",
     "strongswan_sswan",
     "validate_username",
@@ -131,6 +179,100 @@ class ClientSuite:
         return "aes256gcm16"
 
 
+class ClientAuth(StrEnum):
+    """How the client authenticates (the gateway always signs with its certificate)."""
+
+    EAP_MSCHAPV2 = "eap-mschapv2"
+    """User name and password inside EAP."""
+    EAP_TLS = "eap-tls"
+    """The client certificate inside EAP (RFC 5216/9190)."""
+    PUBKEY_EAP = "pubkey+eap"
+    """Two rounds (RFC 4739): the (machine) certificate signs, then EAP-MSCHAPv2 for the user."""
+
+    @property
+    def uses_certificate(self) -> bool:
+        return self != ClientAuth.EAP_MSCHAPV2
+
+    @property
+    def uses_password(self) -> bool:
+        return self != ClientAuth.EAP_TLS
+
+
+_UNSUPPORTED: Final = {
+    (ProfileFormat.APPLE, ClientAuth.PUBKEY_EAP): (
+        "Apple's IKEv2 client cannot authenticate twice (RFC 4739): with extended authentication "
+        "it does EAP only and uses its certificate for EAP-TLS; give Apple devices an eap-tls or "
+        "eap-mschapv2 connection"
+    ),
+    (ProfileFormat.WINDOWS, ClientAuth.PUBKEY_EAP): (
+        "the Windows IKEv2 client authenticates with a machine certificate or with EAP, not both "
+        "(no RFC 4739 second round; -AuthenticationMethod MachineCertificate is certificate-only); "
+        "give Windows devices an eap-tls or eap-mschapv2 connection"
+    ),
+}
+
+
+def check_supported(fmt: ProfileFormat, auth: ClientAuth) -> None:
+    """Raise :class:`ProfileError` saying why if format ``fmt`` cannot express ``auth``."""
+    reason = _UNSUPPORTED.get((ProfileFormat(fmt), ClientAuth(auth)))
+    if reason is not None:
+        raise ProfileError(reason)
+
+
+_GATEWAY_PUBKEY: Final = frozenset({"pubkey", "rsa", "ecdsa"})
+_GATEWAY_EAP_PASSWORD: Final = frozenset({"eap-mschapv2"})
+_GATEWAY_EAP_ANY: Final = frozenset({"eap", "eap-radius"})
+"""EAP whose method someone else picks: the client's answer to the gateway's proposal
+(``eap``), or the RADIUS server (``eap-radius``)."""
+
+
+def _round_auth(connection: Mapping[str, object], key: str) -> str:
+    section = connection.get(key)
+    auth = section.get("auth") if isinstance(section, Mapping) else None
+    if not isinstance(auth, str):
+        raise ProfileError(f"the connection's {key} section has no auth method")
+    return auth.strip().lower()
+
+
+def _remote_rounds(connection: Mapping[str, object]) -> list[str]:
+    """The ``auth`` of each ``remote``/``remote-N`` round, in swanctl's order (by suffix)."""
+    numbered = sorted(
+        (int(key[len("remote-") :]), key)
+        for key in connection
+        if key.startswith("remote-") and key[len("remote-") :].isdigit()
+    )
+    keys = (["remote"] if "remote" in connection else []) + [key for _, key in numbered]
+    if not keys:
+        raise ProfileError("the connection has no remote section (remote.auth says how clients log in)")
+    return [_round_auth(connection, key) for key in keys]
+
+
+def client_auths_for_connection(connection: Mapping[str, object]) -> tuple[ClientAuth, ...]:
+    """The client authentications a gateway connection (its raw TOML table) accepts, the
+    likeliest first.
+
+    One remote round: ``eap-tls`` accepts EAP-TLS; ``eap-mschapv2`` EAP-MSCHAPv2; ``eap`` and
+    ``eap-radius`` leave the method to the client or the RADIUS server, so both (EAP-MSCHAPV2
+    first). Two rounds, a certificate then password-based EAP, accept
+    :attr:`ClientAuth.PUBKEY_EAP`. Anything else (``psk``, a certificate only) has no user
+    profile and raises :class:`ProfileError`.
+    """
+    rounds = _remote_rounds(connection)
+    if rounds == ["eap-tls"]:
+        return (ClientAuth.EAP_TLS,)
+    if len(rounds) == 1 and rounds[0] in _GATEWAY_EAP_PASSWORD:
+        return (ClientAuth.EAP_MSCHAPV2,)
+    if len(rounds) == 1 and rounds[0] in _GATEWAY_EAP_ANY:
+        return (ClientAuth.EAP_MSCHAPV2, ClientAuth.EAP_TLS)
+    second = _GATEWAY_EAP_PASSWORD | _GATEWAY_EAP_ANY
+    if len(rounds) == 2 and rounds[0] in _GATEWAY_PUBKEY and rounds[1] in second:
+        return (ClientAuth.PUBKEY_EAP,)
+    raise ProfileError(
+        f"the connection authenticates clients with {' then '.join(rounds)}; user profiles cover "
+        "eap-mschapv2, eap-tls and pubkey then eap-mschapv2"
+    )
+
+
 _USERNAME: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@+-]{0,252}")
 
 
@@ -155,14 +297,63 @@ def _check_text(value: str, what: str, *, secret: bool = False) -> str:
     return value
 
 
+def client_names(cert: x509.Certificate) -> list[str]:
+    """The identities a client certificate carries: its rfc822Name and dNSName entries."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [*san.get_values_for_type(x509.RFC822Name), *san.get_values_for_type(x509.DNSName)]
+
+
+def _same_identity(a: str, b: str) -> bool:
+    """E-mail local parts compare exactly, domains and DNS names case-insensitively."""
+    local_a, _, domain_a = a.rpartition("@")
+    local_b, _, domain_b = b.rpartition("@")
+    return local_a == local_b and domain_a.lower() == domain_b.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class ClientIdentity:
+    """The client certificate for ``eap-tls`` and ``pubkey+eap``, and the same certificate with
+    its key and the CA as a PKCS#12 bundle for the devices (all formats but ``pyipsec``, which
+    names the PEM files instead).
+
+    ``pkcs12_password`` is set only to embed the bundle's password in a format that can hold
+    it (Apple); otherwise the device asks for it at import.
+    """
+
+    certificate: x509.Certificate
+    pkcs12: bytes | None = field(default=None, repr=False)
+    pkcs12_password: str | None = field(default=None, repr=False)
+
+    @property
+    def bundle(self) -> bytes:
+        """The PKCS#12 bundle, which every device format needs."""
+        if self.pkcs12 is None:
+            raise ProfileError("this profile format carries the client certificate as a PKCS#12 bundle")
+        return self.pkcs12
+
+    @property
+    def name(self) -> str:
+        """The certificate's first identity (rfc822Name, else dNSName)."""
+        names = client_names(self.certificate)
+        if not names:
+            raise ProfileError("the client certificate has no e-mail or DNS name in its subjectAltName")
+        return names[0]
+
+
 @dataclass(frozen=True, slots=True)
 class ProfileSpec:
     """What a client needs to reach the gateway as ``username``.
 
     ``gateway`` is the address the client connects to; ``remote_id`` the gateway's IKE
     identity (default: ``gateway``), which its certificate must carry in subjectAltName.
-    ``password`` is written only into formats that can hold it. ``gateway_certificate``, if
-    known, is checked against ``remote_id`` and the CA and refines the Apple profile.
+    ``password`` (the EAP password) is written only into formats that can hold it.
+    ``gateway_certificate``, if known, is checked against ``remote_id`` and the CA and refines
+    the Apple profile. ``auth`` is how the client logs in; the certificate kinds need
+    ``identity``, issued by the CA, whose subjectAltName names ``username`` for EAP-TLS (for
+    ``pubkey+eap`` it is the machine's certificate and may name the machine instead).
     """
 
     username: str
@@ -173,8 +364,15 @@ class ProfileSpec:
     password: str | None = field(default=None, repr=False)
     gateway_certificate: x509.Certificate | None = None
     suite: ClientSuite = field(default_factory=ClientSuite)
+    auth: ClientAuth = ClientAuth.EAP_MSCHAPV2
+    identity: ClientIdentity | None = None
 
     def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "auth", ClientAuth(self.auth))
+        except ValueError:
+            known = ", ".join(a.value for a in ClientAuth)
+            raise ProfileError(f"unknown client authentication {self.auth!r} (known: {known})") from None
         validate_username(self.username)
         parse_gateway_name(self.gateway)
         if self.remote_id is not None:
@@ -185,6 +383,7 @@ class ProfileSpec:
             _check_text(self.password, "password", secret=True)
         if self.gateway_certificate is not None:
             _check_gateway_certificate(self)
+        _check_identity(self)
 
     @property
     def server(self) -> GatewayName:
@@ -244,10 +443,40 @@ def _check_gateway_certificate(spec: ProfileSpec) -> None:
             )
 
 
+def _check_identity(spec: ProfileSpec) -> None:
+    auth = spec.auth
+    if spec.password is not None and not auth.uses_password:
+        raise ProfileError(f"{auth.value} has no EAP password to store")
+    identity = spec.identity
+    if identity is None:
+        if auth.uses_certificate:
+            raise ProfileError(f"{auth.value} needs the client certificate and its PKCS#12 bundle")
+        return
+    if not auth.uses_certificate:
+        raise ProfileError(f"{auth.value} uses no client certificate")
+    if identity.pkcs12_password is not None:
+        _check_text(identity.pkcs12_password, "PKCS#12 password", secret=True)
+    cert = identity.certificate
+    if cert.issuer != spec.ca_certificate.subject:
+        raise ProfileError(
+            f"the client certificate was issued by {cert.issuer.rfc4514_string()!r}, not by the CA "
+            f"{spec.ca_certificate.subject.rfc4514_string()!r}"
+        )
+    names = client_names(cert)
+    if auth == ClientAuth.EAP_TLS and not any(_same_identity(spec.username, n) for n in names):
+        raise ProfileError(
+            f"the client certificate does not name the user {spec.username!r} in its subjectAltName "
+            f"(it has: {', '.join(names) or 'none'}); the EAP-TLS identity must match it"
+        )
+    if not names:
+        raise ProfileError("the client certificate has no e-mail or DNS name in its subjectAltName")
+
+
 @dataclass(frozen=True, slots=True)
 class Profile:
     """A rendered profile: ``content`` to write to a file ending in ``format.suffix``;
-    ``contains_secret`` says whether it holds the password (then write it with mode 0600)."""
+    ``contains_secret`` says whether it holds a password or a private key, even an encrypted
+    one (then write it with mode 0600)."""
 
     format: ProfileFormat
     content: bytes = field(repr=False)
@@ -272,8 +501,25 @@ def _reverse_dns(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]", "-", text).strip(".-") or "x"
 
 
+def _apple_identity_payload(spec: ProfileSpec, identity: ClientIdentity, base: str) -> dict[str, object]:
+    """The ``com.apple.security.pkcs12`` payload with the client's PKCS#12 bundle."""
+    payload: dict[str, object] = {
+        "PayloadType": "com.apple.security.pkcs12",
+        "PayloadVersion": 1,
+        "PayloadIdentifier": f"{base}.identity",
+        "PayloadUUID": spec.uuid("apple-identity"),
+        "PayloadDisplayName": identity.name,
+        "PayloadCertificateFileName": f"{file_stem(identity.name)}.p12",
+        "PayloadContent": identity.bundle,
+    }
+    if identity.pkcs12_password is not None:
+        payload["Password"] = identity.pkcs12_password
+    return payload
+
+
 def apple_mobileconfig(spec: ProfileSpec) -> bytes:
     """The ``.mobileconfig`` (XML plist) for iOS, iPadOS and macOS."""
+    check_supported(ProfileFormat.APPLE, spec.auth)
     suite = spec.suite
     base = f"org.pyipsec.vpn.{_reverse_dns(spec.server.text)}.{_reverse_dns(spec.username)}"
     sa_parameters = {
@@ -287,7 +533,6 @@ def apple_mobileconfig(spec: ProfileSpec) -> bytes:
         "LocalIdentifier": spec.username,
         "AuthenticationMethod": "Certificate",
         "ExtendedAuthEnabled": 1,
-        "AuthName": spec.username,
         "ServerCertificateIssuerCommonName": spec.ca_common_name,
         "EnablePFS": 0,
         "DeadPeerDetectionRate": "Medium",
@@ -298,8 +543,12 @@ def apple_mobileconfig(spec: ProfileSpec) -> bytes:
         "IKESecurityAssociationParameters": dict(sa_parameters),
         "ChildSecurityAssociationParameters": dict(sa_parameters),
     }
-    if spec.password is not None:
-        ikev2["AuthPassword"] = spec.password
+    if spec.identity is not None:  # EAP-TLS: the identity below answers the server's EAP-TLS
+        ikev2["PayloadCertificateUUID"] = spec.uuid("apple-identity")
+    else:
+        ikev2["AuthName"] = spec.username
+        if spec.password is not None:
+            ikev2["AuthPassword"] = spec.password
     if spec.gateway_certificate is not None:
         ikev2["CertificateType"] = _apple_certificate_type(spec.gateway_certificate)
         cns = spec.gateway_certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
@@ -333,26 +582,49 @@ def apple_mobileconfig(spec: ProfileSpec) -> bytes:
         "PayloadDescription": f"IKEv2 VPN to {spec.server.text} for {spec.username} (pyipsec)",
         "PayloadContent": [ca_payload, vpn_payload],
     }
+    if spec.identity is not None:
+        profile["PayloadContent"] = [
+            ca_payload,
+            _apple_identity_payload(spec, spec.identity, base),
+            vpn_payload,
+        ]
     return plistlib.dumps(profile, fmt=plistlib.FMT_XML)
 
 
 # --- strongSwan for Android ----------------------------------------------------------------
 
 
+_SSWAN_TYPES: Final = {
+    ClientAuth.EAP_MSCHAPV2: "ikev2-eap",
+    ClientAuth.EAP_TLS: "ikev2-eap-tls",
+    ClientAuth.PUBKEY_EAP: "ikev2-cert-eap",
+}
+
+
 def strongswan_sswan(spec: ProfileSpec) -> str:
     """The ``.sswan`` JSON profile for the strongSwan VPN Client for Android."""
     if spec.password is not None:
         raise ProfileError("the strongSwan app's .sswan format cannot hold a password; the app asks for it")
+    local: dict[str, str] = {}
+    if spec.identity is not None:
+        if spec.identity.pkcs12_password is not None:
+            raise ProfileError(
+                "the strongSwan app's .sswan format cannot hold the PKCS#12 password; the app asks for it"
+            )
+        local["id"] = spec.identity.name if spec.auth == ClientAuth.PUBKEY_EAP else spec.username
+        local["p12"] = base64.b64encode(spec.identity.bundle).decode()
+    if spec.auth.uses_password:
+        local["eap_id"] = spec.username
     profile = {
         "uuid": spec.uuid("sswan").lower(),
         "name": spec.name,
-        "type": "ikev2-eap",
+        "type": _SSWAN_TYPES[spec.auth],
         "remote": {
             "addr": spec.server.text,
             "id": spec.server_id.text,
             "cert": base64.b64encode(spec.ca_certificate.public_bytes(serialization.Encoding.DER)).decode(),
         },
-        "local": {"eap_id": spec.username},
+        "local": local,
         "ike-proposal": spec.suite.ike_proposal,
         "esp-proposal": spec.suite.esp_proposal,
     }
@@ -370,27 +642,11 @@ def _ps(value: str) -> str:
     return f"'{value}'"
 
 
-def windows_powershell(spec: ProfileSpec) -> str:
-    """A PowerShell script that installs the CA and the IKEv2 connection on Windows 10/11."""
-    if spec.password is not None:
-        raise ProfileError("the Windows script does not store passwords; Windows asks on first connect")
-    dh_group = _GROUPS[spec.suite.ke_group][1]
-    if dh_group is None:
-        raise ProfileError(
-            f"Windows clients cannot use key exchange group {spec.suite.ke_group}; use 14, 19 or 20"
-        )
+def _windows_ca_lines(spec: ProfileSpec) -> list[str]:
+    """Import the CA into the machine's trusted roots (through a temporary file)."""
     pem = spec.ca_certificate.public_bytes(serialization.Encoding.PEM).decode().strip()
     ca_file = f"pyipsec-ca-{fingerprint(spec.ca_certificate).replace(':', '')[:16].lower()}.cer"
-    lines = [
-        f"# pyipsec: IKEv2 VPN connection {spec.name!r} to {spec.server.text} for user {spec.username}",
-        "# Run in an elevated PowerShell:  powershell -ExecutionPolicy Bypass -File <this file>",
-        f"# Then connect from the network menu and sign in as {spec.username}.",
-        "#Requires -RunAsAdministrator",
-        "$ErrorActionPreference = 'Stop'",
-        "",
-        f"$Name = {_ps(spec.name)}",
-        f"$Server = {_ps(spec.server.text)}",
-        "",
+    return [
         f"# The CA of the gateway certificate ({spec.ca_common_name}), into the machine's trusted roots.",
         "$CaPem = @'",
         *pem.splitlines(),
@@ -403,12 +659,94 @@ def windows_powershell(spec: ProfileSpec) -> str:
         "    Remove-Item -LiteralPath $CaFile -Force",
         "}",
         "",
+    ]
+
+
+def _windows_identity_lines(spec: ProfileSpec, identity: ClientIdentity) -> list[str]:
+    """Import the PKCS#12 bundle into the user's personal store, asking for its password."""
+    encoded = base64.b64encode(identity.bundle).decode()
+    p12_file = f"pyipsec-{file_stem(identity.name)}.p12"
+    return [
+        f"# {identity.name}'s certificate and key (PKCS#12), into the user's personal store for EAP-TLS.",
+        "$P12Base64 = @'",
+        *(encoded[i : i + 76] for i in range(0, len(encoded), 76)),
+        "'@",
+        f"$Prompt = {_ps(f'Password of the certificate bundle for {identity.name}')}",
+        "$P12Password = Read-Host -AsSecureString -Prompt $Prompt",
+        f"$P12File = Join-Path ([System.IO.Path]::GetTempPath()) {_ps(p12_file)}",
+        "$P12Bytes = [Convert]::FromBase64String(($P12Base64 -replace '\\s', ''))",
+        "[System.IO.File]::WriteAllBytes($P12File, $P12Bytes)",
+        "try {",
+        "    Import-PfxCertificate -FilePath $P12File -CertStoreLocation 'Cert:\\CurrentUser\\My' `",
+        "        -Password $P12Password | Out-Null",
+        "} finally {",
+        "    Remove-Item -LiteralPath $P12File -Force",
+        "}",
+        "",
+    ]
+
+
+def _windows_connection_lines(spec: ProfileSpec) -> list[str]:
+    """(Re)create the connection with EAP-MSCHAPv2 (no EAP XML) or EAP-TLS (an EAP XML)."""
+    remove = [
         "if (Get-VpnConnection -Name $Name -AllUserConnection -ErrorAction SilentlyContinue) {",
         "    Remove-VpnConnection -Name $Name -AllUserConnection -Force",
         "}",
+    ]
+    add = "Add-VpnConnection -Name $Name -ServerAddress $Server -TunnelType Ikev2 -AuthenticationMethod Eap `"
+    remove += [
+        "# Windows authenticates with EAP or with a machine certificate, never both in turn (no",
+        "# RFC 4739 rounds): a gateway asking for a certificate, then EAP, cannot serve this client.",
+    ]
+    if spec.auth == ClientAuth.EAP_TLS:
+        return [
+            *remove,
+            "# EAP-TLS with the user certificate imported above. The gateway itself is checked in IKE",
+            "# (its certificate against the CA above, its dNSName against the server address).",
+            "$Eap = New-EapConfiguration -Tls -UserCertificate",
+            add,
+            "    -EapConfigXmlStream $Eap.EapConfigXmlStream -EncryptionLevel Required `",
+            "    -AllUserConnection -Force",
+        ]
+    return [
+        *remove,
         "# EAP without an EAP XML profile: EAP-MSCHAPv2 (secured password).",
-        "Add-VpnConnection -Name $Name -ServerAddress $Server -TunnelType Ikev2 -AuthenticationMethod Eap `",
+        add,
         "    -EncryptionLevel Required -RememberCredential -AllUserConnection -Force",
+    ]
+
+
+def windows_powershell(spec: ProfileSpec) -> str:
+    """A PowerShell script that installs the CA and the IKEv2 connection on Windows 10/11."""
+    check_supported(ProfileFormat.WINDOWS, spec.auth)
+    if spec.password is not None:
+        raise ProfileError("the Windows script does not store passwords; Windows asks on first connect")
+    if spec.identity is not None and spec.identity.pkcs12_password is not None:
+        raise ProfileError("the Windows script does not store the PKCS#12 password; it asks when run")
+    dh_group = _GROUPS[spec.suite.ke_group][1]
+    if dh_group is None:
+        raise ProfileError(
+            f"Windows clients cannot use key exchange group {spec.suite.ke_group}; use 14, 19 or 20"
+        )
+    if spec.identity is not None:
+        identity_lines = _windows_identity_lines(spec, spec.identity)
+        then = f"# Then connect from the network menu; Windows offers {spec.identity.name}'s certificate."
+    else:
+        identity_lines = []
+        then = f"# Then connect from the network menu and sign in as {spec.username}."
+    lines = [
+        f"# pyipsec: IKEv2 VPN connection {spec.name!r} to {spec.server.text} for user {spec.username}",
+        "# Run in an elevated PowerShell:  powershell -ExecutionPolicy Bypass -File <this file>",
+        then,
+        "#Requires -RunAsAdministrator",
+        "$ErrorActionPreference = 'Stop'",
+        "",
+        f"$Name = {_ps(spec.name)}",
+        f"$Server = {_ps(spec.server.text)}",
+        "",
+        *_windows_ca_lines(spec),
+        *identity_lines,
+        *_windows_connection_lines(spec),
         f"# IKE: {spec.suite.ike_proposal}; ESP: {spec.suite.esp_proposal} without PFS.",
         "Set-VpnConnectionIPsecConfiguration -ConnectionName $Name -AllUserConnection `",
         f"    -EncryptionMethod GCMAES256 -IntegrityCheckMethod SHA256 -DHGroup {dh_group} `",
@@ -443,19 +781,73 @@ def _bare(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "-", text).strip("-") or "x"
 
 
-def pyipsec_toml(spec: ProfileSpec, *, ca_path: str, secret_file: str | None = None) -> str:
+def _pyipsec_rounds(spec: ProfileSpec, prefix: str, cert_path: str | None) -> list[str]:
+    """The client's authentication round(s): ``local``, or ``local-1``/``local-2`` (RFC 4739)."""
+    eap = ['  auth = "eap-mschapv2"', f"  eap_id = {_toml_str(spec.username)}"]
+    if spec.identity is None:
+        return [f"  [{prefix}.local]", *eap, ""]
+    if cert_path is None:
+        raise ProfileError("a pyipsec profile with a client certificate needs the certificate's path")
+    certs = f"  certs = {_toml_list([cert_path])}"
+    if spec.auth == ClientAuth.EAP_TLS:
+        return [f"  [{prefix}.local]", '  auth = "eap-tls"', f"  id = {_toml_str(spec.username)}", certs, ""]
+    return [
+        f"  [{prefix}.local-1]             # first round: the machine certificate (RFC 4739)",
+        '  auth = "pubkey"',
+        f"  id = {_toml_str(spec.identity.name)}",
+        certs,
+        "",
+        f"  [{prefix}.local-2]             # second round: the user",
+        *eap,
+        "",
+    ]
+
+
+def _pyipsec_secrets(spec: ProfileSpec, secret_file: str | None, key_path: str | None) -> list[str]:
+    """``[secrets.private-*]`` for the certificate's key, ``[secrets.eap-*]`` for the password."""
+    lines: list[str] = []
+    if spec.identity is not None:
+        if key_path is None:
+            raise ProfileError("a pyipsec profile with a client certificate needs the private key's path")
+        lines += [
+            "",
+            f"[secrets.private-{_bare(spec.identity.name)}]",
+            f"file = {_toml_str(key_path)}   # the certificate's private key; chmod 600",
+        ]
+    if not spec.auth.uses_password:
+        return lines
+    if spec.password is None and secret_file is None:
+        raise ProfileError("a pyipsec profile needs the password or a secret file to read it from")
+    lines += ["", f"[secrets.eap-{_bare(spec.username)}]", f"id = {_toml_str(spec.username)}"]
+    if spec.password is not None:
+        lines.append(f"secret = {_toml_str(spec.password)}")
+    else:
+        lines.append(
+            f"secret_file = {_toml_str(str(secret_file))}   # holds {spec.username}'s password; chmod 600"
+        )
+    return lines
+
+
+def pyipsec_toml(
+    spec: ProfileSpec,
+    *,
+    ca_path: str,
+    secret_file: str | None = None,
+    cert_path: str | None = None,
+    key_path: str | None = None,
+) -> str:
     """A pyipsec client config (``pyipsec daemon`` / ``pyipsec check``) for ``spec``.
 
     ``ca_path`` is written as ``remote.cacerts`` (relative paths are relative to the config
     file). The EAP password is inline if ``spec.password`` is set, else read from
-    ``secret_file``, which must then be given.
+    ``secret_file``, which must then be given. The certificate kinds name the client
+    certificate ``cert_path`` and its key file ``key_path``.
     """
-    if spec.password is None and secret_file is None:
-        raise ProfileError("a pyipsec profile needs the password or a secret file to read it from")
     conn = _bare(spec.server.text)
     prefix = f"connections.{conn}"
+    secrets = _pyipsec_secrets(spec, secret_file, key_path)
     lines = [
-        f"# pyipsec client profile: user {spec.username} on gateway {spec.server.text}.",
+        f"# pyipsec client profile: user {spec.username} on gateway {spec.server.text} ({spec.auth.value}).",
         "# Written by `pyipsec user export`; check it with `pyipsec check FILE`, start it with",
         f"# `pyipsec daemon FILE` and `pyipsec up {conn}`.",
         "",
@@ -465,10 +857,7 @@ def pyipsec_toml(spec: ProfileSpec, *, ca_path: str, secret_file: str | None = N
         'proposals = ["default"]',
         'dpd_delay = "30s"',
         "",
-        f"  [{prefix}.local]",
-        '  auth = "eap-mschapv2"',
-        f"  eap_id = {_toml_str(spec.username)}",
-        "",
+        *_pyipsec_rounds(spec, prefix, cert_path),
         f"  [{prefix}.remote]",
         '  auth = "pubkey"',
         f"  id = {_toml_str(spec.server_id.text)}",
@@ -479,17 +868,8 @@ def pyipsec_toml(spec: ProfileSpec, *, ca_path: str, secret_file: str | None = N
         '  remote_ts = ["0.0.0.0/0", "::/0"]',
         '  esp_proposals = ["default"]',
         '  dpd_action = "restart"',
-        "",
-        f"[secrets.eap-{_bare(spec.username)}]",
-        f"id = {_toml_str(spec.username)}",
+        *secrets,
     ]
-    if spec.password is not None:
-        lines.append(f"secret = {_toml_str(spec.password)}")
-    else:
-        assert secret_file is not None
-        lines.append(
-            f"secret_file = {_toml_str(secret_file)}   # holds {spec.username}'s password; chmod 600"
-        )
     return "\n".join(lines) + "\n"
 
 
@@ -499,22 +879,28 @@ def build_profile(
     *,
     ca_path: str | None = None,
     secret_file: str | None = None,
+    cert_path: str | None = None,
+    key_path: str | None = None,
 ) -> Profile:
-    """Render ``spec`` in format ``fmt``; ``ca_path`` and ``secret_file`` are for ``pyipsec``."""
+    """Render ``spec`` in format ``fmt``; ``ca_path``, ``secret_file``, ``cert_path`` and
+    ``key_path`` are for ``pyipsec`` (see :func:`pyipsec_toml`)."""
     try:
         kind = ProfileFormat(fmt)
     except ValueError:
         known = ", ".join(f.value for f in ProfileFormat)
         raise ProfileError(f"unknown profile format {fmt!r} (known: {known})") from None
+    holds_key = spec.identity is not None
     if kind == ProfileFormat.APPLE:
-        return Profile(kind, apple_mobileconfig(spec), spec.password is not None)
+        return Profile(kind, apple_mobileconfig(spec), holds_key or spec.password is not None)
     if kind == ProfileFormat.SSWAN:
-        return Profile(kind, strongswan_sswan(spec).encode(), False)
+        return Profile(kind, strongswan_sswan(spec).encode(), holds_key)
     if kind == ProfileFormat.WINDOWS:
         script = windows_powershell(spec)
         data = script.encode("utf-8") if script.isascii() else b"\xef\xbb\xbf" + script.encode("utf-8")
-        return Profile(kind, data, False)
+        return Profile(kind, data, holds_key)
     if ca_path is None:
         raise ProfileError("a pyipsec profile needs the path of the CA certificate")
-    text = pyipsec_toml(spec, ca_path=ca_path, secret_file=secret_file)
+    text = pyipsec_toml(
+        spec, ca_path=ca_path, secret_file=secret_file, cert_path=cert_path, key_path=key_path
+    )
     return Profile(kind, text.encode("utf-8"), spec.password is not None)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import plistlib
 import stat
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -300,7 +302,7 @@ def test_export_apple(tmp_path: Path, ca_dir: Path, gw_cert: Path) -> None:
     code, stdout, err = _export(tmp_path, ca_dir, "apple", "alice.mobileconfig", "--gateway-cert", gw_cert)
     assert code == 0, err
     assert stdout.startswith(
-        f"wrote apple profile for alice (vpn.example.org) to {tmp_path / 'alice.mobileconfig'}"
+        f"wrote apple profile for alice (vpn.example.org, eap-mschapv2) to {tmp_path / 'alice.mobileconfig'}"
     )
     assert _mode(tmp_path / "alice.mobileconfig") == 0o644
     profile = plistlib.loads((tmp_path / "alice.mobileconfig").read_bytes())
@@ -403,3 +405,233 @@ def test_export_errors(tmp_path: Path, ca_dir: Path, gw_cert: Path) -> None:
     code, _, err = _export(tmp_path, ca_dir, "sswan", "a")
     assert code == 1 and "already exists (use --force to replace it)" in err
     assert _export(tmp_path, ca_dir, "sswan", "a", "--force")[0] == 0
+
+
+# --- user export for EAP-TLS and certificate then EAP ----------------------------------------
+
+
+def _p12(
+    data: bytes, password: bytes = b"bundle password"
+) -> tuple[x509.Certificate, list[x509.Certificate]]:
+    key, cert, extra = pkcs12.load_key_and_certificates(data, password)
+    assert key is not None and cert is not None
+    assert key.public_key().public_numbers() == cert.public_key().public_numbers()  # type: ignore[union-attr]
+    return cert, extra
+
+
+def _client_sans(cert: x509.Certificate) -> list[x509.GeneralName]:
+    return list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+
+
+@pytest.fixture
+def p12_pw(tmp_path: Path) -> Path:
+    (tmp_path / "p12pw").write_text("bundle password\n")
+    return tmp_path / "p12pw"
+
+
+def test_export_eap_tls_issues_then_reuses_the_client_certificate(
+    tmp_path: Path, ca_dir: Path, p12_pw: Path
+) -> None:
+    code, stdout, err = run(
+        "user", "export", "alice@example.org", "--auth", "eap-tls", "--gateway", "vpn.example.org",
+        "--ca", ca_dir, "--format", "apple", "--out", tmp_path / "alice.mobileconfig",
+        "--p12-password-file", p12_pw, "--key", "ecdsa", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads(stdout)
+    assert result["auth"] == "eap-tls" and result["certificate_reused"] is False
+    assert result["contains_password"] is False and result["mode"] == "0600"
+    cert_path = tmp_path / "alice@example.org-cert.pem"
+    assert result["certificate"] == str(cert_path) and result["key"] == str(
+        tmp_path / "alice@example.org-key.pem"
+    )
+    assert _mode(tmp_path / "alice@example.org-key.pem") == 0o600
+    cert = _cert(cert_path)
+    assert _client_sans(cert) == [x509.RFC822Name("alice@example.org")]
+    assert (
+        ExtendedKeyUsageOID.CLIENT_AUTH
+        in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    )
+    profile = plistlib.loads((tmp_path / "alice.mobileconfig").read_bytes())
+    _, identity, vpn = profile["PayloadContent"]
+    p12_cert, extra = _p12(identity["PayloadContent"])
+    assert p12_cert == cert and extra == [_cert(ca_dir / "ca-cert.pem")]
+    assert vpn["IKEv2"]["PayloadCertificateUUID"] == identity["PayloadUUID"]
+    assert vpn["IKEv2"]["LocalIdentifier"] == "alice@example.org" and "Password" not in identity
+    assert "bundle password" not in stdout + err
+
+    code, stdout, err = run(
+        "user", "export", "alice@example.org", "--auth", "eap-tls", "--gateway", "vpn.example.org",
+        "--ca", ca_dir / "ca-cert.pem", "--format", "sswan", "--out", tmp_path / "alice.sswan",
+        "--p12-password-file", p12_pw,
+    )  # fmt: skip
+    assert code == 0, err
+    assert f"note: reused client certificate {cert_path}" in stdout
+    data = json.loads((tmp_path / "alice.sswan").read_text())
+    assert data["type"] == "ikev2-eap-tls" and data["local"]["id"] == "alice@example.org"
+    assert _p12(base64.b64decode(data["local"]["p12"]))[0] == cert  # the same certificate, reused
+
+
+def test_export_eap_tls_for_a_plain_user_name_and_windows(tmp_path: Path, ca_dir: Path, p12_pw: Path) -> None:
+    code, stdout, err = run(
+        "user", "export", "bob", "--auth", "eap-tls", "--gateway", "vpn.example.org", "--ca", ca_dir,
+        "--format", "windows", "--out", tmp_path / "bob.ps1", "--cert-dir", tmp_path / "certs",
+        "--p12-password-file", p12_pw, "--key", "ecdsa",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "note: the device asks for the PKCS#12 password on import" in stdout
+    cert = _cert(tmp_path / "certs" / "bob-cert.pem")
+    assert _client_sans(cert) == [x509.DNSName("bob")]  # dNSName as `pki client` writes it
+    text = (tmp_path / "bob.ps1").read_text()
+    assert "New-EapConfiguration -Tls -UserCertificate" in text and "bundle password" not in text
+    assert _mode(tmp_path / "bob.ps1") == 0o600
+
+
+def test_export_eap_tls_prompts_for_the_bundle_password(tmp_path: Path, ca_dir: Path) -> None:
+    code, _, err = run(
+        "user", "export", "carol@example.org", "--auth", "eap-tls", "--gateway", "vpn.example.org",
+        "--ca", ca_dir, "--format", "apple", "--out", tmp_path / "c.mobileconfig", "--key", "ecdsa",
+        "--embed-p12-password",
+        stdin="bundle password\nbundle password\n",
+    )  # fmt: skip
+    assert code == 0, err
+    identity = plistlib.loads((tmp_path / "c.mobileconfig").read_bytes())["PayloadContent"][1]
+    assert identity["Password"] == "bundle password"
+    assert _p12(identity["PayloadContent"])[0] == _cert(tmp_path / "carol@example.org-cert.pem")
+
+
+def test_export_pyipsec_eap_tls_names_the_pem_files(tmp_path: Path, ca_dir: Path) -> None:
+    code, stdout, err = run(
+        "user", "export", "alice@example.org", "--auth", "eap-tls", "--gateway", "vpn.example.org",
+        "--ca", ca_dir, "--format", "pyipsec", "--out", tmp_path / "alice.toml", "--key", "ecdsa", "--json",
+    )  # fmt: skip
+    assert code == 0, err  # no PKCS#12 and so no password prompt: the daemon reads the PEM files
+    assert json.loads(stdout)["notes"] == [
+        f"issued client certificate {tmp_path / 'alice@example.org-cert.pem'} "
+        f"(key {tmp_path / 'alice@example.org-key.pem'})"
+    ]
+    data = tomllib.loads((tmp_path / "alice.toml").read_text())
+    conn = data["connections"]["vpn-example-org"]
+    assert conn["local"] == {
+        "auth": "eap-tls",
+        "id": "alice@example.org",
+        "certs": ["alice@example.org-cert.pem"],
+    }
+    assert data["secrets"] == {"private-alice-example-org": {"file": "alice@example.org-key.pem"}}
+
+
+def _gateway_config(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "gateway.toml"
+    path.write_text(body)
+    return path
+
+
+TWO_ROUNDS = """
+[connections.rw]
+local = { auth = "pubkey", certs = ["gw.pem"] }
+remote-1 = { auth = "pubkey" }
+remote-2 = { auth = "eap-mschapv2", eap_id = "%any" }
+"""
+
+
+def test_export_follows_the_gateway_connection(tmp_path: Path, ca_dir: Path, p12_pw: Path) -> None:
+    config = _gateway_config(tmp_path, TWO_ROUNDS)
+    (tmp_path / "pw").write_text("user password\n")
+    code, stdout, err = run(
+        "user", "export", "alice", "--config", config, "--gateway", "vpn.example.org", "--ca", ca_dir,
+        "--format", "pyipsec", "--out", tmp_path / "alice.toml", "--cert-name", "laptop.example.org",
+        "--password-file", tmp_path / "pw", "--key", "ecdsa", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(stdout)["auth"] == "pubkey+eap"
+    conn = tomllib.loads((tmp_path / "alice.toml").read_text())["connections"]["vpn-example-org"]
+    assert conn["local-1"]["id"] == "laptop.example.org" and conn["local-2"]["eap_id"] == "alice"
+    assert _client_sans(_cert(tmp_path / "laptop.example.org-cert.pem")) == [
+        x509.DNSName("laptop.example.org")
+    ]
+    code, _, err = run(
+        "user", "export", "alice", "--config", config, "--gateway", "vpn.example.org", "--ca", ca_dir,
+        "--format", "sswan", "--out", tmp_path / "alice.sswan", "--cert-name", "laptop.example.org",
+        "--p12-password-file", p12_pw,
+    )  # fmt: skip
+    assert code == 0, err
+    data = json.loads((tmp_path / "alice.sswan").read_text())
+    assert data["type"] == "ikev2-cert-eap" and data["local"]["eap_id"] == "alice"
+
+
+@pytest.mark.parametrize("fmt", ["apple", "windows"])
+def test_export_refuses_two_rounds_where_the_client_cannot(
+    tmp_path: Path, ca_dir: Path, p12_pw: Path, fmt: str
+) -> None:
+    config = _gateway_config(tmp_path, TWO_ROUNDS)
+    code, stdout, err = run(
+        "user", "export", "alice", "--config", config, "--gateway", "vpn.example.org", "--ca", ca_dir,
+        "--format", fmt, "--out", tmp_path / "alice.out", "--p12-password-file", p12_pw,
+    )  # fmt: skip
+    assert code == 1 and stdout == ""
+    assert err.startswith("pyipsec: ") and ("RFC 4739" in err)
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ca", "gateway.toml", "p12pw"]  # nothing issued
+
+
+def test_export_config_errors(tmp_path: Path, ca_dir: Path) -> None:
+    def export(*extra: str | Path) -> tuple[int, str]:
+        code, _, err = run(
+            "user", "export", "alice@example.org", "--gateway", "vpn.example.org",
+            "--ca", ca_dir, "--format", "sswan", "--out", tmp_path / "a.sswan", *extra,
+        )  # fmt: skip
+        return code, err
+
+    config = _gateway_config(
+        tmp_path,
+        '[connections.a.remote]\nauth = "eap-tls"\n[connections.b.remote]\nauth = "psk"\n',
+    )
+    code, err = export("--config", config)
+    assert code == 1 and "several connections; choose one with --connection (a, b)" in err
+    code, err = export("--config", config, "--connection", "b")
+    assert code == 1 and "connection 'b': the connection authenticates clients with psk" in err
+    code, err = export("--config", config, "--connection", "c")
+    assert code == 1 and "has no connection 'c'" in err
+    code, err = export("--config", config, "--connection", "a", "--auth", "eap-mschapv2")
+    assert (
+        code == 1 and "--auth eap-mschapv2 contradicts the gateway's connection, which expects eap-tls" in err
+    )
+    radius = _gateway_config(tmp_path, '[connections.r.remote]\nauth = "eap-radius"\n')
+    code, err = export("--config", radius, "--auth", "pubkey+eap")
+    assert code == 1 and "which expects eap-mschapv2 or eap-tls" in err
+    assert export("--config", radius)[0] == 0  # EAP-MSCHAPv2 unless --auth eap-tls says otherwise
+    assert json.loads((tmp_path / "a.sswan").read_text())["type"] == "ikev2-eap"
+    (tmp_path / "a.sswan").unlink()
+    code, err = export("--config", tmp_path / "missing.toml")
+    assert code == 1 and "not found" in err
+    code, err = export("--config", _gateway_config(tmp_path, "[connections\n"))
+    assert code == 1 and "cannot read gateway config" in err
+    code, err = export("--connection", "a")
+    assert code == 1 and "add --config" in err
+    assert not (tmp_path / "a.sswan").exists()
+
+
+def test_export_certificate_option_errors(tmp_path: Path, ca_dir: Path, p12_pw: Path) -> None:
+    def export(fmt: str, *extra: str | Path) -> tuple[int, str]:
+        code, _, err = run("user", "export", "alice@example.org", "--gateway", "vpn.example.org",
+                           "--format", fmt, "--out", tmp_path / "a.out", *extra)  # fmt: skip
+        return code, err
+
+    code, err = export("sswan", "--ca", ca_dir, "--auth", "eap-tls", "--embed-p12-password")
+    assert code == 1 and "--embed-p12-password is for apple profiles" in err
+    code, err = export("sswan", "--ca", ca_dir, "--cert-name", "x.example.org")
+    assert code == 1 and "are for eap-tls and pubkey+eap" in err
+    (tmp_path / "pw").write_text("pw\n")
+    code, err = export("apple", "--ca", ca_dir, "--auth", "eap-tls", "--password-file", tmp_path / "pw")
+    assert code == 1 and "eap-tls has no EAP password" in err
+    code, err = export(
+        "apple", "--ca", ca_dir / "ca-cert.pem", "--auth", "eap-tls", "--p12-password-file", p12_pw
+    )
+    assert code == 1 and "give --ca the CA directory" in err
+    code, err = export("apple", "--ca", ca_dir, "--auth", "eap-tls", "--cert-name", "10.0.0.1",
+                       "--p12-password-file", p12_pw)  # fmt: skip
+    assert code == 1 and "not an IP address" in err
+    (tmp_path / "alice@example.org-cert.pem").write_text("junk")
+    code, err = export("apple", "--ca", ca_dir, "--auth", "eap-tls", "--p12-password-file", p12_pw)
+    assert code == 1 and "not a PEM or DER X.509 certificate" in err
+    assert not (tmp_path / "a.out").exists()

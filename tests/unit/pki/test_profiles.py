@@ -14,22 +14,28 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
 
-from pyipsec.config.load import ConfigErrors, read_config
-from pyipsec.config.model import AuthKind, EapSecret
+from pyipsec.config.load import ConfigErrors, ConfigIssue, read_config
+from pyipsec.config.model import AuthKind, Config, EapSecret
 from pyipsec.iana.ikev2 import IdType, ProtocolId
 from pyipsec.ike.proposal import select
 from pyipsec.ike.proposal_text import parse_proposals
-from pyipsec.pki.ca import Issued, create_ca, issue_gateway
+from pyipsec.pki.ca import Issued, create_ca, issue_client, issue_gateway, pkcs12_bundle
 from pyipsec.pki.errors import PkiError, ProfileError
 from pyipsec.pki.keys import KeySpec
 from pyipsec.pki.profiles import (
     KE_GROUPS,
+    ClientAuth,
+    ClientIdentity,
     ClientSuite,
     ProfileFormat,
     ProfileSpec,
     apple_mobileconfig,
     build_profile,
+    check_supported,
+    client_auths_for_connection,
+    client_names,
     pyipsec_toml,
     strongswan_sswan,
     validate_username,
@@ -357,3 +363,307 @@ def test_ca_without_common_name(now: datetime) -> None:
     )
     with pytest.raises(ProfileError, match="no common name"):
         apple_mobileconfig(ProfileSpec("alice", "vpn.example.org", cert))
+
+
+# --- client authentication kinds (EAP-TLS, certificate then EAP) -----------------------------
+
+P12_PASSWORD = "bundle password"
+
+
+def _identity(ca: Issued, now: datetime, name: str = "alice@example.org", **kwargs: object) -> ClientIdentity:
+    issued = issue_client(ca, name, now=now, key_spec=KeySpec("ecdsa", 256))
+    bundle = pkcs12_bundle(issued, ca.certificate, P12_PASSWORD.encode(), friendly_name=name)
+    return ClientIdentity(issued.certificate, bundle, **kwargs)  # type: ignore[arg-type]
+
+
+def _tls_spec(ca: Issued, now: datetime, **kwargs: object) -> ProfileSpec:
+    args: dict[str, object] = {
+        "username": "alice@example.org",
+        "auth": ClientAuth.EAP_TLS,
+        "identity": _identity(ca, now),
+    }
+    args.update(kwargs)
+    return _spec(ca, **args)
+
+
+def _machine_spec(ca: Issued, now: datetime, **kwargs: object) -> ProfileSpec:
+    args: dict[str, object] = {
+        "username": "alice",
+        "auth": ClientAuth.PUBKEY_EAP,
+        "identity": _identity(ca, now, "laptop.example.org"),
+    }
+    args.update(kwargs)
+    return _spec(ca, **args)
+
+
+PBE_SHA1_3DES = bytes.fromhex("060a2a864886f70d010c0103")
+"""pbeWithSHAAnd3-KeyTripleDES-CBC (RFC 7292 App. C), DER: the only bundle encryption Apple imports."""
+
+
+def _open_p12(data: bytes, ca: Issued, cert: x509.Certificate) -> None:
+    """The bundle opens with the password, holds ``cert``, its key and the CA, and is legacy-encrypted."""
+    assert PBE_SHA1_3DES in data
+    key, certificate, extra = pkcs12.load_key_and_certificates(data, P12_PASSWORD.encode())
+    assert certificate == cert
+    assert key is not None and _spki(key.public_key()) == _spki(cert.public_key())
+    assert extra == [ca.certificate]
+    with pytest.raises(ValueError):
+        pkcs12.load_key_and_certificates(data, b"wrong password")
+
+
+def _spki(key: object) -> bytes:
+    return key.public_bytes(  # type: ignore[attr-defined,no-any-return]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+@pytest.mark.parametrize(
+    ("table", "kinds"),
+    [
+        ({"remote": {"auth": "eap-mschapv2"}}, "eap-mschapv2"),
+        ({"remote": {"auth": "EAP-Radius"}}, "eap-mschapv2 eap-tls"),  # the RADIUS server decides
+        ({"remote": {"auth": "eap"}}, "eap-mschapv2 eap-tls"),
+        ({"remote": {"auth": "eap-tls"}}, "eap-tls"),
+        ({"remote-2": {"auth": "eap-mschapv2"}, "remote-1": {"auth": "pubkey"}}, "pubkey+eap"),
+        ({"remote": {"auth": "rsa"}, "remote-2": {"auth": "eap-radius"}}, "pubkey+eap"),
+    ],
+)
+def test_client_auth_from_the_gateway_connection(table: dict[str, object], kinds: str) -> None:
+    accepted = client_auths_for_connection({"local": {"auth": "pubkey"}, **table})
+    assert accepted == tuple(ClientAuth(k) for k in kinds.split())
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({}, "no remote section"),
+        ({"remote": {"id": "%any"}}, "remote section has no auth method"),
+        ({"remote": "eap"}, "remote section has no auth method"),
+        ({"remote": {"auth": "psk"}}, "authenticates clients with psk"),
+        ({"remote": {"auth": "pubkey"}}, "authenticates clients with pubkey;"),
+        ({"remote-1": {"auth": "eap-mschapv2"}, "remote-2": {"auth": "pubkey"}}, "eap-mschapv2 then pubkey"),
+        ({"remote-1": {"auth": "pubkey"}, "remote-2": {"auth": "eap-tls"}}, "pubkey then eap-tls"),
+    ],
+)
+def test_client_auth_refuses_what_no_profile_does(table: dict[str, object], message: str) -> None:
+    with pytest.raises(ProfileError, match=message):
+        client_auths_for_connection(table)
+
+
+def test_certificate_kinds_check_the_identity(ec_ca: Issued, now: datetime) -> None:
+    with pytest.raises(ProfileError, match="eap-tls needs the client certificate"):
+        _spec(ec_ca, username="alice@example.org", auth=ClientAuth.EAP_TLS)
+    with pytest.raises(ProfileError, match="eap-mschapv2 uses no client certificate"):
+        _spec(ec_ca, identity=_identity(ec_ca, now))
+    with pytest.raises(ProfileError, match="eap-tls has no EAP password"):
+        _tls_spec(ec_ca, now, password="pw")
+    with pytest.raises(ProfileError, match=r"does not name the user 'bob@example\.org'.*alice@example\.org"):
+        _tls_spec(ec_ca, now, username="bob@example.org")
+    other = create_ca("Other CA", now=now, key_spec=KeySpec("ecdsa", 256))
+    with pytest.raises(ProfileError, match="issued by 'CN=Other CA', not by the CA 'CN=Test CA'"):
+        _tls_spec(ec_ca, now, identity=_identity(other, now))
+    assert _tls_spec(ec_ca, now, username="alice@EXAMPLE.org").username == "alice@EXAMPLE.org"
+    assert _tls_spec(ec_ca, now, auth="eap-tls").auth is ClientAuth.EAP_TLS
+    with pytest.raises(ProfileError, match="unknown client authentication 'eap-md5'"):
+        _spec(ec_ca, auth="eap-md5")
+    machine = _machine_spec(ec_ca, now)  # the machine certificate need not name the user
+    assert machine.identity is not None and machine.identity.name == "laptop.example.org"
+    secret = _identity(ec_ca, now, pkcs12_password="p12 secret")
+    assert "p12 secret" not in repr(secret) and "pkcs12=" not in repr(secret)
+
+
+def test_apple_eap_tls(ec_ca: Issued, now: datetime) -> None:
+    spec = _tls_spec(ec_ca, now)
+    profile = build_profile(ProfileFormat.APPLE, spec)
+    assert profile.contains_secret  # an encrypted private key: written with mode 0600
+    root, identity, vpn = plistlib.loads(profile.content)["PayloadContent"]
+    assert root["PayloadType"] == "com.apple.security.root"
+    assert identity["PayloadType"] == "com.apple.security.pkcs12"
+    assert identity["PayloadCertificateFileName"] == "alice@example.org.p12"
+    assert "Password" not in identity  # the device asks at install
+    assert spec.identity is not None
+    _open_p12(identity["PayloadContent"], ec_ca, spec.identity.certificate)
+    ikev2 = vpn["IKEv2"]
+    assert ikev2["AuthenticationMethod"] == "Certificate" and ikev2["ExtendedAuthEnabled"] == 1
+    assert ikev2["PayloadCertificateUUID"] == identity["PayloadUUID"]
+    assert ikev2["LocalIdentifier"] == "alice@example.org"
+    assert "alice@example.org" in client_names(spec.identity.certificate)
+    assert "AuthName" not in ikev2 and "AuthPassword" not in ikev2
+    uuids = {p["PayloadUUID"] for p in (root, identity, vpn)}
+    assert len(uuids) == 3
+
+
+def test_apple_eap_tls_embeds_the_bundle_password_only_when_asked(ec_ca: Issued, now: datetime) -> None:
+    spec = _tls_spec(ec_ca, now, identity=_identity(ec_ca, now, pkcs12_password=P12_PASSWORD))
+    identity = plistlib.loads(apple_mobileconfig(spec))["PayloadContent"][1]
+    assert identity["Password"] == P12_PASSWORD
+
+
+def test_apple_cannot_do_two_rounds(ec_ca: Issued, now: datetime) -> None:
+    with pytest.raises(ProfileError, match=r"Apple's IKEv2 client cannot authenticate twice \(RFC 4739\)"):
+        apple_mobileconfig(_machine_spec(ec_ca, now))
+
+
+def test_device_formats_need_the_bundle(ec_ca: Issued, now: datetime) -> None:
+    issued = issue_client(ec_ca, "alice@example.org", now=now, key_spec=KeySpec("ecdsa", 256))
+    spec = _tls_spec(ec_ca, now, identity=ClientIdentity(issued.certificate))
+    for fmt in (ProfileFormat.APPLE, ProfileFormat.SSWAN, ProfileFormat.WINDOWS):
+        with pytest.raises(ProfileError, match="as a PKCS#12 bundle"):
+            build_profile(fmt, spec)
+
+
+def test_sswan_eap_tls(ec_ca: Issued, now: datetime) -> None:
+    spec = _tls_spec(ec_ca, now)
+    profile = build_profile(ProfileFormat.SSWAN, spec)
+    assert profile.contains_secret
+    data = json.loads(profile.content)
+    assert data["type"] == "ikev2-eap-tls"
+    assert set(data["local"]) == {"id", "p12"}
+    assert data["local"]["id"] == "alice@example.org"
+    assert spec.identity is not None
+    _open_p12(base64.b64decode(data["local"]["p12"]), ec_ca, spec.identity.certificate)
+    assert x509.load_der_x509_certificate(base64.b64decode(data["remote"]["cert"])) == ec_ca.certificate
+
+
+def test_sswan_certificate_then_eap(ec_ca: Issued, now: datetime) -> None:
+    spec = _machine_spec(ec_ca, now)
+    data = json.loads(strongswan_sswan(spec))
+    assert data["type"] == "ikev2-cert-eap"
+    assert data["local"]["id"] == "laptop.example.org" and data["local"]["eap_id"] == "alice"
+    assert spec.identity is not None
+    _open_p12(base64.b64decode(data["local"]["p12"]), ec_ca, spec.identity.certificate)
+    embedded = _machine_spec(
+        ec_ca, now, identity=_identity(ec_ca, now, "laptop.example.org", pkcs12_password="x")
+    )
+    with pytest.raises(ProfileError, match="cannot hold the PKCS#12 password"):
+        strongswan_sswan(embedded)
+
+
+def _here_string(lines: list[str], variable: str) -> str:
+    start = lines.index(f"${variable} = @'")
+    end = lines.index("'@", start)
+    return "".join(lines[start + 1 : end])
+
+
+def test_windows_eap_tls(ec_ca: Issued, now: datetime) -> None:
+    spec = _tls_spec(ec_ca, now)
+    profile = build_profile(ProfileFormat.WINDOWS, spec)
+    assert profile.contains_secret
+    text = profile.content.decode()
+    lines = text.splitlines()
+    assert spec.identity is not None
+    _open_p12(base64.b64decode(_here_string(lines, "P12Base64")), ec_ca, spec.identity.certificate)
+    assert P12_PASSWORD not in text
+    flat = " ".join(line.rstrip("`").strip() for line in lines)
+    assert "$P12Password = Read-Host -AsSecureString -Prompt $Prompt" in flat
+    assert (
+        "Import-PfxCertificate -FilePath $P12File -CertStoreLocation 'Cert:\\CurrentUser\\My' "
+        "-Password $P12Password" in flat
+    )
+    assert "$Eap = New-EapConfiguration -Tls -UserCertificate" in flat
+    assert (
+        "Add-VpnConnection -Name $Name -ServerAddress $Server -TunnelType Ikev2 -AuthenticationMethod Eap "
+        "-EapConfigXmlStream $Eap.EapConfigXmlStream" in flat
+    )
+    assert "-RememberCredential" not in flat  # nothing to remember: the certificate is the credential
+    assert (
+        flat.index("Import-Certificate")
+        < flat.index("Import-PfxCertificate")
+        < flat.index("Add-VpnConnection")
+    )
+    with pytest.raises(ProfileError, match="does not store the PKCS#12 password"):
+        windows_powershell(_tls_spec(ec_ca, now, identity=_identity(ec_ca, now, pkcs12_password="x")))
+
+
+def test_windows_cannot_do_two_rounds(ec_ca: Issued, now: datetime) -> None:
+    with pytest.raises(ProfileError, match="machine certificate or with EAP, not both"):
+        windows_powershell(_machine_spec(ec_ca, now))
+    with pytest.raises(ProfileError, match="not both"):
+        check_supported(ProfileFormat.WINDOWS, ClientAuth.PUBKEY_EAP)
+    check_supported(ProfileFormat.SSWAN, ClientAuth.PUBKEY_EAP)
+    check_supported(ProfileFormat.PYIPSEC, ClientAuth.PUBKEY_EAP)
+
+
+def _files_for(tmp_path: Path, spec: ProfileSpec, ca: Issued) -> None:
+    """The CA, the client certificate and a key file where the pyipsec profile names them."""
+    _write_ca(tmp_path, ca)
+    assert spec.identity is not None
+    (tmp_path / "client-cert.pem").write_bytes(
+        spec.identity.certificate.public_bytes(serialization.Encoding.PEM)
+    )
+    key = make_key("p256")
+    (tmp_path / "client-key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    (tmp_path / "client-key.pem").chmod(0o600)
+
+
+def _known_gap(issue: ConfigIssue) -> bool:
+    """An error the lead's config work removes: local-N rounds, or eap-tls wanting an EAP secret."""
+    message, key = issue.message, issue.key
+    return (
+        (key.endswith((".local-1", ".local-2")) and message.startswith("unknown section"))
+        or (key.endswith(".local") and message.startswith("missing required section"))
+        or (key.endswith(".local.auth") and 'auth = "eap-tls" but no [secrets.eap*] entry' in message)
+    )
+
+
+def _load_or_skip_known_gap(path: Path) -> Config:
+    """The profile through `pyipsec check`'s loader; skipped while the config model lacks the
+    client side of EAP-TLS or the local-N rounds (the lead adds them), never for other errors."""
+    try:
+        return read_config(path).config
+    except ConfigErrors as exc:
+        if all(_known_gap(issue) for issue in exc.errors):
+            pytest.skip(f"config model does not support these keys yet: {exc}")
+        raise
+
+
+def test_pyipsec_eap_tls(tmp_path: Path, ec_ca: Issued, now: datetime) -> None:
+    spec = _tls_spec(ec_ca, now, identity=ClientIdentity(_identity(ec_ca, now).certificate))
+    profile = build_profile(
+        ProfileFormat.PYIPSEC,
+        spec,
+        ca_path="ca-cert.pem",
+        cert_path="client-cert.pem",
+        key_path="client-key.pem",
+    )
+    assert not profile.contains_secret  # it names the key file, which is 0600 on its own
+    data = tomllib.loads(profile.content.decode())
+    conn = data["connections"]["vpn-example-org"]
+    assert conn["local"] == {"auth": "eap-tls", "id": "alice@example.org", "certs": ["client-cert.pem"]}
+    assert conn["remote"]["auth"] == "pubkey" and conn["remote"]["cacerts"] == ["ca-cert.pem"]
+    assert data["secrets"] == {"private-alice-example-org": {"file": "client-key.pem"}}
+    path = tmp_path / "alice.toml"
+    path.write_bytes(profile.content)
+    _files_for(tmp_path, spec, ec_ca)
+    config = _load_or_skip_known_gap(path)
+    (loaded,) = config.connections.values()
+    assert loaded.local.auth == AuthKind.EAP_TLS
+    assert loaded.local.certs == (tmp_path / "client-cert.pem",)
+
+
+def test_pyipsec_certificate_then_eap(tmp_path: Path, ec_ca: Issued, now: datetime) -> None:
+    spec = _machine_spec(ec_ca, now, password="user password")
+    text = pyipsec_toml(spec, ca_path="ca-cert.pem", cert_path="client-cert.pem", key_path="client-key.pem")
+    data = tomllib.loads(text)
+    conn = data["connections"]["vpn-example-org"]
+    assert "local" not in conn
+    assert conn["local-1"] == {"auth": "pubkey", "id": "laptop.example.org", "certs": ["client-cert.pem"]}
+    assert conn["local-2"] == {"auth": "eap-mschapv2", "eap_id": "alice"}
+    assert conn["remote"]["auth"] == "pubkey"
+    assert data["secrets"] == {
+        "private-laptop-example-org": {"file": "client-key.pem"},
+        "eap-alice": {"id": "alice", "secret": "user password"},
+    }
+    with pytest.raises(ProfileError, match="certificate's path"):
+        pyipsec_toml(spec, ca_path="ca-cert.pem", key_path="k.pem")
+    with pytest.raises(ProfileError, match="private key's path"):
+        pyipsec_toml(spec, ca_path="ca-cert.pem", cert_path="c.pem")
+    path = tmp_path / "alice.toml"
+    path.write_text(text)
+    _files_for(tmp_path, spec, ec_ca)
+    config = _load_or_skip_known_gap(path)
+    assert len(config.connections) == 1
