@@ -9,7 +9,7 @@ import pytest
 
 from pyipsec.errors import EapError
 from pyipsec.iana.ikev2 import EapCode, EapType
-from pyipsec.ike.eap import EapOutcome, EapPeer, EapServer, EapTlsPeer, EapTlsServer, TlsVersion
+from pyipsec.ike.eap import EapOutcome, EapPeer, EapServer, EapTlsPeer, EapTlsServer, TlsVersion, tls_link
 from pyipsec.ike.eap.tls_frag import FLAG_L, FLAG_M, FLAG_S, MAX_MESSAGE_LEN, EapTlsFrame
 from pyipsec.wire.payloads.eap import EapMessage
 from tests.support.pki import make_ca, make_end_entity
@@ -191,16 +191,21 @@ def p_hash(digest: str, secret: bytes, seed: bytes, length: int) -> bytes:
     return out[:length]
 
 
-def test_tls12_keys_are_the_rfc5216_prf() -> None:
+@pytest.mark.parametrize(
+    ("suite", "digest"),
+    [("ECDHE-ECDSA-AES128-GCM-SHA256", "sha256"), ("ECDHE-ECDSA-AES256-GCM-SHA384", "sha384")],
+)
+def test_tls12_keys_are_the_rfc5216_prf(monkeypatch: pytest.MonkeyPatch, suite: str, digest: str) -> None:
+    monkeypatch.setattr(tls_link, "_TLS12_CIPHERS", suite.encode())
     s, c = server(max_version=TlsVersion.TLS1_2), make_peer()
     run(s, c)
     assert_success(s, c, TlsVersion.TLS1_2)
     conn = s._tls.connection  # type: ignore[union-attr]  # test access to the TLS state
+    assert conn.get_cipher_name() == suite
     master, cr, sr = conn.master_key(), conn.client_random(), conn.server_random()
     assert master and cr and sr and len(master) == 48
-    # RFC 5216 §2.3: Key_Material = TLS-PRF-128(master_secret, "client EAP encryption", cr || sr)
-    cipher = conn.get_cipher_name() or ""
-    digest = "sha384" if cipher.endswith("SHA384") else "sha256"
+    # RFC 5216 §2.3: Key_Material = TLS-PRF-128(master_secret, "client EAP encryption", cr || sr),
+    # the PRF being P_<hash of the cipher suite> (RFC 5246 §5).
     material = p_hash(digest, master, b"client EAP encryption" + cr + sr, 128)
     assert s.msk == material[:64] and s.emsk == material[64:]
     assert s.session_id == bytes([13]) + cr + sr
@@ -487,7 +492,7 @@ def test_peer_refuses_success_before_the_tls13_commitment() -> None:
             break
     assert c.outcome is EapOutcome.CONTINUE
     assert c.process(bytes([EapCode.SUCCESS, last_response[1], 0, 4])) is None
-    assert_failed(c, "EAP-Success before the TLS handshake proved the gateway")
+    assert_failed(c, "EAP-Success before the TLS 1.3 commitment message")
 
 
 def test_peer_refuses_start_twice_and_start_with_data() -> None:

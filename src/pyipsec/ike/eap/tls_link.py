@@ -13,7 +13,10 @@ VERIFY_FAIL_IF_NO_PEER_CERT`` in both roles: EAP-TLS is mutual authentication, R
 A verify callback remembers *why* a certificate failed (the X.509 error of OpenSSL's
 verification, or the extra check of the end-entity certificate: the EAP identity on the
 server, the expected server name on the peer), so that :class:`TlsFailure` carries a one-line
-reason instead of OpenSSL's generic "certificate verify failed". A TLS alert received from the
+reason instead of OpenSSL's generic "certificate verify failed". (pyOpenSSL cannot set the
+X.509 error of a refusal by the extra check, so the other side then sees the alert "internal
+error"; the refusing side's ``reason`` names the cause.) TLS 1.2 uses only ECDHE suites with
+AES-GCM or ChaCha20-Poly1305. A TLS alert received from the
 other side is reported as ``"TLS alert: <description>"`` (RFC 8446 §6).
 
 Keys (:func:`export_keys`): for TLS 1.2, RFC 5216 §2.3 defines
@@ -68,6 +71,8 @@ COMMITMENT_MESSAGE = b"\x00"
 """RFC 9190 §2.5: the server's one octet of application data that ends the handshake."""
 
 _TYPE_CODE = bytes([EapType.TLS])
+# TLS 1.2 suites: ephemeral ECDH with an AEAD only (TLS 1.3 suites are all of that kind).
+_TLS12_CIPHERS = b"ECDHE+AESGCM:ECDHE+CHACHA20:!PSK:!aNULL"
 _READ_CHUNK = 16384
 
 CertificateCheck = Callable[[x509.Certificate], "str | None"]
@@ -246,6 +251,7 @@ def make_context(
     ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
     ctx.set_max_proto_version(_OPENSSL_VERSION[max_version])
     ctx.set_options(SSL.OP_NO_TICKET | SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION)
+    ctx.set_cipher_list(_TLS12_CIPHERS)
     ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
     try:
         if cert is not None and key is not None:
