@@ -6,12 +6,15 @@ from __future__ import annotations
 import hmac
 
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from pyipsec.errors import EapError
 from pyipsec.iana.ikev2 import EapCode, EapType
 from pyipsec.ike.eap import EapOutcome, EapPeer, EapServer, EapTlsPeer, EapTlsServer, TlsVersion, tls_link
 from pyipsec.ike.eap.tls_frag import FLAG_L, FLAG_M, FLAG_S, MAX_MESSAGE_LEN, EapTlsFrame
 from pyipsec.wire.payloads.eap import EapMessage
+from pyipsec.wire.payloads.ident import Identification
 from tests.support.pki import make_ca, make_end_entity
 from tests.unit.eap._support import request, response
 from tests.unit.eap._tls_support import USER, pki, run, server, valid_now
@@ -549,3 +552,21 @@ def test_peer_reuse_of_an_identifier_with_other_bytes() -> None:
     c, _ = peer_after_start()
     c.process(tls_request(8, 0, None, b"\x16"))
     assert_failed(c, "reuses Identifier 8")
+
+
+def test_identity_as_the_printed_ike_dn_with_an_email_attribute() -> None:
+    """The client's EAP identity defaults to its IKE ID as text; for a DN that is dn_text()."""
+    from_subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "XX"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "carol"),
+            x509.NameAttribute(NameOID.EMAIL_ADDRESS, "carol@example.test"),
+        ]
+    )
+    p = pki()
+    carol = make_end_entity(p.intermediate, subject=from_subject, **valid_now())
+    identity = str(Identification.from_dn(carol.cert.subject.public_bytes()))
+    assert identity == "C=XX, CN=carol, E=carol@example.test"
+    s, c = server(), make_peer(identity=identity, cert=carol.der, key=carol.key)
+    run(s, c)
+    assert s.outcome is EapOutcome.SUCCESS, s.reason

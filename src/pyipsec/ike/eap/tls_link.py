@@ -30,6 +30,7 @@ server.random`` (TLS 1.2) or ``0x0D ‖ Method-Id`` (TLS 1.3).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 from collections.abc import Callable, Sequence
@@ -41,8 +42,9 @@ from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL, crypto
 
 from pyipsec.crypto.x509 import PrivateKey, describe, identity_matches_certificate
-from pyipsec.errors import CertificateError
+from pyipsec.errors import CertificateError, DecodeError
 from pyipsec.iana.ikev2 import EapType, IdType
+from pyipsec.wire.payloads.ident import dn_text
 
 __all__ = [
     "COMMITMENT_MESSAGE",
@@ -140,10 +142,13 @@ def parse_certificate(der: bytes, what: str) -> x509.Certificate:
 
 
 def _dn_forms(name: x509.Name) -> set[str]:
-    """A DN as RFC 4514 text (``CN=..,O=..,C=..``) and in strongSwan's order (``C=.., O=.., CN=..``)."""
+    """A DN as RFC 4514 text (``CN=..,O=..,C=..``), in the reverse order, and as pyipsec and
+    strongSwan print an ID_DER_ASN1_DN (``C=.., O=.., CN=..``, :func:`dn_text`), normalised."""
     rdns = [rdn.rfc4514_string() for rdn in name.rdns]
     forms = {",".join(reversed(rdns)), ",".join(rdns)}
-    return {f.casefold() for f in forms}
+    with contextlib.suppress(DecodeError):
+        forms.add(dn_text(name.public_bytes()))
+    return {_normalise_dn(f) for f in forms}
 
 
 def _normalise_dn(text: str) -> str:
@@ -156,8 +161,9 @@ def default_identity_check(cert_der: bytes, eap_identity: str) -> str | None:
     The identity must be one of the certificate's subjectAltNames — an rfc822Name when it holds
     an ``@``, an iPAddress when it parses as an IP address, else a dNSName (matching as in
     :func:`pyipsec.crypto.x509.identity_matches_certificate`) — or equal the subject DN, written
-    as RFC 4514 text in either RDN order, compared case-insensitively without spaces around
-    separators. Returns None when bound, else the reason.
+    as RFC 4514 text in either RDN order or as an IKE ID_DER_ASN1_DN prints
+    (``C=XX, O=Org, CN=alice``, so ``str(local_id)`` works), compared case-insensitively
+    without spaces around separators. Returns None when bound, else the reason.
     """
     try:
         cert = x509.load_der_x509_certificate(cert_der)
