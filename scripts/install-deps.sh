@@ -19,6 +19,9 @@ packages=(
     # Recommended by libstrongswan/strongswan-libcharon, so --no-install-recommends would skip
     # them: openssl + gcm (ECP groups, AES-GCM, legacy MD4) and eap-mschapv2.
     libstrongswan-standard-plugins libcharon-extauth-plugins
+    # EAP-TLS integration: FreeRADIUS as an independent EAP-TLS server, run only by the tests
+    # in a namespace; wpa_supplicant's eapol_test as an independent EAP-TLS peer
+    freeradius eapoltest
 )
 
 missing=()
@@ -45,9 +48,9 @@ if ((${#missing[@]})); then
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# No system strongSwan (or iperf3 server) in the root namespace: stop and disable whatever
+# No system strongSwan (or iperf3 or RADIUS server) in the root namespace: stop and disable whatever
 # service Debian may have set up. Each step is a no-op when already stopped/disabled.
-services=(strongswan strongswan-starter ipsec iperf3)
+services=(strongswan strongswan-starter ipsec iperf3 freeradius)
 if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
     for s in "${services[@]}"; do
         if systemctl list-unit-files "$s.service" 2>/dev/null | grep -q "^$s\.service"; then

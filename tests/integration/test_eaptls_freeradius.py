@@ -1,4 +1,5 @@
-"""EapTlsPeer against FreeRADIUS 3.2 (an independent EAP-TLS server) over RADIUS, TLS 1.2 and 1.3.
+"""EapTlsPeer against FreeRADIUS 3.2 and EapTlsServer against wpa_supplicant's eapol_test, over
+RADIUS, TLS 1.2 and 1.3: independent implementations of both sides.
 
 FreeRADIUS runs in its own network namespace on its loopback; the test's RADIUS socket is made
 inside that namespace (tests.support.survive.in_namespace). Each EAP-Request from FreeRADIUS
@@ -11,6 +12,7 @@ the RFC 9190 §2.5 commitment message, which FreeRADIUS sends with TLS 1.3.
 from __future__ import annotations
 
 import io
+import os
 import select
 import shutil
 import socket
@@ -24,10 +26,11 @@ from pyrad import packet as radius
 from pyrad.dictionary import Dictionary
 
 from pyipsec.crypto.rand import OS_RANDOM
-from pyipsec.ike.eap import EapOutcome, EapTlsPeer, TlsVersion
+from pyipsec.ike.eap import EapOutcome, EapTlsPeer, EapTlsServer, TlsVersion
 from tests.support.freeradius_eaptls import DICTIONARY, FREERADIUS, SECRET, FreeRadiusEapTls, mppe_key
 from tests.support.netns import Namespace, Topology
 from tests.support.pki import make_ca, make_end_entity
+from tests.support.radius_eap_shim import FirstByteRandom, RadiusEapShim
 from tests.support.survive import in_namespace
 from tests.unit.eap._tls_support import GATEWAY, USER, Pki, pki, valid_now
 
@@ -41,7 +44,10 @@ _EAP_CHUNK = 253
 @pytest.fixture
 def freeradius_ns(topology: Topology) -> Namespace:
     if shutil.which(FREERADIUS) is None:
-        pytest.skip("FreeRADIUS is not installed (apt-get install freeradius)")
+        problem = "FreeRADIUS is not installed (bash scripts/install-deps.sh)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(problem, pytrace=False)
+        pytest.skip(problem)
     return topology.namespace("radius")
 
 
@@ -232,3 +238,126 @@ def test_small_fragments_both_ways(
     rad = converse(freeradius_ns, peer, USER)
     assert peer.outcome is EapOutcome.SUCCESS, peer.reason
     assert peer.tls_version is expected and rad.msk() == peer.msk
+
+
+# -- EapTlsServer against wpa_supplicant's eapol_test (an independent EAP-TLS peer) ------------
+
+
+def run_eapol_test(
+    ns: Namespace, directory: Path, p: Pki, *, tls13: bool, server: Callable[[int], EapTlsServer]
+) -> tuple[subprocess.CompletedProcess[str], RadiusEapShim]:
+    if shutil.which("eapol_test") is None:
+        problem = "eapol_test is not installed (bash scripts/install-deps.sh)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(problem, pytrace=False)
+        pytest.skip(problem)
+    (directory / "ca.pem").write_bytes(p.root.pem)
+    (directory / "client.pem").write_bytes(p.client.pem + p.intermediate.pem)
+    (directory / "client.key").write_bytes(p.client.key_pem())
+    (directory / "eapol.conf").write_text(
+        "network={\n"
+        "    key_mgmt=WPA-EAP\n"
+        "    eap=TLS\n"
+        f'    identity="{USER}"\n'
+        f'    ca_cert="{directory}/ca.pem"\n'
+        f'    client_cert="{directory}/client.pem"\n'
+        f'    private_key="{directory}/client.key"\n'
+        f'    domain_match="{GATEWAY}"\n'
+        f'    phase1="tls_disable_tlsv1_3={0 if tls13 else 1}"\n'
+        "    eapol_flags=0\n"
+        "}\n"
+    )
+
+    def bound() -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", PORT))
+        return sock
+
+    shim = RadiusEapShim(in_namespace(ns, bound), SECRET, server)
+    shim.start()
+    try:
+        result = ns.run(
+            [
+                "eapol_test",
+                "-c",
+                str(directory / "eapol.conf"),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(PORT),
+                "-s",
+                SECRET.decode(),
+                "-r",
+                "0",
+                "-t",
+                "30",
+            ],
+            check=False,
+            timeout=60,
+        )
+    finally:
+        shim.stop()
+    (directory / "eapol_test.log").write_text(result.stdout + result.stderr)
+    return result, shim
+
+
+@pytest.mark.parametrize("tls13", [False, True])
+@pytest.mark.parametrize("key", ["p256", "rsa2048"])
+def test_server_against_eapol_test(
+    freeradius_ns: Namespace, tmp_path: Path, debug_logs: Callable[[Path], None], tls13: bool, key: str
+) -> None:
+    p = pki(key)  # type: ignore[arg-type]
+    debug_logs(tmp_path / "eapol_test.log")
+
+    def server(first: int) -> EapTlsServer:
+        return EapTlsServer(
+            cert=p.gateway.der,
+            key=p.gateway.key,
+            chain=(p.intermediate.der,),
+            ca_certs=(p.root.der,),
+            rng=FirstByteRandom(first),
+            fragment_size=300,
+        )
+
+    result, shim = run_eapol_test(freeradius_ns, tmp_path, p, tls13=tls13, server=server)
+    assert shim.errors == []
+    assert len(shim.finished) == 1
+    s = shim.finished[0]
+    assert s.outcome is EapOutcome.SUCCESS, s.reason
+    assert s.tls_version is (TlsVersion.TLS1_3 if tls13 else TlsVersion.TLS1_2)
+    assert s.identity == USER and s.peer_certificate == p.client.der
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "MPPE keys OK: 1  mismatch: 0" in result.stdout  # eapol_test's MSK = ours
+    # wpa_supplicant logs what it derived: the same EMSK and Session-Id (RFC 5216/9190 §2.3).
+    assert f"Derived EMSK - hexdump(len=64): {spaced(s.emsk)}" in result.stdout
+    assert f"Derived Session-Id - hexdump(len=65): {spaced(s.session_id)}" in result.stdout
+    if tls13:
+        assert "ACKing Commitment Message" in result.stdout  # RFC 9190 §2.5
+
+
+def spaced(data: bytes) -> str:
+    return " ".join(f"{b:02x}" for b in data)
+
+
+def test_server_refusal_reaches_eapol_test(
+    freeradius_ns: Namespace, tmp_path: Path, debug_logs: Callable[[Path], None]
+) -> None:
+    p = pki()
+    debug_logs(tmp_path / "eapol_test.log")
+
+    def server(first: int) -> EapTlsServer:
+        return EapTlsServer(
+            cert=p.gateway.der,
+            key=p.gateway.key,
+            chain=(p.intermediate.der,),
+            ca_certs=(p.root.der,),
+            rng=FirstByteRandom(first),
+            identity_check=lambda _der, identity: f"{identity} is locked",
+        )
+
+    result, shim = run_eapol_test(freeradius_ns, tmp_path, p, tls13=True, server=server)
+    assert shim.errors == [] and len(shim.finished) == 1
+    s = shim.finished[0]
+    assert s.outcome is EapOutcome.FAILURE and s.reason == f"{USER} is locked"
+    assert result.returncode != 0
+    assert "CTRL-EVENT-EAP-FAILURE" in result.stdout
