@@ -19,9 +19,10 @@ packages=(
     # Recommended by libstrongswan/strongswan-libcharon, so --no-install-recommends would skip
     # them: openssl + gcm (ECP groups, AES-GCM, legacy MD4) and eap-mschapv2.
     libstrongswan-standard-plugins libcharon-extauth-plugins
-    # RADIUS tests: a real FreeRADIUS per test module, own config in a temp dir
-    # (tests/support/freeradius.py); the system service stays disabled (below)
-    freeradius
+    # RADIUS and EAP-TLS tests: a real FreeRADIUS per test module with its own config in a temp
+    # dir (tests/support/freeradius.py), wpa_supplicant's eapol_test as an independent EAP-TLS
+    # peer; the system FreeRADIUS service stays disabled (below)
+    freeradius eapoltest
 )
 
 missing=()

@@ -6,12 +6,15 @@ from __future__ import annotations
 import hmac
 
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from pyipsec.errors import EapError
 from pyipsec.iana.ikev2 import EapCode, EapType
-from pyipsec.ike.eap import EapOutcome, EapPeer, EapServer, EapTlsPeer, EapTlsServer, TlsVersion
+from pyipsec.ike.eap import EapOutcome, EapPeer, EapServer, EapTlsPeer, EapTlsServer, TlsVersion, tls_link
 from pyipsec.ike.eap.tls_frag import FLAG_L, FLAG_M, FLAG_S, MAX_MESSAGE_LEN, EapTlsFrame
 from pyipsec.wire.payloads.eap import EapMessage
+from pyipsec.wire.payloads.ident import Identification
 from tests.support.pki import make_ca, make_end_entity
 from tests.unit.eap._support import request, response
 from tests.unit.eap._tls_support import USER, pki, run, server, valid_now
@@ -191,16 +194,21 @@ def p_hash(digest: str, secret: bytes, seed: bytes, length: int) -> bytes:
     return out[:length]
 
 
-def test_tls12_keys_are_the_rfc5216_prf() -> None:
+@pytest.mark.parametrize(
+    ("suite", "digest"),
+    [("ECDHE-ECDSA-AES128-GCM-SHA256", "sha256"), ("ECDHE-ECDSA-AES256-GCM-SHA384", "sha384")],
+)
+def test_tls12_keys_are_the_rfc5216_prf(monkeypatch: pytest.MonkeyPatch, suite: str, digest: str) -> None:
+    monkeypatch.setattr(tls_link, "_TLS12_CIPHERS", suite.encode())
     s, c = server(max_version=TlsVersion.TLS1_2), make_peer()
     run(s, c)
     assert_success(s, c, TlsVersion.TLS1_2)
     conn = s._tls.connection  # type: ignore[union-attr]  # test access to the TLS state
+    assert conn.get_cipher_name() == suite
     master, cr, sr = conn.master_key(), conn.client_random(), conn.server_random()
     assert master and cr and sr and len(master) == 48
-    # RFC 5216 §2.3: Key_Material = TLS-PRF-128(master_secret, "client EAP encryption", cr || sr)
-    cipher = conn.get_cipher_name() or ""
-    digest = "sha384" if cipher.endswith("SHA384") else "sha256"
+    # RFC 5216 §2.3: Key_Material = TLS-PRF-128(master_secret, "client EAP encryption", cr || sr),
+    # the PRF being P_<hash of the cipher suite> (RFC 5246 §5).
     material = p_hash(digest, master, b"client EAP encryption" + cr + sr, 128)
     assert s.msk == material[:64] and s.emsk == material[64:]
     assert s.session_id == bytes([13]) + cr + sr
@@ -487,7 +495,7 @@ def test_peer_refuses_success_before_the_tls13_commitment() -> None:
             break
     assert c.outcome is EapOutcome.CONTINUE
     assert c.process(bytes([EapCode.SUCCESS, last_response[1], 0, 4])) is None
-    assert_failed(c, "EAP-Success before the TLS handshake proved the gateway")
+    assert_failed(c, "EAP-Success before the TLS 1.3 commitment message")
 
 
 def test_peer_refuses_start_twice_and_start_with_data() -> None:
@@ -544,3 +552,21 @@ def test_peer_reuse_of_an_identifier_with_other_bytes() -> None:
     c, _ = peer_after_start()
     c.process(tls_request(8, 0, None, b"\x16"))
     assert_failed(c, "reuses Identifier 8")
+
+
+def test_identity_as_the_printed_ike_dn_with_an_email_attribute() -> None:
+    """The client's EAP identity defaults to its IKE ID as text; for a DN that is dn_text()."""
+    from_subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "XX"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "carol"),
+            x509.NameAttribute(NameOID.EMAIL_ADDRESS, "carol@example.test"),
+        ]
+    )
+    p = pki()
+    carol = make_end_entity(p.intermediate, subject=from_subject, **valid_now())
+    identity = str(Identification.from_dn(carol.cert.subject.public_bytes()))
+    assert identity == "C=XX, CN=carol, E=carol@example.test"
+    s, c = server(), make_peer(identity=identity, cert=carol.der, key=carol.key)
+    run(s, c)
+    assert s.outcome is EapOutcome.SUCCESS, s.reason

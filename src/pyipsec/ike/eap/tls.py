@@ -638,6 +638,12 @@ class EapTlsPeer(EapPeer):
         if self._state is not _PeerState.WAIT_SUCCESS:
             if self._state is _PeerState.FAILED:
                 raise _Malformed(f"{self._reason}; then an EAP-Success, ignored")
+            if self._state is _PeerState.WAIT_COMMITMENT:
+                raise _Malformed(
+                    "EAP-Success before the TLS 1.3 commitment message (RFC 9190 §2.5): refused; "
+                    "a gateway on a pre-RFC 9190 draft (such as strongSwan before 5.9.10) "
+                    "needs TLS 1.2"
+                )
             raise _Malformed(
                 f"EAP-Success before the TLS handshake proved the gateway (state {self._state.name}): refused"
             )

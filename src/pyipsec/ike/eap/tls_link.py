@@ -13,7 +13,10 @@ VERIFY_FAIL_IF_NO_PEER_CERT`` in both roles: EAP-TLS is mutual authentication, R
 A verify callback remembers *why* a certificate failed (the X.509 error of OpenSSL's
 verification, or the extra check of the end-entity certificate: the EAP identity on the
 server, the expected server name on the peer), so that :class:`TlsFailure` carries a one-line
-reason instead of OpenSSL's generic "certificate verify failed". A TLS alert received from the
+reason instead of OpenSSL's generic "certificate verify failed". (pyOpenSSL cannot set the
+X.509 error of a refusal by the extra check, so the other side then sees the alert "internal
+error"; the refusing side's ``reason`` names the cause.) TLS 1.2 uses only ECDHE suites with
+AES-GCM or ChaCha20-Poly1305. A TLS alert received from the
 other side is reported as ``"TLS alert: <description>"`` (RFC 8446 §6).
 
 Keys (:func:`export_keys`): for TLS 1.2, RFC 5216 §2.3 defines
@@ -27,6 +30,7 @@ server.random`` (TLS 1.2) or ``0x0D ‖ Method-Id`` (TLS 1.3).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 from collections.abc import Callable, Sequence
@@ -38,8 +42,9 @@ from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL, crypto
 
 from pyipsec.crypto.x509 import PrivateKey, describe, identity_matches_certificate
-from pyipsec.errors import CertificateError
+from pyipsec.errors import CertificateError, DecodeError
 from pyipsec.iana.ikev2 import EapType, IdType
+from pyipsec.wire.payloads.ident import dn_text
 
 __all__ = [
     "COMMITMENT_MESSAGE",
@@ -68,6 +73,8 @@ COMMITMENT_MESSAGE = b"\x00"
 """RFC 9190 §2.5: the server's one octet of application data that ends the handshake."""
 
 _TYPE_CODE = bytes([EapType.TLS])
+# TLS 1.2 suites: ephemeral ECDH with an AEAD only (TLS 1.3 suites are all of that kind).
+_TLS12_CIPHERS = b"ECDHE+AESGCM:ECDHE+CHACHA20:!PSK:!aNULL"
 _READ_CHUNK = 16384
 
 CertificateCheck = Callable[[x509.Certificate], "str | None"]
@@ -135,10 +142,13 @@ def parse_certificate(der: bytes, what: str) -> x509.Certificate:
 
 
 def _dn_forms(name: x509.Name) -> set[str]:
-    """A DN as RFC 4514 text (``CN=..,O=..,C=..``) and in strongSwan's order (``C=.., O=.., CN=..``)."""
+    """A DN as RFC 4514 text (``CN=..,O=..,C=..``), in the reverse order, and as pyipsec and
+    strongSwan print an ID_DER_ASN1_DN (``C=.., O=.., CN=..``, :func:`dn_text`), normalised."""
     rdns = [rdn.rfc4514_string() for rdn in name.rdns]
     forms = {",".join(reversed(rdns)), ",".join(rdns)}
-    return {f.casefold() for f in forms}
+    with contextlib.suppress(DecodeError):
+        forms.add(dn_text(name.public_bytes()))
+    return {_normalise_dn(f) for f in forms}
 
 
 def _normalise_dn(text: str) -> str:
@@ -151,8 +161,9 @@ def default_identity_check(cert_der: bytes, eap_identity: str) -> str | None:
     The identity must be one of the certificate's subjectAltNames — an rfc822Name when it holds
     an ``@``, an iPAddress when it parses as an IP address, else a dNSName (matching as in
     :func:`pyipsec.crypto.x509.identity_matches_certificate`) — or equal the subject DN, written
-    as RFC 4514 text in either RDN order, compared case-insensitively without spaces around
-    separators. Returns None when bound, else the reason.
+    as RFC 4514 text in either RDN order or as an IKE ID_DER_ASN1_DN prints
+    (``C=XX, O=Org, CN=alice``, so ``str(local_id)`` works), compared case-insensitively
+    without spaces around separators. Returns None when bound, else the reason.
     """
     try:
         cert = x509.load_der_x509_certificate(cert_der)
@@ -246,6 +257,7 @@ def make_context(
     ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
     ctx.set_max_proto_version(_OPENSSL_VERSION[max_version])
     ctx.set_options(SSL.OP_NO_TICKET | SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION)
+    ctx.set_cipher_list(_TLS12_CIPHERS)
     ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
     try:
         if cert is not None and key is not None:
