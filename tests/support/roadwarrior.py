@@ -29,6 +29,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ __all__ = [
     "traffic",
     "tun_addresses",
     "up_all",
+    "wait_until",
 ]
 
 GATEWAY_NAME = "vpn.pyipsec.test"
@@ -284,6 +286,15 @@ def traffic(child: Mapping[str, JsonValue]) -> dict[str, int]:
 def closed_reasons(log: str) -> list[str]:
     """The reasons of every ``IKE SA closed: ...`` line in a pyipsec daemon log."""
     return re.findall(r"IKE SA closed: (.*)$", log, flags=re.MULTILINE)
+
+
+def wait_until(cond: Callable[[], bool], *, timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll ``cond`` every 0.1 s until it holds; AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
 
 
 def tun_addresses(ns: Namespace, ifname: str = "pyi0", *, family: str = "-4") -> list[str]:

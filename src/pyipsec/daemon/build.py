@@ -50,10 +50,12 @@ from pyipsec.ike.eap.mschapv2 import MsChapV2Server
 from pyipsec.ike.engine import IkeEngine
 from pyipsec.ike.pools import MemoryPools
 from pyipsec.ike.retransmit import RetransmitPolicy
+from pyipsec.radius import RadiusClient, RadiusServer, RadiusSettings
+from pyipsec.revocation import RevocationChecker
 from pyipsec.store.sqlite import SqliteStore
 from pyipsec.wire.payloads.ts import TrafficSelector
 
-__all__ = ["StorePools", "build_engine", "build_engine_config"]
+__all__ = ["StorePools", "build_engine", "build_engine_config", "build_radius", "build_revocation"]
 
 
 def _identity(ident: ConfigIdentity, where: str) -> Identity:
@@ -236,3 +238,24 @@ def build_engine(cfg: Config, *, rng: RandomSource = OS_RANDOM) -> tuple[IkeEngi
         eap_server=(lambda: MsChapV2Server(users, rng=OS_RANDOM)) if users is not None else None,
     )
     return engine, store
+
+
+def build_radius(cfg: Config) -> RadiusClient | None:
+    """The RADIUS client of ``[radius]`` (None without the section)."""
+    r = cfg.radius
+    if r is None:
+        return None
+    servers = tuple(
+        RadiusServer(name, str(s.address), s.auth_port, s.acct_port, secret=s.secret)
+        for name, s in r.servers.items()
+    )
+    return RadiusClient(
+        RadiusSettings(servers, timeout=r.timeout, tries=r.tries, nas_identifier=r.nas_identifier)
+    )
+
+
+def build_revocation(cfg: Config) -> RevocationChecker:
+    """The revocation checker with the CRL files and OCSP responders of ``[authorities]``."""
+    crls = [Path(uri.removeprefix("file://")) for a in cfg.authorities.values() for uri in a.crl_uris]
+    responders = [uri for a in cfg.authorities.values() for uri in a.ocsp_uris]
+    return RevocationChecker(crl_files=crls, ocsp_responders=responders)

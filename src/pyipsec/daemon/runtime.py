@@ -22,6 +22,11 @@ data-plane barrier (at most :data:`BARRIER_TIMEOUT`), and later datagrams queue 
 Child SA replaced by a rekey or a reauthentication (``ChildSaRemoved.replaced_by``) stops sending
 after the batch's activations and keeps decrypting for :data:`REKEY_LINGER` seconds.
 
+Lookups: an exchange that waits for I/O (a RADIUS round trip, a revocation check) reaches
+``daemon.lookups`` as ``LookupNeeded``; its answer goes back into the engine. IKE SAs whose
+peer a RADIUS server accepted are accounted for (``daemon.accounting``); their Child SAs'
+last counters are read from the data plane before they are removed.
+
 Reauthentication (RFC 7296 §2.8.3) needs nothing more: the new IKE SA's Child SAs are installed
 (the newest policy of equal selectors wins), the old SA closes with a ``replaced`` cause, which
 neither restores the host network nor reconnects.
@@ -45,11 +50,13 @@ from pathlib import Path
 from pyipsec.config.model import Config
 from pyipsec.control.server import ControlServer
 from pyipsec.crypto.rand import OS_RANDOM, RandomSource
-from pyipsec.daemon.build import build_engine
+from pyipsec.daemon.accounting import Accounting
+from pyipsec.daemon.build import build_engine, build_radius, build_revocation
 from pyipsec.daemon.clock import Clock, LoopClock, TimerHandle, sleep
 from pyipsec.daemon.commands import Commands
 from pyipsec.daemon.dpsink import start_dataplane
 from pyipsec.daemon.host import HostNet, IkePorts, PortFactory, udp_ports
+from pyipsec.daemon.lookups import Lookups
 from pyipsec.daemon.mobike import AddressSource, AddressWatcher, HostAddresses, initiator_source
 from pyipsec.daemon.progress import Waiters
 from pyipsec.daemon.reconnect import Reconnect
@@ -65,10 +72,12 @@ from pyipsec.ike.events import (
     Event,
     IkeSaClosed,
     IkeSaEstablished,
+    LookupNeeded,
     NatKeepalive,
     Replacement,
     VirtualIpAssigned,
 )
+from pyipsec.ike.lookups import Answer
 from pyipsec.io.hostnet import HostNetwork
 from pyipsec.net.addr import Datagram
 
@@ -126,6 +135,15 @@ class Runtime:
         self._held: deque[_Held] = deque()  # datagrams behind a barrier (or queued behind those)
         self._children: dict[int, bytes] = {}  # child_id -> our inbound SPI
         self._stop = asyncio.Event()
+        self.lookups = Lookups(self._answer, radius=build_radius(config), revocation=build_revocation(config))
+        self.accounting: Accounting | None = None
+        if config.radius is not None and config.radius.accounting and self.lookups.radius is not None:
+            self.accounting = Accounting(
+                self.lookups.radius,
+                self.clock,
+                lambda done: self.sink.barrier(done),  # noqa: PLW0108 - the sink is replaced in start()
+                interim_interval=float(config.radius.interim_interval),
+            )
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -165,6 +183,9 @@ class Runtime:
         await sleep(self.clock, SHUTDOWN_GRACE)
         if self._timer is not None:
             self._timer.cancel()
+        if self.accounting is not None:
+            self.accounting.close()
+        self.lookups.close()
         self.hostnet.restore()
         self.sink.close()
         await self.control.close()
@@ -179,6 +200,9 @@ class Runtime:
 
     def signal_received(self, signal: ChildSaSignal) -> None:
         self.apply(self.engine.handle_signal(signal, self.clock.now()))
+
+    def _answer(self, ticket: int, answer: Answer) -> None:
+        self.apply(self.engine.answer(ticket, answer, self.clock.now()))
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -220,6 +244,8 @@ class Runtime:
         if isinstance(e, ChildSaInstalled):
             self._children[e.child_id] = e.spec.spi_in
             self.sink.install(e)
+            if self.accounting is not None:
+                self.accounting.child_installed(e.sa_id, e.spec.spi_in)
         elif isinstance(e, ChildSaOutboundActivated):
             spi_in = self._children.get(e.child_id)
             if spi_in is not None:
@@ -231,9 +257,9 @@ class Runtime:
                 # for inbound a little longer, but send on it no more (the peer has deleted it; a
                 # rekey collision's redundant SA is even the newest and would keep the traffic)
                 retiring.append(e.spi_in)
-                self.clock.call_later(REKEY_LINGER, functools.partial(self.sink.remove, e.spi_in))
+                self.clock.call_later(REKEY_LINGER, functools.partial(self._remove_child, e.spi_in))
             else:
-                self.sink.remove(e.spi_in)
+                self._remove_child(e.spi_in)
         elif isinstance(e, VirtualIpAssigned):
             for addr in e.addresses:
                 self.hostnet.add_address(addr)
@@ -246,12 +272,42 @@ class Runtime:
             if e.reauth_of is not None:
                 _log.info("%s: IKE SA #%d reauthenticates #%d", e.connection, e.sa_id, e.reauth_of)
             self.reconnect.established(e)
+            accepted = self.lookups.accepted.pop(e.sa_id, None)
+            if self.accounting is not None:
+                vips = next((s.virtual_ips for s in self.engine.list_sas() if s.sa_id == e.sa_id), ())
+                self.accounting.established(e, accepted, vips)
+        elif isinstance(e, LookupNeeded):
+            self.lookups.start(e.sa_id, e.ticket, e.lookup)
         elif isinstance(e, IkeSaClosed) and not e.cause.replaced:
+            self.lookups.accepted.pop(e.sa_id, None)
+            if self.accounting is not None:
+                self.accounting.closed(e)
             remaining = self.engine.list_sas(e.connection)
             if not any(sa.original_initiator for sa in remaining):
                 self.hostnet.restore()
             self.reconnect.closed(e, remaining=bool(remaining))
         self.waiters.feed(e)
+
+    def _remove_child(self, spi_in: bytes) -> None:
+        """Remove a Child SA from the data plane; one that is accounted for gets its last
+        counters read first (at most :data:`BARRIER_TIMEOUT` later, it goes without them)."""
+        accounting = self.accounting
+        if accounting is None or not accounting.wants_counters(spi_in):
+            self.sink.remove(spi_in)
+            return
+        accounting.child_removing(spi_in)
+        done = False
+
+        def finish(counters: dict[bytes, dict[str, int]] | None) -> None:
+            nonlocal done
+            if done:
+                return
+            done = True
+            accounting.child_removed(spi_in, None if counters is None else counters.get(spi_in))
+            self.sink.remove(spi_in)
+
+        self.sink.barrier(finish)
+        self.clock.call_later(BARRIER_TIMEOUT, lambda: finish(None))
 
     def _send(self, datagrams: tuple[Datagram, ...], *, sync: bool) -> None:
         """Send now, or behind a data-plane barrier when SA updates precede datagrams that

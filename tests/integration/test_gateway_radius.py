@@ -1,0 +1,198 @@
+"""A pyipsec gateway whose users live behind a real FreeRADIUS 3.2 (``auth = "eap-radius"``).
+
+Topology (:mod:`tests.support.roadwarrior`): ``gw`` with the ``lan`` namespace behind it, where
+FreeRADIUS listens on the LAN host's address (the gateway is its one RADIUS client); pyipsec
+road warriors in namespaces of their own. FreeRADIUS serves EAP-MSCHAPv2 (``alice``, and
+``bob`` with a Framed-IP-Address) and EAP-TLS (``carol@pyipsec.test``'s certificate from the
+same CA as the gateway's, FreeRADIUS proposing MSCHAPv2 first so that the client's Nak is
+exercised), and writes accounting to its detail file, which the tests read back.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import roadwarrior as rw
+from tests.support.freeradius import FreeRadius, RadiusUser, TlsFiles, freeradius_available
+from tests.support.netns import Topology
+from tests.support.pyipsecd import PyIpsecDaemon, pyipsec_factory  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.integration
+
+SECRET = "radius-secret-for-the-gateway"
+USERS = [
+    RadiusUser("alice", "alice-secret-1"),
+    RadiusUser("bob", "bob-secret-2", reply=(("Framed-IP-Address", "10.233.0.77"), ("Class", "0x6f7267"))),
+]
+TLS_USER = "carol@pyipsec.test"
+
+
+@dataclass
+class Lab:
+    site: rw.GatewaySite
+    pki: rw.Pki
+    radius: FreeRadius
+    gateway: PyIpsecDaemon
+    tmp: Path
+    carol: Path  # carol's certificate directory (carol@pyipsec.test-cert.pem / -key.pem)
+
+
+def gateway_config(site: rw.GatewaySite, pki: rw.Pki, tmp: Path, **radius: Any) -> dict[str, Any]:
+    cfg: dict[str, Any] = rw.gateway_config(pki, lan_net=site.lan_net, users_db=tmp / "gw" / "users.db")
+    cfg["connections"]["rw"]["remote"] = {"auth": "eap-radius"}
+    cfg["radius"] = {
+        "accounting": True,
+        "timeout": "1s",
+        "tries": 2,
+        "servers": {"lan": {"address": site.lan_host, "secret": SECRET}},
+        **radius,
+    }
+    return cfg
+
+
+@pytest.fixture
+def lab(
+    topology: Topology,
+    pyipsec_factory: Callable[..., PyIpsecDaemon],  # noqa: F811
+    tmp_path: Path,
+) -> Iterator[Lab]:
+    problem = freeradius_available()
+    if problem is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(problem, pytrace=False)
+        pytest.skip(problem)
+    site = rw.gateway_site(topology)
+    pki = rw.make_pki(tmp_path / "pki")
+    carol = tmp_path / "carol"
+    rw.pyipsec_cli(
+        "pki",
+        "client",
+        "--ca",
+        str(tmp_path / "pki" / "ca"),
+        "--name",
+        TLS_USER,
+        "--out",
+        str(carol),
+        "--key",
+        "ecdsa",
+    )
+    tls = TlsFiles(pki.gw_cert.read_bytes(), pki.gw_key.read_bytes(), pki.ca_cert.read_bytes())
+    server = FreeRadius(
+        site.lan,
+        listen=site.lan_host,
+        client=site.lan_link.a_addr,
+        secret=SECRET.encode(),
+        users=USERS,
+        tls=tls,
+    )
+    with server:
+        gateway = pyipsec_factory(site.gw, gateway_config(site, pki, tmp_path), name="gateway")
+        yield Lab(site, pki, server, gateway, tmp_path, carol)
+
+
+def client(lab: Lab, factory: Callable[..., PyIpsecDaemon], name: str, **local: Any) -> PyIpsecDaemon:
+    ns, link = lab.site.add_client(name)
+    cfg: dict[str, Any] = rw.client_config(
+        lab.tmp / name,
+        ca_cert=lab.pki.ca_cert,
+        gateway=link.a_addr,
+        user=name,
+        password=local.pop("password", "unused"),
+        lan_net=lab.site.lan_net,
+    )
+    cfg["connections"]["vpn"]["local"].update(local)
+    if local.get("auth") == "eap-tls":
+        cfg["secrets"] = {f"private-{name}": {"file": local["certs"][0].replace("-cert.pem", "-key.pem")}}
+    return factory(ns, cfg, name=name)
+
+
+def up(d: PyIpsecDaemon) -> dict[str, Any]:
+    result = d.call("up", name="vpn", timeout=20)
+    assert isinstance(result, dict)
+    return result
+
+
+def test_eap_mschapv2_users_of_freeradius_with_accounting(
+    lab: Lab,
+    pyipsec_factory: Callable[..., PyIpsecDaemon],  # noqa: F811
+) -> None:
+    alice = client(lab, pyipsec_factory, "alice", password="alice-secret-1")
+    result = up(alice)
+    assert result["ok"] is True, result
+    assert result["virtual_ips"] == ["10.233.0.1"]  # from the pool: FreeRADIUS assigned nothing
+    ns = lab.site.clients[-1][0]
+    assert rw.ping_from(ns, "10.233.0.1", lab.site.lan_host, count=5)
+    (sa,) = lab.gateway.wait_for(rw.established)
+    traffic = rw.traffic(rw.only_child(sa))
+    assert traffic["packets_in"] >= 5 and traffic["packets_out"] >= 5
+
+    alice.call("down", name="vpn")
+    lab.gateway.wait_for(lambda sas: not sas)
+
+    def stop_written() -> list[dict[str, str]]:
+        return [r for r in lab.radius.detail_records() if r.get("Acct-Status-Type") == "Stop"]
+
+    rw.wait_until(lambda: bool(stop_written()), timeout=10)
+    records = lab.radius.detail_records()
+    start = next(r for r in records if r.get("Acct-Status-Type") == "Start")
+    (stop,) = stop_written()
+    assert start["User-Name"] == stop["User-Name"] == "alice"
+    assert start["Acct-Session-Id"] == stop["Acct-Session-Id"]
+    assert stop["Framed-IP-Address"] == "10.233.0.1"
+    # the byte and packet counts of the Child SA, as the gateway's data plane counted them
+    assert int(stop["Acct-Input-Octets"]) == traffic["bytes_in"]
+    assert int(stop["Acct-Output-Octets"]) == traffic["bytes_out"]
+    assert int(stop["Acct-Input-Packets"]) == traffic["packets_in"]
+    assert int(stop["Acct-Output-Packets"]) == traffic["packets_out"]
+    assert stop["Acct-Terminate-Cause"] == "User-Request"
+
+
+def test_framed_ip_address_and_class_from_freeradius(
+    lab: Lab,
+    pyipsec_factory: Callable[..., PyIpsecDaemon],  # noqa: F811
+) -> None:
+    bob = client(lab, pyipsec_factory, "bob", password="bob-secret-2")
+    result = up(bob)
+    assert result["ok"] is True and result["virtual_ips"] == ["10.233.0.77"], result
+    ns = lab.site.clients[-1][0]
+    assert rw.ping_from(ns, "10.233.0.77", lab.site.lan_host)
+    rw.wait_until(lambda: any(r.get("Acct-Status-Type") == "Start" for r in lab.radius.detail_records()))
+    start = next(r for r in lab.radius.detail_records() if r.get("Acct-Status-Type") == "Start")
+    assert start["Class"] == "0x6f7267" and start["Framed-IP-Address"] == "10.233.0.77"
+
+
+def test_eap_tls_user_of_freeradius(
+    lab: Lab,
+    pyipsec_factory: Callable[..., PyIpsecDaemon],  # noqa: F811
+) -> None:
+    carol = client(
+        lab,
+        pyipsec_factory,
+        "carol",
+        auth="eap-tls",
+        id=TLS_USER,
+        eap_id=TLS_USER,
+        certs=[str(lab.carol / f"{TLS_USER}-cert.pem")],
+    )
+    result = up(carol)
+    assert result["ok"] is True, result
+    (sa,) = lab.gateway.wait_for(rw.established)
+    assert sa["remote_id"] == TLS_USER
+    assert rw.ping_from(lab.site.clients[-1][0], result["virtual_ips"][0], lab.site.lan_host)
+
+
+def test_wrong_password_is_rejected_by_freeradius(
+    lab: Lab,
+    pyipsec_factory: Callable[..., PyIpsecDaemon],  # noqa: F811
+) -> None:
+    alice = client(lab, pyipsec_factory, "alice", password="not-her-password")
+    result = up(alice)
+    assert result["ok"] is False and "AUTHENTICATION_FAILED" in str(result["message"]), result
+    lab.gateway.wait_for(lambda sas: not sas)
+    assert rw.leases(lab.tmp / "gw" / "users.db") == []
