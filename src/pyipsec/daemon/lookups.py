@@ -149,7 +149,6 @@ class Lookups:
             self.radius.close()
 
 
-
 def _failed(lookup: Lookup, reason: str) -> Answer:
     if isinstance(lookup, RevocationQuery):
         return RevocationAnswer(False, reason)

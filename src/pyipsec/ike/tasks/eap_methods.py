@@ -20,7 +20,6 @@ the peer (Framed-IP-Address, Framed-IPv6-Prefix/Address) and a session timeout.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
