@@ -196,3 +196,39 @@ def test_wrong_password_is_rejected_by_freeradius(
     assert result["ok"] is False and "AUTHENTICATION_FAILED" in str(result["message"]), result
     lab.gateway.wait_for(lambda sas: not sas)
     assert rw.leases(lab.tmp / "gw" / "users.db") == []
+
+
+def test_failover_to_the_second_radius_server_and_none_left(
+    topology: Topology,
+    pyipsec_factory: Callable[..., PyIpsecDaemon],  # noqa: F811
+    lab: Lab,
+) -> None:
+    """A first server that never answers (nothing listens there): the gateway retransmits, then
+    fails over to FreeRADIUS; with only dead servers the SA fails with the reason, no lease left."""
+    dead = "10.231.99.1"
+    lab.site.lan.add_address(lab.site.lan_link.b_if, f"{dead}/32")
+    lab.site.gw.run(["ip", "route", "add", f"{dead}/32", "via", lab.site.lan_host])
+    servers = {
+        "dead": {"address": dead, "secret": SECRET},
+        "lan": {"address": lab.site.lan_host, "secret": SECRET},
+    }
+    gw_cfg = gateway_config(lab.site, lab.pki, lab.tmp, servers=servers, timeout=0.3, tries=2)
+    lab.gateway.stop()
+    lab.gateway = pyipsec_factory(lab.site.gw, gw_cfg, name="gateway2")
+    alice = client(lab, pyipsec_factory, "alice", password="alice-secret-1")
+    assert up(alice)["ok"] is True
+    alice.call("down", name="vpn")
+    lab.gateway.wait_for(lambda sas: not sas)
+
+    only_dead = gateway_config(
+        lab.site, lab.pki, lab.tmp, servers={"dead": servers["dead"]}, timeout=0.3, tries=2
+    )
+    lab.gateway.stop()
+    lab.gateway = pyipsec_factory(lab.site.gw, only_dead, name="gateway3")
+    result = up(alice)
+    assert result["ok"] is False and "AUTHENTICATION_FAILED" in str(result["message"]), result
+    lab.gateway.wait_for(lambda sas: not sas)
+    assert "dead" in lab.gateway.log_text() and "IKE SA closed" in lab.gateway.log_text()
+    assert [x for x in rw.leases(lab.tmp / "gw" / "users.db") if x.live] == []
+    for log in (lab.gateway.log_text(), alice.log_text()):  # nothing secret in the logs
+        assert SECRET not in log and "alice-secret-1" not in log

@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from pyipsec.config.load import ConfigErrors, ConfigIssue, read_config
+from pyipsec.config.load import ConfigErrors, read_config
 from pyipsec.config.model import AuthKind, Config, EapSecret
 from pyipsec.iana.ikev2 import IdType, ProtocolId
 from pyipsec.ike.proposal import select
@@ -600,25 +600,9 @@ def _files_for(tmp_path: Path, spec: ProfileSpec, ca: Issued) -> None:
     (tmp_path / "client-key.pem").chmod(0o600)
 
 
-def _known_gap(issue: ConfigIssue) -> bool:
-    """An error the lead's config work removes: local-N rounds, or eap-tls wanting an EAP secret."""
-    message, key = issue.message, issue.key
-    return (
-        (key.endswith((".local-1", ".local-2")) and message.startswith("unknown section"))
-        or (key.endswith(".local") and message.startswith("missing required section"))
-        or (key.endswith(".local.auth") and 'auth = "eap-tls" but no [secrets.eap*] entry' in message)
-    )
-
-
-def _load_or_skip_known_gap(path: Path) -> Config:
-    """The profile through `pyipsec check`'s loader; skipped while the config model lacks the
-    client side of EAP-TLS or the local-N rounds (the lead adds them), never for other errors."""
-    try:
-        return read_config(path).config
-    except ConfigErrors as exc:
-        if all(_known_gap(issue) for issue in exc.errors):
-            pytest.skip(f"config model does not support these keys yet: {exc}")
-        raise
+def _load(path: Path) -> Config:
+    """The profile through `pyipsec check`'s loader."""
+    return read_config(path).config
 
 
 def test_pyipsec_eap_tls(tmp_path: Path, ec_ca: Issued, now: datetime) -> None:
@@ -639,7 +623,7 @@ def test_pyipsec_eap_tls(tmp_path: Path, ec_ca: Issued, now: datetime) -> None:
     path = tmp_path / "alice.toml"
     path.write_bytes(profile.content)
     _files_for(tmp_path, spec, ec_ca)
-    config = _load_or_skip_known_gap(path)
+    config = _load(path)
     (loaded,) = config.connections.values()
     assert loaded.local.auth == AuthKind.EAP_TLS
     assert loaded.local.certs == (tmp_path / "client-cert.pem",)
@@ -665,5 +649,5 @@ def test_pyipsec_certificate_then_eap(tmp_path: Path, ec_ca: Issued, now: dateti
     path = tmp_path / "alice.toml"
     path.write_text(text)
     _files_for(tmp_path, spec, ec_ca)
-    config = _load_or_skip_known_gap(path)
+    config = _load(path)
     assert len(config.connections) == 1
