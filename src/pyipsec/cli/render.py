@@ -54,6 +54,8 @@ _AUTH_LABEL = {
     AuthKind.PSK: "pre-shared key",
     AuthKind.EAP: "EAP",
     AuthKind.EAP_MSCHAPV2: "EAP-MSCHAPv2",
+    AuthKind.EAP_TLS: "EAP-TLS",
+    AuthKind.EAP_RADIUS: "EAP-RADIUS",
 }
 
 
@@ -86,6 +88,8 @@ def _auth_lines(side: str, auth: Auth) -> list[Text]:
         files = getattr(auth, key)
         if files:
             lines.append(_line(2, f"{key}:", _joined(files), style="dim"))
+    if side.startswith("remote") and (auth.cacerts or auth.auth.is_pubkey):
+        lines.append(_line(2, "revocation:", auth.revocation.value, style="dim"))
     return lines
 
 
@@ -116,8 +120,9 @@ def _connection_lines(name: str, conn: Connection) -> list[Text]:
         lines.append(_line(1, "pools:", _joined(conn.pools), style="dim"))
     if conn.vips:
         lines.append(_line(1, "vips:", _joined(conn.vips), style="dim"))
-    lines += _auth_lines("local", conn.local)
-    lines += _auth_lines("remote", conn.remote)
+    for side, rounds in (("local", conn.local_rounds), ("remote", conn.remote_rounds)):
+        for number, auth in enumerate(rounds, 1):
+            lines += _auth_lines(side if len(rounds) == 1 else f"{side}-{number}", auth)
     for child_name, child in conn.children.items():
         lines += _child_lines(child_name, child)
     return lines
@@ -163,6 +168,15 @@ def config_summary(loaded: LoadedConfig) -> Group:
     if config.secrets:
         lines.append(_line(0, "secrets:"))
         lines += (_line(1, f"{name}:", _secret_text(secret)) for name, secret in config.secrets.items())
+    if config.radius is not None:
+        r = config.radius
+        servers = _joined(f"{n} {s.address}:{s.auth_port}/{s.acct_port}" for n, s in r.servers.items())
+        acct = f", accounting every {r.interim_interval}s" if r.accounting and r.interim_interval else ""
+        acct = acct or (", accounting" if r.accounting else "")
+        lines.append(_line(0, "radius:", f"{servers} (timeout {r.timeout}s, {r.tries} tries{acct})"))
+    for name, a in config.authorities.items():
+        sources = _joined([*a.crl_uris, *a.ocsp_uris]) or "no CRLs or responders"
+        lines.append(_line(0, f"authority {name}:", f"{a.cacert}; {sources}"))
     users = eap_users(config)
     if users is not None:
         names = users["configured"]

@@ -74,6 +74,7 @@ from pyipsec.config.values import (
     quote,
     raise_issues,
     seconds_float,
+    split_list,
     validate_each,
 )
 from pyipsec.iana.ikev2 import ProtocolId
@@ -634,21 +635,32 @@ class Authority(_Model):
     """
 
     cacert: FileRef
-    crl_uris: NameList = ()
+    crl_uris: FileList = ()
     ocsp_uris: NameList = ()
 
-    @model_validator(mode="after")
-    def _uris(self) -> Authority:
+    @field_validator("crl_uris", mode="before")
+    @classmethod
+    def _crl_files(cls, value: object) -> object:
+        """CRL files, relative to the config file like every file; ``file://`` allowed."""
+        items = split_list(value)
+        if not isinstance(items, list | tuple):
+            return items
         problems: list[tuple[KeyPath, str, object]] = []
-        for index, uri in enumerate(self.crl_uris):
-            if "://" in uri and not uri.startswith("file://"):
+        for index, uri in enumerate(items):
+            if isinstance(uri, str) and "://" in uri and not uri.startswith("file://"):
                 problems.append(
                     (
-                        ("crl_uris", index),
+                        (index,),
                         "give CRLs as files (HTTP CRLs come from the certificates' distribution points)",
                         uri,
                     )
                 )
+        raise_issues(problems, "authority")
+        return [u.removeprefix("file://") if isinstance(u, str) else u for u in items]
+
+    @model_validator(mode="after")
+    def _uris(self) -> Authority:
+        problems: list[tuple[KeyPath, str, object]] = []
         for index, uri in enumerate(self.ocsp_uris):
             if not uri.startswith(("http://", "https://")):
                 problems.append(

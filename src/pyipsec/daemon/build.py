@@ -256,6 +256,6 @@ def build_radius(cfg: Config) -> RadiusClient | None:
 
 def build_revocation(cfg: Config) -> RevocationChecker:
     """The revocation checker with the CRL files and OCSP responders of ``[authorities]``."""
-    crls = [Path(uri.removeprefix("file://")) for a in cfg.authorities.values() for uri in a.crl_uris]
+    crls = [path for a in cfg.authorities.values() for path in a.crl_uris]
     responders = [uri for a in cfg.authorities.values() for uri in a.ocsp_uris]
     return RevocationChecker(crl_files=crls, ocsp_responders=responders)

@@ -228,3 +228,22 @@ def test_check_says_where_a_gateway_finds_its_eap_users(tmp_path: Path) -> None:
         "store": "/var/lib/pyipsec/users.db",
     }
     assert "a-long-enough-password" not in out
+
+
+def test_check_the_organisation_example() -> None:
+    code, out, err = run("check", str(EXAMPLES / "gateway-org.toml"))
+    assert code == 0, err
+    assert out.startswith(f"{EXAMPLES / 'gateway-org.toml'}: OK, 3 connections")
+    for fragment in (
+        "remote-1 public key authentication:",
+        "remote-2 EAP-MSCHAPv2 authentication:",
+        "revocation: ifuri",
+        "remote EAP-TLS authentication:",
+        "remote EAP-RADIUS authentication:",
+        "radius: primary 10.1.0.10:1812/1813, backup 10.1.0.11:1812/1813",
+        "authority example:",
+    ):
+        assert fragment in out
+    assert "the RADIUS shared secret" not in out
+    code, out, _ = run("check", "--json", str(EXAMPLES / "gateway-org.toml"))
+    assert code == 0 and "the RADIUS shared secret" not in out

@@ -115,11 +115,12 @@ def test_revocation_policy_and_authorities() -> None:
     )
     ((loc, _),) = messages(bad)
     assert loc == ("connections", "rw", "remote", "revocation")
-    auth = {
-        "cacert": "ca.pem",
-        "crl_uris": ["/etc/pyipsec/ca.crl", "http://ca/crl"],
-        "ocsp_uris": ["ldap://x"],
-    }
-    found = messages({**data, "authorities": {"ca": auth}})
-    assert ("authorities", "ca", "crl_uris", 1) in [loc for loc, _ in found]
-    assert ("authorities", "ca", "ocsp_uris", 0) in [loc for loc, _ in found]
+    crls = {"cacert": "ca.pem", "crl_uris": ["/etc/pyipsec/ca.crl", "http://ca/crl"]}
+    ((loc, msg),) = messages({**data, "authorities": {"ca": crls}})
+    assert loc == ("authorities", "ca", "crl_uris", 1) and "distribution points" in msg
+    ocsp = {"cacert": "ca.pem", "crl_uris": "file:///etc/pyipsec/ca.crl", "ocsp_uris": ["ldap://x"]}
+    ((loc, _),) = messages({**data, "authorities": {"ca": ocsp}})
+    assert loc == ("authorities", "ca", "ocsp_uris", 0)
+    ocsp["ocsp_uris"] = ["http://ocsp.example.org/"]
+    authority = Config.model_validate({**data, "authorities": {"ca": ocsp}}).authorities["ca"]
+    assert [str(p) for p in authority.crl_uris] == ["/etc/pyipsec/ca.crl"]
