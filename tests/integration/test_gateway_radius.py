@@ -217,6 +217,10 @@ def test_failover_to_the_second_radius_server_and_none_left(
     lab.gateway = pyipsec_factory(lab.site.gw, gw_cfg, name="gateway2")
     alice = client(lab, pyipsec_factory, "alice", password="alice-secret-1")
     assert up(alice)["ok"] is True
+    stats = lab.gateway.call("stats")
+    assert isinstance(stats, dict) and isinstance(stats["radius"], dict)
+    assert stats["radius"]["dead"]["timeouts"] >= 1 and stats["radius"]["dead"]["answers"] == 0  # type: ignore[index]
+    assert stats["radius"]["lan"]["answers"] >= 1  # type: ignore[index]
     alice.call("down", name="vpn")
     lab.gateway.wait_for(lambda sas: not sas)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import asdict
 from typing import Protocol
 
 from pyipsec.config.model import Config
@@ -29,6 +30,7 @@ from pyipsec.control.protocol import JsonValue
 from pyipsec.control.server import Progress
 from pyipsec.daemon.clock import Clock, wait_until
 from pyipsec.daemon.host import IkePorts
+from pyipsec.daemon.lookups import Lookups
 from pyipsec.daemon.progress import Waiters, already_up, no_progress
 from pyipsec.daemon.reconnect import Reconnect
 from pyipsec.daemon.sink import CounterMap, DataplaneSink
@@ -53,6 +55,7 @@ class Daemon(Protocol):
     ports: IkePorts
     waiters: Waiters
     reconnect: Reconnect
+    lookups: Lookups
 
     def apply(self, out: Output) -> None: ...
 
@@ -80,6 +83,7 @@ class Commands:
                 "half_open_expired": es.half_open_expired,
                 "udp_received": udp.received,
                 "udp_sent": udp.sent,
+                "radius": self._radius_stats(),
             }
         if cmd == "rekey":
             return self.rekey(args)
@@ -88,6 +92,13 @@ class Commands:
         if cmd == "down":
             return await self.down(args)
         raise UsageError(f"unknown command {cmd!r}")
+
+    def _radius_stats(self) -> JsonValue:
+        """Per RADIUS server: requests, retransmissions, timeouts, replies dropped, answers."""
+        radius = self.d.lookups.radius
+        if radius is None:
+            return {}
+        return {s.name: {k: v for k, v in asdict(s).items() if k != "name"} for s in radius.stats.servers}
 
     async def counters(self) -> CounterMap:
         """The data plane's counters, fresh if it answers within :data:`COUNTERS_TIMEOUT`."""
@@ -108,7 +119,13 @@ class Commands:
                     traffic: dict[str, JsonValue] = dict(c.items()) if c else {}
                     child["traffic"] = traffic
             sas.append(st)
-        return {"ike_sas": sas, "reconnecting": self.d.reconnect.status(now)}
+        out: dict[str, JsonValue] = {"ike_sas": sas, "reconnecting": self.d.reconnect.status(now)}
+        radius = self.d.lookups.radius
+        if radius is not None:  # per server: requests, retransmissions, timeouts, bad replies, …
+            out["radius"] = {
+                s.name: {k: v for k, v in asdict(s).items() if k != "name"} for s in radius.stats.servers
+            }
+        return out
 
     def rekey(self, args: dict[str, JsonValue]) -> JsonValue:
         """Rekey the IKE SA (``ike``: true) or every Child SA of the IKE SAs of ``name``; with
