@@ -1,0 +1,220 @@
+"""EAP-TLS (RFC 5216, TLS 1.3 per RFC 9190) against strongSwan 5.9.8, both roles, v4 + v6 VIPs.
+
+The gateway authenticates with its certificate (an IKE signature), the client with its own
+certificate inside EAP-TLS; the EAP identity ``alice@pyipsec.test`` is the rfc822Name of the
+client certificate (``pyipsec pki client``), where both implementations look for it.
+
+TLS versions: pyipsec offers 1.2 and 1.3; charon's libtls negotiates at most 1.2 unless
+``charon.tls.version_max`` says otherwise, and EAP-TLS over TLS 1.3 does not work with charon
+5.9.8 at all: strongSwan added RFC 9190 (the commitment message, the TLS 1.3 MSK) to its
+eap-tls plugin only in 5.9.10 (commits 5401a74d36 and 06abdf1d31), and a 5.9.8 client allowed
+1.3 crashes (SIGSEGV in libtls) on the gateway's last flight. So the cases run with charon at
+its default, TLS 1.2, and check that charon logs "negotiated TLS 1.2"; ``TLS_VERSIONS`` is the
+place to add "1.3" once the peer is strongSwan >= 5.9.10.
+
+Failures: a client certificate from another CA is refused by either gateway; nothing stays
+behind on either side.
+
+Topology and dual-stack set-up: :mod:`tests.support.roadwarrior` (``dual_stack_*``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import roadwarrior as rw
+from tests.support.netns import Namespace, Topology
+from tests.support.pyipsecd import PyIpsecDaemon, pyipsec_factory  # noqa: F401 - fixture
+from tests.support.strongswan import DEFAULT_PLUGINS, Charon, CharonError, CharonFactory
+
+pytestmark = pytest.mark.interop
+
+CLIENT_ID = "alice@pyipsec.test"
+TLS_VERSIONS = ["1.2"]
+PLUGINS = (*DEFAULT_PLUGINS, "eap-tls")
+NEGOTIATED = {"1.2": "negotiated TLS 1.2", "1.3": "negotiated TLS 1.3"}  # charon's log line
+
+
+def charon_settings(tls_max: str) -> dict[str, str | int]:
+    return {"charon.tls.version_max": tls_max}
+
+
+def client_pki(tmp_path: Path) -> tuple[rw.Pki, Path, Path]:
+    """The gateway's PKI and a client certificate for ``alice@pyipsec.test`` from the same CA."""
+    pki = rw.make_pki(tmp_path / "pki")
+    cert, key = rw.make_client_cert(pki, CLIENT_ID, tmp_path / "pki" / "alice")
+    return pki, cert, key
+
+
+def foreign_client(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for ``alice@pyipsec.test`` issued by an unrelated CA."""
+    other = rw.make_pki(tmp_path / "other", cn="someone else's CA")
+    return rw.make_client_cert(other, CLIENT_ID, tmp_path / "other" / "alice")
+
+
+def pyipsec_gateway(
+    factory: Callable[..., PyIpsecDaemon], site: rw.GatewaySite, pki: rw.Pki, tmp_path: Path
+) -> PyIpsecDaemon:
+    cfg: dict[str, Any] = rw.gateway_config(
+        pki, lan_net=site.lan_net, users_db=tmp_path / "gw" / "users.db", dns=[site.lan_host]
+    )
+    rw.dual_stack_gateway(cfg, site)
+    cfg["connections"]["rw"]["remote"] = {"auth": "eap-tls", "cacerts": [str(pki.ca_cert)]}
+    return factory(site.gw, cfg, name="gateway")
+
+
+def charon_client(
+    factory: CharonFactory,
+    ns: Namespace,
+    site: rw.GatewaySite,
+    link_addr: str,
+    pki: rw.Pki,
+    cert: Path,
+    key: Path,
+    tls_max: str,
+) -> Charon:
+    charon = factory(ns, "client", plugins=PLUGINS, settings=charon_settings(tls_max))
+    ca_pem = pki.ca_cert.read_bytes()
+    charon.load_cert(ca_pem, flag="CA")
+    charon.load_key(key.read_bytes())
+    conn = rw.charon_client_conn(gateway=link_addr, user=CLIENT_ID, lan_net=site.lan_net, ca_pem=ca_pem)
+    conn["local"] = {"auth": "eap-tls", "id": CLIENT_ID, "certs": [cert.read_text()]}
+    charon.load_conn({"vpn": rw.dual_stack_client(conn, site)})
+    return charon
+
+
+def charon_gateway(factory: CharonFactory, site: rw.GatewaySite, pki: rw.Pki, tls_max: str = "1.2") -> Charon:
+    charon = factory(site.gw, "gateway", plugins=PLUGINS, settings=charon_settings(tls_max))
+    charon.load_cert(pki.ca_cert.read_bytes(), flag="CA")
+    charon.load_key(pki.gw_key.read_bytes())
+    conn = rw.charon_gateway_conn(cert_pem=pki.gw_cert.read_bytes(), lan_net=site.lan_net)
+    conn["remote"] = {"auth": "eap-tls", "eap_id": "%any"}
+    rw.dual_stack_charon_gateway(charon, conn, site)
+    charon.load_conn({"rw": conn})
+    return charon
+
+
+def pyipsec_client(
+    factory: Callable[..., PyIpsecDaemon],
+    ns: Namespace,
+    link_addr: str,
+    site: rw.GatewaySite,
+    pki: rw.Pki,
+    cert: Path,
+    key: Path,
+    tmp_path: Path,
+) -> PyIpsecDaemon:
+    cfg: dict[str, Any] = rw.client_config(
+        tmp_path / "alice",
+        ca_cert=pki.ca_cert,
+        gateway=link_addr,
+        user=CLIENT_ID,
+        password="unused",
+        lan_net=site.lan_net,
+    )
+    vpn = rw.dual_stack_client(cfg["connections"]["vpn"], site)
+    vpn["local"] = {"auth": "eap-tls", "id": CLIENT_ID, "certs": [str(cert)]}
+    cfg["secrets"] = {"private-alice": {"file": str(key)}}
+    return factory(ns, cfg, name="client")
+
+
+@pytest.mark.parametrize("tls_max", TLS_VERSIONS)
+def test_strongswan_client_eap_tls_to_pyipsec_gateway(
+    topology: Topology,
+    charon_factory: CharonFactory,
+    pyipsec_factory: Callable[..., PyIpsecDaemon],  # noqa: F811
+    tmp_path: Path,
+    tls_max: str,
+) -> None:
+    site = rw.dual_stack_site(topology)
+    pki, cert, key = client_pki(tmp_path)
+    gw = pyipsec_gateway(pyipsec_factory, site, pki, tmp_path)
+    ns, link = site.add_client("alice")
+    charon = charon_client(charon_factory, ns, site, link.a_addr, pki, cert, key, tls_max)
+
+    charon.initiate(child="net", ike="vpn")
+    sa = charon.wait_for_sa("vpn", child="net")
+    assert sorted(sa.raw["local-vips"]) == sorted([rw.VIP4, rw.VIP6])
+    (gw_sa,) = gw.wait_for(rw.established)
+    assert gw_sa["remote_id"] == CLIENT_ID, gw_sa
+    assert sorted(gw_sa["virtual_ips"]) == sorted([rw.VIP4, rw.VIP6])  # type: ignore[arg-type]
+    assert NEGOTIATED[tls_max] in charon.log_text(), charon.describe()
+    rw.ping_both(ns, site)
+
+
+@pytest.mark.parametrize("tls_max", TLS_VERSIONS)
+def test_pyipsec_client_eap_tls_to_strongswan_gateway(
+    topology: Topology,
+    charon_factory: CharonFactory,
+    pyipsec_factory: Callable[..., PyIpsecDaemon],  # noqa: F811
+    tmp_path: Path,
+    tls_max: str,
+) -> None:
+    site = rw.dual_stack_site(topology)
+    pki, cert, key = client_pki(tmp_path)
+    charon = charon_gateway(charon_factory, site, pki, tls_max)
+    ns, link = site.add_client("alice")
+    client = pyipsec_client(pyipsec_factory, ns, link.a_addr, site, pki, cert, key, tmp_path)
+
+    result = client.call("up", name="vpn", timeout=20)
+    assert isinstance(result, dict) and result["ok"] is True, (result, charon.describe())
+    assert sorted(result["virtual_ips"]) == sorted([rw.VIP4, rw.VIP6])  # type: ignore[arg-type]
+    sw = charon.wait_for_sa("rw", child="net")
+    assert sw.raw.get("remote-eap-id", sw.raw["remote-id"]) == CLIENT_ID, sw.raw
+    assert sorted(sw.raw["remote-vips"]) == sorted([rw.VIP4, rw.VIP6])
+    assert NEGOTIATED[tls_max] in charon.log_text(), charon.describe()
+    rw.ping_both(ns, site)
+
+
+def test_pyipsec_gateway_refuses_a_client_certificate_of_another_ca(
+    topology: Topology,
+    charon_factory: CharonFactory,
+    pyipsec_factory: Callable[..., PyIpsecDaemon],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    site = rw.dual_stack_site(topology)
+    pki = rw.make_pki(tmp_path / "pki")
+    cert, key = foreign_client(tmp_path)
+    gw = pyipsec_gateway(pyipsec_factory, site, pki, tmp_path)
+    ns, link = site.add_client("alice")
+    charon = charon_client(charon_factory, ns, site, link.a_addr, pki, cert, key, "1.2")
+
+    with pytest.raises(CharonError):
+        charon.initiate(child="net", ike="vpn")
+    charon.wait_for_no_sa("vpn")
+    gw.wait_for(lambda sas: not sas)
+    (reason,) = rw.closed_reasons(gw.log_text())
+    assert "client certificate 'CN=alice@pyipsec.test' rejected" in reason, reason
+    assert "not issued by a trusted CA" in reason, reason
+    log = charon.log_text()
+    assert "received fatal TLS alert 'unknown ca'" in log and "EAP_TLS method failed" in log, (
+        charon.describe()
+    )
+
+
+def test_strongswan_gateway_refuses_a_client_certificate_of_another_ca(
+    topology: Topology,
+    charon_factory: CharonFactory,
+    pyipsec_factory: Callable[..., PyIpsecDaemon],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    site = rw.dual_stack_site(topology)
+    pki = rw.make_pki(tmp_path / "pki")
+    cert, key = foreign_client(tmp_path)
+    charon = charon_gateway(charon_factory, site, pki)
+    ns, link = site.add_client("alice")
+    client = pyipsec_client(pyipsec_factory, ns, link.a_addr, site, pki, cert, key, tmp_path)
+
+    result = client.call("up", name="vpn", timeout=20)
+    assert isinstance(result, dict) and result["ok"] is False, result
+    assert client.status() == []
+    charon.wait_for_no_sa("rw")
+    (reason,) = rw.closed_reasons(client.log_text())
+    assert "EAP authentication failed: TLS alert: certificate unknown" in reason, reason
+    log = charon.log_text()
+    assert f"no trusted certificate found for '{CLIENT_ID}'" in log, charon.describe()
+    assert f"EAP method EAP_TLS failed for peer {CLIENT_ID}" in log, charon.describe()
