@@ -12,6 +12,11 @@ eap-tls plugin only in 5.9.10 (commits 5401a74d36 and 06abdf1d31), and a 5.9.8 c
 its default, TLS 1.2, and check that charon logs "negotiated TLS 1.2"; ``TLS_VERSIONS`` is the
 place to add "1.3" once the peer is strongSwan >= 5.9.10.
 
+EAP-only authentication (RFC 5998): with ``remote.auth = eap-tls`` on the client and
+``local.auth = eap-tls`` on the gateway, the gateway sends no AUTH before EAP and EAP-TLS alone
+authenticates both ends (charon as client logs "allow mutual EAP-only authentication"; its
+configuration follows strongSwan's own rw-eap-tls-only test scenario).
+
 Failures: a client certificate from another CA is refused by either gateway; nothing stays
 behind on either side.
 
@@ -57,13 +62,23 @@ def foreign_client(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def pyipsec_gateway(
-    factory: Callable[..., PyIpsecDaemon], site: rw.GatewaySite, pki: rw.Pki, tmp_path: Path
+    factory: Callable[..., PyIpsecDaemon],
+    site: rw.GatewaySite,
+    pki: rw.Pki,
+    tmp_path: Path,
+    *,
+    eap_only: bool = False,
 ) -> PyIpsecDaemon:
+    """A pyipsec gateway for EAP-TLS clients; ``eap_only``: it authenticates by EAP-TLS too,
+    sending no AUTH before EAP (RFC 5998)."""
     cfg: dict[str, Any] = rw.gateway_config(
         pki, lan_net=site.lan_net, users_db=tmp_path / "gw" / "users.db", dns=[site.lan_host]
     )
     rw.dual_stack_gateway(cfg, site)
-    cfg["connections"]["rw"]["remote"] = {"auth": "eap-tls", "cacerts": [str(pki.ca_cert)]}
+    conn = cfg["connections"]["rw"]
+    conn["remote"] = {"auth": "eap-tls", "cacerts": [str(pki.ca_cert)]}
+    if eap_only:
+        conn["local"]["auth"] = "eap-tls"
     return factory(site.gw, cfg, name="gateway")
 
 
@@ -76,23 +91,34 @@ def charon_client(
     cert: Path,
     key: Path,
     tls_max: str,
+    *,
+    eap_only: bool = False,
 ) -> Charon:
+    """strongSwan as an EAP-TLS client; ``eap_only``: the gateway too may authenticate by EAP-TLS
+    alone (``remote.auth = eap-tls`` as in strongSwan's rw-eap-tls-only scenario)."""
     charon = factory(ns, "client", plugins=PLUGINS, settings=charon_settings(tls_max))
     ca_pem = pki.ca_cert.read_bytes()
     charon.load_cert(ca_pem, flag="CA")
     charon.load_key(key.read_bytes())
     conn = rw.charon_client_conn(gateway=link_addr, user=CLIENT_ID, lan_net=site.lan_net, ca_pem=ca_pem)
     conn["local"] = {"auth": "eap-tls", "id": CLIENT_ID, "certs": [cert.read_text()]}
+    if eap_only:
+        conn["remote"] = {"auth": "eap-tls", "id": rw.GATEWAY_NAME}
     charon.load_conn({"vpn": rw.dual_stack_client(conn, site)})
     return charon
 
 
-def charon_gateway(factory: CharonFactory, site: rw.GatewaySite, pki: rw.Pki, tls_max: str = "1.2") -> Charon:
+def charon_gateway(
+    factory: CharonFactory, site: rw.GatewaySite, pki: rw.Pki, tls_max: str = "1.2", *, eap_only: bool = False
+) -> Charon:
+    """strongSwan as a gateway for EAP-TLS clients; ``eap_only``: ``local.auth = eap-tls`` too."""
     charon = factory(site.gw, "gateway", plugins=PLUGINS, settings=charon_settings(tls_max))
     charon.load_cert(pki.ca_cert.read_bytes(), flag="CA")
     charon.load_key(pki.gw_key.read_bytes())
     conn = rw.charon_gateway_conn(cert_pem=pki.gw_cert.read_bytes(), lan_net=site.lan_net)
     conn["remote"] = {"auth": "eap-tls", "eap_id": "%any"}
+    if eap_only:
+        conn["local"]["auth"] = "eap-tls"  # type: ignore[index]
     rw.dual_stack_charon_gateway(charon, conn, site)
     charon.load_conn({"rw": conn})
     return charon
@@ -107,7 +133,10 @@ def pyipsec_client(
     cert: Path,
     key: Path,
     tmp_path: Path,
+    *,
+    eap_only: bool = False,
 ) -> PyIpsecDaemon:
+    """A pyipsec EAP-TLS client; ``eap_only``: ``remote.auth = "eap-tls"`` (RFC 5998 offered)."""
     cfg: dict[str, Any] = rw.client_config(
         tmp_path / "alice",
         ca_cert=pki.ca_cert,
@@ -118,6 +147,8 @@ def pyipsec_client(
     )
     vpn = rw.dual_stack_client(cfg["connections"]["vpn"], site)
     vpn["local"] = {"auth": "eap-tls", "id": CLIENT_ID, "certs": [str(cert)]}
+    if eap_only:
+        vpn["remote"]["auth"] = "eap-tls"
     cfg["secrets"] = {"private-alice": {"file": str(key)}}
     return factory(ns, cfg, name="client")
 
@@ -167,6 +198,52 @@ def test_pyipsec_client_eap_tls_to_strongswan_gateway(
     assert sw.raw.get("remote-eap-id", sw.raw["remote-id"]) == CLIENT_ID, sw.raw
     assert sorted(sw.raw["remote-vips"]) == sorted([rw.VIP4, rw.VIP6])
     assert NEGOTIATED[tls_max] in charon.log_text(), charon.describe()
+    rw.ping_both(ns, site)
+
+
+def test_eap_only_strongswan_client_to_pyipsec_gateway(
+    topology: Topology,
+    charon_factory: CharonFactory,
+    pyipsec_factory: Callable[..., PyIpsecDaemon],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """RFC 5998: charon offers EAP_ONLY_AUTHENTICATION; the pyipsec gateway sends no AUTH before
+    EAP, and charon accepts that only because EAP-TLS authenticates the gateway too."""
+    site = rw.dual_stack_site(topology)
+    pki, cert, key = client_pki(tmp_path)
+    gw = pyipsec_gateway(pyipsec_factory, site, pki, tmp_path, eap_only=True)
+    ns, link = site.add_client("alice")
+    charon = charon_client(charon_factory, ns, site, link.a_addr, pki, cert, key, "1.2", eap_only=True)
+
+    charon.initiate(child="net", ike="vpn")
+    sa = charon.wait_for_sa("vpn", child="net")
+    assert sorted(sa.raw["local-vips"]) == sorted([rw.VIP4, rw.VIP6])
+    (gw_sa,) = gw.wait_for(rw.established)
+    assert gw_sa["remote_id"] == CLIENT_ID, gw_sa
+    log = charon.log_text()
+    assert "allow mutual EAP-only authentication" in log, charon.describe()
+    assert f"authentication of '{rw.GATEWAY_NAME}' with EAP successful" in log, charon.describe()
+    rw.ping_both(ns, site)
+
+
+def test_eap_only_pyipsec_client_to_strongswan_gateway(
+    topology: Topology,
+    charon_factory: CharonFactory,
+    pyipsec_factory: Callable[..., PyIpsecDaemon],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    site = rw.dual_stack_site(topology)
+    pki, cert, key = client_pki(tmp_path)
+    charon = charon_gateway(charon_factory, site, pki, eap_only=True)
+    ns, link = site.add_client("alice")
+    client = pyipsec_client(pyipsec_factory, ns, link.a_addr, site, pki, cert, key, tmp_path, eap_only=True)
+
+    result = client.call("up", name="vpn", timeout=20)
+    assert isinstance(result, dict) and result["ok"] is True, (result, charon.describe())
+    assert sorted(result["virtual_ips"]) == sorted([rw.VIP4, rw.VIP6])  # type: ignore[arg-type]
+    charon.wait_for_sa("rw", child="net")
+    assert "the gateway authenticates by EAP only (RFC 5998)" in client.log_text()
+    assert f"authentication of '{CLIENT_ID}' with EAP successful" in charon.log_text(), charon.describe()
     rw.ping_both(ns, site)
 
 
