@@ -10,7 +10,9 @@ TLS versions: pyipsec offers 1.2 and 1.3; charon's libtls negotiates at most 1.2
 eap-tls plugin only in 5.9.10 (commits 5401a74d36 and 06abdf1d31), and a 5.9.8 client allowed
 1.3 crashes (SIGSEGV in libtls) on the gateway's last flight. So the cases run with charon at
 its default, TLS 1.2, and check that charon logs "negotiated TLS 1.2"; ``TLS_VERSIONS`` is the
-place to add "1.3" once the peer is strongSwan >= 5.9.10.
+place to add "1.3" once the peer is strongSwan >= 5.9.10. One case does let a 5.9.8 gateway
+negotiate TLS 1.3: it then sends EAP-Success right after the handshake, without RFC 9190's
+commitment message, and the pyipsec client must refuse that (a rogue gateway could do the same).
 
 EAP-only authentication (RFC 5998): with ``remote.auth = eap-tls`` on the client and
 ``local.auth = eap-tls`` on the gateway, the gateway sends no AUTH before EAP and EAP-TLS alone
@@ -25,6 +27,7 @@ Topology and dual-stack set-up: :mod:`tests.support.roadwarrior` (``dual_stack_*
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -245,6 +248,33 @@ def test_eap_only_pyipsec_client_to_strongswan_gateway(
     assert "the gateway authenticates by EAP only (RFC 5998)" in client.log_text()
     assert f"authentication of '{CLIENT_ID}' with EAP successful" in charon.log_text(), charon.describe()
     rw.ping_both(ns, site)
+
+
+def test_pyipsec_client_refuses_a_tls13_eap_success_without_the_commitment_message(
+    topology: Topology,
+    charon_factory: CharonFactory,
+    pyipsec_factory: Callable[..., PyIpsecDaemon],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """RFC 9190 §2.5: in TLS 1.3 only the gateway's protected commitment message tells the client
+    that the gateway accepted it; charon 5.9.8 allowed TLS 1.3 skips it and sends EAP-Success."""
+    site = rw.dual_stack_site(topology)
+    pki, cert, key = client_pki(tmp_path)
+    charon = charon_gateway(charon_factory, site, pki, "1.3")
+    ns, link = site.add_client("alice")
+    client = pyipsec_client(pyipsec_factory, ns, link.a_addr, site, pki, cert, key, tmp_path)
+
+    result = client.call("up", name="vpn", timeout=20)
+    assert isinstance(result, dict) and result["ok"] is False, result
+    assert client.status() == []
+    (reason,) = rw.closed_reasons(client.log_text())
+    assert "EAP-Success before the TLS handshake proved the gateway" in reason, reason
+    log = charon.log_text()
+    assert NEGOTIATED["1.3"] in log, charon.describe()
+    # told so (RFC 7296 §2.21.2); charon keeps its half-open SA until its half-open timeout
+    assert re.search(r"parsed INFORMATIONAL request \d+ \[ N\(AUTH_FAILED\) \]", log), charon.describe()
+    assert all(sa.state != "ESTABLISHED" for sa in charon.list_sas("rw"))
+    assert rw.tun_addresses(ns) == []
 
 
 def test_pyipsec_gateway_refuses_a_client_certificate_of_another_ca(
