@@ -8,7 +8,8 @@ TLS versions: pyipsec offers 1.2 and 1.3; charon's libtls negotiates at most 1.2
 ``charon.tls.version_max`` says otherwise, and EAP-TLS over TLS 1.3 does not work with charon
 5.9.8 at all: strongSwan added RFC 9190 (the commitment message, the TLS 1.3 MSK) to its
 eap-tls plugin only in 5.9.10 (commits 5401a74d36 and 06abdf1d31), and a 5.9.8 client allowed
-1.3 crashes (SIGSEGV in libtls) on the gateway's last flight. So the cases run with charon at
+1.3 crashes (SIGSEGV in libtls) on the gateway's last flight (OpenSSL's two NewSessionTickets
+and the commitment message). So the cases run with charon at
 its default, TLS 1.2, and check that charon logs "negotiated TLS 1.2"; ``TLS_VERSIONS`` is the
 place to add "1.3" once the peer is strongSwan >= 5.9.10. One case does let a 5.9.8 gateway
 negotiate TLS 1.3: it then sends EAP-Success right after the handshake, without RFC 9190's
