@@ -29,36 +29,14 @@ from tests.support.strongswan import CharonFactory
 pytestmark = pytest.mark.interop
 
 USER, PASSWORD = "alice", "alice-secret-1"
-POOL4, POOL6 = "10.233.0.0/24", "fd00:233::/112"
-VIP4, VIP6 = "10.233.0.1", "fd00:233::1"
-
-
-def dual_stack_site(topology: Topology) -> rw.GatewaySite:
-    """The gateway site with IPv6 forwarding, and the LAN routing both pools back via ``gw``."""
-    site = rw.gateway_site(topology, pool=POOL4)
-    site.gw.sysctl("net.ipv6.conf.all.forwarding", "1")
-    site.lan.run(["ip", "-6", "route", "add", POOL6, "via", site.lan_link.a_addr6])
-    return site
-
-
-def lan_nets(site: rw.GatewaySite) -> list[str]:
-    return [site.lan_net, str(site.lan_link.a_ip6.network)]
-
-
-def ping_both(ns: Namespace, site: rw.GatewaySite) -> None:
-    assert rw.ping_from(ns, VIP4, site.lan_host), "IPv4 through the tunnel"
-    assert rw.ping_from(ns, VIP6, site.lan_link.b_addr6), "IPv6 through the tunnel"
 
 
 def pyipsec_gateway_config(site: rw.GatewaySite, pki: rw.Pki, tmp_path: Path) -> dict[str, Any]:
     """A pyipsec gateway with two pools; its EAP users only in ``[secrets.eap-*]``."""
     cfg: dict[str, Any] = rw.gateway_config(
-        pki, lan_net=site.lan_net, users_db=tmp_path / "gw" / "users.db", pool=POOL4, dns=[site.lan_host]
+        pki, lan_net=site.lan_net, users_db=tmp_path / "gw" / "users.db", pool=rw.POOL, dns=[site.lan_host]
     )
-    conn = cfg["connections"]["rw"]
-    conn["pools"] = ["rw", "rw6"]
-    conn["children"]["net"]["local_ts"] = lan_nets(site)
-    cfg["pools"]["rw6"] = {"addrs": POOL6}
+    rw.dual_stack_gateway(cfg, site)
     cfg["secrets"][f"eap-{USER}"] = {"id": USER, "secret": PASSWORD}
     return cfg
 
@@ -71,9 +49,7 @@ def charon_client(
     charon.load_cert(ca_pem, flag="CA")
     charon.load_shared(PASSWORD, type="EAP", owners=[USER])
     conn = rw.charon_client_conn(gateway=link_addr, user=USER, lan_net=site.lan_net, ca_pem=ca_pem)
-    conn["vips"] = ["0.0.0.0", "::"]
-    conn["children"]["net"]["remote_ts"] = lan_nets(site)  # type: ignore[index]
-    charon.load_conn({"vpn": conn})
+    charon.load_conn({"vpn": rw.dual_stack_client(conn, site)})
     return charon
 
 
@@ -83,7 +59,7 @@ def test_strongswan_client_dual_stack_with_users_in_eap_secrets(
     pyipsec_factory: Callable[..., PyIpsecDaemon],  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    site = dual_stack_site(topology)
+    site = rw.dual_stack_site(topology)
     pki = rw.make_pki(tmp_path / "pki")
     gw = pyipsec_factory(site.gw, pyipsec_gateway_config(site, pki, tmp_path), name="gateway")
     ns, link = site.add_client("alice")
@@ -91,12 +67,12 @@ def test_strongswan_client_dual_stack_with_users_in_eap_secrets(
 
     charon.initiate(child="net", ike="vpn")
     sa = charon.wait_for_sa("vpn", child="net")
-    assert sorted(sa.raw["local-vips"]) == sorted([VIP4, VIP6])
+    assert sorted(sa.raw["local-vips"]) == sorted([rw.VIP4, rw.VIP6])
     (gw_sa,) = gw.wait_for(rw.established)
-    assert gw_sa["remote_id"] == USER and sorted(gw_sa["virtual_ips"]) == sorted([VIP4, VIP6])
+    assert gw_sa["remote_id"] == USER and sorted(gw_sa["virtual_ips"]) == sorted([rw.VIP4, rw.VIP6])
     assert "EAP user 'alice': password from the configuration ([secrets.eap-alice])" in gw.log_text()
     assert ns.wait_ping(site.lan_host, timeout=5), charon.describe()
-    ping_both(ns, site)
+    rw.ping_both(ns, site)
 
 
 def test_pyipsec_client_dual_stack_to_strongswan_gateway(
@@ -105,15 +81,13 @@ def test_pyipsec_client_dual_stack_to_strongswan_gateway(
     pyipsec_factory: Callable[..., PyIpsecDaemon],  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    site = dual_stack_site(topology)
+    site = rw.dual_stack_site(topology)
     pki = rw.make_pki(tmp_path / "pki")
     charon = charon_factory(site.gw, "gateway")
     charon.load_key(pki.gw_key.read_bytes())
     charon.load_shared(PASSWORD, type="EAP", owners=[USER])
-    charon.load_pool({"rw": {"addrs": POOL4, "dns": [site.lan_host]}, "rw6": {"addrs": POOL6}})
     conn = rw.charon_gateway_conn(cert_pem=pki.gw_cert.read_bytes(), lan_net=site.lan_net)
-    conn["pools"] = ["rw", "rw6"]
-    conn["children"]["net"]["local_ts"] = lan_nets(site)  # type: ignore[index]
+    rw.dual_stack_charon_gateway(charon, conn, site)
     charon.load_conn({"rw": conn})
     ns, link = site.add_client("alice")
     cfg = rw.client_config(
@@ -124,14 +98,13 @@ def test_pyipsec_client_dual_stack_to_strongswan_gateway(
         password=PASSWORD,
         lan_net=site.lan_net,
     )
-    cfg["connections"]["vpn"]["vips"] = ["0.0.0.0", "::"]  # type: ignore[index]
-    cfg["connections"]["vpn"]["children"]["net"]["remote_ts"] = lan_nets(site)  # type: ignore[index]
+    rw.dual_stack_client(cfg["connections"]["vpn"], site)  # type: ignore[index]
     client = pyipsec_factory(ns, cfg, name="client")
 
     result = client.call("up", name="vpn", timeout=20)
     assert isinstance(result, dict) and result["ok"] is True, result
-    assert sorted(result["virtual_ips"]) == sorted([VIP4, VIP6])  # type: ignore[arg-type]
-    assert rw.tun_addresses(ns) == [VIP4] and rw.tun_addresses(ns, family="-6") == [VIP6]
+    assert sorted(result["virtual_ips"]) == sorted([rw.VIP4, rw.VIP6])  # type: ignore[arg-type]
+    assert rw.tun_addresses(ns) == [rw.VIP4] and rw.tun_addresses(ns, family="-6") == [rw.VIP6]
     sw = charon.wait_for_sa("rw", child="net")
-    assert sorted(sw.raw["remote-vips"]) == sorted([VIP4, VIP6])
-    ping_both(ns, site)
+    assert sorted(sw.raw["remote-vips"]) == sorted([rw.VIP4, rw.VIP6])
+    rw.ping_both(ns, site)

@@ -25,21 +25,23 @@ daemons start, connect and stop in parallel through :func:`start_all`, :func:`up
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pyipsec.control.protocol import JsonValue
 from pyipsec.store.sqlite import Lease, SqliteStore
 from tests.support.netns import Link, Namespace, Topology
 from tests.support.pyipsecd import PyIpsecDaemon
+from tests.support.strongswan import Charon
 from tests.support.vici_sa import ViciIn
 
 __all__ = [
@@ -49,7 +51,11 @@ __all__ = [
     "IKE_PROPOSAL",
     "ORIGINAL_RESOLV_CONF",
     "POOL",
+    "POOL6",
+    "POOL6_NAME",
     "POOL_NAME",
+    "VIP4",
+    "VIP6",
     "GatewaySite",
     "Pki",
     "add_users",
@@ -57,14 +63,21 @@ __all__ = [
     "charon_gateway_conn",
     "client_config",
     "closed_reasons",
+    "dual_stack_charon_gateway",
+    "dual_stack_client",
+    "dual_stack_gateway",
+    "dual_stack_site",
     "established",
     "gateway_config",
     "gateway_site",
+    "lan_nets",
     "leases",
     "make_ca",
+    "make_client_cert",
     "make_pki",
     "only_child",
     "parallel",
+    "ping_both",
     "ping_from",
     "pyipsec_cli",
     "start_all",
@@ -78,12 +91,16 @@ __all__ = [
 GATEWAY_NAME = "vpn.pyipsec.test"
 POOL_NAME = "rw"
 POOL = "10.233.0.0/24"
+POOL6_NAME = "rw6"
+POOL6 = "fd00:233::/112"
+VIP4, VIP6 = "10.233.0.1", "fd00:233::1"  # the first address of each pool
 DNS_DOMAIN = "corp.pyipsec.test"
 IKE_PROPOSAL = "aes256gcm16-prfsha256-ecp256"
 ESP_PROPOSAL = "aes256gcm16"
 ORIGINAL_RESOLV_CONF = "# the client's own resolv.conf\nnameserver 192.0.2.53\n"
 
 _T = TypeVar("_T")
+_Conn = TypeVar("_Conn", bound=MutableMapping[str, Any])
 _R = TypeVar("_R")
 
 
@@ -123,6 +140,17 @@ def make_pki(base: Path, names: Sequence[str] = (GATEWAY_NAME,), *, cn: str = "p
     return Pki(
         ca_cert=ca_cert, gw_cert=gw_dir / f"{names[0]}-cert.pem", gw_key=gw_dir / f"{names[0]}-key.pem"
     )
+
+
+def make_client_cert(pki: Pki, name: str, out: Path) -> tuple[Path, Path]:
+    """``pyipsec pki client --name NAME`` (ECDSA) from ``pki``'s CA into ``out``: (cert, key).
+
+    ``name`` goes into the subjectAltName (rfc822Name for an e-mail address), where EAP-TLS
+    peers look for the EAP identity."""
+    argv = ["pki", "client", "--ca", str(pki.ca_cert.parent), "--name", name, "--out", str(out)]
+    proc = pyipsec_cli(*argv, "--key", "ecdsa", "--json")
+    files = json.loads(proc.stdout)
+    return Path(files["certificate"]), Path(files["key"])
 
 
 def add_users(db: Path, users: Mapping[str, str], *, cli: bool = True) -> None:
@@ -186,6 +214,56 @@ def gateway_site(topology: Topology, *, pool: str = POOL) -> GatewaySite:
     gw.sysctl("net.ipv4.ip_forward", "1")
     lan.run(["ip", "-4", "route", "add", pool, "via", lan_link.a_addr])
     return GatewaySite(topology, gw, lan, lan_link)
+
+
+def dual_stack_site(topology: Topology) -> GatewaySite:
+    """The gateway site with IPv6 forwarding, and the LAN routing both pools (:data:`POOL`,
+    :data:`POOL6`) back via ``gw``."""
+    site = gateway_site(topology, pool=POOL)
+    site.gw.sysctl("net.ipv6.conf.all.forwarding", "1")
+    site.lan.run(["ip", "-6", "route", "add", POOL6, "via", site.lan_link.a_addr6])
+    return site
+
+
+def lan_nets(site: GatewaySite) -> list[str]:
+    """The LAN link's /24 and /64: the gateway's traffic selectors in a dual-stack set-up."""
+    return [site.lan_net, str(site.lan_link.a_ip6.network)]
+
+
+def ping_both(ns: Namespace, site: GatewaySite) -> None:
+    """Ping the LAN host over IPv4 and IPv6 from the virtual IPs :data:`VIP4` and :data:`VIP6`."""
+    assert ping_from(ns, VIP4, site.lan_host), "IPv4 through the tunnel"
+    assert ping_from(ns, VIP6, site.lan_link.b_addr6), "IPv6 through the tunnel"
+
+
+def dual_stack_gateway(cfg: dict[str, Any], site: GatewaySite, conn: str = "rw") -> dict[str, Any]:
+    """Turn a pyipsec gateway configuration (:func:`gateway_config`) dual-stack, in place: two
+    pools, the LAN's /24 and /64 as local traffic selectors. Returns ``cfg``."""
+    connection = cfg["connections"][conn]
+    connection["pools"] = [POOL_NAME, POOL6_NAME]
+    for child in connection["children"].values():
+        child["local_ts"] = lan_nets(site)
+    cfg["pools"][POOL6_NAME] = {"addrs": POOL6}
+    return cfg
+
+
+def dual_stack_client(conn: _Conn, site: GatewaySite) -> _Conn:
+    """Turn a client connection (pyipsec's ``connections.vpn`` or a charon vici dict) dual-stack,
+    in place: an IPv4 and an IPv6 virtual IP asked for, the LAN's /24 and /64 as remote
+    traffic selectors. Returns ``conn``."""
+    conn["vips"] = ["0.0.0.0", "::"]
+    for child in conn["children"].values():
+        child["remote_ts"] = lan_nets(site)
+    return conn
+
+
+def dual_stack_charon_gateway(charon: Charon, conn: dict[str, ViciIn], site: GatewaySite) -> None:
+    """Load the two pools (DNS: the LAN host) into a charon gateway and make its connection
+    ``conn`` (:func:`charon_gateway_conn`) dual-stack, in place."""
+    charon.load_pool({POOL_NAME: {"addrs": POOL, "dns": [site.lan_host]}, POOL6_NAME: {"addrs": POOL6}})
+    conn["pools"] = [POOL_NAME, POOL6_NAME]
+    for child in conn["children"].values():  # type: ignore[union-attr]
+        child["local_ts"] = lan_nets(site)  # type: ignore[index]
 
 
 def gateway_config(

@@ -6,10 +6,15 @@ socket: the EAP layer writes the other side's TLS flight into its input BIO
 send from its output BIO. Nothing here blocks or touches the network; OpenSSL draws its own
 randomness (the handshake randoms and key shares) from its CSPRNG.
 
-Both roles use TLS 1.2 or 1.3 (minimum 1.2, maximum configurable), no session tickets, no
-session cache, no renegotiation, no compression. Certificates are checked by OpenSSL against
-the configured CA certificates at the system time (``VERIFY_PEER |
-VERIFY_FAIL_IF_NO_PEER_CERT`` in both roles: EAP-TLS is mutual authentication, RFC 5216 §2.1).
+Both roles use TLS 1.2 or 1.3 (minimum 1.2, maximum configurable), no session cache, no
+renegotiation, no compression. As a client we also talk to TLS 1.2 servers without the
+renegotiation_info extension (RFC 5746; OpenSSL's ``OP_LEGACY_SERVER_CONNECT``): its attack needs
+a renegotiation, which is disabled here, and strongSwan's libtls (5.9.8) does not send it.
+(``OP_NO_TICKET`` only turns TLS 1.2 tickets off; a TLS 1.3 server still sends OpenSSL's two
+NewSessionTickets, which pyOpenSSL gives no way to suppress; clients ignore them.)
+Certificates are checked by OpenSSL against the configured CA certificates at the system time
+(``VERIFY_PEER | VERIFY_FAIL_IF_NO_PEER_CERT`` in both roles: EAP-TLS is mutual authentication,
+RFC 5216 §2.1).
 A verify callback remembers *why* a certificate failed (the X.509 error of OpenSSL's
 verification, or the extra check of the end-entity certificate: the EAP identity on the
 server, the expected server name on the peer), so that :class:`TlsFailure` carries a one-line
@@ -258,6 +263,10 @@ def make_context(
     ctx.set_max_proto_version(_OPENSSL_VERSION[max_version])
     ctx.set_options(SSL.OP_NO_TICKET | SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION)
     ctx.set_cipher_list(_TLS12_CIPHERS)
+    if not server:
+        # servers without RFC 5746 (strongSwan's libtls up to at least 5.9.8) are refused by
+        # OpenSSL 3 clients by default; its attack needs a renegotiation, which we never do
+        ctx.set_options(SSL.OP_LEGACY_SERVER_CONNECT)
     ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
     try:
         if cert is not None and key is not None:
