@@ -25,15 +25,16 @@ from pathlib import Path
 
 import pytest
 
-from pyipsec.crypto.rand import OS_RANDOM
 from pyipsec.ike.eap import EapOutcome, EapTlsPeer, EapTlsServer, TlsVersion
 from pyipsec.radius import EapRelayAnswer, RadiusAnswerKind, RadiusClient, RadiusServer, RadiusSettings
-from tests.support.freeradius import FreeRadius, TlsFiles, freeradius_available
+from tests.support.freeradius import FreeRadius, TlsFiles, freeradius_available, relay_eap
 from tests.support.netns import Namespace, Topology
 from tests.support.pki import make_ca, make_end_entity
 from tests.support.radius_eap_shim import FirstByteRandom, RadiusEapShim
 from tests.support.survive import in_namespace
 from tests.unit.eap._tls_support import GATEWAY, USER, Pki, pki, valid_now
+from tests.unit.eap._tls_support import peer as tls_peer
+from tests.unit.eap._tls_support import server as tls_server
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +42,6 @@ SECRET = b"eap-tls-test-secret"
 LOOPBACK = "127.0.0.1"
 PORT = 1812
 VERSIONS = [("1.2", TlsVersion.TLS1_2), ("1.3", TlsVersion.TLS1_3)]
-IDENTITY_REQUEST = bytes([1, 0, 0, 5, 1])  # EAP-Request/Identity (RFC 3748 §5.1)
 
 StartFreeRadius = Callable[..., FreeRadius]
 
@@ -98,33 +98,6 @@ def start_freeradius(
             server.stop()
 
 
-async def relay(client: RadiusClient, peer: EapTlsPeer, identity: str) -> EapRelayAnswer:
-    """EAP-Response/Identity first (FreeRADIUS starts there), then whatever FreeRADIUS asks, until
-    it accepts or rejects (its EAP-Success or EAP-Failure goes to the peer too)."""
-    message = peer.process(IDENTITY_REQUEST)
-    state: bytes | None = None
-    for _ in range(100):
-        assert message is not None
-        answer = await client.eap(
-            user=identity,
-            eap=message,
-            state=state,
-            session="eap-tls",
-            calling_station=f"{LOOPBACK}[4500]",
-            called_station=f"{LOOPBACK}[4500]",
-            nas_port=1,
-        )
-        assert answer.kind is not RadiusAnswerKind.TIMEOUT, answer.reason
-        if answer.kind is not RadiusAnswerKind.CHALLENGE:
-            if answer.eap:
-                assert peer.process(answer.eap) is None
-            return answer
-        message, state = peer.process(answer.eap), answer.state
-        if message is None:  # the peer gave up without an answer
-            return answer
-    raise AssertionError("the conversation did not end")
-
-
 def converse(ns: Namespace, peer: EapTlsPeer, identity: str) -> EapRelayAnswer:
     """The whole conversation through a RadiusClient on the loopback of ``ns``."""
     settings = RadiusSettings(
@@ -137,7 +110,7 @@ def converse(ns: Namespace, peer: EapTlsPeer, identity: str) -> EapRelayAnswer:
     async def main() -> EapRelayAnswer:
         client = RadiusClient(settings)
         try:
-            return await relay(client, peer, identity)
+            return await relay_eap(client, peer, identity)
         finally:
             client.close()
 
@@ -155,15 +128,7 @@ def test_peer_against_freeradius(
 ) -> None:
     p = pki(key)  # type: ignore[arg-type]
     start_freeradius(p, max_version)
-    peer = EapTlsPeer(
-        USER,
-        cert=p.client.der,
-        key=p.client.key,
-        chain=(p.intermediate.der,),
-        ca_certs=(p.root.der,),
-        server_name=GATEWAY,
-        rng=OS_RANDOM,
-    )
+    peer = tls_peer(p)
     answer = converse(freeradius_ns, peer, USER)
     assert peer.outcome is EapOutcome.SUCCESS, peer.reason
     assert answer.kind is RadiusAnswerKind.ACCEPT, answer.reason
@@ -178,9 +143,7 @@ def test_freeradius_refuses_a_certificate_from_another_ca(
     start_freeradius(p, "1.3")
     other = make_ca("another root")
     stranger = make_end_entity(other, "alice", emails=[USER], **valid_now())
-    peer = EapTlsPeer(
-        USER, cert=stranger.der, key=stranger.key, ca_certs=(p.root.der,), server_name=GATEWAY, rng=OS_RANDOM
-    )
+    peer = tls_peer(p, cert=stranger.der, key=stranger.key, chain=())
     answer = converse(freeradius_ns, peer, USER)
     assert answer.kind is RadiusAnswerKind.REJECT, answer.reason
     assert answer.msk == b""
@@ -194,15 +157,7 @@ def test_peer_refuses_freeradius_with_the_wrong_name(
 ) -> None:
     p = pki()
     start_freeradius(p, "1.2")
-    peer = EapTlsPeer(
-        USER,
-        cert=p.client.der,
-        key=p.client.key,
-        chain=(p.intermediate.der,),
-        ca_certs=(p.root.der,),
-        server_name="radius.elsewhere.test",
-        rng=OS_RANDOM,
-    )
+    peer = tls_peer(p, server_name="radius.elsewhere.test")
     answer = converse(freeradius_ns, peer, USER)
     assert answer.kind is RadiusAnswerKind.REJECT, answer.reason
     assert answer.msk == b""
@@ -217,16 +172,7 @@ def test_small_fragments_both_ways(
     """FreeRADIUS fragments at 300 octets, our peer at 64: many ACKs in both directions."""
     p = pki()
     start_freeradius(p, max_version, tls_fragment_size=300)
-    peer = EapTlsPeer(
-        USER,
-        cert=p.client.der,
-        key=p.client.key,
-        chain=(p.intermediate.der,),
-        ca_certs=(p.root.der,),
-        server_name=GATEWAY,
-        rng=OS_RANDOM,
-        fragment_size=64,
-    )
+    peer = tls_peer(p, fragment_size=64)
     answer = converse(freeradius_ns, peer, USER)
     assert peer.outcome is EapOutcome.SUCCESS, peer.reason
     assert answer.kind is RadiusAnswerKind.ACCEPT, answer.reason
@@ -301,14 +247,7 @@ def test_server_against_eapol_test(
     debug_logs(tmp_path / "eapol_test.log")
 
     def server(first: int) -> EapTlsServer:
-        return EapTlsServer(
-            cert=p.gateway.der,
-            key=p.gateway.key,
-            chain=(p.intermediate.der,),
-            ca_certs=(p.root.der,),
-            rng=FirstByteRandom(first),
-            fragment_size=300,
-        )
+        return tls_server(p, rng=FirstByteRandom(first), fragment_size=300)
 
     result, shim = run_eapol_test(freeradius_ns, tmp_path, p, tls13=tls13, server=server)
     assert shim.errors == []
@@ -337,13 +276,8 @@ def test_server_refusal_reaches_eapol_test(
     debug_logs(tmp_path / "eapol_test.log")
 
     def server(first: int) -> EapTlsServer:
-        return EapTlsServer(
-            cert=p.gateway.der,
-            key=p.gateway.key,
-            chain=(p.intermediate.der,),
-            ca_certs=(p.root.der,),
-            rng=FirstByteRandom(first),
-            identity_check=lambda _der, identity: f"{identity} is locked",
+        return tls_server(
+            p, rng=FirstByteRandom(first), identity_check=lambda _der, identity: f"{identity} is locked"
         )
 
     result, shim = run_eapol_test(freeradius_ns, tmp_path, p, tls13=True, server=server)

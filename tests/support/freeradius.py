@@ -36,6 +36,11 @@ FreeRADIUS checks the client certificate against the current wall-clock time, so
 window must contain today (pki's default window is around 2030: pass ``not_before``/
 ``not_after``).
 
+Clients: :func:`relay_eap` drives one whole EAP conversation between an EAP peer of ours
+(``MsChapV2Peer``, ``EapTlsPeer``) and the server through :class:`pyipsec.radius.RadiusClient`,
+the gateway's own RADIUS client, so the tests check our MSK against the MS-MPPE keys the server
+derived (``EapRelayAnswer.msk``) with the production codec and nothing written twice.
+
 Failure reports: ``debug=True`` starts FreeRADIUS with ``-xx`` (every packet and TLS step in
 the log) and ``log_path`` receives a copy of the log as it is written, which survives
 :meth:`FreeRadius.stop` (hand it to the ``debug_logs`` fixture).
@@ -54,12 +59,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from pyipsec.ike.eap.base import EapPeer
+from pyipsec.radius import EapRelayAnswer, RadiusAnswerKind, RadiusClient
 from tests.support.netns import Namespace
 
-__all__ = ["FreeRadius", "FreeRadiusError", "RadiusUser", "TlsFiles", "freeradius_available", "parse_detail"]
+__all__ = [
+    "IDENTITY_REQUEST",
+    "FreeRadius",
+    "FreeRadiusError",
+    "RadiusUser",
+    "TlsFiles",
+    "freeradius_available",
+    "parse_detail",
+    "relay_eap",
+]
 
 FREERADIUS = "/usr/sbin/freeradius"
 _READY = "Ready to process requests"
+
+IDENTITY_REQUEST = bytes([1, 0x2A, 0, 5, 1])
+"""EAP-Request/Identity, Identifier 42 (RFC 3748 §5.1): what the gateway asks before relaying."""
 
 
 class FreeRadiusError(RuntimeError):
@@ -386,3 +405,44 @@ server default {{
             self._reader.join(timeout=2)
             self._reader = None
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# -- driving an EAP conversation through pyipsec.radius ----------------------------------------
+
+
+async def relay_eap(
+    client: RadiusClient,
+    peer: EapPeer,
+    user: str,
+    *,
+    identity_request: bytes = IDENTITY_REQUEST,
+    session: str = "sess-1",
+    calling_station: str = "192.0.2.2[4500]",
+    called_station: str = "192.0.2.1[4500]",
+    nas_port: int = 7,
+    rounds: int = 100,
+) -> EapRelayAnswer:
+    """Relay ``peer``'s whole conversation as the gateway does (RFC 3579): its EAP-Response/
+    Identity first, then each EAP-Request of an Access-Challenge to the peer and its answer back
+    with the Challenge's State. Returns the first answer that is not a CHALLENGE (ACCEPT, REJECT
+    or TIMEOUT), after handing its EAP-Success or -Failure to the peer."""
+    message = peer.process(identity_request)
+    state: bytes | None = None
+    for _ in range(rounds):
+        if message is None:
+            raise AssertionError("the peer stopped answering in the middle of the conversation")
+        answer = await client.eap(
+            user=user,
+            eap=message,
+            state=state,
+            session=session,
+            calling_station=calling_station,
+            called_station=called_station,
+            nas_port=nas_port,
+        )
+        if answer.kind is not RadiusAnswerKind.CHALLENGE:
+            if answer.eap and peer.process(answer.eap) is not None:
+                raise AssertionError("the peer answered the final EAP-Success or -Failure")
+            return answer
+        message, state = peer.process(answer.eap), answer.state
+    raise AssertionError(f"the conversation did not end within {rounds} rounds")
