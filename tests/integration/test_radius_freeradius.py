@@ -33,7 +33,14 @@ from pyipsec.radius import (
     RadiusSettings,
     TerminateCause,
 )
-from tests.support.freeradius import FreeRadius, RadiusUser, TlsFiles, freeradius_available
+from tests.support.freeradius import (
+    IDENTITY_REQUEST,
+    FreeRadius,
+    RadiusUser,
+    TlsFiles,
+    freeradius_available,
+    relay_eap,
+)
 from tests.support.netns import Namespace, Topology, two_hosts
 from tests.support.pki import make_ca, make_end_entity
 from tests.support.survive import in_namespace
@@ -43,7 +50,6 @@ pytestmark = pytest.mark.integration
 T = TypeVar("T")
 SECRET = b"radius-test-secret-0123"
 PASSWORD = "alice-Passw0rd"
-IDENTITY_REQUEST = bytes([1, 0x2A, 0, 5, 1])  # EAP Request/Identity, Identifier 42 (RFC 3748 §5.1)
 
 
 @dataclass
@@ -109,25 +115,14 @@ def run(lab: Lab, cfg: RadiusSettings, body: Callable[[RadiusClient], Awaitable[
 
 async def converse(client: RadiusClient, peer: MsChapV2Peer, user: str) -> EapRelayAnswer:
     """Relay the whole conversation between ``peer`` and the RADIUS server."""
-    message = peer.process(IDENTITY_REQUEST)
-    state: bytes | None = None
-    for _ in range(8):
-        assert message is not None
-        answer = await client.eap(
-            user=user,
-            eap=message,
-            state=state,
-            session="sess-1",
-            calling_station="10.231.1.200[4500]",
-            called_station="10.231.1.1[4500]",
-            nas_port=7,
-        )
-        if answer.kind is not RadiusAnswerKind.CHALLENGE:
-            if answer.eap:
-                assert peer.process(answer.eap) is None
-            return answer
-        message, state = peer.process(answer.eap), answer.state
-    raise AssertionError("the conversation did not end")
+    return await relay_eap(
+        client,
+        peer,
+        user,
+        calling_station="10.231.1.200[4500]",
+        called_station="10.231.1.1[4500]",
+        rounds=8,
+    )
 
 
 def test_mschapv2_accept_msk_equals_peer_msk(lab: Lab) -> None:

@@ -13,9 +13,13 @@ topology's teardown kills it even if the test dies. The configuration holds:
   server listening on ``listen`` for authentication and accounting.
 * modules: ``files`` (users from :class:`RadiusUser`: ``Cleartext-Password`` plus optional
   reply attributes written verbatim in the ``users`` file syntax), ``mschap``, ``eap`` with
-  ``mschapv2`` and, when :class:`TlsFiles` are given, ``tls`` (server certificate, key and CA
-  from the test; build them with ``tests/support/pki.py``), ``default_eap_type`` selectable,
-  and ``detail`` writing every Accounting-Request to ``<dir>/detail``.
+  ``mschapv2`` (unless ``mschapv2=False``) and, when :class:`TlsFiles` are given, ``tls``
+  (server certificate with its chain, key and CA from the test; build them with
+  ``tests/support/pki.py``; TLS 1.2 up to ``tls_max_version``, fragments of at most
+  ``tls_fragment_size`` octets, RFC 5216 §2.1.5; OpenSSL's default key exchange groups, so that
+  a TLS 1.3 client's first key share is taken without a HelloRetryRequest round, which matters
+  because FreeRADIUS aborts an EAP session after 50 rounds), ``default_eap_type`` selectable, and
+  ``detail`` writing every Accounting-Request to ``<dir>/detail``.
 * the virtual server: ``authorize { eap { ok = return }; files }``, ``authenticate { eap;
   Auth-Type MS-CHAP { mschap } }``, ``accounting { detail }``.
 
@@ -27,13 +31,24 @@ name to value, quotes removed, repeated attributes joined with a newline, ``"_ti
 header line).
 
 EAP-TLS: pass ``tls=TlsFiles(...)`` (and ``default_eap_type="tls"`` if the server should start
-with TLS instead of proposing MSCHAPv2). FreeRADIUS checks the client certificate against the
-current wall-clock time, so its validity window must contain today (pki's default window is
-around 2030: pass ``not_before``/``not_after``).
+with TLS instead of proposing MSCHAPv2; ``mschapv2=False`` for a server that does EAP-TLS only).
+FreeRADIUS checks the client certificate against the current wall-clock time, so its validity
+window must contain today (pki's default window is around 2030: pass ``not_before``/
+``not_after``).
+
+Clients: :func:`relay_eap` drives one whole EAP conversation between an EAP peer of ours
+(``MsChapV2Peer``, ``EapTlsPeer``) and the server through :class:`pyipsec.radius.RadiusClient`,
+the gateway's own RADIUS client, so the tests check our MSK against the MS-MPPE keys the server
+derived (``EapRelayAnswer.msk``) with the production codec and nothing written twice.
+
+Failure reports: ``debug=True`` starts FreeRADIUS with ``-xx`` (every packet and TLS step in
+the log) and ``log_path`` receives a copy of the log as it is written, which survives
+:meth:`FreeRadius.stop` (hand it to the ``debug_logs`` fixture).
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import tempfile
@@ -44,12 +59,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from pyipsec.ike.eap.base import EapPeer
+from pyipsec.radius import EapRelayAnswer, RadiusAnswerKind, RadiusClient
 from tests.support.netns import Namespace
 
-__all__ = ["FreeRadius", "FreeRadiusError", "RadiusUser", "TlsFiles", "freeradius_available", "parse_detail"]
+__all__ = [
+    "IDENTITY_REQUEST",
+    "FreeRadius",
+    "FreeRadiusError",
+    "RadiusUser",
+    "TlsFiles",
+    "freeradius_available",
+    "parse_detail",
+    "relay_eap",
+]
 
 FREERADIUS = "/usr/sbin/freeradius"
 _READY = "Ready to process requests"
+
+IDENTITY_REQUEST = bytes([1, 0x2A, 0, 5, 1])
+"""EAP-Request/Identity, Identifier 42 (RFC 3748 §5.1): what the gateway asks before relaying."""
 
 
 class FreeRadiusError(RuntimeError):
@@ -78,7 +107,7 @@ class RadiusUser:
 class TlsFiles:
     """PEM data of the EAP-TLS server: its certificate, its key and the CA of the clients."""
 
-    cert_pem: bytes
+    cert_pem: bytes  # the server's certificate, then the intermediates it sends
     key_pem: bytes
     ca_pem: bytes
 
@@ -124,6 +153,10 @@ class FreeRadius:
         default_eap_type: str = "mschapv2",
         tls: TlsFiles | None = None,
         tls_max_version: str = "1.2",
+        tls_fragment_size: int = 1024,
+        mschapv2: bool = True,
+        debug: bool = False,
+        log_path: Path | None = None,
     ) -> None:
         self.ns = ns
         self.listen = listen
@@ -135,6 +168,10 @@ class FreeRadius:
         self.default_eap_type = default_eap_type
         self.tls = tls
         self.tls_max_version = tls_max_version
+        self.tls_fragment_size = tls_fragment_size
+        self.mschapv2 = mschapv2
+        self.debug = debug
+        self.log_path = log_path
         self.dir = Path(tempfile.mkdtemp(prefix="pyipsec-freeradius-"))
         self._lines: list[str] = []
         self._ready = threading.Event()
@@ -195,6 +232,9 @@ class FreeRadius:
             out.append(line + ("\n" + ",\n".join(items) if items else "") + "\n")
         return "\n".join(out)
 
+    def _mschapv2_conf(self) -> str:
+        return "\n\t\tmschapv2 {\n\t\t}" if self.mschapv2 else ""
+
     def _tls_conf(self) -> str:
         if self.tls is None:
             return ""
@@ -204,9 +244,13 @@ class FreeRadius:
 			private_key_file = {d}/server.key
 			certificate_file = {d}/server.pem
 			ca_file = {d}/ca.pem
+			auto_chain = no
+			fragment_size = {self.tls_fragment_size}
+			include_length = yes
 			cipher_list = "DEFAULT"
 			tls_min_version = "1.2"
 			tls_max_version = "{self.tls_max_version}"
+			ecdh_curve = ""
 			cache {{
 				enable = no
 			}}
@@ -278,9 +322,7 @@ modules {{
 	eap {{
 		default_eap_type = {self.default_eap_type}
 		timer_expire = 60
-		max_sessions = 256
-		mschapv2 {{
-		}}{self._tls_conf()}
+		max_sessions = 256{self._mschapv2_conf()}{self._tls_conf()}
 	}}
 	detail {{
 		filename = {d}/detail
@@ -326,9 +368,8 @@ server default {{
     def start(self, *, timeout: float = 10.0) -> None:
         """Write the configuration, start FreeRADIUS and wait until it is ready."""
         self.write_config()
-        self._proc = self.ns.popen(
-            [FREERADIUS, "-f", "-d", str(self.dir), "-l", "stdout"], stderr=subprocess.STDOUT
-        )
+        argv = [FREERADIUS, "-f", "-d", str(self.dir), "-l", "stdout", *(["-xx"] if self.debug else [])]
+        self._proc = self.ns.popen(argv, stderr=subprocess.STDOUT)
         self._reader = threading.Thread(target=self._read, name=f"freeradius-{self.ns.name}", daemon=True)
         self._reader.start()
         deadline = time.monotonic() + timeout
@@ -339,11 +380,16 @@ server default {{
 
     def _read(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
-        for raw in self._proc.stdout:
-            line = raw.decode(errors="replace").rstrip()
-            self._lines.append(line)
-            if _READY in line:
-                self._ready.set()
+        with contextlib.ExitStack() as stack:
+            copy = stack.enter_context(self.log_path.open("a")) if self.log_path is not None else None
+            for raw in self._proc.stdout:
+                line = raw.decode(errors="replace").rstrip()
+                self._lines.append(line)
+                if copy is not None:
+                    copy.write(line + "\n")
+                    copy.flush()
+                if _READY in line:
+                    self._ready.set()
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and remove the configuration directory."""
@@ -359,3 +405,44 @@ server default {{
             self._reader.join(timeout=2)
             self._reader = None
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# -- driving an EAP conversation through pyipsec.radius ----------------------------------------
+
+
+async def relay_eap(
+    client: RadiusClient,
+    peer: EapPeer,
+    user: str,
+    *,
+    identity_request: bytes = IDENTITY_REQUEST,
+    session: str = "sess-1",
+    calling_station: str = "192.0.2.2[4500]",
+    called_station: str = "192.0.2.1[4500]",
+    nas_port: int = 7,
+    rounds: int = 100,
+) -> EapRelayAnswer:
+    """Relay ``peer``'s whole conversation as the gateway does (RFC 3579): its EAP-Response/
+    Identity first, then each EAP-Request of an Access-Challenge to the peer and its answer back
+    with the Challenge's State. Returns the first answer that is not a CHALLENGE (ACCEPT, REJECT
+    or TIMEOUT), after handing its EAP-Success or -Failure to the peer."""
+    message = peer.process(identity_request)
+    state: bytes | None = None
+    for _ in range(rounds):
+        if message is None:
+            raise AssertionError("the peer stopped answering in the middle of the conversation")
+        answer = await client.eap(
+            user=user,
+            eap=message,
+            state=state,
+            session=session,
+            calling_station=calling_station,
+            called_station=called_station,
+            nas_port=nas_port,
+        )
+        if answer.kind is not RadiusAnswerKind.CHALLENGE:
+            if answer.eap and peer.process(answer.eap) is not None:
+                raise AssertionError("the peer answered the final EAP-Success or -Failure")
+            return answer
+        message, state = peer.process(answer.eap), answer.state
+    raise AssertionError(f"the conversation did not end within {rounds} rounds")

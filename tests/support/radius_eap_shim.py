@@ -11,12 +11,18 @@ The EapServer's answer goes back in an Access-Challenge while the conversation c
 Access-Accept with the MSK as MS-MPPE-Recv-Key (MSK[0:32]) and MS-MPPE-Send-Key (MSK[32:64],
 RFC 2548 §2.4.2-3 salt encryption) on SUCCESS, and in an Access-Reject on FAILURE. Message-
 Authenticator is checked on every Request and set on every reply. Test code only.
+
+No RADIUS crypto is written here: the Request's Message-Authenticator is checked with
+:func:`pyipsec.radius.codec.message_authenticator`, the MS-MPPE keys are encrypted with
+:func:`pyipsec.radius.codec.mppe_encrypt`, attributes use the codec's dictionary, and pyrad
+computes the reply's Response Authenticator and Message-Authenticator. Every reply is then
+checked with :func:`pyipsec.radius.codec.verify_reply` (a reply our own client would drop is a
+bug of the shim, recorded in :attr:`RadiusEapShim.errors`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
+import hmac
 import os
 import secrets
 import socket
@@ -24,14 +30,24 @@ import threading
 from collections.abc import Callable
 
 from pyrad import packet as radius
-from pyrad.dictionary import Dictionary
 
 from pyipsec.ike.eap.base import EapOutcome, EapServer
-from tests.support.freeradius_eaptls import DICTIONARY
+from pyipsec.radius.codec import (
+    ACCESS_REQUEST,
+    ReplyDropped,
+    RequestContext,
+    message_authenticator,
+    mppe_encrypt,
+    radius_dictionary,
+    split_eap,
+    verify_reply,
+)
 
-__all__ = ["FirstByteRandom", "RadiusEapShim", "mppe_encrypt"]
+__all__ = ["FirstByteRandom", "RadiusEapShim"]
 
-_EAP_CHUNK = 253
+_MICROSOFT = 311
+_MS_MPPE_SEND_KEY = 16
+_MS_MPPE_RECV_KEY = 17
 
 
 class FirstByteRandom:
@@ -47,18 +63,18 @@ class FirstByteRandom:
         return os.urandom(n)
 
 
-def mppe_encrypt(key: bytes, secret: bytes, request_authenticator: bytes) -> bytes:
-    """An MS-MPPE-Send/Recv-Key attribute value (RFC 2548 §2.4.2)."""
-    salt = bytes([0x80 | secrets.randbelow(128), secrets.randbelow(256)])
-    plain = bytes([len(key)]) + key
-    plain += bytes(-len(plain) % 16)
-    out, previous = b"", request_authenticator + salt
-    for i in range(0, len(plain), 16):
-        block = hashlib.md5(secret + previous).digest()
-        chunk = bytes(a ^ b for a, b in zip(plain[i : i + 16], block, strict=True))
-        out += chunk
-        previous = chunk
-    return salt + out
+def _salt() -> bytes:
+    """A random MS-MPPE salt, its high bit set (RFC 2548 §2.4.2)."""
+    return bytes([0x80 | secrets.randbelow(128), secrets.randbelow(256)])
+
+
+def _message_authenticator_ok(req: radius.AuthPacket, raw: bytes, secret: bytes) -> bool:
+    """The Access-Request's Message-Authenticator (RFC 3579 §3.2), its vector the Request
+    Authenticator in the packet itself."""
+    values = req.get("Message-Authenticator", [])
+    packet = raw[: int.from_bytes(raw[2:4], "big")]
+    expected = message_authenticator(secret, packet, packet[4:20])
+    return len(values) == 1 and hmac.compare_digest(values[0], expected)
 
 
 class RadiusEapShim:
@@ -68,7 +84,6 @@ class RadiusEapShim:
         self.sock = sock
         self.secret = secret
         self.factory = factory
-        self.dict = Dictionary(io.StringIO(DICTIONARY))
         self.sessions: dict[bytes, EapServer] = {}
         self.finished: list[EapServer] = []
         self.errors: list[str] = []
@@ -101,10 +116,10 @@ class RadiusEapShim:
                 self.sock.sendto(reply, addr)
 
     def _answer(self, raw: bytes) -> bytes | None:
-        req = radius.AuthPacket(packet=raw, secret=self.secret, dict=self.dict)
+        req = radius.AuthPacket(packet=raw, secret=self.secret, dict=radius_dictionary())
         if req.code != radius.AccessRequest:
             return None
-        if not req.verify_message_authenticator():
+        if not _message_authenticator_ok(req, raw, self.secret):
             self.errors.append("Access-Request with a bad Message-Authenticator")
             return None
         eap = b"".join(req["EAP-Message"]) if "EAP-Message" in req else b""
@@ -116,7 +131,7 @@ class RadiusEapShim:
             server = self.sessions.pop(state)
         out = server.process(eap)
         reply = req.CreateReply()
-        reply["EAP-Message"] = [out[i : i + _EAP_CHUNK] for i in range(0, len(out), _EAP_CHUNK)]
+        reply["EAP-Message"] = split_eap(out)
         if server.outcome is EapOutcome.CONTINUE:
             reply.code = radius.AccessChallenge
             new_state = secrets.token_bytes(16)
@@ -125,12 +140,18 @@ class RadiusEapShim:
         elif server.outcome is EapOutcome.SUCCESS:
             reply.code = radius.AccessAccept
             msk = server.msk
-            reply["MS-MPPE-Recv-Key"] = mppe_encrypt(msk[:32], self.secret, req.authenticator)
-            reply["MS-MPPE-Send-Key"] = mppe_encrypt(msk[32:64], self.secret, req.authenticator)
+            # Raw (vendor, type) keys take a list of encoded values: pyrad must not encrypt again.
+            for vendor_type, key in ((_MS_MPPE_RECV_KEY, msk[:32]), (_MS_MPPE_SEND_KEY, msk[32:64])):
+                reply[(_MICROSOFT, vendor_type)] = [
+                    mppe_encrypt(key, self.secret, req.authenticator, _salt())
+                ]
             self.finished.append(server)
         else:
             reply.code = radius.AccessReject
             self.finished.append(server)
         reply.add_message_authenticator()
         result: bytes = reply.ReplyPacket()
+        check = verify_reply(result, RequestContext(ACCESS_REQUEST, req.id, req.authenticator, self.secret))
+        if isinstance(check, ReplyDropped):
+            raise AssertionError(f"the shim built a reply our client drops: {check.detail}")
         return result
