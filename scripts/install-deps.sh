@@ -23,6 +23,8 @@ packages=(
     # dir (tests/support/freeradius.py), wpa_supplicant's eapol_test as an independent EAP-TLS
     # peer; the system FreeRADIUS service stays disabled (below)
     freeradius eapoltest
+    # revocation tests: `openssl ocsp` as the OCSP responder, `openssl crl` as a second opinion
+    openssl
 )
 
 missing=()
