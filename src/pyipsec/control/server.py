@@ -54,10 +54,22 @@ class ControlServer:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while line := await reader.readline():
+            while True:
+                try:
+                    line = await reader.readline()
+                except ValueError:  # longer than MAX_LINE: answer, then hang up (no resync)
+                    writer.write(
+                        encode_line(
+                            error_response(None, "BadRequest", f"request longer than {MAX_LINE} bytes")
+                        )
+                    )
+                    await writer.drain()
+                    break
+                if not line:
+                    break
                 writer.write(encode_line(await self._one(line, writer)))
                 await writer.drain()
-        except (ConnectionError, asyncio.LimitOverrunError, ValueError) as exc:
+        except ConnectionError as exc:
             _log.debug("control client dropped: %s", exc)
         finally:
             writer.close()
@@ -66,7 +78,7 @@ class ControlServer:
         try:
             req = decode_line(line)
         except ValueError as exc:
-            return error_response(None, "BadRequest", f"not a JSON object: {exc}")
+            return error_response(None, "BadRequest", f"not a usable JSON object: {exc}")
         req_id = req.get("id")
         cmd, args = req.get("cmd"), req.get("args", {})
         if not isinstance(cmd, str) or not isinstance(args, dict):

@@ -27,6 +27,7 @@ from typing import Protocol
 
 from pyipsec.config.model import Config
 from pyipsec.control.protocol import JsonValue
+from pyipsec.control.schema import UP_TIMEOUT, DownArgs, RekeyArgs, UpArgs, parse_args
 from pyipsec.control.server import Progress
 from pyipsec.daemon.clock import Clock, wait_until
 from pyipsec.daemon.host import IkePorts
@@ -41,7 +42,6 @@ from pyipsec.ike.engine import IkeEngine, Output
 __all__ = ["COUNTERS_TIMEOUT", "DOWN_TIMEOUT", "UP_TIMEOUT", "Commands", "Daemon"]
 
 COUNTERS_TIMEOUT = 1.0  # the longest ``status`` waits for the data plane's counters
-UP_TIMEOUT = 30.0  # ``up`` without a ``timeout`` argument
 DOWN_TIMEOUT = 30.0
 
 
@@ -69,6 +69,14 @@ class Commands:
     async def handle(
         self, cmd: str, args: dict[str, JsonValue], progress: Progress = no_progress
     ) -> JsonValue:
+        """Run one control command; its arguments are checked first (``control.schema``)."""
+        typed = parse_args(cmd, args)
+        if isinstance(typed, RekeyArgs):
+            return self.rekey(typed)
+        if isinstance(typed, UpArgs):
+            return await self.up(typed, progress)
+        if isinstance(typed, DownArgs):
+            return await self.down(typed)
         if cmd == "status":
             return await self.status()
         if cmd == "connections":
@@ -85,13 +93,7 @@ class Commands:
                 "udp_sent": udp.sent,
                 "radius": self._radius_stats(),
             }
-        if cmd == "rekey":
-            return self.rekey(args)
-        if cmd == "up":
-            return await self.up(args, progress)
-        if cmd == "down":
-            return await self.down(args)
-        raise UsageError(f"unknown command {cmd!r}")
+        raise AssertionError(f"command {cmd!r} has a schema but no handler")
 
     def _radius_stats(self) -> JsonValue:
         """Per RADIUS server: requests, retransmissions, timeouts, replies dropped, answers."""
@@ -127,16 +129,16 @@ class Commands:
             }
         return out
 
-    def rekey(self, args: dict[str, JsonValue]) -> JsonValue:
+    def rekey(self, args: RekeyArgs) -> JsonValue:
         """Rekey the IKE SA (``ike``: true) or every Child SA of the IKE SAs of ``name``; with
         ``reauth``: true, reauthenticate the IKE SAs we initiated (make-before-break)."""
         engine, now = self.d.engine, self.d.clock.now()
-        name, ike = args.get("name"), args.get("ike") is True
+        name, ike = args.name, args.ike
         targets = [sa for sa in engine.list_sas() if sa.connection == name and sa.established]
         if not targets:
             raise UsageError(f"no established IKE SA for {name!r}")
         started: list[JsonValue] = []
-        if args.get("reauth") is True:
+        if args.reauth:
             ours = [sa for sa in targets if sa.original_initiator and not sa.reauthenticating]
             if not ours:
                 raise UsageError(f"no IKE SA of {name!r} that we initiated and that is not reauthenticating")
@@ -156,11 +158,8 @@ class Commands:
                     started.append(child.child_id)
         return {"rekeying": started}
 
-    async def up(self, args: dict[str, JsonValue], progress: Progress = no_progress) -> JsonValue:
-        name = args.get("name")
-        if not isinstance(name, str):
-            raise UsageError("up needs a connection name")
-        timeout = args.get("timeout", UP_TIMEOUT)
+    async def up(self, args: UpArgs, progress: Progress = no_progress) -> JsonValue:
+        name, timeout = args.name, args.timeout
         self.d.reconnect.up_requested(name)
         conn = self.d.engine.config.connections.get(name)
         if conn is None:
@@ -180,26 +179,19 @@ class Commands:
         waiter = self.d.waiters.add(sa_id, want_child=bool(conn.children), progress=progress, tun=tun)
         if out is not None:
             self.d.apply(out)
-        await wait_until(
-            self.d.clock, (waiter.future,), float(timeout) if isinstance(timeout, int | float) else UP_TIMEOUT
-        )
+        await wait_until(self.d.clock, (waiter.future,), timeout)
         if waiter.future.done():
             return waiter.future.result()
         waiter.future.cancel()
         return {"sa_id": sa_id, "ok": False, "message": f"no result within {timeout} s", "children": []}
 
-    async def down(self, args: dict[str, JsonValue]) -> JsonValue:
-        name, sa_id = args.get("name"), args.get("sa_id")
-        targets = [
-            sa
-            for sa in self.d.engine.list_sas()
-            if (isinstance(sa_id, int) and sa.sa_id == sa_id)
-            or (isinstance(name, str) and sa.connection == name)
-        ]
-        if isinstance(name, str):
+    async def down(self, args: DownArgs) -> JsonValue:
+        name, sa_id = args.name, args.sa_id
+        targets = [sa for sa in self.d.engine.list_sas() if sa.sa_id == sa_id or sa.connection == name]
+        if name is not None:
             self.d.reconnect.cancel(name)
         if not targets:
-            if isinstance(name, str) and name in self.d.config.connections:
+            if name is not None and name in self.d.config.connections:
                 return {"closed": []}
             raise UsageError(f"no IKE SA matches {name if name is not None else sa_id!r}")
         waiters = [self.d.waiters.add(sa.sa_id) for sa in targets]
