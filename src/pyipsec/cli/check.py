@@ -7,6 +7,7 @@ and no traceback; warnings alone still exit with status 0.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -15,6 +16,7 @@ from rich.console import Console
 from pyipsec.cli import render
 from pyipsec.cli.app import EXIT_FAILURE, echo_json
 from pyipsec.config.load import ConfigErrors, read_config
+from pyipsec.daemon.preflight import preflight
 
 __all__ = ["check"]
 
@@ -46,6 +48,15 @@ def check(config: Path, as_json: bool) -> None:
         else:
             _stderr().print(render.issues_text(exc.errors))
         raise SystemExit(EXIT_FAILURE) from None
+    # the files it names, as the daemon will load them (certificates, keys, identities, dates)
+    errors, more = preflight(loaded)
+    if errors:
+        if as_json:
+            echo_json(render.check_errors_json(str(config), errors))
+        else:
+            _stderr().print(render.issues_text(errors))
+        raise SystemExit(EXIT_FAILURE)
+    loaded = replace(loaded, warnings=(*loaded.warnings, *more))
     if as_json:
         echo_json(render.check_json(loaded))
         return

@@ -34,7 +34,7 @@ from pyipsec.config.values import AddressSpec, TsSpec
 from pyipsec.crypto.rand import OS_RANDOM, RandomSource
 from pyipsec.crypto.x509 import load_certificate, load_private_key
 from pyipsec.daemon.eapusers import EapUsers, configured_users, eap_user_name
-from pyipsec.errors import ConfigError
+from pyipsec.errors import ConfigError, PyIpsecError
 from pyipsec.ike.config import (
     AuthClass,
     AuthConfig,
@@ -83,7 +83,11 @@ def _der(path: Path, where: str) -> bytes:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}", key=where) from None
-    return load_certificate(data, source=str(path)).public_bytes(serialization.Encoding.DER)
+    try:
+        cert = load_certificate(data, source=str(path))
+    except PyIpsecError as exc:  # a garbage file: say which key names it
+        raise ConfigError(str(exc), key=where) from None
+    return cert.public_bytes(serialization.Encoding.DER)
 
 
 def _ts(specs: tuple[TsSpec, ...]) -> tuple[TrafficSelector, ...]:
@@ -97,13 +101,15 @@ def _ts(specs: tuple[TsSpec, ...]) -> tuple[TrafficSelector, ...]:
     return tuple(out)
 
 
-def _addrs(specs: tuple[AddressSpec, ...], where: str) -> tuple[str, ...]:
+def _addrs(specs: tuple[AddressSpec, ...], where: str, *, resolve: bool = True) -> tuple[str, ...]:
     out: list[str] = []
     for a in specs:
         if a.is_any:
             out.append("%any")
         elif a.address is not None:
             out.append(str(a.address))
+        elif a.hostname is not None and not resolve:
+            out.append(a.hostname)
         elif a.hostname is not None:
             try:
                 infos = socket.getaddrinfo(a.hostname, None, type=socket.SOCK_DGRAM)
@@ -144,12 +150,12 @@ def _auth(a: Auth, where: str) -> AuthConfig:
     )
 
 
-def _connection(name: str, c: Connection) -> ConnectionConfig:
+def _connection(name: str, c: Connection, *, resolve: bool = True) -> ConnectionConfig:
     where = f"connections.{name}"
     return ConnectionConfig(
         name=name,
-        local_addrs=_addrs(c.local_addrs, f"{where}.local_addrs"),
-        remote_addrs=_addrs(c.remote_addrs, f"{where}.remote_addrs"),
+        local_addrs=_addrs(c.local_addrs, f"{where}.local_addrs", resolve=resolve),
+        remote_addrs=_addrs(c.remote_addrs, f"{where}.remote_addrs", resolve=resolve),
         proposals=c.proposals,
         local=_auth(c.local, f"{where}.local"),
         remote=_auth(c.remote, f"{where}.remote"),
@@ -171,10 +177,12 @@ def _connection(name: str, c: Connection) -> ConnectionConfig:
     )
 
 
-def build_engine_config(cfg: Config) -> tuple[EngineConfig, MemoryCredentials]:
+def build_engine_config(cfg: Config, *, resolve: bool = True) -> tuple[EngineConfig, MemoryCredentials]:
+    """The engine's configuration and credentials; ``resolve=False`` keeps host names as they
+    are written (``pyipsec check``: whether a name resolves depends on where it runs)."""
     s = cfg.settings
     engine = EngineConfig(
-        connections={name: _connection(name, c) for name, c in cfg.connections.items()},
+        connections={name: _connection(name, c, resolve=resolve) for name, c in cfg.connections.items()},
         retransmit=RetransmitPolicy(
             timeout=s.retransmit_timeout, base=s.retransmit_base, tries=s.retransmit_tries
         ),
@@ -204,7 +212,10 @@ def build_engine_config(cfg: Config) -> tuple[EngineConfig, MemoryCredentials]:
                 raise ConfigError(
                     f"cannot read {secret.file}: {exc.strerror}", key=f"secrets.{name}.file"
                 ) from None
-            creds.add_private_key(load_private_key(data, secret.secret, source=str(secret.file)))
+            try:
+                creds.add_private_key(load_private_key(data, secret.secret, source=str(secret.file)))
+            except PyIpsecError as exc:  # garbage, or a wrong passphrase
+                raise ConfigError(str(exc), key=f"secrets.{name}.file") from None
     return engine, creds
 
 

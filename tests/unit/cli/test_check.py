@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 
 from pyipsec import __version__
 from pyipsec.cli.main import main
+from tests.support.pki import Issued, make_ca, make_end_entity
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
@@ -247,3 +249,65 @@ def test_check_the_organisation_example() -> None:
     assert "the RADIUS shared secret" not in out
     code, out, _ = run("check", "--json", str(EXAMPLES / "gateway-org.toml"))
     assert code == 0 and "the RADIUS shared secret" not in out
+
+
+def _cert_gateway(tmp_path: Path, **cert: object) -> Path:
+    """A gateway config with a certificate (and a key) written to ``tmp_path``; ``cert`` goes to
+    make_end_entity, plus ``key_of`` (another Issued whose key to configure) and ``garbage``."""
+    tmp_path.mkdir(parents=True)
+    now = datetime.now(UTC)
+    ca = make_ca("check CA", not_before=now - timedelta(days=2), not_after=now + timedelta(days=90))
+    local_id = cert.pop("local_id", "gw.example.org")
+    garbage = cert.pop("garbage", False)
+    key_of = cert.pop("key_of", None)
+    assert key_of is None or isinstance(key_of, Issued)
+    window = {"not_before": now - timedelta(days=1), "not_after": now + timedelta(days=60), **cert}
+    gw = make_end_entity(ca, "gw.example.org", dns=["gw.example.org"], **window)  # type: ignore[arg-type]
+    (tmp_path / "gw.pem").write_bytes(
+        b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n" if garbage else gw.pem
+    )
+    (tmp_path / "gw.key").write_bytes((key_of or gw).key_pem())
+    (tmp_path / "ca.pem").write_bytes(ca.pem)
+    path = tmp_path / "gw.toml"
+    path.write_text(
+        f"""
+[connections.rw]
+  [connections.rw.local]
+  auth = "pubkey"
+  id = "{local_id}"
+  certs = ["gw.pem"]
+  [connections.rw.remote]
+  auth = "pubkey"
+  cacerts = ["ca.pem"]
+[secrets.private-gw]
+file = "gw.key"
+"""
+    )
+    return path
+
+
+def test_check_loads_the_files_the_daemon_needs(tmp_path: Path) -> None:
+    good = _cert_gateway(tmp_path / "good")
+    code, _, err = run("check", str(good))
+    assert code == 0 and err == "", err
+
+    code, _, err = run("check", str(_cert_gateway(tmp_path / "garbage", garbage=True)))
+    assert code == 1 and "connections.rw.local.certs" in err, err
+
+    other = make_end_entity(make_ca("another CA"), "other.example.org")
+    code, _, err = run("check", str(_cert_gateway(tmp_path / "wrong-key", key_of=other)))
+    assert code == 1 and "no [secrets.private*] key matches certificate" in err, err
+
+    now = datetime.now(UTC)
+    expired = _cert_gateway(
+        tmp_path / "expired", not_before=now - timedelta(days=30), not_after=now - timedelta(days=1)
+    )
+    code, _, err = run("check", str(expired))
+    assert code == 1 and "expired on" in err and "connections.rw.local.certs" in err, err
+
+    code, _, err = run("check", str(_cert_gateway(tmp_path / "wrong-id", local_id="vpn.example.org")))
+    assert code == 1 and "connections.rw.local.id" in err and "is not in certificate" in err, err
+
+    soon = _cert_gateway(tmp_path / "soon", not_after=now + timedelta(days=5))
+    code, _, err = run("check", str(soon))
+    assert code == 0 and "warning:" in err and "expires on" in err, err
