@@ -269,7 +269,7 @@ def test_pyipsec_client_refuses_a_tls13_eap_success_without_the_commitment_messa
     assert isinstance(result, dict) and result["ok"] is False, result
     assert client.status() == []
     (reason,) = rw.closed_reasons(client.log_text())
-    assert "EAP-Success before the TLS handshake proved the gateway" in reason, reason
+    assert "EAP-Success before the TLS 1.3 commitment message (RFC 9190 §2.5): refused" in reason, reason
     log = charon.log_text()
     assert NEGOTIATED["1.3"] in log, charon.describe()
     # told so (RFC 7296 §2.21.2); charon keeps its half-open SA until its half-open timeout
