@@ -116,6 +116,9 @@ class RecordingSink:
     def counters(self) -> CounterMap:
         return dict(self.traffic)
 
+    def totals(self) -> dict[str, int]:
+        return {}
+
     def barrier(self, done: Callable[[CounterMap], None]) -> None:
         self._record("barrier")
         if self.barrier_delay is None:

@@ -84,7 +84,10 @@ class Commands:
             return {"connections": names}
         if cmd == "stats":
             es, udp = self.d.engine.stats, self.d.ports.stats
+            await self.counters()  # fresh data-plane totals
+            dataplane: dict[str, JsonValue] = dict(self.d.sink.totals().items())
             return {
+                "dataplane": dataplane,
                 "malformed": es.malformed,
                 "unknown_spi": es.unknown_spi,
                 "cookies_sent": es.cookies_sent,

@@ -67,6 +67,7 @@ class ProcessDataplane:
         self.handle = handle
         self._listener = listener
         self._last: CounterMap = {}
+        self._totals: dict[str, int] = {}  # the data plane's global counters, last received
         # one callback per RequestCounters sent; the data plane answers each with one Counters, in order
         self._requests: deque[Callable[[CounterMap], None]] = deque()
         self._loop = asyncio.get_running_loop()
@@ -91,6 +92,7 @@ class ProcessDataplane:
                 self._listener.datagram_received(Datagram(ev.local, ev.remote, ev.payload))
             elif isinstance(ev, Counters):
                 self._last = {s.spi_in: {f: getattr(s, f) for f in _COUNTER_FIELDS} for s in ev.sas}
+                self._totals = dict(ev.totals)
                 if self._requests:
                     self._requests.popleft()(self._last)
             elif isinstance(ev, SaSignal):
@@ -129,6 +131,9 @@ class ProcessDataplane:
 
     def counters(self) -> CounterMap:
         return self._last
+
+    def totals(self) -> dict[str, int]:
+        return dict(self._totals)
 
     def barrier(self, done: Callable[[CounterMap], None]) -> None:
         self._requests.append(done)

@@ -62,6 +62,10 @@ class DataplaneSink(Protocol):
     def counters(self) -> CounterMap:
         """The counters last received (no waiting)."""
 
+    def totals(self) -> dict[str, int]:
+        """The data plane's global counters last received (drops that belong to no SA by
+        reason: unknown_spi, no_policy, malformed, …; traffic and errors of the loop)."""
+
     def barrier(self, done: Callable[[CounterMap], None]) -> None:
         """Call ``done`` with fresh counters once every update sent so far is applied (at once
         when nothing is pending). It may never be called if the data plane does not answer:
@@ -102,6 +106,9 @@ class NullDataplane:
         pass
 
     def counters(self) -> CounterMap:
+        return {}
+
+    def totals(self) -> dict[str, int]:
         return {}
 
     def barrier(self, done: Callable[[CounterMap], None]) -> None:
