@@ -78,7 +78,6 @@ class Accounting:
         self._sessions: dict[int, _Session] = {}  # by IKE SA id
         self._by_child: dict[bytes, int] = {}
         self._tasks: set[asyncio.Task[bool]] = set()
-        self.sent: list[AccountingRecord] = []
 
     # -- what the runtime tells us --------------------------------------------------------------
 
@@ -195,7 +194,6 @@ class Accounting:
         )
 
     def _send(self, record: AccountingRecord) -> None:
-        self.sent.append(record)
         task = asyncio.ensure_future(self._client.account(record))
         self._tasks.add(task)
 

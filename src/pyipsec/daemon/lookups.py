@@ -64,8 +64,8 @@ class Lookups:
         self,
         answer: Callable[[int, Answer], None],
         *,
+        revocation: RevocationChecker,
         radius: RadiusClient | None = None,
-        revocation: RevocationChecker | None = None,
     ) -> None:
         self._answer = answer
         self.radius = radius
@@ -137,8 +137,6 @@ class Lookups:
         )
 
     async def _check(self, query: RevocationQuery) -> RevocationAnswer:
-        if self.revocation is None:
-            self.revocation = RevocationChecker()
         verdict = await self.revocation.check(query.chain, query.anchor, RevocationPolicy(query.policy))
         return RevocationAnswer(verdict.ok, verdict.reason, verdict.warnings)
 
