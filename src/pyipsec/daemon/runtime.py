@@ -22,6 +22,14 @@ data-plane barrier (at most :data:`BARRIER_TIMEOUT`), and later datagrams queue 
 Child SA replaced by a rekey or a reauthentication (``ChildSaRemoved.replaced_by``) stops sending
 after the batch's activations and keeps decrypting for :data:`REKEY_LINGER` seconds.
 
+Break only after the last packet arrived: the message that lets the peer remove its inbound half
+of a Child SA we stop sending on (the Delete of a rekeyed Child SA, or of a reauthenticated IKE
+SA, request or response) leaves :data:`RETIRE_DRAIN` seconds after the data plane confirmed the
+switch. Packets sealed on the old SA just before the switch are still on the wire or in the
+peer's ESP queue, and a peer may remove the old SA the moment it reads that message: charon
+5.9.8 destroys a reauthenticated IKE SA's Child SAs when the Delete's response arrives, and its
+kernel-libipsec then drops the ESP it had queued ("does not belong to an installed SA").
+
 Lookups: an exchange that waits for I/O (a RADIUS round trip, a revocation check) reaches
 ``daemon.lookups`` as ``LookupNeeded``; its answer goes back into the engine. IKE SAs whose
 peer a RADIUS server accepted are accounted for (``daemon.accounting``); their Child SAs'
@@ -81,7 +89,7 @@ from pyipsec.ike.lookups import Answer
 from pyipsec.io.hostnet import HostNetwork
 from pyipsec.net.addr import Datagram
 
-__all__ = ["BARRIER_TIMEOUT", "REKEY_LINGER", "SHUTDOWN_GRACE", "Runtime"]
+__all__ = ["BARRIER_TIMEOUT", "REKEY_LINGER", "RETIRE_DRAIN", "SHUTDOWN_GRACE", "Runtime"]
 
 _log = logging.getLogger("pyipsec.daemon")
 
@@ -89,6 +97,10 @@ _log = logging.getLogger("pyipsec.daemon")
 REKEY_LINGER = 2.0
 #: The longest IKE datagrams wait for the data plane to confirm the SA updates before them.
 BARRIER_TIMEOUT = 0.5
+#: How long the message that retires an outbound SA waits after the switch (module docstring):
+#: far longer than the queues between our data plane and the peer's take to drain, far shorter
+#: than any retransmission timeout.
+RETIRE_DRAIN = 0.25
 #: How long shutdown lets the Deletes leave.
 SHUTDOWN_GRACE = 0.2
 
@@ -236,7 +248,7 @@ class Runtime:
         # plane never sees a moment without an outbound SA for their selectors
         for spi_in in retiring:
             self.sink.retire(spi_in)
-        self._send(out.datagrams, sync=sync)
+        self._send(out.datagrams, sync=sync, drain=bool(retiring))
         self._rearm()
 
     def _event(self, e: Event, retiring: list[bytes]) -> None:
@@ -309,19 +321,32 @@ class Runtime:
         self.sink.barrier(finish)
         self.clock.call_later(BARRIER_TIMEOUT, lambda: finish(None))
 
-    def _send(self, datagrams: tuple[Datagram, ...], *, sync: bool) -> None:
+    def _send(self, datagrams: tuple[Datagram, ...], *, sync: bool, drain: bool = False) -> None:
         """Send now, or behind a data-plane barrier when SA updates precede datagrams that
-        leave from our own sockets, keeping the order (module docstring)."""
+        leave from our own sockets, or :data:`RETIRE_DRAIN` after the barrier when they retire
+        an outbound SA; the order is kept (module docstring)."""
         if not datagrams:
             return
         held = _Held(datagrams)
         self._held.append(held)
         nat_t = self.config.settings.port_nat_t
-        if sync and not all(d.local.port == nat_t and self.sink.owns_nat_t for d in datagrams):
+        if drain:
+            held.ready = False
+            held.timer = self.clock.call_later(BARRIER_TIMEOUT + RETIRE_DRAIN, lambda: self._ready(held))
+            self.sink.barrier(lambda _counters: self._drained_later(held))
+        elif sync and not all(d.local.port == nat_t and self.sink.owns_nat_t for d in datagrams):
             held.ready = False
             held.timer = self.clock.call_later(BARRIER_TIMEOUT, lambda: self._ready(held))
             self.sink.barrier(lambda _counters: self._ready(held))
         self._release()
+
+    def _drained_later(self, held: _Held) -> None:
+        """The data plane switched: the held datagrams leave once the old SA's last packets arrived."""
+        if held.ready:
+            return
+        if held.timer is not None:
+            held.timer.cancel()
+        held.timer = self.clock.call_later(RETIRE_DRAIN, lambda: self._ready(held))
 
     def _ready(self, held: _Held) -> None:
         held.ready = True

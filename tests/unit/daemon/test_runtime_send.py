@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pyipsec.childsa import ChildSaSpec, EspMode
-from pyipsec.daemon.runtime import BARRIER_TIMEOUT, REKEY_LINGER
+from pyipsec.daemon.runtime import BARRIER_TIMEOUT, REKEY_LINGER, RETIRE_DRAIN
 from pyipsec.iana.ikev2 import ProtocolId
 from pyipsec.iana.transforms import EncrId, IntegId
 from pyipsec.ike.engine import Output
@@ -130,6 +130,33 @@ def test_a_replaced_child_stops_sending_after_its_successor_starts_and_leaves_la
     assert "remove" not in sink.ops(SPI_OLD)
     world.clock.advance(REKEY_LINGER * 0.01)
     assert sink.ops(SPI_OLD) == ["install", "retire", "remove"] and sink.at("remove", SPI_OLD) == REKEY_LINGER
+
+
+@pytest.mark.parametrize("port", [500, 4500])
+def test_the_message_that_retires_an_outbound_sa_leaves_after_the_drain_time(
+    world: World, tmp_path: Path, port: int
+) -> None:
+    """The Delete (request or response) that lets the peer remove the SA we stop sending on
+    leaves RETIRE_DRAIN after the data plane confirmed the switch, so that the packets sealed
+    on the old SA just before it arrive first (charon 5.9.8 drops its queued ESP for a
+    reauthenticated IKE SA the moment the Delete's response arrives); later datagrams keep
+    their order behind it."""
+    node = _node(world, tmp_path, barrier_delay=0.01)
+    rt = node.runtime
+    rt.apply(Output((), (_installed(), _installed(SPI_NEW, 7, active=False))))
+    world.clock.advance(0.1)
+    removed = ChildSaRemoved(
+        1, "office", "net", 1, SPI_OLD, b"\x00\x00\x20\x00", "deleted by peer", Replacement.REAUTH
+    )
+    activated = ChildSaOutboundActivated(2, "office", 7, b"\x00\x00\x40\x00")
+    rt.apply(Output((_dgram(port, b"delete response"),), (removed, activated)))
+    rt.apply(Output((_dgram(port, b"next"),), ()))
+    start = world.clock.now()
+    world.clock.advance(0.01 + RETIRE_DRAIN * 0.99)
+    assert _sent(world) == []
+    world.clock.advance(RETIRE_DRAIN * 0.02)
+    assert _sent(world) == [b"delete response", b"next"]
+    assert world.net.log[0].at - start == pytest.approx(0.01 + RETIRE_DRAIN, abs=0.01)
 
 
 def test_a_child_removed_without_replacement_goes_at_once(world: World, tmp_path: Path) -> None:
