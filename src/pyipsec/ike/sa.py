@@ -69,6 +69,9 @@ __all__ = ["ChildSa", "EngineContext", "IkeSa", "SaLogAdapter"]
 
 _log = logging.getLogger("pyipsec.ike")
 
+#: Child SA states that carry traffic: installed, or installed and being rekeyed by us.
+_LIVE = frozenset((ChildSaState.INSTALLED, ChildSaState.REKEYING))
+
 
 @dataclass(slots=True)
 class EngineContext:
@@ -404,8 +407,10 @@ class IkeSa:
                 )
 
     def activate(self, child: ChildSa) -> None:
-        """Switch outbound traffic to ``child`` (make-before-break, RFC 7296 §2.8)."""
-        if child.outbound_active or child.state is not ChildSaState.INSTALLED:
+        """Switch outbound traffic to ``child`` (make-before-break, RFC 7296 §2.8). A child we
+        are rekeying ourselves already is live too: it carries the traffic until its own
+        successor takes over."""
+        if child.outbound_active or child.state not in _LIVE:
             return
         child.outbound_active = True
         self.events.append(ChildSaOutboundActivated(self.sa_id, self.name, child.child_id, child.spi_out))
@@ -419,8 +424,7 @@ class IkeSa:
 
         def heir(sa: IkeSa) -> bool:
             return sa.active and any(
-                c is not child and c.name == child.name and c.state is ChildSaState.INSTALLED
-                for c in sa.children.values()
+                c is not child and c.name == child.name and c.state in _LIVE for c in sa.children.values()
             )
 
         if heir(self):
