@@ -583,20 +583,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         log(f"flood: {args.rate:g}/s from {args.sources} addresses for {args.duration:g} s")
 
         tries: list[dict[str, Any]] = [{} for _ in s.probes]
+        aborted = threading.Event()
 
         def attempt(k: int) -> None:
             due = flood_start + args.duration * (k + 0.5) / len(s.probes)
-            time.sleep(max(0.0, due - time.monotonic()))
+            if aborted.wait(max(0.0, due - time.monotonic())):
+                return
             at = time.monotonic() - flood_start
             dt, ok, msg = _up(s.probes[k], args.up_timeout)
             tries[k] = {"at_s": round(at, 2), "seconds": round(dt, 3), "ok": ok, "message": msg}
-            log(f"  probe{k} up at {at:5.1f} s: {dt:.3f} s {'ok' if ok else 'FAILED: ' + msg}")
+            if not aborted.is_set():
+                log(f"  probe{k} up at {at:5.1f} s: {dt:.3f} s {'ok' if ok else 'FAILED: ' + msg}")
 
         workers = [threading.Thread(target=attempt, args=(k,), daemon=True) for k in range(len(s.probes))]
         for w in workers:
             w.start()
-        for w in workers:
-            w.join()
+        try:
+            for w in workers:
+                w.join()
+        finally:
+            aborted.set()  # on an interruption: no try starts or reports after the teardown
 
         out, err = attacker.communicate(timeout=args.duration + 120)
         flood_end = time.monotonic()
@@ -810,6 +816,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         log("interrupted; everything removed")
         return 130
+    except Exception as exc:  # the benchmark could not run: say why, in one message
+        log(f"the benchmark failed: {type(exc).__name__}: {exc}")
+        return 1
     if args.json:
         print(json.dumps(report, indent=2))
     else:
