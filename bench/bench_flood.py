@@ -673,6 +673,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "machine_busy_cores": round(machine, 2),  # everything on the machine, attacker included
                 "load_average_at_start": load_at_start,
                 "udp_rcvbuf_drops": drops,
+                # of the IKE datagrams that reached the gateway's sockets, the share the kernel dropped
+                "udp_dropped_share": round(drops / max(1, drops + gw_counters.get("udp_received", 0)), 3),
+                "rss_per_half_open_kb": round((peak_rss - base_rss) / 1024 / max(halves), 1)
+                if halves and max(halves) > 0
+                else None,
                 "counters_delta": gw_counters,
                 "ike_sas_after": sas_after,
             },
@@ -754,11 +759,12 @@ def print_table(r: dict[str, Any]) -> None:
         ("'status' flood", f"p50 {st['p50_ms']} ms, max {st['max_ms']} ms (n={st['n']})"),
         ("half-open SAs", f"max {r['half_open']['max']}, at the end {r['half_open']['last']}"),
         ("gateway RSS", f"{g['rss_before_mb']} MB -> peak {g['rss_peak_mb']} MB "
-                        f"(+{g['rss_growth_mb']} MB)"),
+                        f"(+{g['rss_growth_mb']} MB, {g['rss_per_half_open_kb']} KB per half-open SA)"),
         ("gateway CPU", f"mean {g['cpu_cores_mean']} cores, peak {g['cpu_cores_peak_1s']} (1 s); machine "
                         f"{g['machine_busy_cores']} of {cfg['cores']} cores busy (load at start "
                         f"{g['load_average_at_start']})"),
-        ("gateway UDP drops", f"{g['udp_rcvbuf_drops']} (kernel receive buffer, ports 500/4500)"),
+        ("gateway UDP drops", f"{g['udp_rcvbuf_drops']} (kernel receive buffer, ports 500/4500): "
+                              f"{100 * g['udp_dropped_share']:.0f} % of the datagrams that arrived"),
         ("gateway counters", ", ".join(f"{k} +{v}" for k, v in g["counters_delta"].items())),
         ("tunnel stream", f"{t['sent']} sent at {t['pps']:g}/s, {t['received']} received, lost {t['lost']}, "
                           f"longest outage {t['longest_outage_s']} s, steady SA up after: "
