@@ -196,6 +196,17 @@ def machine_busy() -> float:
     return (sum(fields) - fields[3] - fields[4]) / CLK_TCK
 
 
+def run_delay(pids: Sequence[int]) -> float:
+    """Seconds the threads of ``pids`` have spent runnable but waiting for a CPU (the second
+    field of /proc/PID/task/TID/schedstat): a gateway starved by other processes shows here."""
+    total = 0
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                total += int(task.read_text().split()[1])
+    return total / 1e9
+
+
 def udp_drops(pid: int, ports: Sequence[int] = (500, 4500)) -> int:
     """Receive drops the kernel counted on the UDP sockets bound to ``ports`` in ``pid``'s
     network namespace (the last column of /proc/PID/net/udp and udp6)."""
@@ -223,7 +234,8 @@ class Samples:
     control: list[tuple[float, float | None]] = field(default_factory=list)  # (due, latency or None)
     status: list[tuple[float, float | None, int | None]] = field(default_factory=list)  # due, lat, half
     resources: list[tuple[float, int, float, int]] = field(default_factory=list)  # t, rss, cpu, drops
-    machine: list[tuple[float, float]] = field(default_factory=list)  # t, busy CPU seconds (all cores)
+    # t, busy CPU seconds of the machine (all cores), seconds the gateway's threads waited for a CPU
+    machine: list[tuple[float, float, float]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     def relative(self, t0: float) -> Samples:
@@ -232,7 +244,7 @@ class Samples:
             control=[(t - t0, lat) for t, lat in self.control],
             status=[(t - t0, lat, h) for t, lat, h in self.status],
             resources=[(t - t0, rss, cpu, d) for t, rss, cpu, d in self.resources],
-            machine=[(t - t0, busy) for t, busy in self.machine],
+            machine=[(t - t0, busy, wait) for t, busy, wait in self.machine],
             errors=list(self.errors),
         )
 
@@ -306,12 +318,13 @@ class Samplers:
     def _resource_loop(self) -> None:
         while not self._stop.is_set():
             due = time.monotonic()
-            rss, cpu = rss_and_cpu(process_tree(self.pid))
+            pids = process_tree(self.pid)
+            rss, cpu = rss_and_cpu(pids)
             drops = udp_drops(self.pid)
-            busy = machine_busy()
+            busy, wait = machine_busy(), run_delay(pids)
             with self._lock:
                 self.samples.resources.append((due, rss, cpu, drops))
-                self.samples.machine.append((due, busy))
+                self.samples.machine.append((due, busy, wait))
             self._stop.wait(max(0.0, due + 0.5 - time.monotonic()))
 
 
@@ -626,12 +639,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     during = [r for r in res if 0 <= r[0] <= dur]
     base_rss = before[-1][1] if before else (during[0][1] if during else 0)
     peak_rss = max((r[1] for r in during), default=base_rss)
-    cpu_mean = cpu_peak = machine = 0.0
+    cpu_mean = cpu_peak = machine = cpu_wait = 0.0
     drops = 0
     m_before = [m for m in sm.machine if m[0] < 0]
     m_during = [m for m in sm.machine if 0 <= m[0] <= dur]
     if m_before and m_during:
-        machine = (m_during[-1][1] - m_before[-1][1]) / max(1e-9, m_during[-1][0] - m_before[-1][0])
+        span = max(1e-9, m_during[-1][0] - m_before[-1][0])
+        machine = (m_during[-1][1] - m_before[-1][1]) / span
+        cpu_wait = (m_during[-1][2] - m_before[-1][2]) / span
     if before and during:
         first, last = before[-1], during[-1]
         cpu_mean = (last[2] - first[2]) / max(1e-9, last[0] - first[0])
@@ -670,6 +685,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "rss_growth_mb": round((peak_rss - base_rss) / 2**20, 1),
                 "cpu_cores_mean": round(cpu_mean, 2),
                 "cpu_cores_peak_1s": round(cpu_peak, 2),
+                "cpu_wait_cores_mean": round(cpu_wait, 2),  # runnable, but no CPU free
                 "machine_busy_cores": round(machine, 2),  # everything on the machine, attacker included
                 "load_average_at_start": load_at_start,
                 "udp_rcvbuf_drops": drops,
@@ -760,9 +776,9 @@ def print_table(r: dict[str, Any]) -> None:
         ("half-open SAs", f"max {r['half_open']['max']}, at the end {r['half_open']['last']}"),
         ("gateway RSS", f"{g['rss_before_mb']} MB -> peak {g['rss_peak_mb']} MB "
                         f"(+{g['rss_growth_mb']} MB, {g['rss_per_half_open_kb']} KB per half-open SA)"),
-        ("gateway CPU", f"mean {g['cpu_cores_mean']} cores, peak {g['cpu_cores_peak_1s']} (1 s); machine "
-                        f"{g['machine_busy_cores']} of {cfg['cores']} cores busy (load at start "
-                        f"{g['load_average_at_start']})"),
+        ("gateway CPU", f"mean {g['cpu_cores_mean']} cores, peak {g['cpu_cores_peak_1s']} (1 s); waiting for "
+                        f"a CPU {g['cpu_wait_cores_mean']} (mean); machine {g['machine_busy_cores']} of "
+                        f"{cfg['cores']} cores busy (load at start {g['load_average_at_start']})"),
         ("gateway UDP drops", f"{g['udp_rcvbuf_drops']} (kernel receive buffer, ports 500/4500): "
                               f"{100 * g['udp_dropped_share']:.0f} % of the datagrams that arrived"),
         ("gateway counters", ", ".join(f"{k} +{v}" for k, v in g["counters_delta"].items())),
