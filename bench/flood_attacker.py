@@ -80,7 +80,7 @@ __all__ = [
 ]
 
 DEFAULT_PROPOSAL = "aes256gcm16-prfsha256-ecp256"  # what the benchmark's gateway accepts first
-PENDING_TTL = 5.0  # seconds a request waits for its COOKIE answer
+PENDING_TTL = 60.0  # seconds a request waits for its COOKIE answer (a loaded gateway answers late)
 MAX_BURST = 50  # requests sent at once when behind schedule
 KE_POOL = 16  # distinct public values, reused round-robin
 NONCE_LEN = 32
