@@ -691,8 +691,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "udp_rcvbuf_drops": drops,
                 # of the IKE datagrams that reached the gateway's sockets, the share the kernel dropped
                 "udp_dropped_share": round(drops / max(1, drops + gw_counters.get("udp_received", 0)), 3),
+                # only meaningful with many of them (RSS moves by a few MB on its own)
                 "rss_per_half_open_kb": round((peak_rss - base_rss) / 1024 / max(halves), 1)
-                if halves and max(halves) > 0
+                if halves and max(halves) >= 100
                 else None,
                 "counters_delta": gw_counters,
                 "ike_sas_after": sas_after,
