@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: test lint unit deps demo clean
+.PHONY: test lint unit deps demo bench-flood clean
 
 # Creates the virtual environment and installs the package with its test extra.
 $(STAMP): pyproject.toml
@@ -31,6 +31,11 @@ test: deps lint unit
 # The main job: a gateway and a client in network namespaces, a tunnel, traffic (root).
 demo: deps $(STAMP)
 	$(BIN)/python scripts/demo.py
+
+# The flood benchmark (issue 16): a gateway daemon under a cookie-answering IKE_SA_INIT flood, with
+# the issue's targets beside the figures (root; about a minute). Options: ARGS="--rate 1000 --json".
+bench-flood: deps $(STAMP)
+	$(BIN)/python bench/bench_flood.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -64,9 +64,16 @@ def to_toml(tree: Mapping[str, object], prefix: str = "") -> str:
 
 class PyIpsecDaemon:
     def __init__(
-        self, ns: Namespace, base: Path, config: Mapping[str, object], *, name: str = "pyipsec"
+        self,
+        ns: Namespace,
+        base: Path,
+        config: Mapping[str, object],
+        *,
+        name: str = "pyipsec",
+        log_level: str = "debug",
     ) -> None:
         self.ns = ns
+        self.log_level = log_level
         self.dir = base / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.socket = self.dir / "control.sock"
@@ -88,7 +95,7 @@ class PyIpsecDaemon:
                 "--socket",
                 str(self.socket),
                 "--log-level",
-                "debug",
+                self.log_level,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
