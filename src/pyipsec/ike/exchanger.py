@@ -47,6 +47,11 @@ class InFlight:
 
 
 class Exchanger:
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name == "inflight":  # a new retransmission deadline, or none
+            self.sa.touch()
+
     def __init__(self, sa: IkeSa) -> None:
         self.sa = sa
         self.next_out = 0
@@ -75,6 +80,7 @@ class Exchanger:
     def send(self, packets: list[bytes], to: tuple[Endpoint, Endpoint] | None = None) -> None:
         local, remote = to or (self.sa.local, self.sa.remote)
         self.outbox.extend(Datagram(local, remote, p) for p in packets)
+        self.sa.touch()
 
     def encode(
         self, exchange: ExchangeType, message_id: int, *, response: bool, payloads: list[Payload]

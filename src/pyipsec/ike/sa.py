@@ -87,6 +87,9 @@ class EngineContext:
     now: float = 0.0  # the time of the call being processed, set by the engine
     new_ike_spi: Callable[[], bytes] = field(default=lambda: b"")  # a fresh SPI unique in the engine
     sas: Callable[[], list[IkeSa]] = field(default=lambda: [])  # every IKE SA of the engine
+    # the engine's hook: this SA changed (state, a timer, an event, a message queued or sent), so
+    # its deadline, output and events are looked at again when the call ends (see IkeSa.touch)
+    touched: Callable[[IkeSa], None] = field(default=lambda sa: None)
     # MOBIKE (RFC 4555 §3.6): our usable local addresses as the daemon last reported them;
     # None until it does (then we announce no list at all rather than a wrong one)
     local_addresses: tuple[IPAddress, ...] | None = None
@@ -105,8 +108,37 @@ class SaLogAdapter(logging.LoggerAdapter[logging.Logger]):
         return f"{self.extra['prefix'] if self.extra else ''} {msg}", kwargs
 
 
+# What an IKE SA's deadline is computed from (``IkeEngine._sa_deadline``), and the relations that
+# reauthentication follows: setting one of these marks the SA touched (``IkeSa.__setattr__``).
+_IKE_WATCHED = frozenset(
+    {
+        "state",
+        "initiator",
+        "created_at",
+        "rekey_at",
+        "dpd_at",
+        "reauth_at",
+        "redundant_at",
+        "last_sent",
+        "nat_local",
+        "reauth_of",
+        "reauth_by",
+    }
+)
+_CHILD_WATCHED = frozenset({"state", "rekey_at", "expire_at", "owner"})
+
+
 class ChildSa:
-    """One negotiated (or negotiating) Child SA pair: our inbound SPI and the peer's."""
+    """One negotiated (or negotiating) Child SA pair: our inbound SPI and the peer's.
+
+    Its lifetimes and state are part of its IKE SA's deadline: setting them touches the owner."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name in _CHILD_WATCHED:
+            owner = self.__dict__.get("owner")
+            if owner is not None:
+                owner.touch()
 
     def __init__(self, *, child_id: int, config: ChildConfig, spi_in: bytes) -> None:
         self.child_id = child_id
@@ -136,7 +168,27 @@ class ChildSa:
 
 
 class IkeSa:
-    """One IKE SA, from its first message to its deletion."""
+    """One IKE SA, from its first message to its deletion.
+
+    The engine does per call only the work of the SAs that call touched (DESIGN.md §1): an SA
+    tells it with :meth:`touch`, which runs whenever the SA changes state or a timer
+    (``__setattr__`` on the watched attributes), emits an event (:meth:`emit`, the only way
+    to add one), or its exchanger queues or sends a message. Code that changes what decides an
+    SA's deadline must go through one of these."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name in _IKE_WATCHED:
+            self.ctx.touched(self)
+
+    def touch(self) -> None:
+        """This SA changed: the engine recomputes its deadline and collects its output."""
+        self.ctx.touched(self)
+
+    def emit(self, event: Event) -> None:
+        """Report ``event`` to the outside world (drained by the engine at the end of the call)."""
+        self.events.append(event)
+        self.ctx.touched(self)
 
     def __init__(
         self,
@@ -391,7 +443,7 @@ class IkeSa:
         self.update_log_prefix()  # the prefix names the peer's address
         for child in self.children.values():
             if child.state in (ChildSaState.INSTALLED, ChildSaState.REKEYING, ChildSaState.REKEYED):
-                self.events.append(
+                self.emit(
                     ChildSaAddressesChanged(
                         self.sa_id,
                         self.name,
@@ -408,7 +460,7 @@ class IkeSa:
         if child.outbound_active or child.state is not ChildSaState.INSTALLED:
             return
         child.outbound_active = True
-        self.events.append(ChildSaOutboundActivated(self.sa_id, self.name, child.child_id, child.spi_out))
+        self.emit(ChildSaOutboundActivated(self.sa_id, self.name, child.child_id, child.spi_out))
 
     # -- ending ---------------------------------------------------------------------------------
 
@@ -432,7 +484,7 @@ class IkeSa:
     def _removed(self, child: ChildSa, reason: str) -> None:
         """Report ``child`` gone from the data plane, with what replaced it."""
         replaced_by = self.replacement_for(child)
-        self.events.append(
+        self.emit(
             ChildSaRemoved(
                 self.sa_id,
                 self.name,
@@ -470,5 +522,5 @@ class IkeSa:
         for pool, addr in self.leases:
             self.ctx.pools.release(pool, addr)
         self.leases.clear()
-        self.events.append(IkeSaClosed(self.sa_id, self.name, cause, reason, self.was_established))
+        self.emit(IkeSaClosed(self.sa_id, self.name, cause, reason, self.was_established))
         self.log.info("IKE SA closed: %s", reason)

@@ -174,7 +174,7 @@ class IkeInitTask(Task):
             if sa.nat_detected
             else ""
         )
-        sa.events.append(SaProgress(sa.sa_id, sa.name, "IKE_SA_INIT", f"{format_chosen(chosen)}{nat}"))
+        sa.emit(SaProgress(sa.sa_id, sa.name, "IKE_SA_INIT", f"{format_chosen(chosen)}{nat}"))
         if sa.nat_detected or conn.mobike:  # with MOBIKE, IKE always uses the NAT-T port (RFC 4555 §3.3)
             sa.float_to_nat_t()
         return TaskStatus.DONE
