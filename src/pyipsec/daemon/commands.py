@@ -92,6 +92,9 @@ class Commands:
                 "unknown_spi": es.unknown_spi,
                 "cookies_sent": es.cookies_sent,
                 "half_open_expired": es.half_open_expired,
+                "half_open": self.d.engine.half_open,
+                "init_blocked": es.init_blocked,  # block_threshold
+                "init_over_limit": es.init_over_limit,  # init_limit_half_open
                 "udp_received": udp.received,
                 "udp_sent": udp.sent,
                 "radius": self._radius_stats(),
