@@ -60,7 +60,7 @@ class Identity:
 
     @classmethod
     def any(cls) -> Identity:
-        return cls(None)
+        return _ANY_IDENTITY
 
     @classmethod
     def fqdn(cls, name: str) -> Identity:
@@ -95,6 +95,9 @@ class Identity:
         if self.id_type == IdType.ID_DER_ASN1_DN:
             return dn_text(self.data)
         return "#" + self.data.hex()
+
+
+_ANY_IDENTITY = Identity(None)  # (immutable: one for every SA)
 
 
 @dataclass(frozen=True, slots=True)

@@ -127,7 +127,7 @@ class IkeEngine:
         )
         self._sas: dict[bytes, IkeSa] = {}  # by our SPI
         self._by_id: dict[int, IkeSa] = {}  # every registered SA
-        self._keys: dict[int, list[bytes]] = {}  # SA id → its keys in ``_sas``
+        self._keys: dict[int, tuple[bytes, ...]] = {}  # SA id → its keys in ``_sas``
         self._half_open: dict[tuple[bytes, Endpoint], IkeSa] = {}  # IKE_SA_INIT (SPIi, source) → SA
         self._init_key: dict[int, tuple[bytes, Endpoint]] = {}  # SA id → its key in ``_half_open``
         self._half_open_src: dict[int, IPAddress] = {}  # half-open responder SAs → source address
@@ -631,7 +631,7 @@ class IkeEngine:
         """Register ``sa`` under ``spi`` in the SPI table."""
         self._sas[spi] = sa
         self._by_id[sa.sa_id] = sa
-        self._keys.setdefault(sa.sa_id, []).append(spi)
+        self._keys[sa.sa_id] = (*self._keys.get(sa.sa_id, ()), spi)
         sa.touch()
 
     def _new_spi(self) -> bytes:

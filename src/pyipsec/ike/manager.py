@@ -271,7 +271,7 @@ class TaskManager:
             and ex.queue
             and sa.state is not _S.CLOSED
         ):
-            item = ex.queue.popleft()
+            item = ex.queue.pop(0)
             if isinstance(item, Step):
                 item.run(sa)
             else:

@@ -104,8 +104,14 @@ class EngineContext:
 
 
 class SaLogAdapter(logging.LoggerAdapter[logging.Logger]):
+    """Puts ``prefix`` (which SA a line is about) in front of every line."""
+
+    def __init__(self, logger: logging.Logger, prefix: str = "") -> None:
+        super().__init__(logger, None)
+        self.prefix = prefix
+
     def process(self, msg: str, kwargs: MutableMapping[str, Any]) -> tuple[str, MutableMapping[str, Any]]:
-        return f"{self.extra['prefix'] if self.extra else ''} {msg}", kwargs
+        return f"{self.prefix} {msg}", kwargs
 
 
 # What an IKE SA's deadline is computed from (``IkeEngine._sa_deadline``), and the relations that
@@ -176,6 +182,82 @@ class IkeSa:
     to add one), or its exchanger queues or sends a message. Code that changes what decides an
     SA's deadline must go through one of these."""
 
+    # attributes in slots, not a __dict__: thousands of half-open SAs each save about 1 KB
+    __slots__ = (
+        "__weakref__",  # (tests check that nothing keeps a closed SA alive)
+        "announced_addresses",
+        "arrived",
+        "auth_complete",
+        "auth_first_request",
+        "candidates",
+        "children",
+        "close_reason",
+        "connection",
+        "cookie",
+        "cp_failed",
+        "created_at",
+        "ctx",
+        "dpd_at",
+        "eap_identity",
+        "eap_only",
+        "eap_peer",
+        "eap_server",
+        "encr",
+        "established_at",
+        "events",
+        "first_child",
+        "framed_addresses",
+        "init_request",
+        "init_response",
+        "initial_contact",
+        "initiator",
+        "integ",
+        "ke",
+        "ke_group",
+        "ke_tried",
+        "keys",
+        "last_sent",
+        "leases",
+        "local",
+        "local_id",
+        "log",
+        "nat_local",
+        "nat_remote",
+        "nonce_i",
+        "nonce_r",
+        "original_initiator",
+        "our_id_payload",
+        "peer_addresses",
+        "peer_addresses_known",
+        "peer_fragmentation",
+        "peer_hashes",
+        "peer_id_payload",
+        "peer_mobike",
+        "peer_multiple_auth",
+        "peer_rekey",
+        "peer_round",
+        "peer_rounds_done",
+        "prf",
+        "proposal",
+        "reauth_at",
+        "reauth_by",
+        "reauth_children",
+        "reauth_of",
+        "redundant_at",
+        "rekey_at",
+        "remote",
+        "remote_id",
+        "sa_id",
+        "shared_secret",
+        "spi_i",
+        "spi_r",
+        "state",
+        "verified_remote",
+        "vips_asked",
+        "vips_requested",
+        "virtual_ips",
+    )
+
     def __setattr__(self, name: str, value: object) -> None:
         object.__setattr__(self, name, value)
         if name in _IKE_WATCHED:
@@ -225,7 +307,7 @@ class IkeSa:
         self.proposal: ChosenProposal | None = None
         self.ke_group = KeId.NONE
         self.ke: KeInitiator | None = None
-        self.ke_tried: set[KeId] = set()
+        self.ke_tried: tuple[KeId, ...] = ()
         self.nonce_i = b""
         self.nonce_r = b""
         self.init_request = b""
@@ -270,7 +352,7 @@ class IkeSa:
         self.peer_addresses: tuple[IPAddress, ...] = ()
         self.peer_addresses_known = False
         self.announced_addresses: tuple[IPAddress, ...] | None = None
-        self.verified_remote: set[IPAddress] = {remote.ip}
+        self.verified_remote: tuple[IPAddress, ...] = (remote.ip,)
 
         # IKE_AUTH in several rounds (EAP, RFC 7296 §2.16; several authentications, RFC 4739)
         self.auth_first_request: Message | None = None  # responder: carries the CP and Child SA requests
@@ -295,7 +377,7 @@ class IkeSa:
 
         self.events: list[Event] = []
         self.close_reason = ""
-        self.log = SaLogAdapter(_log, {"prefix": ""})
+        self.log = SaLogAdapter(_log)
         self.update_log_prefix()
 
     # -- identity and logging -----------------------------------------------------------------
@@ -313,9 +395,7 @@ class IkeSa:
         return self.established_at is not None
 
     def update_log_prefix(self) -> None:
-        self.log.extra = {
-            "prefix": f"{self.name}[{self.sa_id}] {self.spi_i.hex()}_i {self.spi_r.hex()}_r {self.remote}"
-        }
+        self.log.prefix = f"{self.name}[{self.sa_id}] {self.spi_i.hex()}_i {self.spi_r.hex()}_r {self.remote}"
 
     def set_connection(self, conn: ConnectionConfig) -> None:
         self.connection = conn
@@ -353,6 +433,11 @@ class IkeSa:
         if self.original_initiator and self.remote.port != port:
             self.remote = self.remote.with_port(port)
             self.update_log_prefix()
+
+    def verify_remote(self, ip: IPAddress) -> None:
+        """MOBIKE: ``ip`` is known to reach the peer (return routability, RFC 4555 §3.5)."""
+        if ip not in self.verified_remote:
+            self.verified_remote = (*self.verified_remote, ip)
 
     def new_spi_in(self) -> bytes:
         """A fresh ESP SPI for one of our inbound Child SAs (never 0..255, RFC 4303 §2.1)."""
