@@ -95,6 +95,8 @@ class Commands:
                 "half_open": self.d.engine.half_open,
                 "init_blocked": es.init_blocked,  # block_threshold
                 "init_over_limit": es.init_over_limit,  # init_limit_half_open
+                "ike_fragments_held": self.d.engine.fragments.used,
+                "ike_fragments_over_budget": self.d.engine.fragments.dropped,  # ike_fragment_budget
                 "udp_received": udp.received,
                 "udp_sent": udp.sent,
                 "radius": self._radius_stats(),

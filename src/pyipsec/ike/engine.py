@@ -55,6 +55,7 @@ from pyipsec.ike.cookies import CookieJar
 from pyipsec.ike.credentials import CredentialStore
 from pyipsec.ike.deadlines import DeadlineQueue
 from pyipsec.ike.events import ChildSaSignal, CloseCause, Event, NatKeepalive, SignalKind
+from pyipsec.ike.fragment import FragmentBudget
 from pyipsec.ike.info import IkeSaInfo, describe
 from pyipsec.ike.lookups import Answer
 from pyipsec.ike.manager import TaskManager
@@ -124,6 +125,7 @@ class IkeEngine:
             new_ike_spi=self._new_spi,
             sas=self.sas,
             touched=self._touched,
+            fragments=FragmentBudget(config.fragment_budget),
         )
         self._sas: dict[bytes, IkeSa] = {}  # by our SPI
         self._by_id: dict[int, IkeSa] = {}  # every registered SA
@@ -152,6 +154,11 @@ class IkeEngine:
 
     def sa(self, sa_id: int) -> IkeSa | None:
         return self._by_id.get(sa_id)
+
+    @property
+    def fragments(self) -> FragmentBudget:
+        """IKE fragments held for reassembly by all SAs: bytes used, the limit, drops."""
+        return self.ctx.fragments
 
     @property
     def sa_count(self) -> int:
@@ -208,6 +215,7 @@ class IkeEngine:
         """New configuration for new SAs; existing SAs keep theirs (but the engine's timeouts
         and keepalive interval apply to all: every deadline is recomputed, O(n) once)."""
         self.ctx.config = config
+        self.ctx.fragments.limit = config.fragment_budget
         for sa in self._by_id.values():
             self._timers.set(sa.sa_id, self._sa_deadline(sa))
 

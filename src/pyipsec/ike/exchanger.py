@@ -64,6 +64,12 @@ class Exchanger:
         self._protect: tuple[SkProtector, SkProtector] | None = None  # (out, in)
         self._reassembly: dict[bool, Reassembler] = {}  # requests / responses, made on first use
 
+    def release(self) -> None:
+        """The SA is gone: fragments collected for it go back to the engine's budget."""
+        for collector in self._reassembly.values():
+            collector.release()
+        self._reassembly.clear()
+
     def busy(self) -> bool:
         return self.inflight is not None or bool(self.queue)
 
@@ -155,7 +161,8 @@ class Exchanger:
                 piece = protect[1].unprotect_fragment(msg)
                 collector = self._reassembly.get(msg.is_response)
                 if collector is None:
-                    collector = self._reassembly[msg.is_response] = Reassembler()
+                    collector = Reassembler(budget=self.sa.ctx.fragments)
+                    self._reassembly[msg.is_response] = collector
                 whole = collector.add(msg.message_id, piece)
                 if whole is None:
                     return None  # waiting for more fragments

@@ -154,7 +154,9 @@ class TaskManager:
         return ex
 
     def forget(self, sa: IkeSa) -> None:
-        self._exchangers.pop(sa.sa_id, None)
+        ex = self._exchangers.pop(sa.sa_id, None)
+        if ex is not None:
+            ex.release()
         at = self._parked.pop(sa.sa_id, None)
         if at is not None:
             self._tickets.pop(at.ticket, None)

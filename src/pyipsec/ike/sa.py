@@ -44,6 +44,7 @@ from pyipsec.ike.events import (
     IkeSaClosed,
     Replacement,
 )
+from pyipsec.ike.fragment import FragmentBudget
 from pyipsec.ike.keymat import IkeKeys
 from pyipsec.ike.pools import AddressPools, MemoryPools
 from pyipsec.ike.proposal import ChosenProposal
@@ -90,6 +91,8 @@ class EngineContext:
     # the engine's hook: this SA changed (state, a timer, an event, a message queued or sent), so
     # its deadline, output and events are looked at again when the call ends (see IkeSa.touch)
     touched: Callable[[IkeSa], None] = field(default=lambda sa: None)
+    # IKE fragments held for reassembly by all SAs (RFC 7383; ike.fragment)
+    fragments: FragmentBudget = field(default_factory=lambda: FragmentBudget(4 * 1024 * 1024))
     # MOBIKE (RFC 4555 §3.6): our usable local addresses as the daemon last reported them;
     # None until it does (then we announce no list at all rather than a wrong one)
     local_addresses: tuple[IPAddress, ...] | None = None
