@@ -39,6 +39,7 @@ class InitFlood:
     answered: int = 0  # IKE_SA_INIT responses (the responder made a half-open SA)
     unanswered: int = 0  # requests the responder dropped without a word
     _template: Message = field(init=False)
+    _raw: bytes = field(init=False)
     _next_spi: int = 1
 
     def __post_init__(self) -> None:
@@ -48,15 +49,17 @@ class InitFlood:
             rng=SeededRandom(99),
         )
         _, out = engine.initiate(self.conn.name, 0.0)
-        self._template = decode_message(out.datagrams[0].payload)
+        self._raw = out.datagrams[0].payload
+        self._template = decode_message(self._raw)
 
     def request(self, src: IPv4Address, *, cookie: bytes | None = None, spi: bytes | None = None) -> Datagram:
         if spi is None:
             spi = self._next_spi.to_bytes(8, "big")
             self._next_spi += 1
+        if cookie is None:  # the same request with another SPIi (nothing protects its bytes)
+            return Datagram(self.target, Endpoint(src, 500), spi + self._raw[8:])
         msg = replace(self._template, spi_i=spi)
-        if cookie is not None:
-            msg = msg.with_payloads((Notify.cookie(cookie), *msg.payloads))
+        msg = msg.with_payloads((Notify.cookie(cookie), *msg.payloads))
         return Datagram(self.target, Endpoint(src, 500), encode_message(msg))
 
     def send(self, engine: IkeEngine, src: IPv4Address, now: float) -> None:
