@@ -1,11 +1,14 @@
 """Cookie-answering IKE_SA_INIT floods against a responder engine (issue 16).
 
-RELIABILITY.md B2 (one attacker address that echoes cookies: at most ``block_threshold``
-half-open SAs from it, the rest dropped with a rate-limited log line, a legitimate client from
-elsewhere still connects) and B4 (``init_limit_half_open``: above it new IKE_SA_INITs are dropped
-and counted while an established SA keeps working; every half-open SA goes at its timeout and
-the count returns to 0), at the engine level with a virtual clock; the daemon-level flood is
-bench/bench_flood.py. Also §7's per-address cookie threshold (``cookie_threshold_ip``).
+RELIABILITY.md B1 (a spoofed flood from 5,000 addresses, B1's 10,000 halved for CI time:
+half-open SAs stay at the cookie threshold, everything else gets a COOKIE, a legitimate client
+connects, cookies are off again once the half-open SAs are gone), B2 (one attacker address
+that echoes cookies: at most ``block_threshold`` half-open SAs from it, the rest dropped with a
+rate-limited log line, a legitimate client from elsewhere still connects) and B4
+(``init_limit_half_open``: above it new IKE_SA_INITs are dropped and counted while an
+established SA keeps working; every half-open SA goes at its timeout and the count returns to
+0), at the engine level with a virtual clock; the daemon-level flood is bench/bench_flood.py.
+Also §7's per-address cookie threshold (``cookie_threshold_ip``).
 """
 
 from __future__ import annotations
@@ -112,3 +115,24 @@ def test_b4_global_half_open_cap_drops_new_inits_and_established_sas_keep_workin
     # and new IKE_SA_INITs are accepted again
     flood.send(engine, source(1000), start + 31.0)
     assert flood.answered == 101
+
+
+def test_b1_spoofed_flood_from_5000_addresses_gets_cookies_and_a_client_connects() -> None:
+    p = _pair()
+    engine = p.r.engine
+    flood = InitFlood(p.i_conn, endpoint(R_ADDR))
+    for k in range(5_000):  # within 1 s; the attacker never sees the cookies
+        flood.send(engine, source(k), k * 0.0002, echo=False)
+        assert engine.half_open <= engine.config.cookie_threshold
+    assert flood.answered == engine.config.cookie_threshold
+    assert flood.cookies == 5_000 - flood.answered  # >= 99 % COOKIE-only
+    p.now = 2.0
+    p.initiate()
+    p.run(until=5.0)
+    assert p.i.of(IkeSaEstablished) and p.i.of(ChildSaInstalled)
+    # the flood's half-open SAs expire, cookies are off again
+    engine.handle_timer(2.0 + engine.config.half_open_timeout)
+    assert engine.half_open == 0
+    sent = engine.stats.cookies_sent
+    flood.send(engine, source(20_000), 40.0, echo=False)
+    assert engine.stats.cookies_sent == sent and engine.half_open == 1

@@ -62,12 +62,16 @@ class InitFlood:
         msg = msg.with_payloads((Notify.cookie(cookie), *msg.payloads))
         return Datagram(self.target, Endpoint(src, 500), encode_message(msg))
 
-    def send(self, engine: IkeEngine, src: IPv4Address, now: float) -> None:
-        """One IKE_SA_INIT from ``src``, and its cookie-carrying repeat if challenged."""
+    def send(self, engine: IkeEngine, src: IPv4Address, now: float, *, echo: bool = True) -> None:
+        """One IKE_SA_INIT from ``src``, and its cookie-carrying repeat if challenged (unless
+        ``echo`` is off: a spoofing attacker never sees the COOKIE)."""
         d = self.request(src)
         self.sent += 1
         out = engine.receive_datagram(d, now)
         cookie = _cookie(out.datagrams)
+        if cookie is not None and not echo:
+            self.cookies += 1
+            return
         if cookie is not None:
             self.cookies += 1
             self.sent += 1

