@@ -13,6 +13,7 @@ from types import FrameType
 import pytest
 from hypothesis import HealthCheck, settings
 
+from pyipsec.ike.engine import IkeEngine, Output
 from tests.support.netns import Topology, cleanup_stale
 from tests.support.strongswan import CharonFactory, charon_available
 
@@ -160,3 +161,26 @@ def charon_factory(
         yield factory
     finally:
         factory.stop_all()
+
+
+# --- the engine's incremental bookkeeping, checked after every call ------------------------------
+#
+# IkeEngine looks only at the SAs a call touched (``IkeSa.touch``). After every call of every test
+# that uses an engine, ``IkeEngine.audit`` compares that bookkeeping with a full scan: each SA's
+# recorded deadline is its real one, nothing is left undrained, the half-open counts are right. A
+# change to an SA that forgets to touch it fails here, in whichever test exercises it.
+_AUDIT_MAX_SAS = 200  # (a full scan per call: the large scaling tests count work instead)
+
+
+@pytest.fixture(autouse=True)
+def _audit_ike_engines(monkeypatch: pytest.MonkeyPatch) -> None:
+    drain = IkeEngine._drain
+
+    def audited(self: IkeEngine) -> Output:
+        out = drain(self)
+        if self.sa_count <= _AUDIT_MAX_SAS:
+            wrong = self.audit()
+            assert not wrong, f"engine bookkeeping out of date: {wrong}"
+        return out
+
+    monkeypatch.setattr(IkeEngine, "_drain", audited)

@@ -210,7 +210,14 @@ class Settings(_Model):
     - ``port`` / ``port_nat_t`` — IKE UDP ports (500 / 4500, RFC 7296 §2.23, RFC 3948);
     - ``control_socket`` — the control API's UNIX socket (``/run/pyipsec/control.sock``);
     - ``cookie_threshold`` — half-open IKE SAs before COOKIEs are demanded (10, RFC 7296 §2.6);
+      ``cookie_threshold_ip`` — the same, counting one source address's half-open SAs (3);
+    - ``block_threshold`` — half-open IKE SAs from one source address beyond which its further
+      IKE_SA_INITs are dropped, cookie or not (5, strongSwan's ``block_threshold``);
+    - ``init_limit_half_open`` — half-open IKE SAs in all beyond which new IKE_SA_INITs are
+      dropped (1000; strongSwan's ``init_limit_half_open``, but finite by default);
     - ``half_open_timeout`` — seconds a half-open IKE SA may live (30);
+    - ``ike_fragment_budget`` — bytes of IKE fragments held for reassembly across all SAs (4 MiB,
+      RFC 7383); beyond it new fragments are dropped;
     - ``retransmit_timeout``, ``retransmit_base``, ``retransmit_tries`` — request ``n`` is
       retransmitted after ``timeout * base**n`` seconds, giving up after ``tries`` retransmits
       (strongSwan's 4.0, 1.8, 5);
@@ -232,7 +239,11 @@ class Settings(_Model):
     port_nat_t: Port = 4500
     control_socket: Path = Path("/run/pyipsec/control.sock")
     cookie_threshold: Count = 10
+    cookie_threshold_ip: Count = 3
+    block_threshold: Annotated[int, Field(strict=True, ge=1)] = 5
+    init_limit_half_open: Annotated[int, Field(strict=True, ge=1)] = 1000
     half_open_timeout: Seconds = 30
+    ike_fragment_budget: Annotated[int, Field(strict=True, ge=65536)] = 4 * 1024 * 1024
     retransmit_timeout: Annotated[float, BeforeValidator(seconds_float), Field(gt=0)] = 4.0
     retransmit_base: Annotated[float, Field(ge=1.0)] = 1.8
     retransmit_tries: Count = 5

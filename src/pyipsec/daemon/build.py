@@ -187,7 +187,11 @@ def build_engine_config(cfg: Config, *, resolve: bool = True) -> tuple[EngineCon
             timeout=s.retransmit_timeout, base=s.retransmit_base, tries=s.retransmit_tries
         ),
         cookie_threshold=s.cookie_threshold,
+        cookie_threshold_ip=s.cookie_threshold_ip,
+        block_threshold=s.block_threshold,
+        init_limit_half_open=s.init_limit_half_open,
         half_open_timeout=float(s.half_open_timeout),
+        fragment_budget=s.ike_fragment_budget,
         nat_t_port=s.port_nat_t,
         keepalive_interval=float(s.keepalive_interval),
         fragment_size=s.ike_fragment_size,

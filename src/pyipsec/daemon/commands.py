@@ -31,6 +31,7 @@ from pyipsec.control.schema import UP_TIMEOUT, DownArgs, RekeyArgs, UpArgs, pars
 from pyipsec.control.server import Progress
 from pyipsec.daemon.clock import Clock, wait_until
 from pyipsec.daemon.host import IkePorts
+from pyipsec.daemon.initqueue import InitQueue
 from pyipsec.daemon.lookups import Lookups
 from pyipsec.daemon.progress import Waiters, already_up, no_progress
 from pyipsec.daemon.reconnect import Reconnect
@@ -56,6 +57,7 @@ class Daemon(Protocol):
     waiters: Waiters
     reconnect: Reconnect
     lookups: Lookups
+    inits: InitQueue
 
     def apply(self, out: Output) -> None: ...
 
@@ -92,6 +94,13 @@ class Commands:
                 "unknown_spi": es.unknown_spi,
                 "cookies_sent": es.cookies_sent,
                 "half_open_expired": es.half_open_expired,
+                "half_open": self.d.engine.half_open,
+                "init_blocked": es.init_blocked,  # block_threshold
+                "init_over_limit": es.init_over_limit,  # init_limit_half_open
+                "ike_fragments_held": self.d.engine.fragments.used,
+                "ike_fragments_over_budget": self.d.engine.fragments.dropped,  # ike_fragment_budget
+                "init_queue": self.d.inits.waiting,  # IKE_SA_INITs waiting (daemon.initqueue)
+                "init_queue_dropped": self.d.inits.dropped,
                 "udp_received": udp.received,
                 "udp_sent": udp.sent,
                 "radius": self._radius_stats(),

@@ -35,6 +35,9 @@ Lookups: an exchange that waits for I/O (a RADIUS round trip, a revocation check
 peer a RADIUS server accepted are accounted for (``daemon.accounting``); their Child SAs'
 last counters are read from the data plane before they are removed.
 
+New IKE SAs wait, established ones do not (``daemon.initqueue``): IKE_SA_INIT requests queue
+and are served a few per round of the event loop, other IKE datagrams go to the engine at once.
+
 Reauthentication (RFC 7296 §2.8.3) needs nothing more: the new IKE SA's Child SAs are installed
 (the newest policy of equal selectors wins), the old SA closes with a ``replaced`` cause, which
 neither restores the host network nor reconnects.
@@ -64,6 +67,7 @@ from pyipsec.daemon.clock import Clock, LoopClock, TimerHandle, sleep
 from pyipsec.daemon.commands import Commands
 from pyipsec.daemon.dpsink import start_dataplane
 from pyipsec.daemon.host import HostNet, IkePorts, PortFactory, udp_ports
+from pyipsec.daemon.initqueue import InitQueue
 from pyipsec.daemon.lookups import Lookups
 from pyipsec.daemon.mobike import AddressSource, AddressWatcher, HostAddresses, initiator_source
 from pyipsec.daemon.progress import Waiters
@@ -147,6 +151,7 @@ class Runtime:
         self._held: deque[_Held] = deque()  # datagrams behind a barrier (or queued behind those)
         self._children: dict[int, bytes] = {}  # child_id -> our inbound SPI
         self._stop = asyncio.Event()
+        self.inits = InitQueue(self.clock, self._receive)  # IKE_SA_INIT requests wait here
         self.lookups = Lookups(self._answer, radius=build_radius(config), revocation=build_revocation(config))
         self.accounting: Accounting | None = None
         if config.radius is not None and config.radius.accounting and self.lookups.radius is not None:
@@ -189,6 +194,7 @@ class Runtime:
         _log.info("shutting down: deleting %d IKE SAs", len(self.engine.list_sas()))
         self.reconnect.stop()
         self.mobike.stop()
+        self.inits.close()
         for sa in self.engine.list_sas():
             with contextlib.suppress(UsageError):
                 self.apply(self.engine.terminate(sa.sa_id, self.clock.now()))
@@ -208,6 +214,10 @@ class Runtime:
     # -- in ---------------------------------------------------------------------------------------
 
     def datagram_received(self, d: Datagram) -> None:
+        if not self.inits.offer(d):  # a new IKE SA waits its turn (daemon.initqueue)
+            self._receive(d)
+
+    def _receive(self, d: Datagram) -> None:
         self.apply(self.engine.receive_datagram(d, self.clock.now()))
 
     def signal_received(self, signal: ChildSaSignal) -> None:

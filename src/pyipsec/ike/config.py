@@ -60,7 +60,7 @@ class Identity:
 
     @classmethod
     def any(cls) -> Identity:
-        return cls(None)
+        return _ANY_IDENTITY
 
     @classmethod
     def fqdn(cls, name: str) -> Identity:
@@ -95,6 +95,9 @@ class Identity:
         if self.id_type == IdType.ID_DER_ASN1_DN:
             return dn_text(self.data)
         return "#" + self.data.hex()
+
+
+_ANY_IDENTITY = Identity(None)  # (immutable: one for every SA)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +203,21 @@ class EngineConfig:
     pools: Mapping[str, PoolConfig] = field(default_factory=dict)
     retransmit: RetransmitPolicy = field(default_factory=RetransmitPolicy)
     cookie_threshold: int = 10  # half-open SAs before COOKIEs are demanded (RFC 7296 §2.6)
+    # ... or half-open SAs from one source address (strongSwan's cookie_threshold_ip)
+    cookie_threshold_ip: int = 3
+    # a source address with this many half-open SAs has its further IKE_SA_INITs dropped, even
+    # with a valid cookie (strongSwan's block_threshold; RELIABILITY.md §7)
+    block_threshold: int = 5
+    # above this many half-open SAs in all, new IKE_SA_INITs are dropped (strongSwan's
+    # init_limit_half_open, there 0 = unlimited). Finite by default (RELIABILITY.md §7: about ten
+    # times the handshakes per second we can complete): a cookie-answering flood then holds at
+    # most this many SAs (a few KB each, released after half_open_timeout) and this much DH work
+    # per timeout, while established SAs and retransmissions of known half-open SAs still work.
+    init_limit_half_open: int = 1000
     half_open_timeout: float = 30.0
+    # IKE fragments (RFC 7383) held for reassembly across all SAs; beyond it new fragments are
+    # dropped and counted (each SA and direction also has its own limit, ike.fragment)
+    fragment_budget: int = 4 * 1024 * 1024
     nat_t_port: int = 4500
     keepalive_interval: float = 20.0  # NAT keepalives when we are behind a NAT (RFC 3948 §4); 0: off
     fragment_size: int = 1280  # largest IKE datagram before fragmenting (RFC 7383 §2.5.1; IPv6 minimum MTU)

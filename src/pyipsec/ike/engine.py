@@ -14,10 +14,25 @@ Messages that do not decode, or that arrive for an unknown SPI, are dropped and 
 (there is nobody to answer, RFC 7296 §2.21).
 
 New IKE_SA_INIT requests create responder SAs, unless more than ``cookie_threshold`` are
-half-open: then a stateless COOKIE is demanded first (§2.6). Half-open SAs expire after
+half-open (or ``cookie_threshold_ip`` from the request's source address): then a stateless
+COOKIE is demanded first (§2.6). A request with a valid cookie is still dropped (counted in
+:class:`EngineStats`, no state, no answer) when its source address has ``block_threshold``
+half-open SAs, or when ``init_limit_half_open`` SAs are half-open in all (strongSwan's
+``block_threshold`` and ``init_limit_half_open``). Half-open SAs expire after
 ``half_open_timeout``. The engine's timers (one deadline: :meth:`next_deadline`) start
 Child SA rekeys and deletes at their soft and hard lifetimes, IKE rekeys, reauthentication
 (``tasks.ike_reauth``), DPD, NAT keepalives, and retransmissions (the task manager's).
+
+Work per call does not grow with the number of SAs (a cookie-answering flood makes thousands;
+a gateway holds thousands of established ones). An SA reports every change that matters
+outside it (a new state, a timer, an event, a message queued or sent) with ``IkeSa.touch``
+(``ike.sa``), which lands in the engine's *touched* set; at the end of each call
+(:meth:`_drain`) only the touched SAs are looked at: their datagrams and events collected,
+their deadline recomputed into a heap (``ike.deadlines``), closed ones forgotten by their own
+table keys. :meth:`next_deadline` is the heap's top, :meth:`handle_timer` visits only the SAs
+whose deadline has come (and re-checks their real timers). The number of half-open SAs, in
+all and per source address, is kept up to date by the same hook. ``EngineStats`` counts the
+deadlines computed and the SAs visited by timers, so tests can check the work per event.
 
 The runtime needs nothing but this module's API: :meth:`initiate` returns the new SA's id,
 :meth:`list_sas` describes every SA (``ike.info``), :meth:`handle_signal` takes the data
@@ -38,7 +53,9 @@ from pyipsec.iana.ikev2 import ExchangeType, NotifyType
 from pyipsec.ike.config import ConnectionConfig, EngineConfig
 from pyipsec.ike.cookies import CookieJar
 from pyipsec.ike.credentials import CredentialStore
+from pyipsec.ike.deadlines import DeadlineQueue
 from pyipsec.ike.events import ChildSaSignal, CloseCause, Event, NatKeepalive, SignalKind
+from pyipsec.ike.fragment import FragmentBudget
 from pyipsec.ike.info import IkeSaInfo, describe
 from pyipsec.ike.lookups import Answer
 from pyipsec.ike.manager import TaskManager
@@ -75,6 +92,14 @@ class EngineStats:
         self.unknown_spi = 0
         self.cookies_sent = 0
         self.half_open_expired = 0
+        self.init_blocked = 0  # IKE_SA_INITs dropped: their source has block_threshold half-open SAs
+        self.init_over_limit = 0  # IKE_SA_INITs dropped: init_limit_half_open SAs are half-open
+        # work counters (for tests of the work per event, not for operators)
+        self.deadlines_computed = 0  # SAs whose deadline was (re)computed
+        self.timer_visits = 0  # SAs visited by handle_timer
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(vars(self))
 
 
 class IkeEngine:
@@ -99,12 +124,22 @@ class IkeEngine:
             eap_server=eap_server,
             new_ike_spi=self._new_spi,
             sas=self.sas,
+            touched=self._touched,
+            fragments=FragmentBudget(config.fragment_budget),
         )
         self._sas: dict[bytes, IkeSa] = {}  # by our SPI
-        self._half_open: dict[tuple[bytes, Endpoint], IkeSa] = {}
+        self._by_id: dict[int, IkeSa] = {}  # every registered SA
+        self._keys: dict[int, tuple[bytes, ...]] = {}  # SA id → its keys in ``_sas``
+        self._half_open: dict[tuple[bytes, Endpoint], IkeSa] = {}  # IKE_SA_INIT (SPIi, source) → SA
+        self._init_key: dict[int, tuple[bytes, Endpoint]] = {}  # SA id → its key in ``_half_open``
+        self._half_open_src: dict[int, IPAddress] = {}  # half-open responder SAs → source address
+        self._half_open_per_src: dict[IPAddress, int] = {}
+        self._dirty: dict[int, IkeSa] = {}  # touched since the last drain
+        self._timers = DeadlineQueue()  # SA id → its next deadline
         self._cookies = CookieJar(rng)
         self.stats = EngineStats()
         self._out: list[Datagram] = []
+        self._blocked_logged = -1.0  # when the last "blocked" line was logged (rate limit)
 
     # -- queries --------------------------------------------------------------------------------
 
@@ -115,20 +150,45 @@ class IkeEngine:
     def sas(self) -> list[IkeSa]:
         """Every IKE SA, oldest first (the objects themselves: for tests and the engine's own use;
         the daemon reads :meth:`list_sas`)."""
-        return sorted({id(s): s for s in self._sas.values()}.values(), key=lambda s: s.sa_id)
+        return sorted(self._by_id.values(), key=lambda s: s.sa_id)
 
     def sa(self, sa_id: int) -> IkeSa | None:
-        return next((s for s in self._sas.values() if s.sa_id == sa_id), None)
+        return self._by_id.get(sa_id)
+
+    @property
+    def fragments(self) -> FragmentBudget:
+        """IKE fragments held for reassembly by all SAs: bytes used, the limit, drops."""
+        return self.ctx.fragments
+
+    @property
+    def sa_count(self) -> int:
+        return len(self._by_id)
+
+    @property
+    def half_open(self) -> int:
+        """Responder SAs between the first IKE_SA_INIT and the end of IKE_AUTH."""
+        return len(self._half_open_src)
+
+    def half_open_from(self, ip: IPAddress) -> int:
+        return self._half_open_per_src.get(ip, 0)
 
     def list_sas(self, connection: str | None = None) -> list[IkeSaInfo]:
         """A snapshot of every IKE SA (of ``connection``) and its Child SAs, like swanctl --list-sas."""
         return [describe(sa) for sa in self.sas() if connection is None or sa.name == connection]
 
     def next_deadline(self) -> float | None:
-        deadlines = [d for s in self.sas() if (d := self._sa_deadline(s)) is not None]
-        return min(deadlines, default=None)
+        self._refresh_deadlines()
+        return self._timers.peek()
+
+    def _refresh_deadlines(self) -> None:
+        """Deadlines of SAs touched outside a call (a test setting a timer): recompute them,
+        leaving the SAs touched for the next drain."""
+        for sa in self._dirty.values():
+            if self._by_id.get(sa.sa_id) is sa and sa.state is not IkeSaState.CLOSED:
+                self._timers.set(sa.sa_id, self._sa_deadline(sa))
 
     def _sa_deadline(self, sa: IkeSa) -> float | None:
+        self.stats.deadlines_computed += 1
         times = [self.tasks.deadline(sa)]
         if not sa.initiator and sa.state is IkeSaState.CONNECTING:
             times.append(sa.created_at + self.config.half_open_timeout)
@@ -152,8 +212,12 @@ class IkeEngine:
     # -- API: starting and ending -----------------------------------------------------------------
 
     def reconfigure(self, config: EngineConfig) -> None:
-        """New configuration for new SAs; existing SAs keep theirs."""
+        """New configuration for new SAs; existing SAs keep theirs (but the engine's timeouts
+        and keepalive interval apply to all: every deadline is recomputed, O(n) once)."""
         self.ctx.config = config
+        self.ctx.fragments.limit = config.fragment_budget
+        for sa in self._by_id.values():
+            self._timers.set(sa.sa_id, self._sa_deadline(sa))
 
     def initiate(
         self, connection: str, now: float, *, local: Endpoint | None = None, remote: Endpoint | None = None
@@ -189,7 +253,7 @@ class IkeEngine:
             now=self.ctx.now,
         )
         sa.apply(IkeEvent.CONNECT)
-        self._sas[sa.spi_i] = sa
+        self._add(sa, sa.spi_i)
         return sa
 
     def reauthenticate(self, sa_id: int, now: float) -> Output:
@@ -342,7 +406,11 @@ class IkeEngine:
     def handle_timer(self, now: float) -> Output:
         self.ctx.now = now
         self._cookies.rotate_if_due(now)
-        for sa in self.sas():
+        self._refresh_deadlines()
+        due = [sa for k in self._timers.pop_due(now) if (sa := self._by_id.get(k)) is not None]
+        for sa in sorted(due, key=lambda s: s.sa_id):
+            self.stats.timer_visits += 1
+            sa.touch()  # its deadline is recomputed whatever happens
             half_open = not sa.initiator and sa.state is IkeSaState.CONNECTING
             if half_open and now >= sa.created_at + self.config.half_open_timeout:
                 self.stats.half_open_expired += 1
@@ -383,7 +451,7 @@ class IkeEngine:
         keepalive_at = self._keepalive_at(sa)
         if keepalive_at is not None and now >= keepalive_at:
             sa.last_sent = now
-            sa.events.append(NatKeepalive(sa.sa_id, sa.local, sa.remote))
+            sa.emit(NatKeepalive(sa.sa_id, sa.local, sa.remote))
         if sa.dpd_at is not None and now >= sa.dpd_at:
             sa.dpd_at = None
             if not self.tasks.busy(sa):
@@ -446,7 +514,7 @@ class IkeEngine:
     def _initial_contact(self, sa: IkeSa) -> None:
         """The peer restarted: its older SAs with us are stale, drop them silently (RFC 7296 §2.4)."""
         sa.initial_contact = False
-        for other in self.sas():
+        for other in list(self._by_id.values()):
             if sa.same_peer(other) and other.was_established:
                 reason = f"replaced by IKE SA #{sa.sa_id}: the peer sent INITIAL_CONTACT"
                 self.tasks.close(other, CloseCause.INITIAL_CONTACT, reason)
@@ -466,14 +534,27 @@ class IkeEngine:
         if existing is not None and existing.state is not IkeSaState.CLOSED:
             self.tasks.receive(existing, msg, now)  # a retransmission: answered from the cache
             return
-        candidates = tuple(
-            c
-            for c in self.config.connections.values()
-            if c.matches_addresses(str(dgram.local.ip), str(dgram.remote.ip))
+        config, src = self.config, dgram.remote.ip
+        crowded = (
+            self.half_open >= config.cookie_threshold
+            or self.half_open_from(src) >= config.cookie_threshold_ip
         )
-        if self._half_open_count() >= self.config.cookie_threshold and not self._cookie_ok(msg, dgram):
+        if crowded and not self._cookie_ok(msg, dgram):
             self._send_cookie(msg, dgram)
             return
+        if self.half_open_from(src) >= config.block_threshold:
+            self.stats.init_blocked += 1
+            self._log_dropped(now, f"{src} has {config.block_threshold} half-open IKE SAs (block_threshold)")
+            return
+        if self.half_open >= config.init_limit_half_open:
+            self.stats.init_over_limit += 1
+            self._log_dropped(now, f"{self.half_open} IKE SAs are half-open (init_limit_half_open)")
+            return
+        candidates = tuple(
+            c
+            for c in config.connections.values()
+            if c.matches_addresses(str(dgram.local.ip), str(dgram.remote.ip))
+        )
         sa = IkeSa(
             self.ctx,
             initiator=False,
@@ -486,12 +567,23 @@ class IkeEngine:
             now=now,
         )
         sa.apply(IkeEvent.CONNECT)
-        self._sas[sa.spi_r] = sa
         self._half_open[key] = sa
+        self._init_key[sa.sa_id] = key
+        self._add(sa, sa.spi_r)
         self._guarded(sa, lambda: self.tasks.receive(sa, msg, now))
 
-    def _half_open_count(self) -> int:
-        return sum(1 for s in self._sas.values() if not s.initiator and s.state is IkeSaState.CONNECTING)
+    def _log_dropped(self, now: float, why: str) -> None:
+        """One line per second at most for dropped IKE_SA_INITs (a flood must not flood the log)."""
+        if now - self._blocked_logged < 1.0:
+            return
+        self._blocked_logged = now
+        stats = self.stats
+        _log.warning(
+            "dropping IKE_SA_INIT requests: %s (%d by source, %d by the global limit so far)",
+            why,
+            stats.init_blocked,
+            stats.init_over_limit,
+        )
 
     def _cookie_ok(self, msg: Message, dgram: Datagram) -> bool:
         cookie = msg.payloads[0] if msg.payloads else None
@@ -520,6 +612,36 @@ class IkeEngine:
 
     # -- plumbing ---------------------------------------------------------------------------------
 
+    def _touched(self, sa: IkeSa) -> None:
+        """``IkeSa.touch``: remember the SA for the drain; keep the half-open counts exact."""
+        if self._by_id.get(sa.sa_id) is not sa:
+            return  # not (yet) ours: a rekey's new SA is registered when it is adopted
+        self._dirty[sa.sa_id] = sa
+        half_open = not sa.initiator and sa.state is IkeSaState.CONNECTING
+        if half_open != (sa.sa_id in self._half_open_src):
+            if half_open:
+                self._half_open_src[sa.sa_id] = src = sa.remote.ip
+                self._half_open_per_src[src] = self._half_open_per_src.get(src, 0) + 1
+            else:
+                self._release_half_open(sa.sa_id)
+
+    def _release_half_open(self, sa_id: int) -> None:
+        src = self._half_open_src.pop(sa_id, None)
+        if src is None:
+            return
+        left = self._half_open_per_src[src] - 1
+        if left:
+            self._half_open_per_src[src] = left
+        else:
+            del self._half_open_per_src[src]
+
+    def _add(self, sa: IkeSa, spi: bytes) -> None:
+        """Register ``sa`` under ``spi`` in the SPI table."""
+        self._sas[spi] = sa
+        self._by_id[sa.sa_id] = sa
+        self._keys[sa.sa_id] = (*self._keys.get(sa.sa_id, ()), spi)
+        sa.touch()
+
     def _new_spi(self) -> bytes:
         while True:
             spi = self.ctx.rng.random_bytes(8)
@@ -527,16 +649,21 @@ class IkeEngine:
                 return spi
 
     def _drain(self) -> Output:
-        """Collect what the SAs produced; forget closed SAs (after their reauthentication
-        bookkeeping: a failed one leaves the old SA to try again, a finished one lets the new
-        SA's Child SAs send)."""
-        sas = list({id(s): s for s in self._sas.values()}.values())
-        for sa in sas:
-            if sa.state is IkeSaState.CLOSED:
-                ike_reauth.closed(sa)
+        """Collect what the touched SAs produced, recompute their deadlines; forget closed SAs
+        (after their reauthentication bookkeeping: a failed one leaves the old SA to try again,
+        a finished one lets the new SA's Child SAs send; that bookkeeping may touch others)."""
+        touched: dict[int, IkeSa] = {}
+        while self._dirty:
+            batch, self._dirty = self._dirty, {}
+            for sa_id, sa in batch.items():
+                if sa_id not in touched and sa.state is IkeSaState.CLOSED:
+                    ike_reauth.closed(sa)
+            touched.update(batch)
         out, self._out = self._out, []
         events: list[Event] = []
-        for sa in sas:
+        for sa in sorted(touched.values(), key=lambda s: s.sa_id):
+            if self._by_id.get(sa.sa_id) is not sa:
+                continue
             sent = self.tasks.take_outbox(sa)
             if sent:
                 out.extend(sent)
@@ -546,18 +673,48 @@ class IkeEngine:
                 sa.events.clear()
             if sa.state is IkeSaState.CLOSED:
                 self._forget(sa)
+            else:
+                self._timers.set(sa.sa_id, self._sa_deadline(sa))
+        self._dirty.clear()  # (``last_sent`` above touched them again)
         return Output(tuple(out), tuple(events))
 
     def _register(self, sa: IkeSa) -> None:
         """An IKE SA created by a rekey joins the SPI table."""
-        self._sas[sa.our_spi] = sa
+        self._add(sa, sa.our_spi)
 
     def _forget(self, sa: IkeSa) -> None:
-        for table_key in [k for k, v in self._sas.items() if v is sa]:
-            del self._sas[table_key]
-        for ho_key in [k for k, v in self._half_open.items() if v is sa]:
-            del self._half_open[ho_key]
+        """Remove a closed SA from every table, by its own keys."""
+        for spi in self._keys.pop(sa.sa_id, ()):
+            if self._sas.get(spi) is sa:
+                del self._sas[spi]
+        key = self._init_key.pop(sa.sa_id, None)
+        if key is not None and self._half_open.get(key) is sa:
+            del self._half_open[key]
+        del self._by_id[sa.sa_id]
+        self._release_half_open(sa.sa_id)
+        self._timers.discard(sa.sa_id)
+        self._dirty.pop(sa.sa_id, None)
         self.tasks.forget(sa)
+
+    def audit(self) -> list[str]:
+        """Check the incremental bookkeeping against a full scan (O(n): for tests): every SA's
+        recorded deadline is its real one, nothing is left undrained, the half-open counts
+        are right. Returns what is wrong."""
+        wrong: list[str] = []
+        for sa in self._by_id.values():
+            real, recorded = self._sa_deadline(sa), self._timers.get(sa.sa_id)
+            if sa.sa_id not in self._dirty and real != recorded:
+                wrong.append(f"IKE SA #{sa.sa_id} ({sa.state.name}): deadline {recorded}, really {real}")
+            if sa.events or self.tasks.has_outbox(sa):
+                wrong.append(f"IKE SA #{sa.sa_id}: undrained events or datagrams")
+        half_open = {
+            s.sa_id for s in self._by_id.values() if not s.initiator and s.state is IkeSaState.CONNECTING
+        }
+        if half_open != set(self._half_open_src):
+            wrong.append(f"half-open SAs {sorted(half_open)}, counted {sorted(self._half_open_src)}")
+        if set(self._sas.values()) - set(self._by_id.values()):
+            wrong.append("an SA in the SPI table is not registered")
+        return wrong
 
 
 def _first_concrete(addrs: tuple[str, ...], key: str, conn: ConnectionConfig) -> str:

@@ -15,7 +15,6 @@ receive are reassembled (per direction).
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -47,18 +46,29 @@ class InFlight:
 
 
 class Exchanger:
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name == "inflight":  # a new retransmission deadline, or none
+            self.sa.touch()
+
     def __init__(self, sa: IkeSa) -> None:
         self.sa = sa
         self.next_out = 0
         self.next_in = 0
-        self.queue: deque[QueueItem] = deque()
+        self.queue: list[QueueItem] = []  # (a few items at most: a list is smaller than a deque)
         self.inflight: InFlight | None = None
         self.cached: tuple[int, list[bytes]] | None = None
         self.dropped = 0  # messages dropped (bad ICV, unexpected IDs, malformed plaintext)
         self.in_response = False  # processing a response: what it queues waits until it is done
         self.outbox: list[Datagram] = []
         self._protect: tuple[SkProtector, SkProtector] | None = None  # (out, in)
-        self._reassembly = {False: Reassembler(), True: Reassembler()}  # requests / responses
+        self._reassembly: dict[bool, Reassembler] = {}  # requests / responses, made on first use
+
+    def release(self) -> None:
+        """The SA is gone: fragments collected for it go back to the engine's budget."""
+        for collector in self._reassembly.values():
+            collector.release()
+        self._reassembly.clear()
 
     def busy(self) -> bool:
         return self.inflight is not None or bool(self.queue)
@@ -75,6 +85,7 @@ class Exchanger:
     def send(self, packets: list[bytes], to: tuple[Endpoint, Endpoint] | None = None) -> None:
         local, remote = to or (self.sa.local, self.sa.remote)
         self.outbox.extend(Datagram(local, remote, p) for p in packets)
+        self.sa.touch()
 
     def encode(
         self, exchange: ExchangeType, message_id: int, *, response: bool, payloads: list[Payload]
@@ -148,7 +159,11 @@ class Exchanger:
             last = msg.payloads[-1] if msg.payloads else None
             if isinstance(last, EncryptedFragment):
                 piece = protect[1].unprotect_fragment(msg)
-                whole = self._reassembly[msg.is_response].add(msg.message_id, piece)
+                collector = self._reassembly.get(msg.is_response)
+                if collector is None:
+                    collector = Reassembler(budget=self.sa.ctx.fragments)
+                    self._reassembly[msg.is_response] = collector
+                whole = collector.add(msg.message_id, piece)
                 if whole is None:
                     return None  # waiting for more fragments
                 inner = whole

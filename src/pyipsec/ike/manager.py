@@ -154,17 +154,25 @@ class TaskManager:
         return ex
 
     def forget(self, sa: IkeSa) -> None:
-        self._exchangers.pop(sa.sa_id, None)
+        ex = self._exchangers.pop(sa.sa_id, None)
+        if ex is not None:
+            ex.release()
         at = self._parked.pop(sa.sa_id, None)
         if at is not None:
             self._tickets.pop(at.ticket, None)
 
     def deadline(self, sa: IkeSa) -> float | None:
-        fl = self.exchanger(sa).inflight
+        ex = self._exchangers.get(sa.sa_id)
+        fl = ex.inflight if ex is not None else None
         return fl.deadline if fl is not None else None
 
     def busy(self, sa: IkeSa) -> bool:
-        return self.exchanger(sa).busy()
+        ex = self._exchangers.get(sa.sa_id)
+        return ex is not None and ex.busy()
+
+    def has_outbox(self, sa: IkeSa) -> bool:
+        ex = self._exchangers.get(sa.sa_id)
+        return ex is not None and bool(ex.outbox)
 
     def take_outbox(self, sa: IkeSa) -> list[Datagram]:
         ex = self._exchangers.get(sa.sa_id)
@@ -265,7 +273,7 @@ class TaskManager:
             and ex.queue
             and sa.state is not _S.CLOSED
         ):
-            item = ex.queue.popleft()
+            item = ex.queue.pop(0)
             if isinstance(item, Step):
                 item.run(sa)
             else:
@@ -461,7 +469,7 @@ class TaskManager:
         self._parked[sa.sa_id] = replace(at, ticket=ticket)
         self._tickets[ticket] = sa.sa_id
         sa.log.debug("waiting for %s (ticket %d)", type(wait.lookup).__name__, ticket)
-        sa.events.append(LookupNeeded(sa.sa_id, ticket, wait.lookup))
+        sa.emit(LookupNeeded(sa.sa_id, ticket, wait.lookup))
 
     def waiting_sa(self, ticket: int) -> int | None:
         """The IKE SA whose exchange waits for ``ticket``, if it still does."""

@@ -44,6 +44,7 @@ from pyipsec.ike.events import (
     IkeSaClosed,
     Replacement,
 )
+from pyipsec.ike.fragment import FragmentBudget
 from pyipsec.ike.keymat import IkeKeys
 from pyipsec.ike.pools import AddressPools, MemoryPools
 from pyipsec.ike.proposal import ChosenProposal
@@ -90,6 +91,11 @@ class EngineContext:
     now: float = 0.0  # the time of the call being processed, set by the engine
     new_ike_spi: Callable[[], bytes] = field(default=lambda: b"")  # a fresh SPI unique in the engine
     sas: Callable[[], list[IkeSa]] = field(default=lambda: [])  # every IKE SA of the engine
+    # the engine's hook: this SA changed (state, a timer, an event, a message queued or sent), so
+    # its deadline, output and events are looked at again when the call ends (see IkeSa.touch)
+    touched: Callable[[IkeSa], None] = field(default=lambda sa: None)
+    # IKE fragments held for reassembly by all SAs (RFC 7383; ike.fragment)
+    fragments: FragmentBudget = field(default_factory=lambda: FragmentBudget(4 * 1024 * 1024))
     # MOBIKE (RFC 4555 §3.6): our usable local addresses as the daemon last reported them;
     # None until it does (then we announce no list at all rather than a wrong one)
     local_addresses: tuple[IPAddress, ...] | None = None
@@ -104,12 +110,47 @@ class EngineContext:
 
 
 class SaLogAdapter(logging.LoggerAdapter[logging.Logger]):
+    """Puts ``prefix`` (which SA a line is about) in front of every line."""
+
+    def __init__(self, logger: logging.Logger, prefix: str = "") -> None:
+        super().__init__(logger, None)
+        self.prefix = prefix
+
     def process(self, msg: str, kwargs: MutableMapping[str, Any]) -> tuple[str, MutableMapping[str, Any]]:
-        return f"{self.extra['prefix'] if self.extra else ''} {msg}", kwargs
+        return f"{self.prefix} {msg}", kwargs
+
+
+# What an IKE SA's deadline is computed from (``IkeEngine._sa_deadline``), and the relations that
+# reauthentication follows: setting one of these marks the SA touched (``IkeSa.__setattr__``).
+_IKE_WATCHED = frozenset(
+    {
+        "state",
+        "initiator",
+        "created_at",
+        "rekey_at",
+        "dpd_at",
+        "reauth_at",
+        "redundant_at",
+        "last_sent",
+        "nat_local",
+        "reauth_of",
+        "reauth_by",
+    }
+)
+_CHILD_WATCHED = frozenset({"state", "rekey_at", "expire_at", "owner"})
 
 
 class ChildSa:
-    """One negotiated (or negotiating) Child SA pair: our inbound SPI and the peer's."""
+    """One negotiated (or negotiating) Child SA pair: our inbound SPI and the peer's.
+
+    Its lifetimes and state are part of its IKE SA's deadline: setting them touches the owner."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name in _CHILD_WATCHED:
+            owner = self.__dict__.get("owner")
+            if owner is not None:
+                owner.touch()
 
     def __init__(self, *, child_id: int, config: ChildConfig, spi_in: bytes) -> None:
         self.child_id = child_id
@@ -139,7 +180,103 @@ class ChildSa:
 
 
 class IkeSa:
-    """One IKE SA, from its first message to its deletion."""
+    """One IKE SA, from its first message to its deletion.
+
+    The engine does per call only the work of the SAs that call touched (DESIGN.md §1): an SA
+    tells it with :meth:`touch`, which runs whenever the SA changes state or a timer
+    (``__setattr__`` on the watched attributes), emits an event (:meth:`emit`, the only way
+    to add one), or its exchanger queues or sends a message. Code that changes what decides an
+    SA's deadline must go through one of these."""
+
+    # attributes in slots, not a __dict__: thousands of half-open SAs each save about 1 KB
+    __slots__ = (
+        "__weakref__",  # (tests check that nothing keeps a closed SA alive)
+        "announced_addresses",
+        "arrived",
+        "auth_complete",
+        "auth_first_request",
+        "candidates",
+        "children",
+        "close_reason",
+        "connection",
+        "cookie",
+        "cp_failed",
+        "created_at",
+        "ctx",
+        "dpd_at",
+        "eap_identity",
+        "eap_only",
+        "eap_peer",
+        "eap_server",
+        "encr",
+        "established_at",
+        "events",
+        "first_child",
+        "framed_addresses",
+        "init_request",
+        "init_response",
+        "initial_contact",
+        "initiator",
+        "integ",
+        "ke",
+        "ke_group",
+        "ke_tried",
+        "keys",
+        "last_sent",
+        "leases",
+        "local",
+        "local_id",
+        "log",
+        "nat_local",
+        "nat_remote",
+        "nonce_i",
+        "nonce_r",
+        "original_initiator",
+        "our_id_payload",
+        "peer_addresses",
+        "peer_addresses_known",
+        "peer_fragmentation",
+        "peer_hashes",
+        "peer_id_payload",
+        "peer_mobike",
+        "peer_multiple_auth",
+        "peer_rekey",
+        "peer_round",
+        "peer_rounds_done",
+        "prf",
+        "proposal",
+        "reauth_at",
+        "reauth_by",
+        "reauth_children",
+        "reauth_of",
+        "redundant_at",
+        "rekey_at",
+        "remote",
+        "remote_id",
+        "sa_id",
+        "shared_secret",
+        "spi_i",
+        "spi_r",
+        "state",
+        "verified_remote",
+        "vips_asked",
+        "vips_requested",
+        "virtual_ips",
+    )
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name in _IKE_WATCHED:
+            self.ctx.touched(self)
+
+    def touch(self) -> None:
+        """This SA changed: the engine recomputes its deadline and collects its output."""
+        self.ctx.touched(self)
+
+    def emit(self, event: Event) -> None:
+        """Report ``event`` to the outside world (drained by the engine at the end of the call)."""
+        self.events.append(event)
+        self.ctx.touched(self)
 
     def __init__(
         self,
@@ -176,7 +313,7 @@ class IkeSa:
         self.proposal: ChosenProposal | None = None
         self.ke_group = KeId.NONE
         self.ke: KeInitiator | None = None
-        self.ke_tried: set[KeId] = set()
+        self.ke_tried: tuple[KeId, ...] = ()
         self.nonce_i = b""
         self.nonce_r = b""
         self.init_request = b""
@@ -221,7 +358,7 @@ class IkeSa:
         self.peer_addresses: tuple[IPAddress, ...] = ()
         self.peer_addresses_known = False
         self.announced_addresses: tuple[IPAddress, ...] | None = None
-        self.verified_remote: set[IPAddress] = {remote.ip}
+        self.verified_remote: tuple[IPAddress, ...] = (remote.ip,)
 
         # IKE_AUTH in several rounds (EAP, RFC 7296 §2.16; several authentications, RFC 4739)
         self.auth_first_request: Message | None = None  # responder: carries the CP and Child SA requests
@@ -246,7 +383,7 @@ class IkeSa:
 
         self.events: list[Event] = []
         self.close_reason = ""
-        self.log = SaLogAdapter(_log, {"prefix": ""})
+        self.log = SaLogAdapter(_log)
         self.update_log_prefix()
 
     # -- identity and logging -----------------------------------------------------------------
@@ -264,9 +401,7 @@ class IkeSa:
         return self.established_at is not None
 
     def update_log_prefix(self) -> None:
-        self.log.extra = {
-            "prefix": f"{self.name}[{self.sa_id}] {self.spi_i.hex()}_i {self.spi_r.hex()}_r {self.remote}"
-        }
+        self.log.prefix = f"{self.name}[{self.sa_id}] {self.spi_i.hex()}_i {self.spi_r.hex()}_r {self.remote}"
 
     def set_connection(self, conn: ConnectionConfig) -> None:
         self.connection = conn
@@ -304,6 +439,11 @@ class IkeSa:
         if self.original_initiator and self.remote.port != port:
             self.remote = self.remote.with_port(port)
             self.update_log_prefix()
+
+    def verify_remote(self, ip: IPAddress) -> None:
+        """MOBIKE: ``ip`` is known to reach the peer (return routability, RFC 4555 §3.5)."""
+        if ip not in self.verified_remote:
+            self.verified_remote = (*self.verified_remote, ip)
 
     def new_spi_in(self) -> bytes:
         """A fresh ESP SPI for one of our inbound Child SAs (never 0..255, RFC 4303 §2.1)."""
@@ -394,7 +534,7 @@ class IkeSa:
         self.update_log_prefix()  # the prefix names the peer's address
         for child in self.children.values():
             if child.state in (ChildSaState.INSTALLED, ChildSaState.REKEYING, ChildSaState.REKEYED):
-                self.events.append(
+                self.emit(
                     ChildSaAddressesChanged(
                         self.sa_id,
                         self.name,
@@ -413,7 +553,7 @@ class IkeSa:
         if child.outbound_active or child.state not in _LIVE:
             return
         child.outbound_active = True
-        self.events.append(ChildSaOutboundActivated(self.sa_id, self.name, child.child_id, child.spi_out))
+        self.emit(ChildSaOutboundActivated(self.sa_id, self.name, child.child_id, child.spi_out))
 
     # -- ending ---------------------------------------------------------------------------------
 
@@ -436,7 +576,7 @@ class IkeSa:
     def _removed(self, child: ChildSa, reason: str) -> None:
         """Report ``child`` gone from the data plane, with what replaced it."""
         replaced_by = self.replacement_for(child)
-        self.events.append(
+        self.emit(
             ChildSaRemoved(
                 self.sa_id,
                 self.name,
@@ -474,5 +614,5 @@ class IkeSa:
         for pool, addr in self.leases:
             self.ctx.pools.release(pool, addr)
         self.leases.clear()
-        self.events.append(IkeSaClosed(self.sa_id, self.name, cause, reason, self.was_established))
+        self.emit(IkeSaClosed(self.sa_id, self.name, cause, reason, self.was_established))
         self.log.info("IKE SA closed: %s", reason)

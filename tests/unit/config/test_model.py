@@ -21,6 +21,7 @@ from pyipsec.config.model import (
     SendCert,
     StartAction,
 )
+from pyipsec.daemon.build import build_engine_config
 from pyipsec.iana.ikev2 import IdType, ProtocolId
 from pyipsec.iana.transforms import EncrId, KeId
 from pyipsec.ike.proposal_text import parse_proposals
@@ -237,6 +238,37 @@ def test_settings_checks() -> None:
         {"settings": {"listen": "192.0.2.1", "half_open_timeout": "1m"}}
     ).settings
     assert settings.listen == (IPv4Address("192.0.2.1"),) and settings.half_open_timeout == 60
+
+
+def test_flood_limits_are_settings_with_finite_defaults() -> None:
+    """block_threshold, init_limit_half_open, the fragment budget (issue 16): defaults as in
+    RELIABILITY.md §7, validated, and passed on to the engine."""
+    s = Config.model_validate({}).settings
+    assert (s.cookie_threshold_ip, s.block_threshold, s.init_limit_half_open) == (3, 5, 1000)
+    assert s.ike_fragment_budget == 4 * 1024 * 1024
+    bad = {
+        "block_threshold": 0,
+        "init_limit_half_open": 0,
+        "ike_fragment_budget": 10,
+        "cookie_threshold_ip": -1,
+    }
+    assert sorted(loc for loc, _ in errors({"settings": bad})) == sorted(("settings", k) for k in bad)
+    assert [loc for loc, _ in errors({"settings": {"block_threshold": "5"}})] == [
+        ("settings", "block_threshold")
+    ]
+    cfg = Config.model_validate(
+        {
+            "settings": {
+                "block_threshold": 2,
+                "init_limit_half_open": 50,
+                "ike_fragment_budget": 65536,
+                "cookie_threshold_ip": 1,
+            }
+        }
+    )
+    engine, _ = build_engine_config(cfg)
+    assert (engine.block_threshold, engine.init_limit_half_open, engine.fragment_budget) == (2, 50, 65536)
+    assert engine.cookie_threshold_ip == 1
 
 
 def test_file_references(tmp_path: Path) -> None:

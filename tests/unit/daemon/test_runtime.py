@@ -204,6 +204,8 @@ def test_connections_and_stats(world: World, tmp_path: Path) -> None:
     stats = world.command(client, "stats")
     assert stats["udp_sent"] >= 1 and stats["udp_received"] >= 1 and stats["malformed"] == 0
     assert stats["dataplane"] == {} and stats["radius"] == {}  # (the recording sink has no totals)
+    assert (stats["half_open"], stats["init_blocked"], stats["init_over_limit"]) == (0, 0, 0)
+    assert (stats["ike_fragments_held"], stats["ike_fragments_over_budget"]) == (0, 0)
     with pytest.raises(Exception, match="unknown command"):
         world.command(client, "reboot")
 

@@ -374,7 +374,7 @@ class ChildCreateTask(Task):
         sa.log.info("Child SA %s failed: %s", child.name, reason)
         child.apply(ChildEvent.CLOSE)
         sa.children.pop(child.child_id, None)
-        sa.events.append(ChildSaFailed(sa.sa_id, sa.name, child.name, reason))
+        sa.emit(ChildSaFailed(sa.sa_id, sa.name, child.name, reason))
 
     def _install(self, sa: IkeSa, child: ChildSa, *, initiator: bool) -> None:
         """Derive the keys (from the IKE SA the exchange ran over, ``sa``) and report the Child SA
@@ -431,7 +431,7 @@ class ChildCreateTask(Task):
             _ts(child.remote_ts),
         )
         replaced = self.rekey or self.rekey_of
-        home.events.append(
+        home.emit(
             ChildSaInstalled(
                 home.sa_id,
                 home.name,

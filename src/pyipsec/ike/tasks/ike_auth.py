@@ -109,7 +109,7 @@ def _established(sa: IkeSa) -> None:
         format_chosen(sa.proposal),
         ", UDP-encapsulated" if sa.use_encap else "",
     )
-    sa.events.append(
+    sa.emit(
         IkeSaEstablished(
             sa.sa_id,
             sa.name,
@@ -262,7 +262,7 @@ class IkeAuthTask(Task):
             return self._our_round(sa, conn, resp)
         chain = verify_peer_auth(sa, conn.remote, resp, idr, _wall(sa))
         how = "certificate" if conn.remote.auth is AuthClass.PUBKEY else "pre-shared key"
-        sa.events.append(SaProgress(sa.sa_id, sa.name, "IKE_AUTH", f"{peer} authenticated by {how}"))
+        sa.emit(SaProgress(sa.sa_id, sa.name, "IKE_AUTH", f"{peer} authenticated by {how}"))
         return self._revocation_then(sa, conn.remote, chain, lambda: self._our_round(sa, conn, resp))
 
     def _our_round(self, sa: IkeSa, conn: ConnectionConfig, resp: Message) -> TaskStatus:
@@ -284,9 +284,7 @@ class IkeAuthTask(Task):
             if self._eap_only:
                 if not is_mutual(peer):
                     raise AuthenticationFailed("EAP-only authentication needs a mutual EAP method (EAP-TLS)")
-                sa.events.append(
-                    SaProgress(sa.sa_id, sa.name, "IKE_AUTH", f"{sa.remote_id} authenticated by EAP-TLS")
-                )
+                sa.emit(SaProgress(sa.sa_id, sa.name, "IKE_AUTH", f"{sa.remote_id} authenticated by EAP-TLS"))
             return self._round_done(sa, conn, resp)
         return self._eap_step(sa, conn, ours, resp)
 
@@ -322,7 +320,7 @@ class IkeAuthTask(Task):
         if peer.outcome is EapOutcome.SUCCESS:
             user = ours.eap_identity or str(self._idi_identity())
             detail = f"{method_name(ours.auth)} as {user}: accepted"
-            sa.events.append(SaProgress(sa.sa_id, sa.name, "EAP", detail))
+            sa.emit(SaProgress(sa.sa_id, sa.name, "EAP", detail))
             assert sa.prf is not None and self._idi is not None
             octets = signed_octets(sa, ours=True, id_payload=self._idi)
             data = psk_auth(sa.prf, peer.msk, octets)

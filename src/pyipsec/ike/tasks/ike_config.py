@@ -128,7 +128,7 @@ class IkeConfigTask(Task):
             raise FailedCpRequired("the gateway's CFG_REPLY holds no virtual IP")
         sa.virtual_ips = tuple(addrs)
         sa.log.info("virtual IP %s, DNS %s", ", ".join(map(str, addrs)), ", ".join(map(str, dns)) or "none")
-        sa.events.append(
+        sa.emit(
             VirtualIpAssigned(sa.sa_id, sa.name, tuple(addrs), tuple(dns), tuple(domains), tuple(subnets))
         )
         return TaskStatus.DONE

@@ -107,7 +107,7 @@ class IkeInitTask(Task):
             if sa.ke_group is KeId.NONE:
                 sa.ke_group = next((g for p in conn.proposals for g in p.ke), KeId.NONE)
             sa.ke = REGISTRY.ke(sa.ke_group).initiate(sa.ctx.rng)
-            sa.ke_tried.add(sa.ke_group)
+            sa.ke_tried = (*sa.ke_tried, sa.ke_group)
         if not sa.nonce_i:
             sa.nonce_i = sa.ctx.rng.random_bytes(NONCE_LEN)
         if sa.cookie:
@@ -174,7 +174,7 @@ class IkeInitTask(Task):
             if sa.nat_detected
             else ""
         )
-        sa.events.append(SaProgress(sa.sa_id, sa.name, "IKE_SA_INIT", f"{format_chosen(chosen)}{nat}"))
+        sa.emit(SaProgress(sa.sa_id, sa.name, "IKE_SA_INIT", f"{format_chosen(chosen)}{nat}"))
         if sa.nat_detected or conn.mobike:  # with MOBIKE, IKE always uses the NAT-T port (RFC 4555 §3.3)
             sa.float_to_nat_t()
         return TaskStatus.DONE
@@ -263,3 +263,6 @@ def _derive_keys(sa: IkeSa) -> None:
     sa.keys = derive_ike_keys(
         sa.prf, sa.encr, sa.integ, seed, ni=sa.nonce_i, nr=sa.nonce_r, spi_i=sa.spi_i, spi_r=sa.spi_r
     )
+    # the DH secret and private key have done their work (SKEYSEED): not kept, neither for
+    # memory (a half-open SA holds only what IKE_AUTH needs) nor as a secret lying around
+    sa.shared_secret, sa.ke = b"", None

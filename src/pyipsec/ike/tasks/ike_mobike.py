@@ -215,7 +215,7 @@ class UpdateSaAddressesTask(Task):
             raise InvalidSyntax("MOBIKE update failed: COOKIE2 mismatch in the response (RFC 4555)")
         if sa.arrived is not None:
             sa.remote = sa.arrived[1]
-        sa.verified_remote.add(sa.remote.ip)
+        sa.verify_remote(sa.remote.ip)
         read_address_list(sa, resp)
         apply_nat_detection(sa, resp)
         sa.log.info("MOBIKE: IKE SA and Child SAs moved to %s - %s", sa.local, sa.remote)
@@ -252,6 +252,6 @@ class ReturnRoutabilityTask(Task):
     def process_i(self, sa: IkeSa, resp: Message) -> TaskStatus:
         if not check_cookie2(sa, resp, self.cookie2, "return routability check"):
             raise InvalidSyntax("MOBIKE return routability check failed: COOKIE2 mismatch")
-        sa.verified_remote.add(self.addr)
+        sa.verify_remote(self.addr)
         sa.log.info("MOBIKE: return routability of %s verified", self.addr)
         return TaskStatus.DONE

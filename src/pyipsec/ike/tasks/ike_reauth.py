@@ -103,6 +103,8 @@ def closed(sa: IkeSa) -> None:
                     sa.close_reason,
                     delay,
                 )
+    if not sa.was_established:
+        return  # (a half-open SA was never reauthenticated: no need to look at every SA)
     for new in sa.ctx.sas():
         if new.reauth_of == sa.sa_id and new.active:
             for child in new.children.values():

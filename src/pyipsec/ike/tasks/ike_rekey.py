@@ -287,7 +287,7 @@ def _take_over(old: IkeSa, new: IkeSa) -> None:
         new.apply(IkeEvent.REAUTH_START)
     old.log.info("IKE SA rekeyed, replaced by #%d", new.sa_id)
     assert new.proposal is not None
-    new.events.append(
+    new.emit(
         IkeSaEstablished(
             new.sa_id,
             new.name,
