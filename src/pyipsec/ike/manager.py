@@ -9,11 +9,15 @@ SA state); it retransmits, and closes an SA whose peer never answers.
 
 Initiating (:meth:`_send_request`): every task of the exchange adds its payloads
 (``build_i``); the response goes to every task (``process_i``), which may ask for another
-round (NEED_MORE: EAP) or a rebuilt request (RETRY: COOKIE, INVALID_KE_PAYLOAD). What the
+round (NEED_MORE: EAP) or a rebuilt request (RETRY: COOKIE, INVALID_KE_PAYLOAD), or ignore an
+unauthenticated error answer (IGNORE: the request stays in flight, RFC 7296 §2.21.1). What the
 tasks queue while a response is processed waits until it is done.
 
-Responding (:meth:`_on_request`): ``process_r`` on every task, then ``build_r``; the response
-is cached for retransmitted requests; then ``after_response``. Errors are the single
+Responding (:meth:`_on_request`): a request whose (decrypted) payloads are out of place or
+repeated (``wire.rules``) is answered INVALID_SYNTAX; otherwise ``process_r`` on every task,
+then ``build_r``; the response is cached for retransmitted requests; then ``after_response``.
+An error answer to IKE_SA_INIT (unauthenticated) is not sent if it would be larger than the
+request (no amplification). Errors are the single
 boundary of DESIGN.md §7: an ``IkeError`` from a responder task becomes its Notify in the
 response (and ends an SA that is still being set up); from an initiator task it closes the SA,
 with a last INFORMATIONAL where RFC 7296 §2.21 asks for one (:meth:`fail`).
@@ -64,6 +68,7 @@ from pyipsec.wire.message import Message
 from pyipsec.wire.payloads.base import Payload
 from pyipsec.wire.payloads.notify import Notify
 from pyipsec.wire.payloads.sa import SecurityAssociation
+from pyipsec.wire.rules import MessageKind, check_payloads
 
 __all__ = ["RESPONDER_TASKS", "TaskManager"]
 
@@ -346,14 +351,18 @@ class TaskManager:
         sa.heard(now)
         if msg.exchange_type is ExchangeType.IKE_SA_INIT:
             sa.init_response = msg.raw
-        assert ex.inflight is not None
-        exchange = ex.inflight.exchange
+        waiting = ex.inflight
+        assert waiting is not None
+        exchange = waiting.exchange
         ex.inflight = None
-        self._process_response(sa, _Parked(0, exchange, plain, exchange.tasks, []), None)
+        self._process_response(sa, _Parked(0, exchange, plain, exchange.tasks, []), None, waiting)
 
-    def _process_response(self, sa: IkeSa, at: _Parked, answer: Answer | None) -> None:
+    def _process_response(
+        self, sa: IkeSa, at: _Parked, answer: Answer | None, waiting: InFlight | None = None
+    ) -> None:
         """Give the response to the exchange's tasks from ``at.index`` on (the first of them
-        resumes with ``answer`` if given), then act on their statuses."""
+        resumes with ``answer`` if given), then act on their statuses. ``waiting`` is the
+        request it answers: IGNORE puts it back in flight."""
         ex = self.exchanger(sa)
         exchange = at.exchange
         assert exchange is not None
@@ -378,6 +387,9 @@ class TaskManager:
             ex.next_out += 1
             sa.log.info("%s failed: %s", exchange.exchange_type.name, exc)
             self.fail(sa, exc, during=exchange.exchange_type)
+            return
+        if TaskStatus.IGNORE in statuses and waiting is not None:
+            ex.inflight = waiting  # an unauthenticated error answer: wait on (RFC 7296 §2.21.1)
             return
         if TaskStatus.RETRY in statuses:
             # a new request (INVALID_KE_PAYLOAD, COOKIE); only IKE_SA_INIT keeps message ID 0
@@ -407,7 +419,12 @@ class TaskManager:
             sa.init_request = msg.raw
         else:
             follow_peer(sa)
-        self._respond(sa, _Parked(0, None, plain, _responders(sa, plain), []), None)
+        try:
+            check_payloads(MessageKind.of(plain), plain.payloads)  # out of place, or repeated
+            tasks = _responders(sa, plain)
+        except InvalidSyntax as exc:
+            tasks = [_Refuse(exc)]
+        self._respond(sa, _Parked(0, None, plain, tasks, []), None)
 
     def _respond(self, sa: IkeSa, at: _Parked, answer: Answer | None) -> None:
         """``process_r`` on the tasks from ``at.index`` on (the first resumes with ``answer`` if
@@ -443,7 +460,9 @@ class TaskManager:
         packets = ex.encode(msg.exchange_type, msg.message_id, response=True, payloads=payloads)
         if msg.exchange_type is ExchangeType.IKE_SA_INIT:
             sa.init_response = packets[0]
-        ex.cached = (msg.message_id, packets)
+            if fatal is not None and len(packets[0]) > len(msg.raw):
+                packets = []  # an unauthenticated error answer is never larger than the request
+        ex.cached = (msg.message_id, msg.exchange_type, packets)
         ex.next_in += 1
         ex.send(packets, sa.arrived)  # to where it came from (RFC 7296 §2.11)
         if fatal is not None and sa.state in (_S.CREATED, _S.CONNECTING):
