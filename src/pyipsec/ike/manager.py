@@ -70,7 +70,11 @@ from pyipsec.wire.payloads.notify import Notify
 from pyipsec.wire.payloads.sa import SecurityAssociation
 from pyipsec.wire.rules import MessageKind, check_payloads
 
-__all__ = ["RESPONDER_TASKS", "TaskManager"]
+__all__ = ["MESSAGE_ID_REKEY", "RESPONDER_TASKS", "TaskManager"]
+
+_MAX_MESSAGE_ID = 0xFFFFFFFF
+MESSAGE_ID_REKEY = _MAX_MESSAGE_ID - 0xFFFF
+"""From this message ID on (ours or the peer's), an established IKE SA is rekeyed."""
 
 _S = IkeSaState
 _LIVE = frozenset({_S.ESTABLISHED, _S.REKEYING, _S.REAUTHENTICATING, _S.PENDING, _S.REDUNDANT})
@@ -261,8 +265,20 @@ class TaskManager:
         self.kick(sa)
 
     def kick(self, sa: IkeSa) -> None:
-        """Start the next queued exchange unless one is in flight (window size 1)."""
+        """Start the next queued exchange unless one is in flight (window size 1); first an IKE
+        rekey if the message IDs of either direction near 2^32 (RFC 7296 §2.2: the SA "MUST be
+        closed or rekeyed"; the new SA counts from 0 again)."""
         ex = self.exchanger(sa)
+        if (
+            max(ex.next_out, ex.next_in) >= MESSAGE_ID_REKEY
+            and sa.state is _S.ESTABLISHED
+            and ex.inflight is None
+            and not ex.in_response
+            and sa.sa_id not in self._parked
+        ):
+            sa.log.info("message IDs near 2^32: rekeying the IKE SA")
+            sa.apply(IkeEvent.REKEY_START)
+            ex.queue.appendleft(Exchange(ExchangeType.CREATE_CHILD_SA, [IkeRekeyTask()]))
         while (
             ex.inflight is None
             and not ex.in_response
@@ -278,6 +294,9 @@ class TaskManager:
 
     def _send_request(self, sa: IkeSa, exchange: Exchange) -> None:
         ex = self.exchanger(sa)
+        if ex.next_out > _MAX_MESSAGE_ID:  # the rekey above did not happen in time
+            self.close(sa, CloseCause.FAILED, "message IDs exhausted (2^32 requests sent)")
+            return
         payloads: list[Payload] = []
         for task in exchange.tasks:
             task.build_i(sa, payloads)
