@@ -1,4 +1,4 @@
-"""Unauthenticated input at the engine's door (RELIABILITY.md §5: A2, A3, A5, A7, B3, B7, E5, E6).
+"""Unauthenticated input at the engine's door (RELIABILITY.md §5: A1, A2, A3, A5, A7, B3, B7, E5, E6).
 
 Every message here is one an attacker can send without keys: a lying IKE header or payload
 length, an abused payload chain, a bad KE payload, a message out of state, a COOKIE that is
@@ -33,6 +33,7 @@ from pyipsec.wire.payloads.sa import SecurityAssociation
 from pyipsec.wire.payloads.unknown import UnknownPayload
 from pyipsec.wire.payloads.vendor import VendorId
 from tests.scenario.test_handshake_psk import pair
+from tests.scenario.test_hostile import MESSAGES
 from tests.support.engines import I_ADDR, R_ADDR, EnginePair, endpoint
 
 ZERO = bytes(8)
@@ -528,3 +529,20 @@ def test_an_unanswered_setup_fails_naming_the_unauthenticated_error() -> None:
     (closed,) = p.i.of(IkeSaClosed)
     assert "NO_PROPOSAL_CHOSEN" in closed.reason and "unauthenticated" in closed.reason
     assert p.i.engine.sas() == []
+
+
+# -- A1: truncation sweep through a live engine ---------------------------------------------------
+
+
+def test_every_prefix_of_every_captured_message_is_a_counted_drop() -> None:
+    """Each prefix (0 … L−1 octets) of each IKE message strongSwan sent in tests/captures —
+    IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL, both directions — through one
+    responder: nothing answered, no state, each datagram counted exactly once."""
+    p = pair()
+    sent = 0
+    for msg in MESSAGES:
+        for n in range(len(msg)):
+            assert _to_r(p, msg[:n]) == ()
+            sent += 1
+    assert sum(_stats(p)) == sent > 3000
+    assert p.r.engine.sas() == [] and p.r.events == []
