@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import random
 import tracemalloc
+from dataclasses import replace
 from ipaddress import IPv4Address
 
 import pytest
@@ -325,3 +326,19 @@ def test_a_delete_claiming_more_spis_than_it_holds_is_a_clean_drop() -> None:
         tracemalloc.stop()
     assert peak < 64 * 1024
     assert rex.dropped == 1 and rex.next_in == 2 and rsa.state is IkeSaState.ESTABLISHED
+
+
+def test_a_retransmitted_fragmented_request_gets_one_copy_of_the_response() -> None:
+    """Each retransmitted SKF fragment passes the ICV check, but only the first fragment makes
+    the responder resend its cached response: n fragments in, one response out, not n."""
+    p = pair()
+    for side in (p.i, p.r):
+        side.engine.reconfigure(replace(side.engine.config, fragment_size=120))
+    p.initiate()
+    p.run()
+    assert p.r.of(IkeSaEstablished)
+    request = [d for d in p.sent if d.payload[18] == 35 and str(d.remote.ip) == R_ADDR]
+    response = [d for d in p.sent if d.payload[18] == 35 and str(d.remote.ip) == I_ADDR]
+    assert len(request) > 2 and len(response) > 1
+    again = [d for frag in request for d in _to_r(p, frag.payload)]
+    assert [d.payload for d in again] == [d.payload for d in response]

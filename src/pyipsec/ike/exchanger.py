@@ -130,6 +130,9 @@ class Exchanger:
             return False
         if msg.exchange_type is not cached[1] or not self._authentic(msg):
             return False
+        last = msg.payloads[-1] if msg.payloads else None
+        if isinstance(last, EncryptedFragment) and last.fragment_number != 1:
+            return True  # one resend per retransmitted message, on its first fragment (as strongSwan)
         self.sa.log.debug(
             "retransmitted %s request %d: resending our response", msg.exchange_type.name, msg.message_id
         )
