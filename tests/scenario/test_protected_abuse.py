@@ -52,6 +52,7 @@ from pyipsec.wire.payloads.ident import Identification
 from pyipsec.wire.payloads.notify import Notify
 from pyipsec.wire.payloads.sk import EncryptedFragment, EncryptedPayload
 from pyipsec.wire.payloads.ts import RawTrafficSelector, TrafficSelector, TrafficSelectors
+from pyipsec.wire.payloads.unknown import UnknownPayload
 from tests.scenario.test_handshake_psk import pair
 from tests.support.engines import I_ADDR, R_ADDR, EnginePair, endpoint
 
@@ -342,3 +343,44 @@ def test_a_retransmitted_fragmented_request_gets_one_copy_of_the_response() -> N
     assert len(request) > 2 and len(response) > 1
     again = [d for frag in request for d in _to_r(p, frag.payload)]
     assert [d.payload for d in again] == [d.payload for d in response]
+
+
+# -- A3, protected: unknown critical payloads ----------------------------------------------------
+
+
+def test_an_unknown_critical_payload_in_a_protected_request_is_answered() -> None:
+    """RFC 7296 §2.5: rejected, and the response carries UNSUPPORTED_CRITICAL_PAYLOAD with the
+    payload type; a non-critical one is ignored. The SA lives on (and answers a retransmission
+    of the refused request from its cache)."""
+    p = _established()
+    _isa, iex, rsa, rex = _exchangers(p)
+    (raw,) = iex.encode(
+        INFORMATIONAL, 2, response=False, payloads=[UnknownPayload(PayloadType(200), True, body=b"x")]
+    )
+    out = _to_r(p, raw)
+    assert _answer(iex, out) == ["UNSUPPORTED_CRITICAL_PAYLOAD"]
+    protect = iex._protectors()
+    assert protect is not None
+    (notify,) = protect[1].unprotect(decode_message(out[0].payload))
+    assert isinstance(notify, Notify) and notify.data == bytes([200])
+    assert [d.payload for d in _to_r(p, raw)] == [d.payload for d in out]  # the cached answer
+    (raw,) = iex.encode(
+        INFORMATIONAL, 3, response=False, payloads=[UnknownPayload(PayloadType(200), False, body=b"x")]
+    )
+    assert _answer(iex, _to_r(p, raw)) == []
+    assert rsa.state is IkeSaState.ESTABLISHED and rex.next_in == 4
+
+
+def test_an_unknown_critical_payload_in_ike_auth_fails_the_setup_with_that_notify() -> None:
+    p, auth = _half_open()
+    _, iex, _rsa, rex = _exchangers(p)
+    protect = rex._protectors()
+    assert protect is not None
+    inner = protect[1].unprotect(decode_message(auth.payload))
+    (raw,) = iex.encode(
+        IKE_AUTH, 1, response=False, payloads=[*inner, UnknownPayload(PayloadType(201), True, body=b"")]
+    )
+    assert _answer(iex, _to_r(p, raw)) == ["UNSUPPORTED_CRITICAL_PAYLOAD"]
+    assert not p.r.of(IkeSaEstablished) and p.r.engine.sas() == []
+    (closed,) = p.r.of(IkeSaClosed)
+    assert "UNSUPPORTED_CRITICAL_PAYLOAD" in closed.reason

@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pyipsec.errors import DecodeError, IntegrityError
+from pyipsec.errors import DecodeError, IntegrityError, UnsupportedCriticalPayload
 from pyipsec.iana.ikev2 import ExchangeType
 from pyipsec.ike.fragment import Reassembler
 from pyipsec.ike.protect import SkProtector
@@ -150,6 +150,8 @@ class Exchanger:
                 protect[1].unprotect_fragment(msg)
             else:
                 protect[1].unprotect(msg)
+        except UnsupportedCriticalPayload:
+            return True  # decoded only after the ICV checked out
         except (IntegrityError, DecodeError, ValueError):
             return False
         return True
@@ -165,7 +167,9 @@ class Exchanger:
 
     def open(self, msg: Message) -> Message | None:
         """The message with its SK payload decrypted, or None if it must be dropped (or is a
-        fragment of a message not complete yet)."""
+        fragment of a message not complete yet). An authentic request carrying an unknown
+        critical payload raises :class:`~pyipsec.errors.UnsupportedCriticalPayload`: it is
+        answered, not dropped."""
         if msg.exchange_type is ExchangeType.IKE_SA_INIT:
             if msg.message_id != 0 or self.sa.keys is not None:  # unprotected, so only the first
                 self.dropped += 1
@@ -187,6 +191,11 @@ class Exchanger:
                 inner = whole
             else:
                 inner = protect[1].unprotect(msg)
+        except UnsupportedCriticalPayload:
+            if not msg.is_response:
+                raise  # authentic (the ICV checked out): the manager answers it (RFC 7296 §2.5)
+            self.dropped += 1
+            return None
         except (IntegrityError, DecodeError, ValueError) as exc:
             self.dropped += 1
             self.sa.log.info(

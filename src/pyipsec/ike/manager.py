@@ -14,7 +14,8 @@ unauthenticated error answer (IGNORE: the request stays in flight, RFC 7296 §2.
 tasks queue while a response is processed waits until it is done.
 
 Responding (:meth:`_on_request`): a request whose (decrypted) payloads are out of place or
-repeated (``wire.rules``) is answered INVALID_SYNTAX; otherwise ``process_r`` on every task,
+repeated (``wire.rules``) is answered INVALID_SYNTAX, one with an unknown critical payload
+UNSUPPORTED_CRITICAL_PAYLOAD (§2.5); otherwise ``process_r`` on every task,
 then ``build_r``; the response is cached for retransmitted requests; then ``after_response``.
 An error answer to IKE_SA_INIT (unauthenticated) is not sent if it would be larger than the
 request (no amplification). Errors are the single
@@ -41,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from pyipsec.errors import IkeError, InvalidSyntax, PyIpsecError, TemporaryFailure
+from pyipsec.errors import IkeError, InvalidSyntax, PyIpsecError, TemporaryFailure, UnsupportedCriticalPayload
 from pyipsec.iana.ikev2 import ExchangeType, ProtocolId
 from pyipsec.ike.config import ChildConfig
 from pyipsec.ike.events import CloseCause, LookupNeeded
@@ -430,15 +431,21 @@ class TaskManager:
         if sa.sa_id in self._parked:  # the request waits for a lookup: its retransmission too
             sa.log.debug("request %d waits for a lookup; dropping its retransmission", msg.message_id)
             return
-        plain = ex.open(msg)
+        refusal: IkeError | None = None
+        try:
+            plain = ex.open(msg)
+        except UnsupportedCriticalPayload as exc:  # RFC 7296 §2.5: rejected, and answered so
+            plain, refusal = msg.with_payloads(()), exc
         if plain is None:
             return
         sa.heard(now)
         if msg.exchange_type is ExchangeType.IKE_SA_INIT:
             sa.init_request = msg.raw
-        else:
+        elif refusal is None:
             follow_peer(sa)
         try:
+            if refusal is not None:
+                raise refusal
             check_payloads(MessageKind.of(plain), plain.payloads)  # out of place, or repeated
             tasks = _responders(sa, plain)
         except InvalidSyntax as exc:
