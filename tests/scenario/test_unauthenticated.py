@@ -1,4 +1,4 @@
-"""Unauthenticated input at the engine's door (RELIABILITY.md §5: A1, A2, A3, A5, A7, B3, B7, E5, E6).
+"""Unauthenticated input at the engine's door (RELIABILITY.md §5: A1-A5, A7, B3, B7, E5, E6).
 
 Every message here is one an attacker can send without keys: a lying IKE header or payload
 length, an abused payload chain, a bad KE payload, a message out of state, a COOKIE that is
@@ -18,7 +18,7 @@ from dataclasses import replace
 import pytest
 
 from pyipsec.iana.ikev2 import ExchangeType, IdType, NotifyType, PayloadType, ProtocolId
-from pyipsec.iana.transforms import KeId
+from pyipsec.iana.transforms import EncrId, IntegId, KeId, PrfId, TransformType
 from pyipsec.ike.events import IkeSaClosed, IkeSaEstablished
 from pyipsec.ike.proposal_text import format_chosen
 from pyipsec.ike.state import IkeSaState
@@ -29,7 +29,7 @@ from pyipsec.wire.payloads.ident import Identification
 from pyipsec.wire.payloads.ke import KeyExchange
 from pyipsec.wire.payloads.nonce import Nonce
 from pyipsec.wire.payloads.notify import Notify
-from pyipsec.wire.payloads.sa import SecurityAssociation
+from pyipsec.wire.payloads.sa import Proposal, SecurityAssociation, Transform
 from pyipsec.wire.payloads.unknown import UnknownPayload
 from pyipsec.wire.payloads.vendor import VendorId
 from tests.scenario.test_handshake_psk import pair
@@ -546,3 +546,70 @@ def test_every_prefix_of_every_captured_message_is_a_counted_drop() -> None:
             sent += 1
     assert sum(_stats(p)) == sent > 3000
     assert p.r.engine.sas() == [] and p.r.events == []
+
+
+# -- A4: proposal/transform matrix -----------------------------------------------------------------
+
+_T = TransformType
+
+
+def _t(ttype: TransformType, tid: int, key_length: int | None = None) -> Transform:
+    return Transform(ttype, tid, key_length=key_length)
+
+
+_ENCR, _PRF, _INTEG = (_T.ENCR, EncrId.ENCR_AES_CBC), (_T.PRF, PrfId.PRF_HMAC_SHA2_256), _T.INTEG
+_BROKEN_PROPOSALS = {
+    "no-encr": [_t(*_PRF), _t(_INTEG, IntegId.AUTH_HMAC_SHA2_256_128), _t(_T.KE, KeId.CURVE25519)],
+    "no-prf": [_t(*_ENCR, 256), _t(_INTEG, IntegId.AUTH_HMAC_SHA2_256_128), _t(_T.KE, KeId.CURVE25519)],
+    "no-integ": [_t(*_ENCR, 256), _t(*_PRF), _t(_T.KE, KeId.CURVE25519)],
+    "no-ke": [_t(*_ENCR, 256), _t(*_PRF), _t(_INTEG, IntegId.AUTH_HMAC_SHA2_256_128)],
+    "unknown-ids": [_t(_T.ENCR, 1000), _t(_T.PRF, 1000), _t(_INTEG, 1000), _t(_T.KE, 1000)],
+    "aes-no-key-length": [_t(*_ENCR), _t(*_PRF), _t(_INTEG, 12), _t(_T.KE, KeId.CURVE25519)],
+    "aes-key-length-0": [_t(*_ENCR, 0), _t(*_PRF), _t(_INTEG, 12), _t(_T.KE, KeId.CURVE25519)],
+    "aes-key-length-7": [_t(*_ENCR, 7), _t(*_PRF), _t(_INTEG, 12), _t(_T.KE, KeId.CURVE25519)],
+    "aes-key-length-65535": [_t(*_ENCR, 65535), _t(*_PRF), _t(_INTEG, 12), _t(_T.KE, KeId.CURVE25519)],
+    "gcm-plus-integ": [
+        _t(_T.ENCR, EncrId.ENCR_AES_GCM_16, 256),
+        _t(*_PRF),
+        _t(_INTEG, IntegId.AUTH_HMAC_SHA2_256_128),
+        _t(_T.KE, KeId.CURVE25519),
+    ],
+}
+
+
+@pytest.mark.parametrize("case", sorted(_BROKEN_PROPOSALS))
+def test_incomplete_or_absurd_proposals_get_no_proposal_chosen_and_no_state(case: str) -> None:
+    p = pair(r_proposals="aes256-sha256-x25519,aes256gcm16-prfsha256-x25519")
+    msg = decode_message(_first_request(p).payload)
+    offer = SecurityAssociation((Proposal(1, ProtocolId.IKE, transforms=tuple(_BROKEN_PROPOSALS[case])),))
+    bad = encode_message(
+        msg.with_payloads([offer if isinstance(x, SecurityAssociation) else x for x in msg.payloads])
+    )
+    out = _to_r(p, bad)
+    assert _answer_types(out) == ["NO_PROPOSAL_CHOSEN"]
+    assert len(out[0].payload) <= len(bad)
+    assert p.r.engine.sas() == []
+
+
+def test_a_huge_offer_is_handled_and_only_an_offered_proposal_is_chosen() -> None:
+    """200 proposals of 40 transforms (≈ 64 KB), all unusable but the last: the responder picks
+    exactly that one, with the number the initiator gave it."""
+    p = pair()
+    msg = decode_message(_first_request(p).payload)
+    junk = tuple(_t(_T.ENCR, 1000 + n) for n in range(40))
+    good = msg.find(SecurityAssociation)
+    assert good is not None
+    real = good.proposals[0]
+    proposals = [Proposal(n, ProtocolId.IKE, transforms=junk) for n in range(1, 200)]
+    proposals.append(Proposal(200, ProtocolId.IKE, transforms=real.transforms))
+    big = msg.with_payloads(
+        [
+            SecurityAssociation(tuple(proposals)) if isinstance(x, SecurityAssociation) else x
+            for x in msg.payloads
+        ]
+    )
+    (answer,) = _to_r(p, encode_message(big))
+    chosen = decode_message(answer.payload).find(SecurityAssociation)
+    assert chosen is not None and len(chosen.proposals) == 1
+    assert chosen.proposals[0].number == 200
+    assert set(chosen.proposals[0].transforms) <= set(real.transforms)
