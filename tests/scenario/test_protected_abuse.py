@@ -384,3 +384,58 @@ def test_an_unknown_critical_payload_in_ike_auth_fails_the_setup_with_that_notif
     assert not p.r.of(IkeSaEstablished) and p.r.engine.sas() == []
     (closed,) = p.r.of(IkeSaClosed)
     assert "UNSUPPORTED_CRITICAL_PAYLOAD" in closed.reason
+
+
+# -- F2: unauthenticated "hints" against an established SA -----------------------------------------
+
+
+def test_unprotected_deletes_and_errors_tear_nothing_down() -> None:
+    """RELIABILITY.md §5 F2 (engine part): unprotected INFORMATIONALs with the SA's own SPIs — a
+    Delete of the IKE SA, INVALID_SPI, INVALID_IKE_SPI, AUTHENTICATION_FAILED, as requests and as
+    responses, from the peer's address and from another — change nothing and get no answer."""
+    p = _established()
+    isa, _iex, rsa, rex = _exchangers(p)
+    hints = [
+        Delete(ProtocolId.IKE),
+        Notify.of(NotifyType.INVALID_SPI, b"\x00\x00\x10\x00"),
+        Notify.of(NotifyType.INVALID_IKE_SPI),
+        Notify.of(NotifyType.AUTHENTICATION_FAILED),
+    ]
+    sent = 0
+    for hint in hints:
+        for mid in (rex.next_in, 0, 1):
+            for src in (I_ADDR, "198.51.100.7"):
+                for response in (False, True):
+                    forged = Message(
+                        rsa.spi_i,
+                        rsa.spi_r,
+                        exchange_type=INFORMATIONAL,
+                        message_id=mid,
+                        is_initiator=not response,
+                        is_response=response,
+                        payloads=(hint,),
+                    )
+                    out = p.r.engine.receive_datagram(
+                        Datagram(endpoint(R_ADDR), endpoint(src), encode_message(forged)), p.now
+                    )
+                    to_i = Message(
+                        isa.spi_i,
+                        isa.spi_r,
+                        exchange_type=INFORMATIONAL,
+                        message_id=mid,
+                        is_initiator=False,
+                        is_response=response,
+                        payloads=(hint,),
+                    )
+                    back = p.i.engine.receive_datagram(
+                        Datagram(endpoint(I_ADDR), endpoint(src), encode_message(to_i)), p.now
+                    )
+                    assert out == back == ((), ())
+                    sent += 2
+    assert sent == 96
+    assert isa.state is rsa.state is IkeSaState.ESTABLISHED
+    assert len(isa.children) == len(rsa.children) == 1
+    assert rsa.remote.ip == isa.local.ip  # no endpoint moved to the forger's address
+    p.i.check_liveness(isa.sa_id)
+    p.run()
+    assert not p.i.of(IkeSaClosed) and not p.r.of(IkeSaClosed)
