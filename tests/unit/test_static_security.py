@@ -18,6 +18,7 @@ fails here.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,9 +43,17 @@ NOT_SECRET = {
 }
 
 
+@functools.cache
+def _parsed() -> tuple[tuple[str, ast.Module], ...]:
+    return tuple(
+        (path.relative_to(SRC).as_posix(), ast.parse(path.read_text(), filename=str(path)))
+        for path in sorted(SRC.rglob("*.py"))
+    )
+
+
 def _modules() -> Iterator[tuple[str, ast.Module]]:
-    for path in sorted(SRC.rglob("*.py")):
-        yield path.relative_to(SRC).as_posix(), ast.parse(path.read_text(), filename=str(path))
+    """Every module of src/pyipsec, parsed once per test session."""
+    yield from _parsed()
 
 
 def _operand_names(node: ast.expr) -> Iterator[str]:
