@@ -439,3 +439,41 @@ def test_unprotected_deletes_and_errors_tear_nothing_down() -> None:
     p.i.check_liveness(isa.sa_id)
     p.run()
     assert not p.i.of(IkeSaClosed) and not p.r.of(IkeSaClosed)
+
+
+# -- E1: the retransmission schedule -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("exchange", ["IKE_SA_INIT", "INFORMATIONAL"])
+def test_unanswered_requests_are_resent_byte_identical_on_schedule_then_given_up(exchange: str) -> None:
+    """RFC 7296 §2.1 with strongSwan's schedule (4 s × 1.8^n, 5 retransmissions): each resend is
+    the same bytes, at the policy's times on the virtual clock, then the SA closes once, and the
+    responder never retransmits by itself."""
+    if exchange == "IKE_SA_INIT":
+        p = pair()
+        p.initiate()
+        (isa,) = p.i.engine.sas()
+    else:
+        p = _established()
+        isa, _, _, _ = _exchangers(p)
+        p.i.check_liveness(isa.sa_id)
+    policy = p.i.engine.config.retransmit
+    sends: list[tuple[float, bytes]] = [(p.now, d.payload) for d in p.r.inbox]
+    p.r.inbox.clear()
+    r_out = 0
+    while p.i.engine.sas():
+        deadline = p.i.engine.next_deadline()
+        assert deadline is not None
+        p.now = deadline
+        out = p.i.engine.handle_timer(p.now)
+        p.i.events.extend(out.events)
+        sends += [(p.now, d.payload) for d in out.datagrams]
+        r_out += len(p.r.engine.handle_timer(p.now).datagrams)
+    assert len(sends) == policy.tries + 1
+    assert len({payload for _, payload in sends}) == 1  # byte-identical
+    start = sends[0][0]
+    expected = [start + sum(policy.interval(k) for k in range(n)) for n in range(policy.tries + 1)]
+    assert [t for t, _ in sends] == pytest.approx(expected, rel=0.1)
+    (closed,) = p.i.of(IkeSaClosed)
+    assert closed.cause.value == "timeout" and str(policy.tries) in closed.reason
+    assert r_out == 0
