@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 
 from pyipsec.crypto.rand import SeededRandom
+from pyipsec.iana.ikev2 import EapCode, EapType
 from pyipsec.ike.eap.base import EapOutcome, eap_failure, eap_success
 from pyipsec.ike.eap.mschapv2 import MsChapV2Server
 from pyipsec.ike.events import ChildSaInstalled, IkeSaClosed, IkeSaEstablished
+from pyipsec.ike.tasks.ike_auth import MAX_EAP_MESSAGES
 from pyipsec.wire.payloads.eap import EapMessage
 from tests.scenario.test_remote_access import RoadWarrior
 
@@ -32,12 +34,18 @@ class LyingServer:
         self.real = real
         self.mode = mode
         self._outcome: EapOutcome | None = None
+        self.loops = 0
 
     def start(self) -> bytes:
         return self.real.start()
 
     def process(self, response: bytes) -> bytes:
         ident = EapMessage.decode(response).identifier
+        if self.mode == "identity-loop":  # asks who you are, forever
+            self.loops += 1
+            if self.loops > 1000:  # no cap at all: end the test (an internal error closes the SA)
+                raise AssertionError("the client never gave up")
+            return EapMessage(EapCode.REQUEST, (ident + 1) % 256, EapType.IDENTITY).encode()
         if self.mode == "success-after-identity" and self.real.identity is None:
             self._outcome = EapOutcome.SUCCESS
             return eap_success(ident)
@@ -105,3 +113,25 @@ def test_the_lying_server_is_honest_when_told_to_be(tmp_path: Path) -> None:
     p.initiate()
     p.run()
     assert p.i.of(IkeSaEstablished) and p.i.of(ChildSaInstalled)
+
+
+def test_a_gateway_that_bounces_eap_forever_is_given_up_after_fifty_messages(tmp_path: Path) -> None:
+    """RELIABILITY.md §5 B8: Identity requests without end; the client answers 50 EAP messages,
+    then fails with AUTHENTICATION_FAILED (and says why) instead of looping for ever."""
+    rw = RoadWarrior(tmp_path)
+    p = rw.client("alice", "alice-secret-1")
+    servers: list[LyingServer] = []
+
+    def looping() -> LyingServer:
+        servers.append(LyingServer(MsChapV2Server(rw.users, rng=SeededRandom(9)), "identity-loop"))
+        return servers[-1]
+
+    p.r.engine.ctx.eap_server = looping
+    p.initiate()
+    p.run()
+    (closed,) = p.i.of(IkeSaClosed)
+    assert f"EAP did not finish within {MAX_EAP_MESSAGES} messages" in closed.reason
+    assert not p.i.of(IkeSaEstablished) and p.i.engine.sas() == [] and p.r.engine.sas() == []
+    (server,) = servers
+    # start() sent the first request; the client answered it and 49 more, then refused the 51st
+    assert server.loops == MAX_EAP_MESSAGES
