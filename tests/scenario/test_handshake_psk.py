@@ -12,6 +12,7 @@ from pyipsec.crypto.rand import SeededRandom
 from pyipsec.ike.config import Identity
 from pyipsec.ike.credentials import MemoryCredentials, SharedSecret
 from pyipsec.ike.events import ChildSaFailed, ChildSaInstalled, ChildSaRemoved, IkeSaClosed, IkeSaEstablished
+from pyipsec.ike.manager import ERROR_GRACE, ERROR_TRANSMISSIONS
 from pyipsec.ike.proposal_text import format_chosen
 from pyipsec.ike.state import IkeSaState
 from tests.support.engines import I_ADDR, R_ADDR, EnginePair, Link, psk_connection
@@ -109,11 +110,17 @@ def test_no_common_proposal_names_both_sides() -> None:
     p = pair(i_proposals="aes128-sha256-modp2048", r_proposals="aes256gcm16-prfsha384-ecp384")
     p.initiate()
     p.run()
-    (ri,) = p.r.of(IkeSaClosed)
-    assert "NO_PROPOSAL_CHOSEN" in ri.reason
-    assert "aes128-sha256-modp2048" in ri.reason and "aes256gcm16-prfsha384-ecp384" in ri.reason
+    # the answer is unauthenticated (RFC 7296 §2.21.1): the initiator believes it once it
+    # answered a retransmission too, and the responder, keeping no state, refuses each copy
+    ri = p.r.of(IkeSaClosed)
+    assert len(ri) == len([d for d in p.sent if str(d.remote.ip) == R_ADDR]) == ERROR_TRANSMISSIONS
+    assert all("NO_PROPOSAL_CHOSEN" in e.reason for e in ri)
+    assert "aes128-sha256-modp2048" in ri[0].reason and "aes256gcm16-prfsha384-ecp384" in ri[0].reason
     (ii,) = p.i.of(IkeSaClosed)
-    assert "NO_PROPOSAL_CHOSEN" in ii.reason
+    assert "NO_PROPOSAL_CHOSEN" in ii.reason and "unauthenticated" in ii.reason
+    # after the first retransmission (4 s, jittered) and the grace for a valid answer
+    assert p.now <= 4.0 * 1.1 + ERROR_GRACE + 0.1
+    assert p.i.engine.sas() == [] and p.r.engine.sas() == []
 
 
 def test_invalid_ke_round_trip_uses_the_responders_group() -> None:
@@ -277,7 +284,7 @@ def test_no_proposal_chosen_names_the_nearest_match() -> None:
     )
     p.initiate()
     p.run()
-    (ri,) = p.r.of(IkeSaClosed)
+    ri = p.r.of(IkeSaClosed)[0]
     assert (
         "closest: ours aes256-sha256-modp2048 vs peer aes256-sha256-ecp256 (no common key exchange)"
         in ri.reason

@@ -223,7 +223,9 @@ def _addr_key(pkt: BytesLike) -> bytes | None:
 class InboundCheck:
     """RFC 4301 §5.2 inbound policy check of one SA: the decrypted packet must match its selectors.
 
-    Results are memoised per address pair (and protocol/ports when the policy needs them).
+    Results are memoised per address pair (and protocol/ports when the policy needs them);
+    a packet that does not parse is refused without a memo entry, so one malformed packet
+    cannot make its addresses' valid packets fail too.
     """
 
     __slots__ = ("_cache", "_ports", "needs_ports", "policy")
@@ -247,7 +249,9 @@ class InboundCheck:
             return hit
         if flow is None:
             flow = flow_of(pkt)
-        ok = flow is not None and self.policy.inbound_match(flow)
+            if flow is None:  # unparseable: refused, but not remembered for its addresses
+                return False
+        ok = self.policy.inbound_match(flow)
         if len(self._cache) >= _CACHE_MAX:
             self._cache.clear()
         self._cache[key] = ok
@@ -300,7 +304,9 @@ class Spd:
             return cache[key]
         if flow is None:
             flow = flow_of(pkt)
-        found = self.lookup_flow(flow) if flow is not None else None
+            if flow is None:  # unparseable: no policy, but not remembered for its addresses
+                return None
+        found = self.lookup_flow(flow)
         if len(cache) >= _CACHE_MAX:
             cache.clear()
         cache[key] = found

@@ -79,6 +79,7 @@ __all__ = ["EngineStats", "IkeEngine", "Output"]
 _log = logging.getLogger("pyipsec.ike")
 
 _ZERO_SPI = bytes(8)
+_HEADER_LEN, _NOTIFY_LEN = 28, 8  # IKE header; Notify payload without data
 
 
 class Output(NamedTuple):
@@ -136,7 +137,7 @@ class IkeEngine:
         self._half_open_per_src: dict[IPAddress, int] = {}
         self._dirty: dict[int, IkeSa] = {}  # touched since the last drain
         self._timers = DeadlineQueue()  # SA id → its next deadline
-        self._cookies = CookieJar(rng)
+        self._cookies = CookieJar(rng, clock=lambda: self.ctx.now)
         self.stats = EngineStats()
         self._out: list[Datagram] = []
         self._blocked_logged = -1.0  # when the last "blocked" line was logged (rate limit)
@@ -479,6 +480,9 @@ class IkeEngine:
             return self._drain()
         if msg.is_initiator:  # the sender is the original initiator: we are the responder
             if msg.exchange_type is ExchangeType.IKE_SA_INIT and msg.spi_r == _ZERO_SPI:
+                if msg.is_response or msg.spi_i == _ZERO_SPI:  # no state for these (RFC 7296 §3.1)
+                    self.stats.malformed += 1
+                    return self._drain()
                 self._on_init_request(msg, dgram, now)
                 return self._drain()
             sa = self._sas.get(msg.spi_r)
@@ -597,8 +601,11 @@ class IkeEngine:
         if nonce is None:
             self.stats.malformed += 1
             return
-        self.stats.cookies_sent += 1
         cookie = self._cookies.make(nonce.data, dgram.remote.ip.packed, msg.spi_i)
+        if len(dgram.payload) < _HEADER_LEN + _NOTIFY_LEN + len(cookie):  # never more out than in
+            self.stats.malformed += 1
+            return
+        self.stats.cookies_sent += 1
         reply = Message(
             msg.spi_i,
             _ZERO_SPI,

@@ -5,12 +5,13 @@ Theory of operation (RFC 7296 §2.1-2.3): each side numbers its own requests 0, 
 response carries the request's ID. One request of ours is in flight at a time (window size
 1); further exchanges wait in ``queue``. The request in flight keeps its datagrams for
 retransmission. As responder we process the request whose ID is the next expected one and
-keep our response: a retransmitted request (the previous ID) is answered from that cache;
-any other ID is dropped. Everything after IKE_SA_INIT is protected (``ike.protect``, with
-keys derived on first use from the SA's SK_* keys); a message that fails its integrity
-check is dropped silently, since unauthenticated input must not change state (§2.21).
-Messages larger than the peer accepts are sent as RFC 7383 fragments, and fragments we
-receive are reassembled (per direction).
+keep our response: a retransmitted request (the previous ID, the same exchange, and
+authentic: the same IKE_SA_INIT bytes, or a valid ICV) is answered from that cache; any other
+ID is dropped, and so is an unprotected IKE_SA_INIT once the SA has keys. Everything after
+IKE_SA_INIT is protected (``ike.protect``, with keys derived on first use from the SA's SK_*
+keys); a message that fails its integrity check is dropped silently, since unauthenticated
+input must not change state (§2.21). Messages larger than the peer accepts are sent as RFC 7383
+fragments, and fragments we receive are reassembled (per direction).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pyipsec.errors import DecodeError, IntegrityError
+from pyipsec.errors import DecodeError, IntegrityError, UnsupportedCriticalPayload
 from pyipsec.iana.ikev2 import ExchangeType
 from pyipsec.ike.fragment import Reassembler
 from pyipsec.ike.protect import SkProtector
@@ -43,6 +44,8 @@ class InFlight:
     packets: list[bytes] = field(default_factory=list)
     attempt: int = 0
     deadline: float = 0.0
+    # transmissions (by ``attempt``) that drew an ignored unauthenticated error answer
+    errored: set[int] = field(default_factory=set)
 
 
 class Exchanger:
@@ -57,7 +60,8 @@ class Exchanger:
         self.next_in = 0
         self.queue: list[QueueItem] = []  # (a few items at most: a list is smaller than a deque)
         self.inflight: InFlight | None = None
-        self.cached: tuple[int, list[bytes]] | None = None
+        # our last response: its message ID, exchange type and datagrams
+        self.cached: tuple[int, ExchangeType, list[bytes]] | None = None
         self.dropped = 0  # messages dropped (bad ICV, unexpected IDs, malformed plaintext)
         self.in_response = False  # processing a response: what it queues waits until it is done
         self.outbox: list[Datagram] = []
@@ -127,13 +131,42 @@ class Exchanger:
         return True
 
     def retransmitted_request(self, msg: Message) -> bool:
-        """A retransmission of the request we answered last: resend the cached response."""
-        if self.cached is None or msg.message_id != self.cached[0] or msg.message_id + 1 != self.next_in:
+        """A retransmission of the request we answered last: resend the cached response.
+
+        Only a genuine one: the same exchange, and the very bytes of our IKE_SA_INIT request or
+        a message that passes the integrity check. Anything else with that message ID (a forged
+        or garbage message) is left to :meth:`expected_request`, which drops it — else a small
+        unauthenticated datagram would fetch our whole cached response again (amplification).
+        """
+        cached = self.cached
+        if cached is None or msg.message_id != cached[0] or msg.message_id + 1 != self.next_in:
             return False
+        if msg.exchange_type is not cached[1] or not self._authentic(msg):
+            return False
+        last = msg.payloads[-1] if msg.payloads else None
+        if isinstance(last, EncryptedFragment) and last.fragment_number != 1:
+            return True  # one resend per retransmitted message, on its first fragment (as strongSwan)
         self.sa.log.debug(
             "retransmitted %s request %d: resending our response", msg.exchange_type.name, msg.message_id
         )
-        self.send(self.cached[1], self.sa.arrived)  # to where it came from (RFC 7296 §2.11)
+        self.send(cached[2], self.sa.arrived)  # to where it came from (RFC 7296 §2.11)
+        return True
+
+    def _authentic(self, msg: Message) -> bool:
+        if msg.exchange_type is ExchangeType.IKE_SA_INIT:
+            return msg.raw == self.sa.init_request
+        protect = self._protectors()
+        if protect is None:
+            return False
+        try:
+            if msg.payloads and isinstance(msg.payloads[-1], EncryptedFragment):
+                protect[1].unprotect_fragment(msg)
+            else:
+                protect[1].unprotect(msg)
+        except UnsupportedCriticalPayload:
+            return True  # decoded only after the ICV checked out
+        except (IntegrityError, DecodeError, ValueError):
+            return False
         return True
 
     def expected_request(self, msg: Message) -> bool:
@@ -147,8 +180,14 @@ class Exchanger:
 
     def open(self, msg: Message) -> Message | None:
         """The message with its SK payload decrypted, or None if it must be dropped (or is a
-        fragment of a message not complete yet)."""
+        fragment of a message not complete yet). An authentic request carrying an unknown
+        critical payload raises :class:`~pyipsec.errors.UnsupportedCriticalPayload`: it is
+        answered, not dropped."""
         if msg.exchange_type is ExchangeType.IKE_SA_INIT:
+            if msg.message_id != 0 or self.sa.keys is not None:  # unprotected, so only the first
+                self.dropped += 1
+                self.sa.log.debug("dropping an IKE_SA_INIT %d on an SA with keys", msg.message_id)
+                return None
             return msg
         protect = self._protectors()
         if protect is None:
@@ -169,6 +208,11 @@ class Exchanger:
                 inner = whole
             else:
                 inner = protect[1].unprotect(msg)
+        except UnsupportedCriticalPayload:
+            if not msg.is_response:
+                raise  # authentic (the ICV checked out): the manager answers it (RFC 7296 §2.5)
+            self.dropped += 1
+            return None
         except (IntegrityError, DecodeError, ValueError) as exc:
             self.dropped += 1
             self.sa.log.info(

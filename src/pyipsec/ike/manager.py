@@ -9,11 +9,20 @@ SA state); it retransmits, and closes an SA whose peer never answers.
 
 Initiating (:meth:`_send_request`): every task of the exchange adds its payloads
 (``build_i``); the response goes to every task (``process_i``), which may ask for another
-round (NEED_MORE: EAP) or a rebuilt request (RETRY: COOKIE, INVALID_KE_PAYLOAD). What the
-tasks queue while a response is processed waits until it is done.
+round (NEED_MORE: EAP) or a rebuilt request (RETRY: COOKIE, INVALID_KE_PAYLOAD), or ignore an
+unauthenticated error answer (IGNORE: the request stays in flight, RFC 7296 §2.21.1). An error
+that answered :data:`ERROR_TRANSMISSIONS` different transmissions of the request, with no valid
+response within :data:`ERROR_GRACE` after the last, is the peer's real answer: a forger racing
+the peer loses to the valid response that follows its forgery, and a user whose proposals the
+gateway refuses learns it after the first retransmission (5 s) rather than after the whole
+schedule (2 min). What the tasks queue while a response is processed waits until it is done.
 
-Responding (:meth:`_on_request`): ``process_r`` on every task, then ``build_r``; the response
-is cached for retransmitted requests; then ``after_response``. Errors are the single
+Responding (:meth:`_on_request`): a request whose (decrypted) payloads are out of place or
+repeated (``wire.rules``) is answered INVALID_SYNTAX, one with an unknown critical payload
+UNSUPPORTED_CRITICAL_PAYLOAD (§2.5); otherwise ``process_r`` on every task,
+then ``build_r``; the response is cached for retransmitted requests; then ``after_response``.
+An error answer to IKE_SA_INIT (unauthenticated) is not sent if it would be larger than the
+request (no amplification). Errors are the single
 boundary of DESIGN.md §7: an ``IkeError`` from a responder task becomes its Notify in the
 response (and ends an SA that is still being set up); from an initiator task it closes the SA,
 with a last INFORMATIONAL where RFC 7296 §2.21 asks for one (:meth:`fail`).
@@ -37,7 +46,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from pyipsec.errors import IkeError, InvalidSyntax, PyIpsecError, TemporaryFailure
+from pyipsec.errors import IkeError, InvalidSyntax, PyIpsecError, TemporaryFailure, UnsupportedCriticalPayload
 from pyipsec.iana.ikev2 import ExchangeType, ProtocolId
 from pyipsec.ike.config import ChildConfig
 from pyipsec.ike.events import CloseCause, LookupNeeded
@@ -64,8 +73,16 @@ from pyipsec.wire.message import Message
 from pyipsec.wire.payloads.base import Payload
 from pyipsec.wire.payloads.notify import Notify
 from pyipsec.wire.payloads.sa import SecurityAssociation
+from pyipsec.wire.rules import MessageKind, check_payloads
 
-__all__ = ["RESPONDER_TASKS", "TaskManager"]
+__all__ = ["ERROR_GRACE", "ERROR_TRANSMISSIONS", "MESSAGE_ID_REKEY", "RESPONDER_TASKS", "TaskManager"]
+
+_MAX_MESSAGE_ID = 0xFFFFFFFF
+MESSAGE_ID_REKEY = _MAX_MESSAGE_ID - 0xFFFF
+#: An unauthenticated error answering this many transmissions of a request ends it, unless a
+#: valid response follows within ERROR_GRACE seconds (module docstring).
+ERROR_TRANSMISSIONS, ERROR_GRACE = 2, 1.0
+"""From this message ID on (ours or the peer's), an established IKE SA is rekeyed."""
 
 _S = IkeSaState
 _LIVE = frozenset({_S.ESTABLISHED, _S.REKEYING, _S.REAUTHENTICATING, _S.PENDING, _S.REDUNDANT})
@@ -264,8 +281,20 @@ class TaskManager:
         self.kick(sa)
 
     def kick(self, sa: IkeSa) -> None:
-        """Start the next queued exchange unless one is in flight (window size 1)."""
+        """Start the next queued exchange unless one is in flight (window size 1); first an IKE
+        rekey if the message IDs of either direction near 2^32 (RFC 7296 §2.2: the SA "MUST be
+        closed or rekeyed"; the new SA counts from 0 again)."""
         ex = self.exchanger(sa)
+        if (
+            max(ex.next_out, ex.next_in) >= MESSAGE_ID_REKEY
+            and sa.state is _S.ESTABLISHED
+            and ex.inflight is None
+            and not ex.in_response
+            and sa.sa_id not in self._parked
+        ):
+            sa.log.info("message IDs near 2^32: rekeying the IKE SA")
+            sa.apply(IkeEvent.REKEY_START)
+            ex.queue.insert(0, Exchange(ExchangeType.CREATE_CHILD_SA, [IkeRekeyTask()]))
         while (
             ex.inflight is None
             and not ex.in_response
@@ -281,6 +310,9 @@ class TaskManager:
 
     def _send_request(self, sa: IkeSa, exchange: Exchange) -> None:
         ex = self.exchanger(sa)
+        if ex.next_out > _MAX_MESSAGE_ID:  # the rekey above did not happen in time
+            self.close(sa, CloseCause.FAILED, "message IDs exhausted (2^32 requests sent)")
+            return
         payloads: list[Payload] = []
         for task in exchange.tasks:
             task.build_i(sa, payloads)
@@ -311,6 +343,13 @@ class TaskManager:
         if fl is None or now < fl.deadline:
             return
         policy = sa.ctx.config.retransmit
+        if len(fl.errored) >= ERROR_TRANSMISSIONS:
+            how = next((u for task in fl.exchange.tasks if (u := task.unanswered(sa)) is not None), None)
+            if how is not None:  # the error stands: it is the peer's answer
+                ex.inflight = None
+                ex.queue.clear()
+                self.close(sa, how.cause, how.reason)
+                return
         fl.attempt += 1
         if any(task.on_timeout(sa, fl.attempt) for task in fl.exchange.tasks):
             ex.inflight = None
@@ -354,14 +393,18 @@ class TaskManager:
         sa.heard(now)
         if msg.exchange_type is ExchangeType.IKE_SA_INIT:
             sa.init_response = msg.raw
-        assert ex.inflight is not None
-        exchange = ex.inflight.exchange
+        waiting = ex.inflight
+        assert waiting is not None
+        exchange = waiting.exchange
         ex.inflight = None
-        self._process_response(sa, _Parked(0, exchange, plain, exchange.tasks, []), None)
+        self._process_response(sa, _Parked(0, exchange, plain, exchange.tasks, []), None, waiting)
 
-    def _process_response(self, sa: IkeSa, at: _Parked, answer: Answer | None) -> None:
+    def _process_response(
+        self, sa: IkeSa, at: _Parked, answer: Answer | None, waiting: InFlight | None = None
+    ) -> None:
         """Give the response to the exchange's tasks from ``at.index`` on (the first of them
-        resumes with ``answer`` if given), then act on their statuses."""
+        resumes with ``answer`` if given), then act on their statuses. ``waiting`` is the
+        request it answers: IGNORE puts it back in flight."""
         ex = self.exchanger(sa)
         exchange = at.exchange
         assert exchange is not None
@@ -387,6 +430,14 @@ class TaskManager:
             sa.log.info("%s failed: %s", exchange.exchange_type.name, exc)
             self.fail(sa, exc, during=exchange.exchange_type)
             return
+        if TaskStatus.IGNORE in statuses and waiting is not None:
+            # an unauthenticated error answer: wait on (RFC 7296 §2.21.1); once it answered
+            # earlier transmissions too, for ERROR_GRACE more at most (module docstring)
+            waiting.errored.add(waiting.attempt)
+            if len(waiting.errored) >= ERROR_TRANSMISSIONS:
+                waiting.deadline = min(waiting.deadline, sa.ctx.now + ERROR_GRACE)
+            ex.inflight = waiting
+            return
         if TaskStatus.RETRY in statuses:
             # a new request (INVALID_KE_PAYLOAD, COOKIE); only IKE_SA_INIT keeps message ID 0
             sa.log.debug("retrying %s", exchange.exchange_type.name)
@@ -407,15 +458,26 @@ class TaskManager:
         if sa.sa_id in self._parked:  # the request waits for a lookup: its retransmission too
             sa.log.debug("request %d waits for a lookup; dropping its retransmission", msg.message_id)
             return
-        plain = ex.open(msg)
+        refusal: IkeError | None = None
+        try:
+            plain = ex.open(msg)
+        except UnsupportedCriticalPayload as exc:  # RFC 7296 §2.5: rejected, and answered so
+            plain, refusal = msg.with_payloads(()), exc
         if plain is None:
             return
         sa.heard(now)
         if msg.exchange_type is ExchangeType.IKE_SA_INIT:
             sa.init_request = msg.raw
-        else:
+        elif refusal is None:
             follow_peer(sa)
-        self._respond(sa, _Parked(0, None, plain, _responders(sa, plain), []), None)
+        try:
+            if refusal is not None:
+                raise refusal
+            check_payloads(MessageKind.of(plain), plain.payloads)  # out of place, or repeated
+            tasks = _responders(sa, plain)
+        except InvalidSyntax as exc:
+            tasks = [_Refuse(exc)]
+        self._respond(sa, _Parked(0, None, plain, tasks, []), None)
 
     def _respond(self, sa: IkeSa, at: _Parked, answer: Answer | None) -> None:
         """``process_r`` on the tasks from ``at.index`` on (the first resumes with ``answer`` if
@@ -451,7 +513,9 @@ class TaskManager:
         packets = ex.encode(msg.exchange_type, msg.message_id, response=True, payloads=payloads)
         if msg.exchange_type is ExchangeType.IKE_SA_INIT:
             sa.init_response = packets[0]
-        ex.cached = (msg.message_id, packets)
+            if fatal is not None and len(packets[0]) > len(msg.raw):
+                packets = []  # an unauthenticated error answer is never larger than the request
+        ex.cached = (msg.message_id, msg.exchange_type, packets)
         ex.next_in += 1
         ex.send(packets, sa.arrived)  # to where it came from (RFC 7296 §2.11)
         if fatal is not None and sa.state in (_S.CREATED, _S.CONNECTING):

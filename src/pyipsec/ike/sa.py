@@ -205,6 +205,7 @@ class IkeSa:
         "ctx",
         "dpd_at",
         "eap_identity",
+        "eap_messages",
         "eap_only",
         "eap_peer",
         "eap_server",
@@ -370,6 +371,7 @@ class IkeSa:
         self.framed_addresses: tuple[IPAddress, ...] = ()  # responder: addresses RADIUS assigned
         self.eap_server: EapServer | None = None
         self.eap_peer: EapPeer | None = None
+        self.eap_messages = 0  # EAP messages of the peer so far (both roles; capped, ike_auth)
         self.eap_identity = ""
         self.our_id_payload: Identification | None = None  # responder: IDr as sent (for the MSK AUTH)
         self.peer_id_payload: Identification | None = None  # responder: IDi as received

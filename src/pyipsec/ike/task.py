@@ -51,6 +51,9 @@ class TaskStatus(Enum):
     DONE = auto()
     NEED_MORE = auto()  # another round of the same exchange type (EAP, several auth rounds)
     RETRY = auto()  # resend this request rebuilt, same message ID (COOKIE, INVALID_KE_PAYLOAD)
+    # an unauthenticated answer not acted upon: the request stays in flight, retransmitted as
+    # before, until a valid response comes or it times out (RFC 7296 §2.21.1)
+    IGNORE = auto()
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,10 @@ opaque here; ``ike.protect`` decrypts it and decodes the plaintext with
 integrity-checked octets before the ciphertext exists, ``ike.protect`` uses
 :func:`encode_message_prefix`.
 
+A chain holds at most :data:`MAX_PAYLOADS` (64) payloads — the outer chain and each decrypted
+chain on its own: real messages carry a dozen or so, and the cap keeps an attacker's 1,000
+four-byte payloads from costing a thousand decodes (RELIABILITY.md §5 A3).
+
 The model (:class:`Message`) keeps everything needed to re-encode a decoded message byte
 for byte: header flags the protocol does not use (``extra_flags``), the minor version, and
 unknown payloads. The lengths (IKE header Length, Payload Lengths) are derived on encoding,
@@ -55,6 +59,7 @@ from pyipsec.wire.payloads.unknown import UnknownPayload
 __all__ = [
     "CRITICAL_BIT",
     "ENCRYPTED_TYPES",
+    "MAX_PAYLOADS",
     "MAX_PAYLOAD_LEN",
     "Message",
     "decode_message",
@@ -66,6 +71,7 @@ __all__ = [
 ]
 
 CRITICAL_BIT = 0x80
+MAX_PAYLOADS = 64  # payloads per chain (outer, or one decrypted SK payload)
 """The C bit in the second octet of the generic payload header (RFC 7296 §3.2)."""
 
 ENCRYPTED_TYPES = frozenset({PayloadType.SK, PayloadType.SKF})
@@ -195,6 +201,8 @@ def _decode_chain(first: PayloadType, r: Reader, *, outer: bool) -> tuple[Payloa
     ptype = first
     while ptype != PayloadType.NO_NEXT_PAYLOAD:
         at = r.offset
+        if len(payloads) == MAX_PAYLOADS:
+            raise DecodeError(f"more than {MAX_PAYLOADS} payloads in one chain", offset=at)
         next_type = PayloadType(r.u8("next payload"))
         critical = bool(r.u8("critical bit") & CRITICAL_BIT)
         length = r.u16("payload length")

@@ -222,3 +222,45 @@ def test_install_refuses_what_the_data_plane_cannot_carry() -> None:
     with pytest.raises(ValueError, match="already installed"):
         proc.install(spec)
     assert len(proc.sad) == 1
+
+
+def _mangled_inner_packets() -> dict[str, bytes]:
+    good = ipv4_tcp(b"payload")
+    return {
+        "ihl-below-5": bytes([0x44]) + good[1:],
+        "ihl-beyond-the-packet": bytes([0x4F]) + good[1:20],
+        "ipv4-header-cut": good[:12],
+        "version-7": bytes([0x75]) + good[1:],
+        "empty": b"",
+        "ipv6-on-an-ipv4-only-child": ipv6_tcp(b"x", src="fd01::1", dst="fd02::1"),
+        "ipv6-header-cut": ipv6_tcp(b"x")[:30],
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_mangled_inner_packets()))
+def test_authentic_esp_with_a_bad_inner_packet_never_reaches_the_tun(case: str) -> None:
+    """RELIABILITY.md §5 D6: the keys are right, the inner packet is not (bogus IHL, cut
+    headers, another IP version, IPv6 on an IPv4-only SA): dropped before the TUN write and
+    counted, never an exception; good packets between the same addresses still pass after it."""
+    a, b = _pair(SUITES[2])
+    sender = a.sad.children[0x1000].outbound
+    inner = _mangled_inner_packets()[case]
+    next_header = 41 if inner[:1] and inner[0] >> 4 == 6 else 4
+    assert b.inbound(sender.encapsulate(inner, next_header)) is None
+    child = b.sad.children[0x2000]
+    # a policy drop, or malformed where the SA's own inner-length check (TFC padding) fails
+    assert child.policy_drops + child.inbound.malformed == 1 and child.inbound.integrity_failures == 0
+    for _ in range(2):  # the drop left no memo behind that would refuse good packets too
+        sent = a.outbound(ipv4_tcp(b"fine"))
+        assert sent is not None and b.inbound(sent[1]) is not None
+    assert child.policy_drops + child.inbound.malformed == 1
+
+
+def test_a_malformed_outbound_packet_does_not_block_its_addresses() -> None:
+    """The outbound policy lookup refuses a packet it cannot parse (counted ``no_policy``)
+    without remembering that answer for the packet's addresses."""
+    a, _ = _pair(SUITES[2])
+    bad = bytes([0x44]) + ipv4_tcp(b"x")[1:]  # IHL 4
+    assert a.outbound(bad) is None and a.counters.no_policy == 1
+    assert a.outbound(ipv4_tcp(b"fine")) is not None
+    assert a.counters.no_policy == 1

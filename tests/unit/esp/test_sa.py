@@ -506,3 +506,22 @@ def test_outbound_cbc_needs_a_random_source_and_keys_stay_out_of_repr() -> None:
     EspSa(
         _config(encr=EncrId.ENCR_AES_CBC, encr_key=ekey, integ=IntegId.AUTH_HMAC_SHA2_256_128, integ_key=ikey)
     )
+
+
+@pytest.mark.parametrize("esn", [False, True])
+@pytest.mark.parametrize("suite", [GCM, CBC], ids=[GCM.name, CBC.name])
+def test_a_forged_far_ahead_sequence_number_does_not_move_the_window(suite: Suite, esn: bool) -> None:
+    """RELIABILITY.md §5 D2: a packet claiming sequence number +10,000 with a bad ICV is dropped
+    and leaves the window where it was, so the next genuine (lower-numbered) packet gets in."""
+    out, inb = sa_pair(suite, esn=esn)
+    assert inb.replay is not None
+    wires = [out.encapsulate(ipv4_packet(20, seed=i), 4) for i in range(3)]  # seq 1..3
+    inb.decapsulate(wires[0])
+    forged = bytearray(wires[1])
+    struct.pack_into("!I", forged, 4, 10_002)
+    with pytest.raises(EspIntegrityFailure):
+        inb.decapsulate(bytes(forged))
+    assert inb.replay.top == 1 and inb.integrity_failures == 1
+    assert inb.decapsulate(wires[1]) == (ipv4_packet(20, seed=1), 4)
+    assert inb.decapsulate(wires[2]) == (ipv4_packet(20, seed=2), 4)
+    assert inb.replay.top == 3

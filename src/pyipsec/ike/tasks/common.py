@@ -37,6 +37,7 @@ __all__ = [
     "nat_detection_notifies",
     "nat_hash",
     "nearest_mismatch",
+    "peer_error",
     "raise_peer_error",
     "read_nat_detection",
 ]
@@ -62,14 +63,22 @@ class PeerError(IkeError):
         self.notify_type = notify_type
 
 
-def raise_peer_error(msg: Message, *, ignore: Sequence[NotifyType] = ()) -> None:
-    """Raise the error a response's first error Notify stands for (RFC 7296 §2.21)."""
+def peer_error(msg: Message, *, ignore: Sequence[NotifyType] = ()) -> IkeError | None:
+    """The error a response's first error Notify stands for (RFC 7296 §2.21), if any."""
     for n in msg.notifies():
         if n.is_error and n.notify_type not in ignore:
             cls = _BY_NOTIFY.get(n.notify_type)
             if cls is None:
-                raise PeerError(n.notify_type)
-            raise cls(f"peer answered {n.notify_type.name}")
+                return PeerError(n.notify_type)
+            return cls(f"peer answered {n.notify_type.name}")
+    return None
+
+
+def raise_peer_error(msg: Message, *, ignore: Sequence[NotifyType] = ()) -> None:
+    """Raise the error a response's first error Notify stands for (RFC 7296 §2.21)."""
+    error = peer_error(msg, ignore=ignore)
+    if error is not None:
+        raise error
 
 
 def describe_ours(specs: Sequence[ProposalSpec]) -> str:

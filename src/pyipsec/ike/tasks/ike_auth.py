@@ -83,7 +83,18 @@ from pyipsec.wire.payloads.notify import Notify
 if TYPE_CHECKING:
     from pyipsec.ike.sa import IkeSa
 
-__all__ = ["IkeAuthTask"]
+__all__ = ["MAX_EAP_MESSAGES", "IkeAuthTask"]
+
+MAX_EAP_MESSAGES = 50
+"""EAP messages one side takes from the other on one IKE SA before it gives up (both roles): a
+peer that bounces EAP forever (Identity loops, endless fragments) ends with AUTHENTICATION_FAILED
+instead of holding a half-open SA (RELIABILITY.md §5 B8)."""
+
+
+def _count_eap(sa: IkeSa) -> None:
+    sa.eap_messages += 1
+    if sa.eap_messages > MAX_EAP_MESSAGES:
+        raise AuthenticationFailed(f"EAP did not finish within {MAX_EAP_MESSAGES} messages")
 
 
 def _wall(sa: IkeSa) -> datetime:
@@ -310,6 +321,7 @@ class IkeAuthTask(Task):
         peer = sa.eap_peer  # (its outcome changes in process())
         if self._eap_failure:
             raise AuthenticationFailed(f"EAP authentication failed: {peer.reason}")
+        _count_eap(sa)
         answer = peer.process(eap.message)
         if peer.outcome is EapOutcome.FAILURE:
             if answer is None:
@@ -501,6 +513,7 @@ class IkeAuthTask(Task):
         eap = req.find(EapPayload)
         if eap is None or server.outcome is not EapOutcome.CONTINUE:
             raise InvalidSyntax("IKE_AUTH request in an EAP conversation lacks the EAP payload")
+        _count_eap(sa)
         if isinstance(server, RelayedEap):
             raise Suspend(server.relay(eap.message))  # resume() takes the AAA server's answer
         self._eap_answered(sa, server, server.process(eap.message))

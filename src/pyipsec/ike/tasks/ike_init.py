@@ -4,7 +4,11 @@ Initiator: offers every configured IKE proposal, a KE payload for the first prop
 first group (or the group a responder asked for with INVALID_KE_PAYLOAD, §1.3), a nonce,
 the NAT_DETECTION_* hashes and our capabilities. A COOKIE answer makes us resend the same
 request with the cookie first (§2.6); INVALID_KE_PAYLOAD makes us resend with the wanted
-group if we offered it (both keep message ID 0).
+group if we offered it (both keep message ID 0). Any other error answer — or an
+INVALID_KE_PAYLOAD for a group we did not offer (a downgrade attempt) — is unauthenticated, so
+it does not end the SA at once: the request stays in flight and is retransmitted until a valid
+response arrives; when the error answers a retransmission too (``manager.ERROR_TRANSMISSIONS``),
+or nothing else comes, the SA is closed naming that error (§2.21.1).
 
 Responder: chooses the first of our proposals the peer offers (preferring the group the
 peer already sent a KE payload for), answers INVALID_KE_PAYLOAD when that payload is for
@@ -24,6 +28,7 @@ from typing import TYPE_CHECKING
 from pyipsec.crypto.registry import REGISTRY
 from pyipsec.crypto.x509 import ca_key_hash, load_certificate
 from pyipsec.errors import (
+    IkeError,
     InvalidKePayload,
     InvalidKeyExchange,
     InvalidSyntax,
@@ -33,17 +38,17 @@ from pyipsec.errors import (
 from pyipsec.iana.ikev2 import CertEncoding, NotifyType, ProtocolId
 from pyipsec.iana.transforms import KeId
 from pyipsec.ike.auth.methods import ANNOUNCED_HASHES
-from pyipsec.ike.events import SaProgress
+from pyipsec.ike.events import CloseCause, SaProgress
 from pyipsec.ike.keymat import derive_ike_keys, skeyseed
 from pyipsec.ike.proposal import ProposalSpec, select
 from pyipsec.ike.proposal_text import format_chosen
-from pyipsec.ike.task import Task, TaskStatus
+from pyipsec.ike.task import Task, TaskStatus, Unanswered
 from pyipsec.ike.tasks.common import (
     describe_offer,
     describe_ours,
     nat_detection_notifies,
     nearest_mismatch,
-    raise_peer_error,
+    peer_error,
     read_nat_detection,
 )
 from pyipsec.wire.message import Message
@@ -97,6 +102,25 @@ class IkeInitTask(Task):
     def __init__(self) -> None:
         self.cookie_retries = 0
         self._public = b""
+        self.peer_error: IkeError | None = None  # the last unauthenticated error answer, ignored
+
+    def _ignore(self, sa: IkeSa, error: IkeError) -> TaskStatus:
+        """An error answer to IKE_SA_INIT is unauthenticated: anyone on the path can forge one
+        (RFC 7296 §2.21.1). Keep waiting for a valid response; if none comes before the
+        request times out, the SA fails with this error (:meth:`unanswered`)."""
+        self.peer_error = error
+        sa.log.info("ignoring an unauthenticated IKE_SA_INIT answer for now: %s", error)
+        return TaskStatus.IGNORE
+
+    def unanswered(self, sa: IkeSa) -> Unanswered | None:
+        error = self.peer_error
+        if error is None:
+            return None
+        detail = f"{error.notify.name}: {error}" if str(error) != error.notify.name else error.notify.name
+        return Unanswered(
+            CloseCause.FAILED,
+            f"IKE_SA_INIT failed: {detail} (an unauthenticated answer, and no valid one came)",
+        )
 
     # -- initiator ------------------------------------------------------------------------------
 
@@ -138,10 +162,15 @@ class IkeInitTask(Task):
                 )
                 sa.ke_group, sa.ke = wanted, None
                 return TaskStatus.RETRY
-            raise InvalidKePayload(
-                wanted, f"responder wants {wanted.name}, which we did not offer or already tried"
+            return self._ignore(
+                sa,
+                InvalidKePayload(
+                    wanted, f"responder wants {wanted.name}, which we did not offer or already tried"
+                ),
             )
-        raise_peer_error(resp)
+        error = peer_error(resp)
+        if error is not None:
+            return self._ignore(sa, error)
 
         sa_payload = resp.find(SecurityAssociation)
         ke = resp.find(KeyExchange)
