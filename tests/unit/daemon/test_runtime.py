@@ -202,6 +202,7 @@ def test_connections_and_stats(world: World, tmp_path: Path) -> None:
     stats = world.command(client, "stats")
     assert stats["udp_sent"] >= 1 and stats["udp_received"] >= 1 and stats["malformed"] == 0
     assert stats["dataplane"] == {} and stats["radius"] == {}  # (the recording sink has no totals)
+    assert world.command(client, "status")["dataplane"] == {}  # the same totals, in status too
     with pytest.raises(Exception, match="unknown command"):
         world.command(client, "reboot")
 
