@@ -333,7 +333,7 @@ class SaModelMachine(RuleBasedStateMachine):
 
 TestSaModel = SaModelMachine.TestCase
 TestSaModel.settings = settings(
-    max_examples=300, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=200, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 
