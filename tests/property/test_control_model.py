@@ -19,12 +19,15 @@ dropped connection, never an ``InternalError``; a request the model calls invali
 error, a valid one is not; and after each step, once the virtual clock has moved on a minute,
 both daemons hold as many established IKE SAs of ``office`` as the model says (one or none),
 the same ones, and ``status`` reports them.
+
+Budget: 80 examples of 20 steps (about 13 s); ``PYIPSEC_STATEFUL_EXAMPLES`` raises it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -236,7 +239,10 @@ class ControlMachine(RuleBasedStateMachine):
 
 TestControlModel = ControlMachine.TestCase
 TestControlModel.settings = settings(
-    max_examples=80, stateful_step_count=20, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=int(os.environ.get("PYIPSEC_STATEFUL_EXAMPLES", "80")),
+    stateful_step_count=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 
 
