@@ -178,12 +178,19 @@ def test_udp_load_survives_child_and_ike_rekeys(
     assert not schedule.failures(), schedule.results
     print(f"\n{esp}: {report.packets} packets, lost {report.lost}, out of order {report.out_of_order}")
     sas = dc.wait_for(_settled, timeout=20)
-    ds.wait_for(_settled, timeout=20)
+    server_sas = ds.wait_for(_settled, timeout=20)
     last = _child(sas[0])
     assert last["spi_in"] != first["spi_in"] and last["spi_out"] != first["spi_out"]
     assert sas[0]["spi_i"] != first_ike
     assert report.packets > 40000, report
     assert report.lost == 0, (report, dc.log_text()[-3000:])
+    # the server's data-plane totals count the ESP of every Child SA, the rekeyed-away ones too
+    totals = ds.call("stats")["dataplane"]
+    assert isinstance(totals, dict)
+    traffic = _child(server_sas[0])["traffic"]
+    assert isinstance(traffic, dict) and int(str(traffic["packets_in"])) < report.packets
+    assert int(str(totals["packets_in"])) >= report.packets, (totals, report)
+    assert totals["replay_drops"] == totals["integrity_failures"] == 0, totals
     assert report.out_of_order <= report.packets // 1000, report
     assert log_count(dc.log_text(), "rekeyed") >= 1
 

@@ -33,7 +33,7 @@ from pyipsec.ike.tasks import child_create
 from pyipsec.ike.tasks.ike_rekey import REDUNDANT
 from pyipsec.net.addr import Datagram
 from pyipsec.wire.message import decode_message
-from tests.scenario.test_rekey import assert_one_consistent_child, established, installed
+from tests.scenario.test_rekey import assert_one_consistent_child, established, installed, pair
 from tests.support.engines import EnginePair, Link, Side, ike
 
 # -- steering the simulated network ---------------------------------------------------------------
@@ -256,6 +256,140 @@ def test_ike_rekey_meeting_the_ike_sas_delete_closes_everything() -> None:
     p.run(until=p.now + 300)
     assert not p.i.engine.sas() and not p.r.engine.sas()
     assert "deleted locally" in closes(p.r)
+
+
+def test_deleting_an_ike_sa_while_our_rekey_of_it_is_in_flight_deletes_the_new_sa_too() -> None:
+    """Found by tests/property/test_sa_model.py: the peer answers our rekey and makes the new
+    IKE SA; our Delete of the old SA then ends its rekey as usual, so the new SA must be
+    deleted too, else the peer keeps an IKE SA we do not have."""
+    p = established()
+    (b,) = p.r.engine.sas()
+    p.r.rekey_ike(b.sa_id)
+    p.r.terminate(b.sa_id)  # queued behind the rekey in flight
+    p.run(until=p.now + 300)
+    assert not p.i.engine.sas() and not p.r.engine.sas()
+    assert "deleted locally while being rekeyed" in closes(p.r)
+    for side in (p.i, p.r):
+        installs = {e.spec.spi_in for e in side.of(ChildSaInstalled)}  # type: ignore[attr-defined]
+        removed = {e.spi_in for e in side.of(ChildSaRemoved)}  # type: ignore[attr-defined]
+        assert installs == removed
+
+
+def _nothing_left(p: EnginePair) -> None:
+    """No IKE SA on either side, every Child SA that reached the data plane left it again, and
+    no SA closed for an internal error."""
+    assert not p.i.engine.sas() and not p.r.engine.sas()
+    for side in (p.i, p.r):
+        assert not [e for e in side.of(IkeSaClosed) if e.cause is CloseCause.INTERNAL_ERROR]  # type: ignore[attr-defined]
+        installs = {e.spec.spi_in for e in side.of(ChildSaInstalled)}  # type: ignore[attr-defined]
+        removed = {e.spi_in for e in side.of(ChildSaRemoved)}  # type: ignore[attr-defined]
+        assert installs == removed
+
+
+@pytest.mark.parametrize("seed", range(1, 7))
+def test_deleting_an_ike_sa_during_an_ike_rekey_collision_deletes_both_new_sas(seed: int) -> None:
+    """Found by tests/property/test_sa_model.py: both peers rekey the IKE SA, then the responder
+    deletes it while its rekey is in flight. The peer's new SA (pending) and the one our rekey
+    made must both go; the peer's used to be adopted when its Delete of the old SA came."""
+    p = established()
+    p.i.engine.ctx.rng = SeededRandom(100 + seed)
+    p.r.engine.ctx.rng = SeededRandom(200 + seed)
+    rekey_both_ike(p)
+    d = p.r.inbox.pop(0)  # the initiator's rekey reaches the responder first
+    p.emit(
+        p.r, p.r.engine.receive_datagram(Datagram(local=d.remote, remote=d.local, payload=d.payload), p.now)
+    )
+    (old,) = [s for s in p.r.engine.sas() if s.state is IkeSaState.REKEYING]
+    p.r.terminate(old.sa_id)
+    p.run(until=p.now + 300)
+    _nothing_left(p)
+
+
+@pytest.mark.parametrize("seed", range(1, 9))
+def test_a_child_delete_queued_while_the_child_is_rekeyed_deletes_its_successor(seed: int) -> None:
+    """Found by tests/property/test_sa_model.py: the host deletes a Child SA whose Delete waits
+    behind a liveness check; meanwhile the peer rekeys that Child SA (and we rekey it too). The
+    Delete must take what replaced the Child SA with it, else the tunnel the host deleted stays;
+    and a Child SA that lost the collision meanwhile (REDUNDANT) used to end the IKE SA with
+    an internal error (no DELETE from REDUNDANT)."""
+    p = established()
+    p.i.engine.ctx.rng = SeededRandom(100 + seed)
+    p.r.engine.ctx.rng = SeededRandom(200 + seed)
+    (a,) = p.i.engine.sas()
+    (b,) = p.r.engine.sas()
+    p.r.check_liveness(b.sa_id)
+    (ca,) = a.children
+    p.i.rekey_child(a.sa_id, ca)
+    (cb,) = b.children
+    p.r.terminate_child(b.sa_id, cb)
+    p.r.rekey_child(b.sa_id, cb)
+    p.run(until=p.now + 300)
+    for side in (p.i, p.r):
+        assert not [e for e in side.of(IkeSaClosed) if e.cause is CloseCause.INTERNAL_ERROR]  # type: ignore[attr-defined]
+    (sa_i,) = p.i.engine.sas()
+    (sa_r,) = p.r.engine.sas()
+    assert sa_i.state is sa_r.state is IkeSaState.ESTABLISHED
+    assert not sa_i.children and not sa_r.children
+
+
+def test_a_child_delete_queued_on_the_peers_half_of_a_collision_ends_without_an_internal_error() -> None:
+    """Found by tests/property/test_sa_model.py: both peers rekey a Child SA; the responder's
+    host deletes the initiator's new Child SA (pending in the collision) while the responder's
+    own rekey is in flight. When ours wins, that Child SA is REDUNDANT by the time the Delete
+    leaves: it used to raise IllegalTransition and close the IKE SA as an internal error."""
+    for seed in range(1, 9):
+        p = established()
+        p.i.engine.ctx.rng = SeededRandom(100 + seed)
+        p.r.engine.ctx.rng = SeededRandom(200 + seed)
+        (a,) = p.i.engine.sas()
+        (b,) = p.r.engine.sas()
+        (ca,) = a.children
+        (cb,) = b.children
+        p.i.rekey_child(a.sa_id, ca)
+        p.r.rekey_child(b.sa_id, cb)
+        d = p.r.inbox.pop(0)  # the initiator's rekey reaches the responder first
+        p.emit(
+            p.r,
+            p.r.engine.receive_datagram(Datagram(local=d.remote, remote=d.local, payload=d.payload), p.now),
+        )
+        peer_rekey = b.children[cb].peer_rekey
+        assert peer_rekey is not None
+        pending = peer_rekey[2]
+        p.r.terminate_child(b.sa_id, pending.child_id)  # queued behind our rekey
+        p.run(until=p.now + 300)
+        for side in (p.i, p.r):
+            assert not [e for e in side.of(IkeSaClosed) if e.cause is CloseCause.INTERNAL_ERROR]  # type: ignore[attr-defined]
+        assert_one_ike_sa(p)
+
+
+@pytest.mark.parametrize("what", ["child", "ike"])
+def test_a_rekey_overtaking_the_last_ike_auth_response_is_declined_and_the_sa_stays(what: str) -> None:
+    """Found by tests/property/test_sa_model.py: the responder is established once it sent its
+    IKE_AUTH response and may rekey at once; its CREATE_CHILD_SA can reach the initiator first.
+    The initiator answers TEMPORARY_FAILURE (it is not established yet) and must keep its SA;
+    it used to close it, leaving the responder with an IKE SA the initiator did not have."""
+    p = pair()
+    p.initiate()
+    for side in (p.r, p.i, p.r):  # IKE_SA_INIT both ways, IKE_AUTH request
+        d = side.inbox.pop(0)
+        p.emit(
+            side,
+            side.engine.receive_datagram(Datagram(local=d.remote, remote=d.local, payload=d.payload), p.now),
+        )
+    (b,) = p.r.engine.sas()
+    if what == "child":
+        (cb,) = b.children
+        p.r.rekey_child(b.sa_id, cb)
+    else:
+        p.r.rekey_ike(b.sa_id)
+    d = p.i.inbox.pop(1)  # the rekey overtakes the IKE_AUTH response
+    p.emit(
+        p.i, p.i.engine.receive_datagram(Datagram(local=d.remote, remote=d.local, payload=d.payload), p.now)
+    )
+    p.run(until=p.now + 300)
+    assert not closes(p.i) or closes(p.i) == ["rekeyed"]
+    assert_one_ike_sa(p)
+    assert_one_consistent_child(p)
 
 
 def test_ike_rekey_and_child_rekey_at_once_end_with_one_of_each() -> None:

@@ -2,7 +2,7 @@
 
 Theory of operation: :func:`main` is a :mod:`click` group. Its commands are defined in
 modules that do not know it — ``check`` (:mod:`~pyipsec.cli.check`); ``up``, ``down``,
-``rekey`` and ``status``, the clients of the daemon's control socket (DESIGN.md §6,
+``rekey``, ``status`` and ``stats``, the clients of the daemon's control socket (DESIGN.md §6,
 :mod:`~pyipsec.cli.sas`); ``pki`` and ``user export`` (:mod:`~pyipsec.cli.pki`); ``user``
 (:mod:`~pyipsec.cli.users`) — and are added to it here, so no command module imports this
 one. What they share (exit statuses, the one-line failure, ``--socket``) is
@@ -28,7 +28,7 @@ import click
 from pyipsec import __version__
 from pyipsec.cli.check import check
 from pyipsec.cli.pki import export, pki
-from pyipsec.cli.sas import down, rekey, status, up
+from pyipsec.cli.sas import down, rekey, stats, status, up
 from pyipsec.cli.users import user
 
 __all__ = ["main"]
@@ -74,6 +74,6 @@ def main() -> None:
     """pyipsec: an IKEv2/IPsec VPN server and client."""
 
 
-for _command in (check, up, down, rekey, status, pki, user):
+for _command in (check, up, down, rekey, status, stats, pki, user):
     main.add_command(_command)
 user.add_command(export)

@@ -1,7 +1,10 @@
-"""``pyipsec up``, ``down``, ``rekey`` and ``status``: the clients of the daemon's control socket.
+"""``pyipsec up``, ``down``, ``rekey``, ``status`` and ``stats``: the clients of the daemon's
+control socket.
 
-``status`` prints the IKE and Child SAs in the layout of ``swanctl --list-sas``; ``--json``
-prints the daemon's answer unchanged. Every failure is one line naming the cause (no
+``status`` prints the IKE and Child SAs in the layout of ``swanctl --list-sas``, then one line
+of data-plane totals (traffic, and drops by reason over every SA, removed ones too, and of
+none); ``stats`` prints the daemon's counters (IKE, UDP, the data plane's totals, RADIUS);
+``--json`` prints the daemon's answer unchanged. Every failure is one line naming the cause (no
 daemon, unknown connection, why the SA did not come up) and exit status 1. The daemon itself
 is :mod:`pyipsec.cli.daemon`.
 """
@@ -19,7 +22,7 @@ from pyipsec.control.client import DEFAULT_SOCKET, ControlClient
 from pyipsec.control.protocol import JsonValue
 from pyipsec.errors import PyIpsecError
 
-__all__ = ["down", "format_status", "rekey", "status", "up"]
+__all__ = ["down", "format_stats", "format_status", "rekey", "stats", "status", "up"]
 
 
 def _client(socket_path: Path | None, timeout: float = 60.0) -> ControlClient:
@@ -127,6 +130,69 @@ def status(socket_path: Path | None, as_json: bool) -> None:
         click.echo(format_status(result), nl=False)
 
 
+@click.command()
+@socket_option
+@click.option("--json", "as_json", is_flag=True, help="Print the daemon's answer as JSON.")
+def stats(socket_path: Path | None, as_json: bool) -> None:
+    """Show the daemon's counters: IKE, UDP, the data plane's totals and drops, RADIUS."""
+    try:
+        result = _client(socket_path).call("stats")
+    except PyIpsecError as exc:
+        fail(str(exc))
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(format_stats(result), nl=False)
+
+
+def format_stats(result: JsonValue) -> str:
+    """``key value`` lines by section: ``ike``/``udp`` (the daemon's), ``dataplane``, ``radius``."""
+    if not isinstance(result, dict):
+        return ""
+    lines = ["ike:"]
+    lines += [
+        f"  {k} {result.get(k)}" for k in ("malformed", "unknown_spi", "cookies_sent", "half_open_expired")
+    ]
+    lines += ["udp:", f"  received {result.get('udp_received')}", f"  sent {result.get('udp_sent')}"]
+    dataplane = result.get("dataplane")
+    if isinstance(dataplane, dict) and dataplane:
+        lines.append("data plane (every SA since start, removed ones included, and drops of no SA):")
+        lines += [f"  {k} {v}" for k, v in sorted(dataplane.items())]
+    radius = result.get("radius")
+    for name, server in sorted(radius.items()) if isinstance(radius, dict) else ():
+        if isinstance(server, dict):
+            lines.append(f"radius {name}: " + ", ".join(f"{k} {v}" for k, v in server.items()))
+    return "\n".join(lines) + "\n"
+
+
+#: drops by reason among the data plane's totals: of no SA, then summed over every SA
+DROPS = (
+    "unknown_spi",
+    "no_policy",
+    "malformed",
+    "expired",
+    "seq_exhausted",
+    "no_route",
+    "replay_drops",
+    "integrity_failures",
+    "policy_drops",
+    "pad_errors",
+    "esp_malformed",
+)
+
+
+def _dataplane_line(totals: JsonValue) -> str:
+    """``data plane: N packets in, M out; drops …`` (empty without a data plane)."""
+    if not isinstance(totals, dict) or not totals:
+        return ""
+    drops = [f"{k} {totals[k]}" for k in DROPS if totals.get(k)]
+    return (
+        f"data plane: {totals.get('packets_in', 0)} packets in, {totals.get('packets_out', 0)} out; "
+        + ("drops " + ", ".join(drops) if drops else "no drops")
+        + "\n"
+    )
+
+
 def format_status(result: JsonValue) -> str:
     sas = result.get("ike_sas", []) if isinstance(result, dict) else []
     pending = result.get("reconnecting", {}) if isinstance(result, dict) else {}
@@ -136,6 +202,7 @@ def format_status(result: JsonValue) -> str:
         for name, r in (pending.items() if isinstance(pending, dict) else ())
         if isinstance(r, dict)
     )
+    tail += _dataplane_line(result.get("dataplane") if isinstance(result, dict) else None)
     if not isinstance(sas, list) or not sas:
         return "no IKE SAs\n" + tail
     lines: list[str] = []

@@ -8,7 +8,8 @@ pydantic error into a :class:`ConfigIssue` whose ``key`` is a dotted path in TOM
 ``connections.office.children.net.local_ts[0]``, and whose message says what was expected
 and what was found. Unknown keys get a "did you mean" from the keys that section accepts. If
 anything is wrong, :class:`ConfigErrors` carries the whole list. A valid file may still earn
-warnings (a ``secret_file`` others can read, a short pre-shared key, no connections).
+warnings (a ``secret_file`` others can read, no connections); a short pre-shared key is an
+error unless its connections set ``insecure_psk`` (:class:`~pyipsec.config.model.Config`).
 :func:`load_config` is the same minus the warnings, which it logs.
 """
 
@@ -28,7 +29,7 @@ from typing import Annotated, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from pyipsec.config.model import Config, IkeSecret, secret_model_for
+from pyipsec.config.model import Config, IkeSecret, psk_users, secret_model_for
 from pyipsec.errors import ConfigError
 
 __all__ = [
@@ -42,10 +43,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-MIN_PSK_BYTES = 16
-"""Pre-shared keys shorter than this draw a warning (RFC 7296 §2.15: a PSK must be as strong
-as a key, not a password)."""
 
 
 class ConfigIssue(ConfigError):
@@ -284,10 +281,11 @@ def _warnings(config: Config, path: str) -> list[ConfigIssue]:
     if not config.connections:
         found.append(ConfigIssue("no connections defined", path=path, key="connections"))
     for name, secret in config.secrets.items():
-        if isinstance(secret, IkeSecret) and len(secret.secret) < MIN_PSK_BYTES:
+        if isinstance(secret, IkeSecret) and secret.weakness:  # Config refused it unless opted in
+            users = ", ".join(f"connections.{n}" for n in psk_users(config, secret))
             found.append(
                 ConfigIssue(
-                    f"pre-shared key is shorter than {MIN_PSK_BYTES} bytes; use a long random key",
+                    f"{secret.weakness}; accepted because {users} sets insecure_psk = true",
                     path=path,
                     key=format_key_path(("secrets", name, "secret_file" if secret.secret_file else "secret")),
                 )

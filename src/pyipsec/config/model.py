@@ -38,6 +38,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    PrivateAttr,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -71,6 +72,7 @@ from pyipsec.config.values import (
     parse_proposal_list,
     parse_secret,
     pool_range,
+    psk_weakness,
     quote,
     raise_issues,
     seconds_float,
@@ -104,6 +106,7 @@ __all__ = [
     "Settings",
     "StartAction",
     "Unique",
+    "psk_users",
     "secret_model_for",
 ]
 
@@ -383,6 +386,8 @@ class Connection(_Model):
       ecp256``), or ``"default"`` (the default);
     - ``legacy_algorithms`` — allow RFC 8247's legacy algorithms (``modp1024``, ``modp1536``,
       ``sha1``, ``3des``) in this connection's IKE and ESP proposals (false);
+    - ``insecure_psk`` — accept a pre-shared key shorter than 20 characters (16 bytes as hex
+      or base64) for this connection (false): without it such a key is a config error;
     - ``encap`` — force UDP encapsulation of ESP even without a NAT (false);
     - ``mobike`` — offer MOBIKE, RFC 4555 (true); ``fragmentation`` — IKE fragmentation,
       RFC 7383 (true); ``send_certreq`` — send certificate requests (true);
@@ -403,6 +408,7 @@ class Connection(_Model):
     """
 
     legacy_algorithms: bool = False
+    insecure_psk: bool = False
     local_addrs: LocalAddrList = (AddressSpec("%any"),)
     remote_addrs: RemoteAddrList = (AddressSpec("%any"),)
     local_port: Port = 500
@@ -582,7 +588,26 @@ class IkeSecret(_SharedSecret):
     - ``id`` — identities this key is for (a string or an array); empty means any;
     - ``secret`` — the key: a string, ``"0x..."`` hex or ``"0s..."`` base64; or
     - ``secret_file`` — a file holding the raw key (it should be mode 0600).
+
+    A key shorter than 20 characters (16 bytes when given as hex, base64 or a binary file) is
+    refused unless every PSK connection it serves sets ``insecure_psk = true``
+    (:func:`~pyipsec.config.values.psk_weakness`, checked by :class:`Config`).
     """
+
+    _weakness: str = PrivateAttr(default="")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _strength(cls, data: object, handler: Callable[[object], IkeSecret]) -> IkeSecret:
+        """Note whether the key is too short, which needs the table as written (hex or text)."""
+        secret = handler(data)
+        secret._weakness = psk_weakness(data, secret.secret)
+        return secret
+
+    @property
+    def weakness(self) -> str:
+        """Why this key is too short (``""`` if it is long enough)."""
+        return self._weakness
 
 
 class EapSecret(_SharedSecret):
@@ -700,8 +725,10 @@ class Config(_Model):
     """The whole file: ``[settings]``, ``[connections.*]``, ``[pools.*]``, ``[secrets.*]``.
 
     Cross-checks: a connection authenticating with ``psk`` needs an ``ike*`` secret whose
-    ``id`` list is empty or matches its local or remote identity; one whose local round is
-    EAP needs an ``eap*`` secret for its EAP identity; every pool a connection names exists.
+    ``id`` list is empty or matches its local or remote identity; a too short ``ike*`` secret
+    needs ``insecure_psk = true`` on every PSK connection it serves (and at least one); one
+    whose local round is EAP needs an ``eap*`` secret for its EAP identity; every pool a
+    connection names exists.
     """
 
     settings: Settings = Field(default_factory=Settings)
@@ -778,8 +805,41 @@ class Config(_Model):
                             pool,
                         )
                     )
+        problems += self._short_psks(ike)
         raise_issues(problems, "config")
         return self
+
+    def _short_psks(self, ike: Mapping[str, IkeSecret]) -> list[tuple[KeyPath, str, object]]:
+        """A short PSK is an error unless each PSK connection whose ids it covers opts in."""
+        problems: list[tuple[KeyPath, str, object]] = []
+        for name, secret in ike.items():
+            if not secret.weakness:
+                continue
+            users = psk_users(self, secret)
+            refusing = [n for n in users if not self.connections[n].insecure_psk]
+            if users and not refusing:
+                continue  # every connection using it opted in
+            names = ", ".join(f"connections.{n}" for n in (refusing or users))
+            where = f"on {names}" if names else "on the connection that uses it"
+            problems.append(
+                (
+                    ("secrets", name, "secret_file" if secret.secret_file else "secret"),
+                    f"{secret.weakness}; use a long random key, or set insecure_psk = true {where} "
+                    "to accept it",
+                    "(hidden)",
+                )
+            )
+        return problems
+
+
+def psk_users(config: Config, secret: IkeSecret) -> list[str]:
+    """The PSK connections whose local or remote id ``secret`` covers (by name)."""
+    return [
+        name
+        for name, conn in config.connections.items()
+        if any(r.auth == AuthKind.PSK for r in (*conn.local_rounds, *conn.remote_rounds))
+        and _covers(secret, conn.local.id, conn.remote.id)
+    ]
 
 
 def _loose_match(a: Identity, b: Identity) -> bool:

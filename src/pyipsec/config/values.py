@@ -68,6 +68,7 @@ __all__ = [
     "parse_duration",
     "parse_ip",
     "parse_proposal_list",
+    "psk_weakness",
     "parse_secret",
     "parse_ts",
     "pool_range",
@@ -464,6 +465,46 @@ def parse_secret(value: object) -> bytes:
     if not value:
         raise ValueError("the secret is empty")
     return value.encode()
+
+
+MIN_PSK_CHARS = 20
+"""A pre-shared key typed as text needs at least this many characters (RELIABILITY.md C2)."""
+MIN_PSK_BYTES = 16
+"""A pre-shared key given as ``0x…`` hex, ``0s…`` base64 or a binary ``secret_file`` needs at
+least this many bytes (128 bits: a key, not a password)."""
+
+
+def psk_weakness(raw: object, key: bytes) -> str:
+    """Why the pre-shared key ``key`` is too short to resist offline guessing, or ``""``.
+
+    ``raw`` is the ``[secrets.ike*]`` table as written: a ``secret`` string counts characters
+    (at least :data:`MIN_PSK_CHARS`) unless it is ``0x…`` hex or ``0s…`` base64, which count
+    decoded bytes (at least :data:`MIN_PSK_BYTES`); a ``secret_file`` counts characters if it
+    holds printable text, else bytes. An IKEv2 PSK authenticates the handshake with a PRF
+    keyed by it, so whoever records one exchange can test guesses offline as fast as they can
+    compute PRFs (Felsch et al., USENIX Security 2018): its length is its only defence.
+    """
+    given = raw.get("secret") if isinstance(raw, dict) else None
+    if isinstance(given, str) and given[:2].lower() in ("0x", "0s"):
+        binary = True
+    elif isinstance(given, str):
+        binary = False
+    else:  # from a file: raw bytes
+        try:
+            binary = not key.decode("utf-8").isprintable()
+        except UnicodeDecodeError:
+            binary = True
+    if binary:
+        if len(key) >= MIN_PSK_BYTES:
+            return ""
+        return f"pre-shared key of {len(key)} bytes is too short: {MIN_PSK_BYTES} random bytes are needed"
+    chars = len(key.decode("utf-8", "replace"))
+    if chars >= MIN_PSK_CHARS:
+        return ""
+    return (
+        f"pre-shared key of {chars} characters is too short: at least {MIN_PSK_CHARS} characters "
+        f"(or {MIN_PSK_BYTES} random bytes: 0x… hex, 0s… base64 or a binary file) are needed"
+    )
 
 
 def validate_each(

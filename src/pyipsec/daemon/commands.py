@@ -134,6 +134,8 @@ class Commands:
                     child["traffic"] = traffic
             sas.append(st)
         out: dict[str, JsonValue] = {"ike_sas": sas, "reconnecting": self.d.reconnect.status(now)}
+        # the data plane's totals: drops by reason, of no SA and of every SA (removed ones too)
+        out["dataplane"] = dict(self.d.sink.totals().items())
         radius = self.d.lookups.radius
         if radius is not None:  # per server: requests, retransmissions, timeouts, bad replies, …
             out["radius"] = {

@@ -63,8 +63,10 @@ class DataplaneSink(Protocol):
         """The counters last received (no waiting)."""
 
     def totals(self) -> dict[str, int]:
-        """The data plane's global counters last received (drops that belong to no SA by
-        reason: unknown_spi, no_policy, malformed, …; traffic and errors of the loop)."""
+        """The data plane's global counters last received: drops that belong to no SA by
+        reason (unknown_spi, no_policy, malformed, …), traffic and errors of the loop, and the
+        traffic and drops of every Child SA since start, removed ones included (replay_drops,
+        integrity_failures, policy_drops, pad_errors, esp_malformed, packets_in, …)."""
 
     def barrier(self, done: Callable[[CounterMap], None]) -> None:
         """Call ``done`` with fresh counters once every update sent so far is applied (at once

@@ -19,6 +19,13 @@ Theory of operation
   requests, shutdown. EOF on the channel means the control plane is gone: the loop ends.
 * Once a second: sequence-number and lifetime signals go to the control plane.
 
+Counters (:meth:`DataplaneLoop.counters`, on request): per child, and totals: the drops that
+belong to no SA (``unknown_spi``, ``no_policy``, ``malformed``, …), the loop's own, and every
+child's traffic and drops summed over live *and removed* children
+(:meth:`~pyipsec.esp.processor.EspProcessor.sa_totals`: ``replay_drops``,
+``integrity_failures``, ``policy_drops``, ``pad_errors``, ``esp_malformed``, ``packets_in``, …),
+so a drop stays counted after its SA is gone.
+
 Sends block when the socket buffer is full, which pushes back through the TUN queue onto the
 senders instead of dropping. Nothing on the per-packet path logs.
 """
@@ -193,6 +200,9 @@ def _sockaddr(ep: Endpoint) -> tuple[str, int] | tuple[str, int, int, int]:
 # how often lifetimes and sequence numbers are checked: a soft volume limit must be seen
 # before the hard one (10 % later by default) even at high rates
 TICK = 0.25
+
+#: a child's counter whose name is taken among the totals by a drop of no SA
+_SA_TOTAL_NAMES = {"malformed": "esp_malformed"}
 
 
 class DataplaneLoop:
@@ -491,6 +501,8 @@ class DataplaneLoop:
             c = child_counters(child)
             sas.append(SaCounters(child.spi_in.to_bytes(4, "big"), child.spi_out.to_bytes(4, "big"), **c))
         totals = {**self.processor.counters.as_dict(), **self.stats}
+        for name, value in self.processor.sa_totals().items():  # every child, removed ones too
+            totals[_SA_TOTAL_NAMES.get(name, name)] = value
         totals["no_route"] = self.encap.no_route
         if self.decap.coalescer is not None:
             totals["coalesced_writes"] = self.decap.coalescer.groups

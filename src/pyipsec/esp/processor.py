@@ -18,6 +18,11 @@ order (replay before crypto, window moved only after the ICV verified; see
 (else ``policy_drops`` of that child) → the IP packet to deliver. Transport mode rebuilds an IP
 header from the SA's endpoints. Every drop is counted, none raises.
 
+Counters: drops that belong to no SA are :class:`GlobalCounters`; each child counts its own
+traffic and drops (:func:`child_counters`). When a child is removed its counters are added to
+running totals, so :meth:`sa_totals` (live plus removed children) never goes backwards: a
+replay or ICV failure stays counted after its SA is gone (rekeyed, deleted).
+
 :meth:`poll_signals` turns sequence-number exhaustion and soft/hard lifetimes into
 :class:`Signal` values for the control plane; past a hard lifetime the child is marked expired
 and carries no more traffic.
@@ -41,6 +46,7 @@ from pyipsec.esp.sad import Child, Peer, Sad
 from pyipsec.esp.spd import Policy, Spd, selectors
 
 __all__ = [
+    "SA_COUNTERS",
     "EspProcessor",
     "GlobalCounters",
     "Signal",
@@ -116,6 +122,7 @@ class EspProcessor:
         self.sad = Sad()
         self.spd = Spd()
         self.counters = GlobalCounters()
+        self._removed: dict[str, int] = {}  # child_counters summed over removed children
         self._order = 0
 
     # --- configuration ------------------------------------------------------------------------
@@ -173,7 +180,17 @@ class EspProcessor:
             return None
         self.sad = self.sad.without(spi_in)
         self.spd = self.spd.without(spi_in)
+        for name, value in child_counters(child).items():
+            self._removed[name] = self._removed.get(name, 0) + value
         return child
+
+    def sa_totals(self) -> dict[str, int]:
+        """:func:`child_counters` summed over every child since start, live and removed."""
+        totals = dict.fromkeys(SA_COUNTERS, 0) | self._removed
+        for child in self.children():
+            for name, value in child_counters(child).items():
+                totals[name] += value
+        return totals
 
     def child(self, key: int) -> Child | None:
         """The installed child whose inbound SPI is ``key``."""
@@ -278,6 +295,20 @@ class EspProcessor:
                     out.append(Signal(child.key, kind))
                     break
         return out
+
+
+SA_COUNTERS = (
+    "packets_in",
+    "bytes_in",
+    "packets_out",
+    "bytes_out",
+    "replay_drops",
+    "integrity_failures",
+    "policy_drops",
+    "pad_errors",
+    "malformed",
+)
+"""The names of :func:`child_counters`, in order."""
 
 
 def child_counters(child: Child) -> dict[str, int]:

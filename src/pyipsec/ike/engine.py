@@ -304,7 +304,7 @@ class IkeEngine:
         self.ctx.now = now
         sa = self._active(sa_id)
         child = self._installed(sa, child_id)
-        self._guarded(sa, lambda: self.tasks.delete_child(sa, child, "deleted locally"))
+        self._guarded(sa, lambda: self.tasks.delete_child(sa, child, "deleted locally", successors=True))
         return self._drain()
 
     def check_liveness(self, sa_id: int, now: float) -> Output:

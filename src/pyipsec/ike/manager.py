@@ -254,8 +254,11 @@ class TaskManager:
         self.exchanger(sa).queue.clear()
         self.queue(sa, Exchange(ExchangeType.INFORMATIONAL, [IkeDeleteTask(cause, reason)]))
 
-    def delete_child(self, sa: IkeSa, child: ChildSa, reason: str) -> None:
-        self.queue(sa, Exchange(ExchangeType.INFORMATIONAL, [ChildDeleteTask(child, reason)]))
+    def delete_child(self, sa: IkeSa, child: ChildSa, reason: str, *, successors: bool = False) -> None:
+        """Delete ``child``; with ``successors`` (the host's request) also what replaces it by the
+        time the Delete is sent."""
+        task = ChildDeleteTask(child, reason, successors=successors)
+        self.queue(sa, Exchange(ExchangeType.INFORMATIONAL, [task]))
 
     def check_return_routability(self, sa: IkeSa) -> None:
         sa.log.info("MOBIKE: checking return routability of %s", sa.remote.ip)
@@ -518,9 +521,15 @@ class TaskManager:
         ex.cached = (msg.message_id, msg.exchange_type, packets)
         ex.next_in += 1
         ex.send(packets, sa.arrived)  # to where it came from (RFC 7296 §2.11)
-        if fatal is not None and sa.state in (_S.CREATED, _S.CONNECTING):
+        if (
+            fatal is not None
+            and sa.state in (_S.CREATED, _S.CONNECTING)
+            and not isinstance(fatal, TemporaryFailure)
+        ):
             # an error while setting up ends the SA; on an established (or rekeyed, or closing)
-            # SA the error answers just this request (e.g. TEMPORARY_FAILURE, §2.25)
+            # SA the error answers just this request (e.g. TEMPORARY_FAILURE, §2.25), and so
+            # does TEMPORARY_FAILURE to a CREATE_CHILD_SA that overtook the last IKE_AUTH
+            # response (the peer is established and rekeys at once; it retries later)
             self.fail(sa, fatal, during=msg.exchange_type, notify_peer=False)
         for task in tasks:
             task.after_response(sa)

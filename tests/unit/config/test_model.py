@@ -285,21 +285,22 @@ def test_file_references(tmp_path: Path) -> None:
 
 
 def test_secrets(tmp_path: Path) -> None:
-    (tmp_path / "office.psk").write_bytes(b"from a file\n")
+    (tmp_path / "office.psk").write_bytes(b"from a file, long enough\n")
     (tmp_path / "gw.key").write_text("key")
     data = psk_config()
     data["secrets"] = {
         "ike-office": {"secret_file": "office.psk"},
-        "ike-hex": {"id": "C=CH, CN=x, O=y", "secret": "0x0102"},
+        "ike-hex": {"id": "C=CH, CN=x, O=y", "secret": "0x" + "0102" * 8},
         "eap-carol": {"id": "carol", "secret": "0sYWJj"},
         "private-gw": {"file": "gw.key", "secret": "passphrase"},
     }
     config = Config.model_validate(data, context={"base_dir": tmp_path})
     office_psk = config.secrets["ike-office"]
     assert isinstance(office_psk, IkeSecret)
-    assert office_psk.secret == b"from a file" and office_psk.secret_file == tmp_path / "office.psk"
+    assert office_psk.secret == b"from a file, long enough"
+    assert office_psk.secret_file == tmp_path / "office.psk"
     hex_psk = config.secrets["ike-hex"]
-    assert isinstance(hex_psk, IkeSecret) and hex_psk.secret == b"\x01\x02"
+    assert isinstance(hex_psk, IkeSecret) and hex_psk.secret == b"\x01\x02" * 8
     assert [i.id_type for i in hex_psk.id] == [IdType.ID_DER_ASN1_DN]  # one id: commas do not split it
     assert config.secrets["eap-carol"].secret == b"abc"
     key = config.secrets["private-gw"]

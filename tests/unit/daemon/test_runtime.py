@@ -206,6 +206,7 @@ def test_connections_and_stats(world: World, tmp_path: Path) -> None:
     assert stats["dataplane"] == {} and stats["radius"] == {}  # (the recording sink has no totals)
     assert (stats["half_open"], stats["init_blocked"], stats["init_over_limit"]) == (0, 0, 0)
     assert (stats["ike_fragments_held"], stats["ike_fragments_over_budget"]) == (0, 0)
+    assert world.command(client, "status")["dataplane"] == {}  # the same totals, in status too
     with pytest.raises(Exception, match="unknown command"):
         world.command(client, "reboot")
 

@@ -16,7 +16,10 @@ from ipaddress import ip_address
 import pytest
 
 from pyipsec.childsa import ChildSaSpec, EspMode
+from pyipsec.crypto.rand import OS_RANDOM
 from pyipsec.dataplane.loop import DataplaneLoop, UdpSockets
+from pyipsec.dataplane.messages import Counters, RemoveChild, RequestCounters, decode_event, encode_control
+from pyipsec.esp.processor import EspProcessor
 from pyipsec.iana.transforms import EncrId, IntegId
 from pyipsec.net.addr import Endpoint
 from pyipsec.wire.payloads.ts import TrafficSelector
@@ -102,3 +105,50 @@ def test_a_packet_without_a_policy_stays_out_of_the_tunnel(pair: tuple[Side, Sid
     a.tun.inject(ipv4_udp(b"nowhere", src="10.1.0.1", dst="10.9.0.1"))
     a.tun.inject(ipv4_udp(b"somewhere", src="10.1.0.1", dst="10.2.0.7"))
     assert b.tun.receive() == ipv4_udp(b"somewhere", src="10.1.0.1", dst="10.2.0.7")  # only this one
+
+
+def counters_of(side: Side) -> Counters:
+    """Ask a running loop for its counters over the channel, as the daemon does."""
+    side.control.settimeout(10)
+    side.control.send(encode_control(RequestCounters()))
+    sas = []
+    while True:
+        ev, last = decode_event(side.control.recv(1 << 20))
+        if isinstance(ev, Counters):
+            sas.extend(ev.sas)
+            if last:
+                return Counters(tuple(sas), ev.totals)
+
+
+def test_drops_of_a_removed_sa_stay_in_the_totals(pair: tuple[Side, Side]) -> None:
+    a, b = pair
+    # a second sender with a's keys towards b's inbound SA 0x2000, to replay and forge its ESP
+    forger = EspProcessor(rng=OS_RANDOM)
+    forger.install(_policy(spi_in=0x1000, spi_out=0x2000, key_in=KEY_BA, key_out=KEY_AB, local=a, remote=b,
+                           local_ts=NET_A, remote_ts=NET_B))  # fmt: skip
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    packets = [ipv4_udp(f"packet {n}".encode(), src="10.1.0.1", dst="10.2.0.1") for n in range(3)]
+    esp = []
+    for packet in packets:
+        sealed = forger.outbound(packet)
+        assert sealed is not None
+        esp.append(sealed[1])
+    try:
+        udp.sendto(esp[0], (str(LO), b.port))
+        assert b.tun.receive() == packets[0]
+        udp.sendto(esp[0], (str(LO), b.port))  # a replay
+        udp.sendto(esp[1][:-1] + bytes([esp[1][-1] ^ 1]), (str(LO), b.port))  # a bad ICV
+        udp.sendto(esp[2], (str(LO), b.port))
+        assert b.tun.receive() == packets[2]  # so the two before it were handled
+    finally:
+        udp.close()
+    drops = {"replay_drops": 1, "integrity_failures": 1, "packets_in": 2}
+    live = counters_of(b)
+    [sa] = [s for s in live.sas if s.spi_in == (0x2000).to_bytes(4, "big")]
+    assert (sa.replay_drops, sa.integrity_failures, sa.packets_in) == (1, 1, 2)
+    assert {k: live.total(k) for k in drops} == drops
+    b.control.send(encode_control(RemoveChild((0x2000).to_bytes(4, "big"))))
+    gone = counters_of(b)
+    assert gone.sas == ()  # b's only SA is removed ...
+    assert {k: gone.total(k) for k in drops} == drops  # ... and its drops still count
+    assert gone.total("esp_malformed") == 0 and gone.total("unknown_spi") == 0

@@ -2,7 +2,11 @@
 
 :class:`IkeDeleteTask` sends a Delete with protocol IKE; the SA closes when the response
 arrives, or when none ever does (its answer may be what was lost). :class:`ChildDeleteTask`
-lists our inbound SPI; the peer answers with its own, and the Child SA is gone.
+lists our inbound SPI; the peer answers with its own, and the Child SA is gone. A Delete the
+host asked for (``successors``) that waited in the queue while the Child SA was rekeyed
+deletes what replaced it as well (or the peer's pending rekey of it): the host meant the
+tunnel, not one SPI of it. A Child SA
+that lost a rekey collision meanwhile (REDUNDANT) keeps its state: the peer deletes it too.
 :class:`LivenessTask` is an empty request the peer must answer (DPD). :class:`NoticeTask`
 carries a final message sent once, unawaited, when we close an SA on our own: a Delete, or
 the error that ended the SA while it was being set up (§2.21.2).
@@ -45,17 +49,31 @@ class IkeDeleteTask(Task):
 
 
 class ChildDeleteTask(Task):
-    def __init__(self, child: ChildSa, reason: str = "deleted locally") -> None:
+    def __init__(self, child: ChildSa, reason: str = "deleted locally", *, successors: bool = False) -> None:
         self.child = child
         self.reason = reason
+        self.successors = successors
+        self.children = [child]
 
     def build_i(self, sa: IkeSa, req: list[Payload]) -> None:
-        if self.child.state not in (ChildSaState.DELETING, ChildSaState.CLOSED):
-            self.child.apply(ChildEvent.DELETE)
-        req.append(Delete(ProtocolId.ESP, (self.child.spi_in,)))
+        while self.successors:  # rekeyed while this Delete was queued: its successors go too
+            last = self.children[-1]
+            nxt = last.successor if last.state in (ChildSaState.REKEYED, ChildSaState.CLOSED) else None
+            if nxt is None and last.peer_rekey is not None:  # the peer's rekey, pending
+                nxt = last.peer_rekey[2]
+            if nxt is None or nxt in self.children:
+                break
+            self.children.append(nxt)
+        for child in self.children:
+            if child.state in (ChildSaState.INSTALLED, ChildSaState.REKEYING, ChildSaState.REKEYED):
+                child.apply(ChildEvent.DELETE)
+        spis = tuple(c.spi_in for c in self.children if c.state is not ChildSaState.CLOSED)
+        if spis:  # (else an empty request: what it was for is gone already)
+            req.append(Delete(ProtocolId.ESP, spis))
 
     def process_i(self, sa: IkeSa, resp: Message) -> TaskStatus:
-        sa.remove_child(self.child, self.reason)
+        for child in self.children:
+            sa.remove_child(child, self.reason)
         return TaskStatus.DONE
 
 

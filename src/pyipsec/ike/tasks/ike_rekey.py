@@ -25,7 +25,8 @@ already rekeyed or being deleted is answered TEMPORARY_FAILURE (§2.25.2, by the
 manager's responder table), so is one that arrives while another request of ours is in
 flight on the SA (its response would be lost with the old SA); our own rekey answered that
 way is retried after a random delay. Requests we had queued on the old SA move to the new
-one (task migration).
+one (task migration). An SA we delete while our rekey of it is in flight takes the new SAs of
+its rekeys with it: the one the peer made answering ours, and the peer's own pending one.
 
 States (``ike.state``): the old SA is REKEYING while our rekey is in flight and REKEYED once
 replaced; the peer's new SA of a collision is PENDING until it is ADOPTED or SUPERSEDED
@@ -61,6 +62,7 @@ from pyipsec.wire.payloads.sa import SecurityAssociation
 
 if TYPE_CHECKING:
     from pyipsec.crypto.registry import KeInitiator
+    from pyipsec.ike.config import ConnectionConfig
 
 __all__ = ["REDUNDANT", "REDUNDANT_GRACE", "IkeRekeyTask", "adopt_peer_rekey"]
 
@@ -101,8 +103,22 @@ class IkeRekeyTask(Task):
     def process_i(self, sa: IkeSa, resp: Message) -> TaskStatus:
         conn = sa.connection
         assert conn is not None
+        if sa.state is IkeSaState.DELETING:
+            # we are deleting the SA: the new SAs of its rekeys must go as well, the one the peer
+            # made for our request and the one its own rekey made (pending, a collision); else
+            # the peer keeps them once the old SA's Delete arrives, which ends its rekey
+            made: list[IkeSa] = []
+            if resp.find(SecurityAssociation) is not None and not any(n.is_error for n in resp.notifies()):
+                made.append(self._made(sa, conn, resp))
+            if sa.peer_rekey is not None:
+                made.append(sa.peer_rekey[2])
+                sa.peer_rekey = None
+            for new in made:
+                new.log.info("deleting it: IKE SA #%d is being deleted", sa.sa_id)
+                sa.ctx.followups.delete_ike(new, CloseCause.LOCAL, "deleted locally while being rekeyed")
+            return TaskStatus.DONE
         if sa.state is not IkeSaState.REKEYING:
-            # the peer's rekey took over (it deleted this SA) or we are deleting it
+            # the peer's rekey took over (it deleted this SA)
             return TaskStatus.DONE
         invalid_ke = resp.notify(NotifyType.INVALID_KE_PAYLOAD)
         if invalid_ke is not None:
@@ -121,29 +137,9 @@ class IkeRekeyTask(Task):
             sa.log.info("peer declined the IKE rekey for now (TEMPORARY_FAILURE), retrying later")
             return TaskStatus.DONE
         raise_peer_error(resp)  # (the SA closes: a failed rekey ends it)
-        sa_payload, nonce, ke = resp.find(SecurityAssociation), resp.find(Nonce), resp.find(KeyExchange)
-        if sa_payload is None or nonce is None or ke is None or len(sa_payload.proposals) != 1:
-            raise InvalidSyntax("IKE rekey response lacks SA, Nonce or KE")
-        chosen = select(conn.proposals, sa_payload.proposals)
-        if chosen is None or chosen.protocol is not ProtocolId.IKE or len(chosen.spi) != 8:
-            raise NoProposalChosen(f"responder chose {describe_offer(sa_payload.proposals)}")
-        if ke.group != chosen.ke or ke.group != self.group or self.ke is None:
-            raise InvalidSyntax("IKE rekey response: KE payload does not match the chosen group")
-        g_ir = ke_complete(self.ke, ke.data)
-        ours = _new_ike_sa(
-            sa,
-            chosen,
-            IkeEvent.REKEY_MADE,
-            initiator=True,
-            spi_i=self.spi,
-            spi_r=chosen.spi,
-            ni=self.nonce,
-            nr=nonce.data,
-            g_ir=g_ir,
-            group=ke.group,
-        )
+        ours = self._made(sa, conn, resp)
         peer = sa.peer_rekey
-        if peer is not None and min(self.nonce, nonce.data) < min(peer[0], peer[1]):
+        if peer is not None and min(ours.nonce_i, ours.nonce_r) < min(peer[0], peer[1]):
             sa.log.info(
                 "IKE rekey collision: ours (#%d) is redundant, #%d takes over", ours.sa_id, peer[2].sa_id
             )
@@ -160,6 +156,30 @@ class IkeRekeyTask(Task):
         _take_over(sa, ours)
         sa.ctx.followups.delete_ike(sa, CloseCause.REKEYED, "rekeyed")
         return TaskStatus.DONE
+
+    def _made(self, sa: IkeSa, conn: ConnectionConfig, resp: Message) -> IkeSa:
+        """The new IKE SA of the peer's successful response (registered, ESTABLISHED)."""
+        sa_payload, nonce, ke = resp.find(SecurityAssociation), resp.find(Nonce), resp.find(KeyExchange)
+        if sa_payload is None or nonce is None or ke is None or len(sa_payload.proposals) != 1:
+            raise InvalidSyntax("IKE rekey response lacks SA, Nonce or KE")
+        chosen = select(conn.proposals, sa_payload.proposals)
+        if chosen is None or chosen.protocol is not ProtocolId.IKE or len(chosen.spi) != 8:
+            raise NoProposalChosen(f"responder chose {describe_offer(sa_payload.proposals)}")
+        if ke.group != chosen.ke or ke.group != self.group or self.ke is None:
+            raise InvalidSyntax("IKE rekey response: KE payload does not match the chosen group")
+        g_ir = ke_complete(self.ke, ke.data)
+        return _new_ike_sa(
+            sa,
+            chosen,
+            IkeEvent.REKEY_MADE,
+            initiator=True,
+            spi_i=self.spi,
+            spi_r=chosen.spi,
+            ni=self.nonce,
+            nr=nonce.data,
+            g_ir=g_ir,
+            group=ke.group,
+        )
 
     # -- responder ------------------------------------------------------------------------------
 
