@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: test lint unit deps demo clean
+.PHONY: test lint unit fuzz-ci fuzz deps demo clean
 
 # Creates the virtual environment and installs the package with its test extra.
 $(STAMP): pyproject.toml
@@ -26,11 +26,22 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
-test: deps lint unit
+# The atheris fuzz targets (tests/fuzz/targets, RELIABILITY.md §6), two at a time; a crash input
+# lands in tests/corpus/<target>-crash/ and fails the run. CI: about 25 s per target.
+FUZZ_CI_SECONDS ?= 25
+FUZZ_SECONDS    ?= 600
+
+fuzz-ci: $(STAMP)
+	$(BIN)/python scripts/fuzz.py --seconds $(FUZZ_CI_SECONDS) --jobs 2
+
+fuzz: $(STAMP)
+	$(BIN)/python scripts/fuzz.py --seconds $(FUZZ_SECONDS) --jobs 2
+
+test: deps lint unit fuzz-ci
 
 # The main job: a gateway and a client in network namespaces, a tunnel, traffic (root).
 demo: deps $(STAMP)
 	$(BIN)/python scripts/demo.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .fuzz

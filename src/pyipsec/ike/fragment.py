@@ -29,6 +29,11 @@ class Reassembler:
         self._pieces: dict[int, FragmentPiece] = {}
         self._bytes = 0
 
+    @property
+    def held_bytes(self) -> int:
+        """Plaintext bytes of the fragments kept now (never more than ``max_bytes``)."""
+        return self._bytes
+
     def reset(self) -> None:
         self._msg_id, self._total, self._pieces, self._bytes = None, 0, {}, 0
 
