@@ -1,4 +1,5 @@
-"""The seed corpus of the fuzz targets: ``python -m tests.fuzz.seeds`` rewrites ``tests/corpus/<target>/``.
+"""The seed corpus of the fuzz targets: ``python -m tests.fuzz.seeds [TARGET ...]`` rewrites
+``tests/corpus/<target>/`` (of every target by default).
 
 Seeds are real inputs in each target's input format, so the fuzzer starts from deep states:
 the IKE messages, SK plaintexts and ESP packets of the five strongSwan captures
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 from collections.abc import Iterator
 from hashlib import sha1
 from pathlib import Path
@@ -22,6 +24,7 @@ from tests.fuzz.targets._input import frame
 from tests.fuzz.targets.eap_mschapv2 import METHOD as MSCHAPV2
 from tests.fuzz.targets.eap_tls import METHOD as EAP_TLS
 from tests.fuzz.targets.esp_inbound import valid_plaintext
+from tests.fuzz.targets.ike_engine import honest_requests
 
 ROOT = Path(__file__).resolve().parents[2]
 Seed = tuple[str, str, bytes]  # (target, name, input)
@@ -38,6 +41,8 @@ def _ike(name: str, capture: dict) -> Iterator[Seed]:  # type: ignore[type-arg]
         ike = udp[4:] if m["non_esp_marker"] else udp
         tag = f"{name}-{m['exchange']}-{m['index']}"
         yield "ike_decode", tag, ike
+        if m["exchange"] == "IKE_SA_INIT" and not m["is_response"]:
+            yield "ike_engine", f"{tag}-init", bytes([0, ike[16]]) + ike[28:]
         yield "udp4500", tag, struct.pack(">H", 0) + (udp if m["non_esp_marker"] else bytes(4) + udp)
         sk = m.get("sk")
         if isinstance(sk, dict) and sk.get("decrypted_payloads_hex"):
@@ -123,29 +128,38 @@ def _control() -> Iterator[Seed]:
         yield "control", str(r["cmd"]), json.dumps(r).encode() + b"\n"
 
 
+def _engine() -> Iterator[Seed]:
+    for name, data in honest_requests():
+        yield "ike_engine", name, data
+
+
 def build() -> Iterator[Seed]:
     for name, capture in _captures():
         yield from _ike(name, capture)
         yield from _esp(name, capture)
     yield from _esp_modes()
+    yield from _engine()
     yield from _eap("eap_mschapv2", MSCHAPV2)
     yield from _eap("eap_tls", EAP_TLS)
     yield from _config()
     yield from _control()
 
 
-def main() -> None:
-    for target in TARGETS.values():
-        target.seeds.mkdir(parents=True, exist_ok=True)
-        for f in target.seeds.iterdir():
+def main(names: list[str]) -> None:
+    """Rewrite the seeds of the targets ``names`` (all when empty)."""
+    chosen = names or list(TARGETS)
+    for name in chosen:
+        TARGETS[name].seeds.mkdir(parents=True, exist_ok=True)
+        for f in TARGETS[name].seeds.iterdir():
             f.unlink()
     count = 0
     for target, name, data in build():
         assert target in TARGETS, target
-        (CORPUS / target / f"{name}-{sha1(data).hexdigest()[:8]}").write_bytes(data)
-        count += 1
+        if target in chosen:
+            (CORPUS / target / f"{name}-{sha1(data).hexdigest()[:8]}").write_bytes(data)
+            count += 1
     print(f"wrote {count} seeds under {CORPUS.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -48,6 +48,7 @@ TARGETS: dict[str, Target] = {
     for t in (
         Target("ike_decode", "tests.fuzz.targets.ike_decode", "Z1: IKE message decode, decode→encode→decode"),
         Target("ike_sk", "tests.fuzz.targets.ike_sk", "Z2: SK payload decrypt-and-decode with known keys"),
+        Target("ike_engine", "tests.fuzz.targets.ike_engine", "Z1/Z2: fuzzed requests → IKE engine → tasks"),
         Target("ike_fragments", "tests.fuzz.targets.ike_fragments", "Z4: SKF fragments → reassembler"),
         Target("eap_mschapv2", "tests.fuzz.targets.eap_mschapv2", "Z6: EAP-MSCHAPv2 peer and server"),
         Target("eap_tls", "tests.fuzz.targets.eap_tls", "Z6: EAP-TLS peer and server"),

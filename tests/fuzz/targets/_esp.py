@@ -33,6 +33,10 @@ def suite_of(n: int) -> Suite:
 
 
 def seal(suite: Suite, seq: int, plaintext: bytes) -> bytes:
+    """An ESP packet of the SA carrying ``plaintext`` (trailer included) as given; a CBC
+    plaintext is zero-extended to whole blocks (the cipher cannot encrypt less)."""
+    if not suite.aead and len(plaintext) % 16:
+        plaintext += bytes(16 - len(plaintext) % 16)
     ekey, ikey = suite.keys(SPI)
     return reference_seal(suite, ekey, ikey, spi=SPI, seq=seq, plaintext=plaintext, iv=bytes(suite.iv_len))
 

@@ -24,16 +24,18 @@ __all__ = ["SUITES", "Suite", "header"]
 
 @dataclass(frozen=True)
 class Suite:
+    """One direction's SK transforms and keys (fixed test keys unless given)."""
+
     encr: CipherSpec | AeadSpec
     integ: IntegSpec | None
+    sk_e: bytes = b""
+    sk_a: bytes = b""
 
-    @property
-    def sk_e(self) -> bytes:
-        return bytes(range(1, 1 + self.encr.keymat_len))
-
-    @property
-    def sk_a(self) -> bytes:
-        return bytes(range(100, 100 + self.integ.key_len)) if self.integ else b""
+    def __post_init__(self) -> None:
+        if not self.sk_e:
+            object.__setattr__(self, "sk_e", bytes(range(1, 1 + self.encr.keymat_len)))
+        if not self.sk_a and self.integ is not None:
+            object.__setattr__(self, "sk_a", bytes(range(100, 100 + self.integ.key_len)))
 
     def receiver(self) -> SkProtector:
         return SkProtector(self.encr, self.integ, self.sk_e, self.sk_a)
