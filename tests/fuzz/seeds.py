@@ -41,8 +41,8 @@ def _ike(name: str, capture: dict) -> Iterator[Seed]:  # type: ignore[type-arg]
         ike = udp[4:] if m["non_esp_marker"] else udp
         tag = f"{name}-{m['exchange']}-{m['index']}"
         yield "ike_decode", tag, ike
-        if m["exchange"] == "IKE_SA_INIT" and not m["is_response"]:
-            yield "ike_engine", f"{tag}-init", bytes([0, ike[16]]) + ike[28:]
+        if m["exchange"] == "IKE_SA_INIT":
+            yield "ike_engine", f"{tag}-init", bytes([3 if m["is_response"] else 0, ike[16]]) + ike[28:]
         yield "udp4500", tag, struct.pack(">H", 0) + (udp if m["non_esp_marker"] else bytes(4) + udp)
         sk = m.get("sk")
         if isinstance(sk, dict) and sk.get("decrypted_payloads_hex"):

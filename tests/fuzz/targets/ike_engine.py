@@ -2,7 +2,7 @@
 to the tasks, with two PSK engines linked in memory (``tests.support.engines``; seeded, so
 every run is the same).
 
-Input ``mode | ...``:
+Input ``mode | ...`` (modes 0-2 attack the responder, 3-4 the initiator):
 
 - mode 0, *IKE_SA_INIT request*: ``first payload type | payload chain`` behind a valid header,
   to the responder (no keys needed: what any spoofed packet can reach);
@@ -11,7 +11,12 @@ Input ``mode | ...``:
   (message 1) instead of the honest one: what anyone who completes IKE_SA_INIT can send
   before authenticating;
 - mode 2, *established*: the pair establishes an IKE SA; then ``direction | exchange type |
-  first payload type | plaintext`` is sealed by one side as its next request to the other.
+  first payload type | plaintext`` is sealed by one side as its next request to the other;
+- mode 3, *IKE_SA_INIT response*: ``first payload type | payload chain`` as the answer to the
+  initiator's IKE_SA_INIT request (what anyone on the path can send);
+- mode 4, *IKE_AUTH response*: the responder processes the honest IKE_AUTH request; then
+  ``first payload type | plaintext`` is sealed with the responder's keys as its response (what
+  a rogue gateway can send).
 
 After the message, the link delivers whatever follows until it is quiet.
 
@@ -34,9 +39,10 @@ from tests.fuzz.targets._input import FuzzInput
 from tests.fuzz.targets._sk import Suite
 from tests.support.engines import I_ADDR, R_ADDR, EnginePair, Side, endpoint, psk_connection
 
-MAX_PLAINTEXT = 60000
+MAX_PLAINTEXT = 60000  # (an IKE message's length is 16 bits)
 MAX_DELIVERIES = 64
 _SPI_I = bytes.fromhex("a1a2a3a4a5a6a7a8")
+_SPI_R = bytes.fromhex("b1b2b3b4b5b6b7b8")
 
 
 def new_pair() -> EnginePair:
@@ -82,29 +88,32 @@ def _sender_suite(sa: IkeSa) -> Suite:
     return Suite(sa.encr, sa.integ, k.sk_er, k.sk_ar)
 
 
-def _sealed_request(sa: IkeSa, exchange: ExchangeType, message_id: int, inp: FuzzInput) -> bytes:
+def _sealed(
+    sa: IkeSa, exchange: ExchangeType, message_id: int, inp: FuzzInput, *, response: bool = False
+) -> bytes:
+    """A message ``sa`` could send, its SK plaintext ``first payload type | rest`` from ``inp``."""
     msg = Message(
         sa.spi_i,
         sa.spi_r,
         exchange_type=exchange,
         message_id=message_id,
         is_initiator=sa.initiator,
-        is_response=False,
+        is_response=response,
     )
     first = PayloadType(inp.u8())
     return _sender_suite(sa).seal(msg, first, inp.rest()[:MAX_PLAINTEXT] + b"\0")
 
 
-def init_request(first: int, chain: bytes) -> bytes:
-    """An IKE_SA_INIT request header (SPIr 0, message 0) followed by ``chain`` as given."""
+def init_message(first: int, chain: bytes, *, spi_i: bytes = _SPI_I, response: bool = False) -> bytes:
+    """An IKE_SA_INIT request (SPIr 0) or response header, message 0, followed by ``chain`` as given."""
     hdr = IkeHeader(
-        _SPI_I,
-        bytes(8),
+        spi_i,
+        _SPI_R if response else bytes(8),
         next_payload=PayloadType(first),
         major_version=2,
         minor_version=0,
         exchange_type=ExchangeType.IKE_SA_INIT,
-        flags=HeaderFlag.INITIATOR,
+        flags=HeaderFlag.RESPONSE if response else HeaderFlag.INITIATOR,
         message_id=0,
         length=28 + len(chain),
     )
@@ -121,6 +130,15 @@ def half_open() -> EnginePair:
     return p
 
 
+def answered() -> EnginePair:
+    """A pair after IKE_SA_INIT and the responder's processing of the honest IKE_AUTH request,
+    with its IKE_AUTH response taken off the link."""
+    p = half_open()
+    _receive(p.r, p.sent[-1])
+    p.i.inbox.clear()
+    return p
+
+
 def established() -> EnginePair:
     p = new_pair()
     p.initiate()
@@ -134,24 +152,34 @@ def peer_sa(engine: IkeEngine) -> IkeSa:
 
 def check(data: bytes) -> None:
     inp = FuzzInput(data)
-    mode = inp.u8() % 3
-    if mode == 0:
+    mode = inp.u8() % 5
+    if mode == 0:  # an IKE_SA_INIT request to the responder
         p = new_pair()
         first = inp.u8()
-        payload = init_request(first, inp.rest()[:MAX_PLAINTEXT])
-        _receive(p.r, Datagram(endpoint(I_ADDR), endpoint(R_ADDR), payload))
-    elif mode == 1:
+        _receive(p.r, Datagram(endpoint(I_ADDR), endpoint(R_ADDR), init_message(first, inp.rest())))
+    elif mode == 1:  # an IKE_AUTH request after IKE_SA_INIT
         p = half_open()
-        packet = _sealed_request(peer_sa(p.i.engine), ExchangeType.IKE_AUTH, 1, inp)
+        packet = _sealed(peer_sa(p.i.engine), ExchangeType.IKE_AUTH, 1, inp)
         _receive(p.r, Datagram(endpoint(I_ADDR), endpoint(R_ADDR), packet))
-    else:
+    elif mode == 2:  # a request within an established IKE SA, either way
         p = established()
         to_responder = not inp.u8() & 1
         sender, receiver = (p.i, p.r) if to_responder else (p.r, p.i)
         exchange = ExchangeType(inp.u8())
         expected = receiver.engine.tasks.exchanger(peer_sa(receiver.engine)).next_in
-        packet = _sealed_request(peer_sa(sender.engine), exchange, expected, inp)
+        packet = _sealed(peer_sa(sender.engine), exchange, expected, inp)
         _receive(receiver, Datagram(endpoint(sender.addr), endpoint(receiver.addr), packet))
+    elif mode == 3:  # an IKE_SA_INIT response to the initiator (anyone on the path can send it)
+        p = new_pair()
+        p.initiate()
+        p.r.inbox.clear()
+        first = inp.u8()
+        payload = init_message(first, inp.rest(), spi_i=peer_sa(p.i.engine).spi_i, response=True)
+        _receive(p.i, Datagram(endpoint(R_ADDR), endpoint(I_ADDR), payload))
+    else:  # the IKE_AUTH response, sealed with the responder's keys (a rogue gateway)
+        p = answered()
+        packet = _sealed(peer_sa(p.r.engine), ExchangeType.IKE_AUTH, 1, inp, response=True)
+        _receive(p.i, Datagram(endpoint(R_ADDR), endpoint(I_ADDR), packet))
     _settle(p)
     _check(p)
 
@@ -170,6 +198,10 @@ def honest_requests() -> list[tuple[str, bytes]]:
     p.r.inbox.append(p.sent[-1])  # (the honest IKE_AUTH request, taken off the link)
     _, first, chain = _plaintext(peer_sa(p.i.engine), p.r.inbox[-1])
     seeds.append(("auth", bytes([1, first]) + chain))
+    p = answered()
+    p.i.inbox.append(p.sent[-1])  # (the honest IKE_AUTH response, taken off the link)
+    _, first, chain = _plaintext(peer_sa(p.r.engine), p.i.inbox[-1])
+    seeds.append(("auth-response", bytes([4, first]) + chain))
     actions: dict[str, Callable[[EnginePair, IkeSa, int], None]] = {
         "dpd": lambda p, sa, child: p.i.check_liveness(sa.sa_id),
         "rekey-child": lambda p, sa, child: p.i.rekey_child(sa.sa_id, child),
