@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: test lint unit deps demo bench-flood clean
+.PHONY: test lint unit fuzz-ci fuzz deps demo bench bench-flood clean
 
 # Creates the virtual environment and installs the package with its test extra.
 $(STAMP): pyproject.toml
@@ -26,11 +26,26 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
-test: deps lint unit
+# The atheris fuzz targets (tests/fuzz/targets, RELIABILITY.md §6), two at a time; a crash input
+# lands in tests/corpus/<target>-crash/ and fails the run. CI: about 25 s per target.
+FUZZ_CI_SECONDS ?= 25
+FUZZ_SECONDS    ?= 600
+
+fuzz-ci: $(STAMP)
+	$(BIN)/python scripts/fuzz.py --seconds $(FUZZ_CI_SECONDS) --jobs 2
+
+fuzz: $(STAMP)
+	$(BIN)/python scripts/fuzz.py --seconds $(FUZZ_SECONDS) --jobs 2
+
+test: deps lint unit fuzz-ci
 
 # The main job: a gateway and a client in network namespaces, a tunnel, traffic (root).
 demo: deps $(STAMP)
 	$(BIN)/python scripts/demo.py
+
+# The data-plane benchmark: pyipsec's ESP against strongSwan's libipsec between namespaces (root).
+bench: deps $(STAMP)
+	$(BIN)/python bench/bench_dataplane.py $(ARGS)
 
 # The flood benchmark (issue 16): a gateway daemon under a cookie-answering IKE_SA_INIT flood, with
 # the issue's targets beside the figures (root; about a minute). Options: ARGS="--rate 1000 --json".
@@ -38,4 +53,4 @@ bench-flood: deps $(STAMP)
 	$(BIN)/python bench/bench_flood.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .fuzz
