@@ -97,6 +97,7 @@ class Commands:
                 "half_open": self.d.engine.half_open,
                 "init_blocked": es.init_blocked,  # block_threshold
                 "init_over_limit": es.init_over_limit,  # init_limit_half_open
+                "half_open_evicted": es.half_open_evicted,  # made room at init_limit_half_open
                 "ike_fragments_held": self.d.engine.fragments.used,
                 "ike_fragments_over_budget": self.d.engine.fragments.dropped,  # ike_fragment_budget
                 "init_queue": self.d.inits.waiting,  # IKE_SA_INITs waiting (daemon.initqueue)

@@ -17,9 +17,14 @@ New IKE_SA_INIT requests create responder SAs, unless more than ``cookie_thresho
 half-open (or ``cookie_threshold_ip`` from the request's source address): then a stateless
 COOKIE is demanded first (§2.6). A request with a valid cookie is still dropped (counted in
 :class:`EngineStats`, no state, no answer) when its source address has ``block_threshold``
-half-open SAs, or when ``init_limit_half_open`` SAs are half-open in all (strongSwan's
-``block_threshold`` and ``init_limit_half_open``). Half-open SAs expire after
-``half_open_timeout``. The engine's timers (one deadline: :meth:`next_deadline`) start
+half-open SAs (strongSwan's ``block_threshold``). When ``init_limit_half_open`` SAs are
+half-open in all, the oldest half-open SA that has not begun IKE_AUTH makes room for it
+(counted as evicted; RFC 8019 §4: shorter retention under attack); only when there is none is
+the request dropped. Without eviction, an attacker who echoes cookies from a few hundred
+addresses fills the cap for ``half_open_timeout`` and locks legitimate clients out; with it,
+a half-open SA lives as long as the flood takes to renew the cap's worth (2 s at 500/s with
+the default 1000), and a real client sends its IKE_AUTH within one round trip. Half-open SAs
+expire after ``half_open_timeout``. The engine's timers (one deadline: :meth:`next_deadline`) start
 Child SA rekeys and deletes at their soft and hard lifetimes, IKE rekeys, reauthentication
 (``tasks.ike_reauth``), DPD, NAT keepalives, and retransmissions (the task manager's).
 
@@ -42,6 +47,7 @@ replaced a Child SA.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -79,6 +85,9 @@ __all__ = ["EngineStats", "IkeEngine", "Output"]
 _log = logging.getLogger("pyipsec.ike")
 
 _ZERO_SPI = bytes(8)
+#: At the half-open cap, how many of the oldest half-open SAs are looked at for one to evict
+#: (those in IKE_AUTH, e.g. waiting for RADIUS, are kept).
+EVICT_SCAN = 16
 _HEADER_LEN, _NOTIFY_LEN = 28, 8  # IKE header; Notify payload without data
 
 
@@ -95,6 +104,7 @@ class EngineStats:
         self.half_open_expired = 0
         self.init_blocked = 0  # IKE_SA_INITs dropped: their source has block_threshold half-open SAs
         self.init_over_limit = 0  # IKE_SA_INITs dropped: init_limit_half_open SAs are half-open
+        self.half_open_evicted = 0  # half-open SAs closed to make room for a new IKE_SA_INIT
         # work counters (for tests of the work per event, not for operators)
         self.deadlines_computed = 0  # SAs whose deadline was (re)computed
         self.timer_visits = 0  # SAs visited by handle_timer
@@ -415,7 +425,9 @@ class IkeEngine:
             half_open = not sa.initiator and sa.state is IkeSaState.CONNECTING
             if half_open and now >= sa.created_at + self.config.half_open_timeout:
                 self.stats.half_open_expired += 1
-                self.tasks.close(sa, CloseCause.TIMEOUT, "half-open SA expired")
+                idle = self.tasks.exchanger(sa).next_in <= 1  # no IKE_AUTH ever came
+                cause = CloseCause.ABANDONED if idle else CloseCause.TIMEOUT
+                self.tasks.close(sa, cause, "half-open SA expired")
                 continue
             self._guarded(sa, lambda sa=sa: self.tasks.on_timer(sa, now))  # type: ignore[misc]
             if sa.active or sa.state is IkeSaState.REDUNDANT:
@@ -550,7 +562,7 @@ class IkeEngine:
             self.stats.init_blocked += 1
             self._log_dropped(now, f"{src} has {config.block_threshold} half-open IKE SAs (block_threshold)")
             return
-        if self.half_open >= config.init_limit_half_open:
+        if self.half_open >= config.init_limit_half_open and not self._evict_half_open():
             self.stats.init_over_limit += 1
             self._log_dropped(now, f"{self.half_open} IKE SAs are half-open (init_limit_half_open)")
             return
@@ -575,6 +587,18 @@ class IkeEngine:
         self._init_key[sa.sa_id] = key
         self._add(sa, sa.spi_r)
         self._guarded(sa, lambda: self.tasks.receive(sa, msg, now))
+
+    def _evict_half_open(self) -> bool:
+        """Close the oldest half-open SA that has not begun IKE_AUTH (among the oldest
+        :data:`EVICT_SCAN`), silently; False if there is none."""
+        for sa_id in itertools.islice(self._half_open_src, EVICT_SCAN):
+            sa = self._by_id[sa_id]
+            if self.tasks.exchanger(sa).next_in <= 1:  # only its IKE_SA_INIT (message 0) so far
+                self.stats.half_open_evicted += 1
+                reason = "half-open SA evicted: init_limit_half_open reached"
+                self.tasks.close(sa, CloseCause.ABANDONED, reason)
+                return True
+        return False
 
     def _log_dropped(self, now: float, why: str) -> None:
         """One line per second at most for dropped IKE_SA_INITs (a flood must not flood the log)."""

@@ -54,6 +54,9 @@ class CloseCause(Enum):
     REAUTH_OVERDUE = "reauth-overdue"  # the peer did not reauthenticate in time (RFC 4478)
     FAILED = "failed"  # an exchange failed (authentication, proposals, addresses, …)
     TIMEOUT = "timeout"  # the peer stopped answering (or never finished setting up)
+    # a half-open responder SA that never got an IKE_AUTH: expired, or made room at the cap
+    # (a flood makes thousands: counted in EngineStats, logged at debug level only)
+    ABANDONED = "abandoned"
     INTERNAL_ERROR = "internal-error"  # a bug: logged with its traceback
 
     @property

@@ -617,4 +617,6 @@ class IkeSa:
             self.ctx.pools.release(pool, addr)
         self.leases.clear()
         self.emit(IkeSaClosed(self.sa_id, self.name, cause, reason, self.was_established))
-        self.log.info("IKE SA closed: %s", reason)
+        # an unauthenticated peer must not be able to write the log at will (a flood's SAs)
+        level = logging.DEBUG if cause is CloseCause.ABANDONED else logging.INFO
+        self.log.log(level, "IKE SA closed: %s", reason)

@@ -62,13 +62,14 @@ def test_the_queue_is_bounded_and_served_in_batches() -> None:
         for k in range(30)
     ]
     assert all(q.offer(d) for d in dgrams)
-    assert (q.waiting, q.dropped, q.queued) == (20, 10, 20)
+    # full: the oldest went (their senders retransmit), the newest 20 wait
+    assert (q.waiting, q.dropped, q.queued) == (20, 10, 30)
     assert served == []  # nothing before the loop's next round
     (handle,) = clock.pending()
-    handle.callback()  # one round
-    assert served == dgrams[:INIT_BATCH] and q.waiting == 20 - INIT_BATCH
+    handle.callback()  # one round: the newest first
+    assert served == dgrams[::-1][:INIT_BATCH] and q.waiting == 20 - INIT_BATCH
     clock.advance(0)  # the following rounds
-    assert served == dgrams[:20] and q.waiting == 0
+    assert served == dgrams[10:][::-1] and q.waiting == 0
     other = Datagram(dgrams[0].local, dgrams[0].remote, bytes(28))
     assert not q.offer(other)  # not an IKE_SA_INIT request: the caller serves it at once
     q.close()

@@ -22,6 +22,7 @@ and ESP to the NAT-T port with UDP encapsulation.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -272,8 +273,9 @@ def _append_common(sa: IkeSa, out: list[Payload], *, spi_r: bytes) -> None:
 
 def _read_common(sa: IkeSa, msg: Message) -> None:
     read_nat_detection(sa, msg, msg.spi_r if msg.is_response else _ZERO_SPI)
-    if sa.nat_detected:
-        sa.log.info(
+    if sa.nat_detected:  # (a responder says it again once the SA is established)
+        sa.log.log(
+            logging.INFO if sa.initiator else logging.DEBUG,
             "NAT detected (%s), using UDP encapsulation on port %d",
             "local" if sa.nat_local else "remote",
             sa.ctx.config.nat_t_port,
