@@ -21,24 +21,12 @@ import pytest
 
 from pyipsec.ike.events import ChildSaInstalled, IkeSaEstablished
 from pyipsec.ike.state import IkeSaState
-from tests.support.engines import I_ADDR, R_ADDR, EnginePair, endpoint, psk_connection
-from tests.support.flood import InitFlood, source
+from tests.support.engines import R_ADDR, EnginePair, endpoint
+from tests.support.flood import InitFlood, flood_pair, source
 
 
 def _pair(**settings: object) -> EnginePair:
-    i = psk_connection(
-        "office", local_id="moon.test", remote_id="sun.test", local_addr=I_ADDR, remote_addr=R_ADDR
-    )
-    r = psk_connection(
-        "gw",
-        local_id="sun.test",
-        remote_id="moon.test",
-        local_addr=R_ADDR,
-        remote_addr="%any",
-        local_ts="10.2.0.0/16",
-        remote_ts="10.1.0.0/16",
-    )
-    return EnginePair(i, [r], responder_settings=settings)
+    return flood_pair(**settings)
 
 
 def test_b2_one_cookie_answering_address_keeps_at_most_block_threshold_half_open(

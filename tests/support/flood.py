@@ -19,8 +19,30 @@ from pyipsec.ike.engine import IkeEngine
 from pyipsec.net.addr import Datagram, Endpoint
 from pyipsec.wire.message import Message, decode_message, encode_message
 from pyipsec.wire.payloads.notify import Notify
+from tests.support.engines import I_ADDR, R_ADDR, EnginePair, psk_connection
 
-__all__ = ["InitFlood", "source"]
+__all__ = ["InitFlood", "flood_pair", "source"]
+
+
+def flood_pair(conn: dict[str, object] | None = None, **settings: object) -> EnginePair:
+    """The flood tests' two engines: a road warrior "office" and a gateway "gw" that takes any
+    address (PSK); ``conn`` adds connection keys to both, ``settings`` go to the gateway's
+    EngineConfig."""
+    extra = conn or {}
+    i = psk_connection(
+        "office", local_id="moon.test", remote_id="sun.test", local_addr=I_ADDR, remote_addr=R_ADDR, **extra
+    )
+    r = psk_connection(
+        "gw",
+        local_id="sun.test",
+        remote_id="moon.test",
+        local_addr=R_ADDR,
+        remote_addr="%any",
+        local_ts="10.2.0.0/16",
+        remote_ts="10.1.0.0/16",
+        **extra,
+    )
+    return EnginePair(i, [r], responder_settings=settings)
 
 
 def source(n: int) -> IPv4Address:

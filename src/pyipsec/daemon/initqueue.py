@@ -30,8 +30,12 @@ __all__ = ["INIT_BATCH", "INIT_QUEUE_LIMIT", "InitQueue", "is_init_request"]
 #: A full queue is well under a second of the engine's work (measured under the flood
 #: benchmark: 2-5 ms per request on this machine, DH, decoding and logging included).
 INIT_QUEUE_LIMIT = 128
-#: IKE_SA_INIT requests served in one round of the event loop.
-INIT_BATCH = 8
+#: IKE_SA_INIT requests served in one round of the event loop. One: a control command takes
+#: several rounds (the data plane's counters go there and back), so it waits for a request's
+#: engine work (DH and all, 2-5 ms) per round. Measured with bench/bench_flood.py (500/s,
+#: cookie-answering): control latency p50/max 356/593 ms with 8, 93/231 ms with 2, 37/137 ms
+#: with 1, the same number of requests served.
+INIT_BATCH = 1
 
 _IKE_SA_INIT = 34
 _FLAG_I, _FLAG_R = 0x08, 0x20

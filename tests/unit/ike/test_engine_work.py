@@ -24,32 +24,14 @@ from pyipsec.ike.manager import TaskManager
 from pyipsec.ike.state import IkeSaState
 from pyipsec.net.addr import Datagram
 from tests.support.engines import I_ADDR, R_ADDR, EnginePair, endpoint, psk_connection
-from tests.support.flood import InitFlood, source
+from tests.support.flood import InitFlood, flood_pair, source
 
 N = 2000
 SPACING = 0.01  # seconds between the flood's requests: their half-open timeouts are spread too
 
 
 def _pair() -> EnginePair:
-    i = psk_connection(
-        "office",
-        local_id="moon.test",
-        remote_id="sun.test",
-        local_addr=I_ADDR,
-        remote_addr=R_ADDR,
-        dpd_delay=30.0,
-    )
-    r = psk_connection(
-        "gw",
-        local_id="sun.test",
-        remote_id="moon.test",
-        local_addr=R_ADDR,
-        remote_addr="%any",
-        local_ts="10.2.0.0/16",
-        remote_ts="10.1.0.0/16",
-        dpd_delay=30.0,
-    )
-    return EnginePair(i, [r], responder_settings={"init_limit_half_open": 10 * N})
+    return flood_pair({"dpd_delay": 30.0}, init_limit_half_open=10 * N)
 
 
 class Work:

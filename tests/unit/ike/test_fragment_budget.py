@@ -17,8 +17,8 @@ from pyipsec.ike.engine import IkeEngine
 from pyipsec.ike.fragment import FragmentBudget, Reassembler
 from pyipsec.net.addr import Datagram, Endpoint
 from pyipsec.wire.payloads.vendor import VendorId
-from tests.support.engines import I_ADDR, R_ADDR, EnginePair, endpoint, psk_connection
-from tests.support.flood import source
+from tests.support.engines import R_ADDR, endpoint
+from tests.support.flood import flood_pair, source
 from tests.unit.ike.test_fragment import fragments, opener
 
 N = 300
@@ -48,27 +48,8 @@ def test_reassemblers_share_one_budget() -> None:
 
 
 def test_half_open_sas_fed_fragments_stay_within_the_global_budget() -> None:
-    i_conn = psk_connection(
-        "office", local_id="moon.test", remote_id="sun.test", local_addr=I_ADDR, remote_addr=R_ADDR
-    )
-    r_conn = psk_connection(
-        "gw",
-        local_id="sun.test",
-        remote_id="moon.test",
-        local_addr=R_ADDR,
-        remote_addr="%any",
-        local_ts="10.2.0.0/16",
-        remote_ts="10.1.0.0/16",
-    )
-    p = EnginePair(
-        i_conn,
-        [r_conn],
-        responder_settings={
-            "cookie_threshold": 10 * N,
-            "init_limit_half_open": 10 * N,
-            "fragment_budget": BUDGET,
-        },
-    )
+    p = flood_pair(cookie_threshold=10 * N, init_limit_half_open=10 * N, fragment_budget=BUDGET)
+    i_conn = p.i_conn
     responder = p.r.engine
     attacker = IkeEngine(
         EngineConfig({i_conn.name: i_conn}), MemoryCredentials([SharedSecret(b"x" * 20)]), rng=SeededRandom(5)

@@ -20,27 +20,15 @@ import pytest
 
 from pyipsec.ike.engine import IkeEngine
 from pyipsec.ike.state import IkeSaState
-from tests.support.engines import I_ADDR, R_ADDR, EnginePair, endpoint, psk_connection
-from tests.support.flood import InitFlood, source
+from tests.support.engines import R_ADDR, endpoint
+from tests.support.flood import InitFlood, flood_pair, source
 
 N = 500
 BYTES_PER_HALF_OPEN_SA = 4096  # ~3,200 measured; 5,900 before
 
 
 def _responder() -> tuple[IkeEngine, InitFlood]:
-    i = psk_connection(
-        "office", local_id="moon.test", remote_id="sun.test", local_addr=I_ADDR, remote_addr=R_ADDR
-    )
-    r = psk_connection(
-        "gw",
-        local_id="sun.test",
-        remote_id="moon.test",
-        local_addr=R_ADDR,
-        remote_addr="%any",
-        local_ts="10.2.0.0/16",
-        remote_ts="10.1.0.0/16",
-    )
-    p = EnginePair(i, [r], responder_settings={"init_limit_half_open": 10 * N, "cookie_threshold": 10 * N})
+    p = flood_pair(init_limit_half_open=10 * N, cookie_threshold=10 * N)
     return p.r.engine, InitFlood(p.i_conn, endpoint(R_ADDR))
 
 
