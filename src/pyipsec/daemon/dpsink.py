@@ -33,24 +33,13 @@ from pyipsec.dataplane.channel import (
     IkeDatagram,
     SaSignal,
 )
+from pyipsec.esp.processor import SA_COUNTERS
 from pyipsec.ike.events import ChildSaInstalled, ChildSaSignal, SignalKind
 from pyipsec.net.addr import Datagram, Endpoint
 
 __all__ = ["ProcessDataplane", "start_dataplane"]
 
 _log = logging.getLogger("pyipsec.daemon")
-
-_COUNTER_FIELDS = (
-    "packets_in",
-    "bytes_in",
-    "packets_out",
-    "bytes_out",
-    "replay_drops",
-    "integrity_failures",
-    "policy_drops",
-    "pad_errors",
-    "malformed",
-)
 
 
 def start_dataplane(settings: Settings, listener: DataplaneListener) -> DataplaneSink:
@@ -91,7 +80,7 @@ class ProcessDataplane:
             if isinstance(ev, IkeDatagram):
                 self._listener.datagram_received(Datagram(ev.local, ev.remote, ev.payload))
             elif isinstance(ev, Counters):
-                self._last = {s.spi_in: {f: getattr(s, f) for f in _COUNTER_FIELDS} for s in ev.sas}
+                self._last = {s.spi_in: {f: getattr(s, f) for f in SA_COUNTERS} for s in ev.sas}
                 self._totals = dict(ev.totals)
                 if self._requests:
                     self._requests.popleft()(self._last)

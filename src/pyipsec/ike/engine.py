@@ -425,8 +425,7 @@ class IkeEngine:
             half_open = not sa.initiator and sa.state is IkeSaState.CONNECTING
             if half_open and now >= sa.created_at + self.config.half_open_timeout:
                 self.stats.half_open_expired += 1
-                idle = self.tasks.exchanger(sa).next_in <= 1  # no IKE_AUTH ever came
-                cause = CloseCause.ABANDONED if idle else CloseCause.TIMEOUT
+                cause = CloseCause.ABANDONED if self._before_auth(sa) else CloseCause.TIMEOUT
                 self.tasks.close(sa, cause, "half-open SA expired")
                 continue
             self._guarded(sa, lambda sa=sa: self.tasks.on_timer(sa, now))  # type: ignore[misc]
@@ -593,12 +592,16 @@ class IkeEngine:
         :data:`EVICT_SCAN`), silently; False if there is none."""
         for sa_id in itertools.islice(self._half_open_src, EVICT_SCAN):
             sa = self._by_id[sa_id]
-            if self.tasks.exchanger(sa).next_in <= 1:  # only its IKE_SA_INIT (message 0) so far
+            if self._before_auth(sa):
                 self.stats.half_open_evicted += 1
                 reason = "half-open SA evicted: init_limit_half_open reached"
                 self.tasks.close(sa, CloseCause.ABANDONED, reason)
                 return True
         return False
+
+    def _before_auth(self, sa: IkeSa) -> bool:
+        """A half-open SA that has taken only its IKE_SA_INIT (message 0): no IKE_AUTH yet."""
+        return self.tasks.exchanger(sa).next_in <= 1
 
     def _log_dropped(self, now: float, why: str) -> None:
         """One line per second at most for dropped IKE_SA_INITs (a flood must not flood the log)."""

@@ -54,7 +54,7 @@ from pyipsec.ike.exchanger import Exchanger, InFlight
 from pyipsec.ike.lookups import Answer
 from pyipsec.ike.sa import ChildSa, IkeSa
 from pyipsec.ike.state import ChildEvent, IkeEvent, IkeSaState
-from pyipsec.ike.task import Exchange, QueueItem, Step, Suspend, Task, TaskStatus
+from pyipsec.ike.task import Exchange, QueueItem, Step, Suspend, Task, TaskStatus, Unanswered
 from pyipsec.ike.tasks.child_create import ChildCreateTask
 from pyipsec.ike.tasks.delete import ChildDeleteTask, IkeDeleteTask, LivenessTask, last_notice
 from pyipsec.ike.tasks.ike_auth import IkeAuthTask
@@ -347,7 +347,7 @@ class TaskManager:
             return
         policy = sa.ctx.config.retransmit
         if len(fl.errored) >= ERROR_TRANSMISSIONS:
-            how = next((u for task in fl.exchange.tasks if (u := task.unanswered(sa)) is not None), None)
+            how = _unanswered(sa, fl)
             if how is not None:  # the error stands: it is the peer's answer
                 ex.inflight = None
                 ex.queue.clear()
@@ -365,7 +365,7 @@ class TaskManager:
             )
             ex.inflight = None
             ex.queue.clear()
-            how = next((u for task in fl.exchange.tasks if (u := task.unanswered(sa)) is not None), None)
+            how = _unanswered(sa, fl)
             if how is not None:  # a Delete of the IKE SA takes effect unanswered too
                 self.close(sa, how.cause, how.reason)
             else:
@@ -606,3 +606,8 @@ class TaskManager:
 
 def _rand01(sa: IkeSa) -> float:
     return int.from_bytes(sa.ctx.rng.random_bytes(2), "big") / 65535.0
+
+
+def _unanswered(sa: IkeSa, fl: InFlight) -> Unanswered | None:
+    """How the first task that has a say ends ``sa`` when ``fl`` goes unanswered, if one does."""
+    return next((u for task in fl.exchange.tasks if (u := task.unanswered(sa)) is not None), None)
