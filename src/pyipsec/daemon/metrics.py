@@ -32,9 +32,10 @@ carries after the last report before its removal is not counted.
 The endpoint answers ``GET /metrics`` (and ``HEAD``) with the text exposition format (or
 OpenMetrics when the scraper asks for it), 404 for other paths, 405 for other methods, 400 for
 what is not HTTP, 431 for a request head beyond :data:`MAX_REQUEST`, and hangs up on clients
-that send nothing for :data:`REQUEST_TIMEOUT`; one request per connection. The listening
-socket is bound by :meth:`MetricsEndpoint.open` before the daemon starts anything else, so an
-address in use or not ours refuses the start with one line naming ``settings.metrics``.
+that send nothing for :data:`REQUEST_TIMEOUT`; one request per connection, at most
+:data:`MAX_CLIENTS` connections at once. The listening socket is bound by
+:meth:`MetricsEndpoint.open` before the daemon starts anything else, so an address in use or
+not ours refuses the start with one line naming ``settings.metrics``.
 """
 
 from __future__ import annotations
@@ -72,7 +73,15 @@ from pyipsec.ike.events import (
 from pyipsec.ike.info import IkeSaInfo
 from pyipsec.ike.lookups import Answer, EapRelay, EapRelayAnswer, Lookup, RevocationAnswer
 
-__all__ = ["DROP_REASONS", "MAX_REQUEST", "REQUEST_TIMEOUT", "Metrics", "MetricsEndpoint", "MetricsSource"]
+__all__ = [
+    "DROP_REASONS",
+    "MAX_CLIENTS",
+    "MAX_REQUEST",
+    "REQUEST_TIMEOUT",
+    "Metrics",
+    "MetricsEndpoint",
+    "MetricsSource",
+]
 
 _log = logging.getLogger("pyipsec.daemon")
 
@@ -80,6 +89,8 @@ _log = logging.getLogger("pyipsec.daemon")
 MAX_REQUEST = 8192
 #: how long a client may take to send its request
 REQUEST_TIMEOUT = 10.0
+#: connections served at once; more are closed at once (a scraper needs one)
+MAX_CLIENTS = 16
 
 #: the data plane's drop counters (``DataplaneSink.totals``) → the ``reason`` label
 DROP_REASONS = {
@@ -425,8 +436,10 @@ class MetricsEndpoint:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        if task is not None:
-            self._clients.add(task)
+        if len(self._clients) >= MAX_CLIENTS or task is None:
+            writer.close()
+            return
+        self._clients.add(task)
         try:
             try:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT)
@@ -444,8 +457,7 @@ class MetricsEndpoint:
             writer.close()
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 await writer.wait_closed()
-            if task is not None:
-                self._clients.discard(task)
+            self._clients.discard(task)
 
     async def respond(self, head: bytes) -> bytes:
         """The whole HTTP response to a request head (request line and headers)."""

@@ -13,20 +13,24 @@ import socket
 import subprocess
 import sys
 import time
+from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pyipsec.config.load import ConfigErrors, load_config
+from pyipsec.config.model import Config
 from pyipsec.config.values import HostPort, parse_host_port
+from pyipsec.daemon import metrics
 from pyipsec.daemon.lookups import Lookups
-from pyipsec.daemon.metrics import MAX_REQUEST, MetricsEndpoint
+from pyipsec.daemon.metrics import MAX_CLIENTS, MAX_REQUEST, MetricsEndpoint
 from pyipsec.errors import ConfigError
 from pyipsec.ike.lookups import RevocationAnswer, RevocationQuery
 from pyipsec.net.addr import Datagram, Endpoint
 from tests.support.daemons import GW_ADDR, I_ADDR, Node, World, psk_configs
 
+LOCAL_ANY_PORT = HostPort(ip_address("127.0.0.1"), 0)  # a free port (the setting itself takes 1-65535)
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -285,7 +289,7 @@ def _exchange(world: World, endpoint: MetricsEndpoint, requests: list[bytes]) ->
 def test_the_endpoint_serves_metrics_and_refuses_the_rest(world: World, tmp_path: Path) -> None:
     client, gw = _pair(world, tmp_path)
     assert world.command(client, "up", {"name": "office"})["ok"] is True
-    endpoint = MetricsEndpoint(gw.runtime.metrics, HostPort(parse_host_port("127.0.0.1:1").host, 0))
+    endpoint = MetricsEndpoint(gw.runtime.metrics, LOCAL_ANY_PORT)
     ok, head, openmetrics, missing, post, garbage, binary, huge, silent, after = _exchange(
         world,
         endpoint,
@@ -315,6 +319,41 @@ def test_the_endpoint_serves_metrics_and_refuses_the_rest(world: World, tmp_path
     assert garbage.startswith(b"HTTP/1.1 400 ") and binary.startswith(b"HTTP/1.1 400 ")
     assert huge.startswith(b"HTTP/1.1 431 ")
     assert silent == b"" and after.startswith(b"HTTP/1.1 200 OK")
+
+
+def test_idle_and_surplus_clients_are_hung_up_on(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _client, gw = _pair(world, tmp_path)
+    monkeypatch.setattr(metrics, "REQUEST_TIMEOUT", 0.2)
+    endpoint = MetricsEndpoint(gw.runtime.metrics, LOCAL_ANY_PORT)
+
+    async def main() -> tuple[list[bytes], bytes, bytes]:
+        await endpoint.start()
+        try:
+            idle = [await asyncio.open_connection("127.0.0.1", endpoint.port) for _ in range(MAX_CLIENTS)]
+            await asyncio.sleep(0.05)
+            r, w = await asyncio.open_connection("127.0.0.1", endpoint.port)
+            surplus = await asyncio.wait_for(r.read(), 5)  # closed at once, unanswered
+            w.close()
+            # the idle ones are hung up on after REQUEST_TIMEOUT, unanswered
+            answers = [await asyncio.wait_for(r.read(), 5) for r, _w in idle]
+            for _r, w in idle:
+                w.close()
+            # and the endpoint serves again
+            r, w = await asyncio.open_connection("127.0.0.1", endpoint.port)
+            w.write(b"GET /nothing HTTP/1.1\r\n\r\n")
+            again = await asyncio.wait_for(r.read(), 5)
+            w.close()
+            return answers, surplus, again
+        finally:
+            await endpoint.close()
+
+    started = time.monotonic()
+    answers, surplus, again = world.loop.run_until_complete(main())
+    assert answers == [b""] * MAX_CLIENTS and surplus == b""
+    assert again.startswith(b"HTTP/1.1 404 ")
+    assert time.monotonic() - started < 5
 
 
 def test_a_port_in_use_is_a_clear_error(world: World, tmp_path: Path) -> None:
@@ -377,7 +416,12 @@ def test_a_bad_metrics_setting_names_the_key(tmp_path: Path, text: str, message:
     assert "settings.metrics" in str(info.value) and message in str(info.value)
 
 
-def test_the_metrics_setting_is_off_by_default_and_takes_ipv6() -> None:
-    assert parse_host_port("[::1]:9590") == HostPort(parse_host_port("[::1]:1").host, 9590)
+def test_the_metrics_setting_is_off_by_default_and_takes_ipv6(world: World, tmp_path: Path) -> None:
+    assert Config.model_validate({}).settings.metrics is None
+    _client, gw = _pair(world, tmp_path)
+    assert gw.runtime.metrics_endpoint is None  # counted, but not served
+    client_cfg, _ = psk_configs(tmp_path, settings={"metrics": "[::1]:9590"})
+    assert client_cfg.settings.metrics == HostPort(ip_address("::1"), 9590)
+    assert parse_host_port("[::1]:9590") == HostPort(ip_address("::1"), 9590)
     assert str(parse_host_port("[::1]:9590")) == "[::1]:9590"
     assert str(parse_host_port(" 127.0.0.1:9590 ")) == "127.0.0.1:9590"
