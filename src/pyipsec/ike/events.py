@@ -2,11 +2,11 @@
 
 The runtime applies ``ChildSaInstalled`` / ``ChildSaRemoved`` to the data plane and shows
 the others in logs and ``status``; it needs nothing else from the engine. Outcomes are typed:
-an IKE SA closes with a :class:`CloseCause` (and the error Notify that ended it, if one did,
-for metrics by reason), a removed Child SA says what (if anything)
-replaced it, proposals travel as data (the edge formats them). Keys travel only inside the
-Child SA's :class:`~pyipsec.childsa.ChildSaSpec` and are excluded from ``repr`` so that
-logging an event never leaks them.
+an IKE SA closes with a :class:`CloseCause` and the error Notify that ended it, if one did (a
+failed Child SA names its Notify too: metrics count failures by it), a removed Child SA says
+what (if anything) replaced it, proposals travel as data (the edge formats them). Keys travel
+only inside the Child SA's :class:`~pyipsec.childsa.ChildSaSpec` and are excluded from
+``repr`` so that logging an event never leaks them.
 
 :class:`ChildSaSignal` goes the other way: the data plane's report that a Child SA reached a
 volume lifetime or is running out of sequence numbers (``IkeEngine.handle_signal``).
