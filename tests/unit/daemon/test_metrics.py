@@ -26,9 +26,11 @@ from pyipsec.daemon import metrics
 from pyipsec.daemon.lookups import Lookups
 from pyipsec.daemon.metrics import MAX_CLIENTS, MAX_REQUEST, MetricsEndpoint
 from pyipsec.errors import ConfigError
-from pyipsec.ike.lookups import RevocationAnswer, RevocationQuery
+from pyipsec.ike.lookups import EapRelay, RevocationAnswer, RevocationQuery
 from pyipsec.net.addr import Datagram, Endpoint
-from tests.support.daemons import GW_ADDR, I_ADDR, Node, World, psk_configs
+from pyipsec.radius import EapRelayAnswer as RadiusAnswer
+from pyipsec.radius import RadiusAnswerKind
+from tests.support.daemons import GW_ADDR, I_ADDR, Node, World, eap_configs, psk_configs
 
 LOCAL_ANY_PORT = HostPort(ip_address("127.0.0.1"), 0)  # a free port (the setting itself takes 1-65535)
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -158,6 +160,20 @@ def test_a_wrong_psk_counts_authentication_failed_on_both_sides(world: World, tm
     assert value(s, "pyipsec_ike_handshakes_total", connection="office", result="failed") == 1
 
 
+def test_a_refused_eap_password_is_an_authentication_failure(world: World, tmp_path: Path) -> None:
+    client_cfg, gw_cfg, _ = eap_configs(
+        tmp_path,
+        password="not-alices-password",
+        gateway={"secrets": {"eap-alice": {"id": "alice", "secret": "alice-secret-1"}}},
+    )
+    client, gw = world.node(client_cfg, I_ADDR), world.node(gw_cfg, GW_ADDR)
+    assert world.command(client, "up", {"name": "rw"})["ok"] is False
+    for node in (gw, client):
+        s = scrape(world, node)
+        assert names(s, "pyipsec_ike_handshake_failures_total") == {(("reason", "AUTHENTICATION_FAILED"),): 1}
+        assert value(s, "pyipsec_ike_handshakes_total", connection="rw", result="failed") == 1
+
+
 def test_no_proposal_chosen_is_counted_by_its_notify(world: World, tmp_path: Path) -> None:
     client, gw = _pair(
         world,
@@ -247,6 +263,45 @@ def test_lookup_latency_is_measured_on_the_runtime_clock(world: World, tmp_path:
     assert value(s, "pyipsec_revocation_check_duration_seconds_sum", result="refused") == pytest.approx(0.3)
     assert value(s, "pyipsec_revocation_check_duration_seconds_bucket", result="refused", le="0.25") == 0
     assert value(s, "pyipsec_revocation_check_duration_seconds_bucket", result="refused", le="0.5") == 1
+
+
+def test_radius_latency_by_result(world: World, tmp_path: Path) -> None:
+    _client, gw = _pair(world, tmp_path)
+    delays = {"alice": 0.02, "bob": 3.0}
+
+    class SlowRadius:
+        async def eap(self, *, user: str, **_kw: object) -> RadiusAnswer:
+            await asyncio.sleep(0)
+            world.clock.advance_to(world.clock.now() + delays[user])
+            kind = RadiusAnswerKind.CHALLENGE if user == "alice" else RadiusAnswerKind.TIMEOUT
+            return RadiusAnswer(kind, server="aaa")
+
+        def close(self) -> None:
+            pass
+
+    answers: list[object] = []
+    lookups = Lookups(
+        lambda _t, a: answers.append(a),
+        revocation=None,  # type: ignore[arg-type]
+        radius=SlowRadius(),  # type: ignore[arg-type]
+        now=world.clock.now,
+        timed=gw.runtime.metrics.lookup_done,
+    )
+
+    async def run() -> None:
+        for n, user in enumerate(delays):
+            lookups.start(n, n, EapRelay(user, b"\x02", None, "s", "192.0.2.1[4500]", "192.0.2.2[4500]", n))
+            while len(answers) <= n:
+                await asyncio.sleep(0)
+
+    world.drive(run())
+    s = scrape(world, gw)
+    name = "pyipsec_radius_request_duration_seconds"
+    assert value(s, f"{name}_count", result="challenge") == 1
+    assert value(s, f"{name}_sum", result="challenge") == pytest.approx(0.02)
+    assert value(s, f"{name}_bucket", result="challenge", le="0.025") == 1
+    assert value(s, f"{name}_sum", result="timeout") == pytest.approx(3.0)
+    assert value(s, f"{name}_bucket", result="timeout", le="2.5") == 0
 
 
 # -- the HTTP endpoint ----------------------------------------------------------------------------
