@@ -50,6 +50,7 @@ from pyipsec.config.values import (
     Count,
     FileList,
     FileRef,
+    HostPortValue,
     IdList,
     IdValue,
     IPAddr,
@@ -234,7 +235,9 @@ class Settings(_Model):
     - ``keepalive_interval`` — NAT keepalives when behind a NAT (20 s, RFC 3948 §4);
     - ``resolv_conf`` — where a client writes the DNS servers it is given (restored on ``down``);
     - ``ike_fragment_size`` — the largest IKE datagram before IKE fragmentation (RFC 7383) is used
-      with peers that support it (1280).
+      with peers that support it (1280);
+    - ``metrics`` — ``"ADDR:PORT"`` (IPv6 as ``"[::1]:9590"``) of a Prometheus endpoint serving
+      ``GET /metrics`` (``daemon.metrics``); off by default.
     """
 
     listen: Annotated[IPAddrList, NonEmpty] = (ipaddress.IPv4Address(0), ipaddress.IPv6Address(0))
@@ -259,6 +262,7 @@ class Settings(_Model):
     keepalive_interval: Seconds = 20
     resolv_conf: Path = Path("/etc/resolv.conf")
     ike_fragment_size: Annotated[int, Field(strict=True, ge=200, le=65535)] = 1280
+    metrics: HostPortValue | None = None
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> Settings:

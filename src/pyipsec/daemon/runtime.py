@@ -10,9 +10,10 @@ commands go into the :class:`IkeEngine`; every ``Output`` comes back through
 
 Events go to the data-plane sink (Child SAs installed, activated, removed, moved; NAT
 keepalives), to the host (a client's virtual IPs and DNS, put back when its last SA goes), to
-the ``up``/``down`` waiters (``daemon.progress``) and to the reconnect policy
-(``daemon.reconnect``). Control commands are ``daemon.commands``; the source-address choice,
-address watching and MOBIKE moves are ``daemon.mobike``.
+the ``up``/``down`` waiters (``daemon.progress``), to the reconnect policy
+(``daemon.reconnect``) and to the metrics (``daemon.metrics``, served when configured).
+Control commands are ``daemon.commands``; the source-address choice, address watching and
+MOBIKE moves are ``daemon.mobike``.
 
 Make-before-break: a message that lets the peer use a new Child SA (the CREATE_CHILD_SA or
 IKE_AUTH response, the Delete of the SA it replaces) must leave only once the data plane holds
@@ -69,6 +70,7 @@ from pyipsec.daemon.dpsink import start_dataplane
 from pyipsec.daemon.host import HostNet, IkePorts, PortFactory, udp_ports
 from pyipsec.daemon.initqueue import InitQueue
 from pyipsec.daemon.lookups import Lookups
+from pyipsec.daemon.metrics import Metrics, MetricsEndpoint
 from pyipsec.daemon.mobike import AddressSource, AddressWatcher, HostAddresses, initiator_source
 from pyipsec.daemon.progress import Waiters
 from pyipsec.daemon.reconnect import Reconnect
@@ -152,7 +154,15 @@ class Runtime:
         self._children: dict[int, bytes] = {}  # child_id -> our inbound SPI
         self._stop = asyncio.Event()
         self.inits = InitQueue(self.clock, self._receive)  # IKE_SA_INIT requests wait here
-        self.lookups = Lookups(self._answer, radius=build_radius(config), revocation=build_revocation(config))
+        self.metrics = Metrics(self)  # counted always, served with [settings] metrics (daemon.metrics)
+        self.metrics_endpoint = MetricsEndpoint(self.metrics, s.metrics) if s.metrics is not None else None
+        self.lookups = Lookups(
+            self._answer,
+            radius=build_radius(config),
+            revocation=build_revocation(config),
+            now=self.clock.now,
+            timed=self.metrics.lookup_done,
+        )
         self.accounting: Accounting | None = None
         if config.radius is not None and config.radius.accounting and self.lookups.radius is not None:
             self.accounting = Accounting(
@@ -166,8 +176,12 @@ class Runtime:
 
     async def run(self) -> None:
         """Run the daemon until SIGINT/SIGTERM or :meth:`stop`."""
+        if self.metrics_endpoint is not None:  # first: a port in use refuses the start (ConfigError)
+            self.metrics_endpoint.open()
         self.start()
         await self.control.start()
+        if self.metrics_endpoint is not None:
+            await self.metrics_endpoint.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -207,6 +221,8 @@ class Runtime:
         self.hostnet.restore()
         self.sink.close()
         await self.control.close()
+        if self.metrics_endpoint is not None:
+            await self.metrics_endpoint.close()
         self.ports.close()
         if self.store is not None:
             self.store.close()
@@ -253,6 +269,7 @@ class Runtime:
                 self._event(e, retiring)
             except (PyIpsecError, OSError) as exc:
                 _log.error("applying %s failed: %s", type(e).__name__, exc)
+            self.metrics.observe(e)
             sync = sync or isinstance(e, ChildSaInstalled | ChildSaOutboundActivated)
         # replaced Child SAs stop sending only after the batch's activations, so that the data
         # plane never sees a moment without an outbound SA for their selectors
