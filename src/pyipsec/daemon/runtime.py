@@ -12,7 +12,8 @@ Events go to the data-plane sink (Child SAs installed, activated, removed, moved
 keepalives), to the host (a client's virtual IPs and DNS, put back when its last SA goes), to
 the ``up``/``down`` waiters (``daemon.progress``) and to the reconnect policy
 (``daemon.reconnect``). Control commands are ``daemon.commands``; the source-address choice,
-address watching and MOBIKE moves are ``daemon.mobike``.
+address watching and MOBIKE moves are ``daemon.mobike``; :meth:`Runtime.reload` (the control
+command and SIGHUP) re-reads the configuration file without dropping SAs (``daemon.reload``).
 
 Make-before-break: a message that lets the peer use a new Child SA (the CREATE_CHILD_SA or
 IKE_AUTH response, the Delete of the SA it replaces) must leave only once the data plane holds
@@ -59,6 +60,7 @@ from collections import deque
 from pathlib import Path
 
 from pyipsec.config.model import Config
+from pyipsec.control.protocol import JsonValue
 from pyipsec.control.server import ControlServer
 from pyipsec.crypto.rand import OS_RANDOM, RandomSource
 from pyipsec.daemon.accounting import Accounting
@@ -72,6 +74,7 @@ from pyipsec.daemon.lookups import Lookups
 from pyipsec.daemon.mobike import AddressSource, AddressWatcher, HostAddresses, initiator_source
 from pyipsec.daemon.progress import Waiters
 from pyipsec.daemon.reconnect import Reconnect
+from pyipsec.daemon.reload import reload_config
 from pyipsec.daemon.sink import DataplaneSink, NullDataplane, SinkFactory
 from pyipsec.errors import PyIpsecError, UsageError
 from pyipsec.ike.engine import Output
@@ -125,6 +128,7 @@ class Runtime:
         self,
         config: Config,
         *,
+        config_path: Path | None = None,
         control_path: Path | None = None,
         clock: Clock | None = None,
         ports: PortFactory = udp_ports,
@@ -135,6 +139,7 @@ class Runtime:
     ) -> None:
         s = config.settings
         self.config = config
+        self.config_path = config_path  # what reload() re-reads (daemon.reload)
         self.engine, self.store = build_engine(config, rng=rng)
         self.clock: Clock = clock or LoopClock()
         self.ports: IkePorts = ports(s, self.datagram_received)
@@ -172,6 +177,8 @@ class Runtime:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self.reload)  # the result is logged
         try:
             await self._stop.wait()
         finally:
@@ -188,6 +195,11 @@ class Runtime:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def reload(self) -> dict[str, JsonValue]:
+        """Re-read the configuration file without dropping SAs (``daemon.reload``): the one
+        entry point of ``pyipsec reload`` and SIGHUP. The summary, or the errors of a refused file."""
+        return reload_config(self)
 
     async def shutdown(self) -> None:
         """Delete every IKE SA, let the Deletes leave, put the host back, close everything."""
