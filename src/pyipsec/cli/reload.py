@@ -76,6 +76,9 @@ def format_reload(result: JsonValue) -> tuple[str, str]:
     applied = result.get("settings_applied")
     if isinstance(applied, list) and applied:
         lines.append(f"  settings   {_names(applied)}")
+    pools = result.get("pools_changed")
+    if isinstance(pools, list) and pools:
+        lines.append(f"  pools      {_names(pools)}")
     if result.get("secrets_changed"):
         lines.append("  secrets    changed (new authentications use them)")
     out = "\n".join(lines) + "\n"

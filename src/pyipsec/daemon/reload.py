@@ -40,7 +40,8 @@ handled in between, so none sees half a reload):
   are listed here) keeps its running value and is reported as "needs a restart".
 
 :func:`reload_config` is the runtime's one entry point: prepare, apply, log, and answer with a
-JSON summary (``added``, ``removed``, ``changed``, the IKE SAs deleted and connections started,
+JSON summary (connections ``added``, ``removed``, ``changed``, ``unchanged``; the IKE SAs
+deleted and connections started; the settings applied, whether secrets and which pools changed;
 ``warnings``) or, refused, ``ok: false`` with the ``errors`` (file, key, message).
 """
 
@@ -150,6 +151,7 @@ class ReloadPlan:
     unchanged: tuple[str, ...] = ()
     settings_applied: tuple[str, ...] = ()
     secrets_changed: bool = False
+    pools_changed: tuple[str, ...] = ()  # added, removed or changed
     warnings: list[str] = field(default_factory=list)
 
 
@@ -224,6 +226,9 @@ def prepare(rt: Reloadable) -> ReloadPlan:
     plan = ReloadPlan(new, engine_config, creds, eap_server, opened, settings_applied=applied)
     plan.warnings += warnings
     plan.secrets_changed = new.secrets != old.secrets
+    plan.pools_changed = tuple(
+        sorted(n for n in set(old.pools) | set(new.pools) if old.pools.get(n) != new.pools.get(n))
+    )
     if new.radius != old.radius:
         plan.radius = build_radius(new)
         if rt.accounting is not None or (new.radius is not None and new.radius.accounting):
@@ -357,5 +362,6 @@ def reload_config(rt: Reloadable) -> dict[str, JsonValue]:
         "started": list(started),
         "settings_applied": list(plan.settings_applied),
         "secrets_changed": plan.secrets_changed,
+        "pools_changed": list(plan.pools_changed),
         "warnings": list(plan.warnings),
     }
