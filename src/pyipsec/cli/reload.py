@@ -22,6 +22,10 @@ from pyipsec.errors import PyIpsecError
 __all__ = ["format_reload", "reload"]
 
 
+def _client(socket_path: Path | None) -> ControlClient:
+    return ControlClient(socket_path or DEFAULT_SOCKET, timeout=60)
+
+
 @click.command()
 @socket_option
 @click.option("--json", "as_json", is_flag=True, help="Print the daemon's answer as JSON.")
@@ -33,7 +37,7 @@ def reload(socket_path: Path | None, as_json: bool) -> None:
     keeps its running configuration.
     """
     try:
-        result = ControlClient(socket_path or DEFAULT_SOCKET, timeout=60).call("reload")
+        result = _client(socket_path).call("reload")
     except PyIpsecError as exc:
         fail(str(exc))
     ok = isinstance(result, dict) and result.get("ok") is True
