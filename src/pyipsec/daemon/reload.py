@@ -342,12 +342,13 @@ def reload_config(rt: Reloadable) -> dict[str, JsonValue]:
         return _refused_json(exc)
     deleted, started = apply(rt, plan)
     _log.info(
-        "reloaded %s: %d connections (added: %s; removed: %s; changed: %s)",
+        "reloaded %s: %d connections (added: %s; removed: %s; changed: %s); settings applied: %s",
         rt.config_path,
         len(plan.config.connections),
         ", ".join(plan.added) or "none",
         ", ".join(plan.removed) or "none",
         ", ".join(plan.changed) or "none",
+        ", ".join(plan.settings_applied) or "none",
     )
     for warning in plan.warnings:
         _log.warning("reload: %s", warning)
