@@ -405,3 +405,53 @@ def test_changed_certificates_and_eap_users_apply_to_new_sas(world: World, tmp_p
     bob, _ = _node(world, cb, "192.0.2.7", "bob")
     _up_ok(world, bob, "rw")
     _up_ok(world, alice, "rw")
+
+
+def test_radius_and_authorities_are_rebuilt_only_when_their_sections_change(
+    world: World, tmp_path: Path
+) -> None:
+    _client, gw, _c, g, _cp, gpath = _pair(world, tmp_path)
+    lookups = gw.runtime.lookups
+    revocation = lookups.revocation
+    assert lookups.radius is None
+    g["radius"] = {"servers": {"aaa": {"address": "192.0.2.99", "secret": "radius-secret-1"}}}
+    _write(gpath, g)
+    assert _reload(world, gw)["ok"] is True
+    first = lookups.radius
+    assert first is not None and lookups.revocation is revocation  # [authorities] did not change
+    assert _reload(world, gw)["ok"] is True and lookups.radius is first  # nothing changed: kept
+    g["radius"]["servers"]["aaa"]["secret"] = "radius-secret-2"
+    ca = make_ca("reload test CA", **_valid())
+    (tmp_path / "ca.pem").write_bytes(ca.pem)
+    g["authorities"] = {"corp": {"cacert": str(tmp_path / "ca.pem"), "ocsp_uris": ["http://192.0.2.98/"]}}
+    _write(gpath, g)
+    assert _reload(world, gw)["ok"] is True
+    assert lookups.radius is not None and lookups.radius is not first and lookups.revocation is not revocation
+    assert gw.runtime.engine.config.revocation_sources is True
+    # the old client is closed once a lookup in flight on it could no longer be waiting
+    assert not first._closed
+    world.run_for(2.0 * 3 + 1.5)
+    assert first._closed
+    del g["radius"]
+    _write(gpath, g)
+    assert _reload(world, gw)["ok"] is True and lookups.radius is None
+
+
+def test_a_removed_connection_is_no_longer_reconnected(world: World, tmp_path: Path) -> None:
+    client, gw, c, _g, cpath, _gp = _pair(world, tmp_path, client_child={"start_action": "start"})
+    world.run_for(5)
+    assert len(client.sas()) == 1
+    world.shutdown(gw)  # the gateway goes; the client keeps trying
+    world.run_for(60)
+    assert "office" in client.runtime.reconnect.status(world.clock.now())
+    c["connections"]["spare"] = c["connections"].pop("office")
+    _write(cpath, c)
+    result = _reload(world, client)
+    assert result["ok"] is True and result["removed"] == ["office"] and result["started"] == ["spare"]
+    assert "office" not in client.runtime.reconnect.status(world.clock.now())
+    tries = len(world.net.requests(ExchangeType.IKE_SA_INIT, src=I_ADDR))
+    world.run_for(600)
+    # only "spare" (start_action start) is still being tried, never "office" again
+    assert {s.connection for s in client.sas()} <= {"spare"}
+    assert len(world.net.requests(ExchangeType.IKE_SA_INIT, src=I_ADDR)) > tries
+    assert set(client.runtime.reconnect.status(world.clock.now())) <= {"spare"}
