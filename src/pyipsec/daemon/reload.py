@@ -207,20 +207,22 @@ def prepare(rt: Reloadable) -> ReloadPlan:
     new, applied, warnings = _effective_settings(old, loaded.config)
     try:
         engine_config, creds = build_engine_config(new)
-        store = rt.store
-        opened: SqliteStore | None = None
-        if store is None and needs_store(new):
-            opened = store = SqliteStore(new.settings.users)
-        try:
-            eap_server = eap_server_factory(new, store)
-        except ConfigError:
-            if opened is not None:
-                opened.close()
-            raise
     except ConfigError as exc:
         raise ReloadRefused([_issue(exc, path)], path=path) from None
-    except PyIpsecError as exc:
+    except (PyIpsecError, OSError) as exc:
         raise ReloadRefused([ConfigIssue(str(exc), path=path)], path=path) from None
+    store = rt.store
+    opened: SqliteStore | None = None
+    try:
+        if store is None and needs_store(new):  # pools or EAP users appeared
+            opened = store = SqliteStore(new.settings.users)
+        eap_server = eap_server_factory(new, store)
+    except (PyIpsecError, OSError) as exc:
+        if opened is not None:
+            opened.close()
+        if isinstance(exc, ConfigError):
+            raise ReloadRefused([_issue(exc, path)], path=path) from None
+        raise ReloadRefused([ConfigIssue(str(exc), path=path, key="settings.users")], path=path) from None
     if opened is not None:
         opened.release_all()  # nothing was leased from it: no SA had a pool before
     plan = ReloadPlan(new, engine_config, creds, eap_server, opened, settings_applied=applied)

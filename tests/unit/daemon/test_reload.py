@@ -455,3 +455,33 @@ def test_a_removed_connection_is_no_longer_reconnected(world: World, tmp_path: P
     assert {s.connection for s in client.sas()} <= {"spare"}
     assert len(world.net.requests(ExchangeType.IKE_SA_INIT, src=I_ADDR)) > tries
     assert set(client.runtime.reconnect.status(world.clock.now())) <= {"spare"}
+
+
+def test_a_store_that_cannot_be_opened_refuses_the_reload(world: World, tmp_path: Path) -> None:
+    """Pools appear, the daemon had no store yet, and its ``users`` path is unusable."""
+    client, gw, _c, g, _cp, gpath = _pair(world, tmp_path)
+    Path(g["settings"]["users"]).mkdir()
+    g["pools"] = {"rw": {"addrs": "10.3.0.0/24"}}
+    g["connections"]["office"]["pools"] = ["rw"]
+    _write(gpath, g)
+    result = _reload(world, gw)
+    assert result["ok"] is False and gw.runtime.store is None
+    (err,) = result["errors"]
+    assert err["key"] == "settings.users" and "is not a regular file" in err["message"]
+    _up_ok(world, client)
+
+
+def test_pools_added_to_a_daemon_without_a_store_open_it(world: World, tmp_path: Path) -> None:
+    c, g = _rw_trees(tmp_path, "10.3.0.1-10.3.0.9")
+    first = {**g, "connections": {"office": {**g["connections"]["office"]}}}
+    del first["pools"], first["connections"]["office"]["pools"]
+    gw, gpath = _node(world, first, GW_ADDR, "gateway")
+    assert gw.runtime.store is None
+    one = _road_warrior(world, c, 1)
+    assert world.command(one, "up", {"name": "office"})["ok"] is False  # no pool to ask
+    _write(gpath, g)
+    result = _reload(world, gw)
+    assert result["ok"] is True and result["pools_changed"] == ["rw"] and result["changed"] == ["office"]
+    assert gw.runtime.store is not None
+    assert _up_ok(world, one)["virtual_ips"] == ["10.3.0.1"]
+    assert [str(le.address) for le in gw.runtime.store.leases("rw") if le.live] == ["10.3.0.1"]
