@@ -10,7 +10,8 @@ configuration needs before anything is touched: the engine configuration (certif
 private keys read, host names resolved), the credentials, the EAP users, a RADIUS client and a
 revocation checker when their sections changed, and the SQLite store if the daemon had none and
 now needs one (pools or EAP users appeared). Any problem raises :class:`ReloadRefused` with the
-issues; the running configuration stays as it is.
+issues; the running configuration stays as it is. What ``check`` only warns about (a
+certificate that expires soon, a readable ``secret_file``) joins the summary's warnings.
 
 :func:`apply` then changes the daemon in one synchronous step (no datagram, timer or command is
 handled in between, so none sees half a reload):
@@ -200,7 +201,7 @@ def prepare(rt: Reloadable) -> ReloadPlan:
         loaded = read_config(rt.config_path)
     except ConfigErrors as exc:
         raise ReloadRefused(exc.errors, path=path) from None
-    errors, _warnings = preflight(loaded)
+    errors, file_warnings = preflight(loaded)
     if errors:
         raise ReloadRefused(errors, path=path)
     old = rt.config
@@ -226,6 +227,7 @@ def prepare(rt: Reloadable) -> ReloadPlan:
     if opened is not None:
         opened.release_all()  # nothing was leased from it: no SA had a pool before
     plan = ReloadPlan(new, engine_config, creds, eap_server, opened, settings_applied=applied)
+    plan.warnings += [str(w) for w in (*loaded.warnings, *file_warnings)]  # as check prints them
     plan.warnings += warnings
     plan.secrets_changed = new.secrets != old.secrets
     plan.pools_changed = tuple(

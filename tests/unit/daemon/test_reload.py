@@ -386,6 +386,8 @@ def test_changed_certificates_and_eap_users_apply_to_new_sas(world: World, tmp_p
     pki.gw_key.write_bytes(stranger.key_pem())
     result = _reload(world, gw)
     assert result["ok"] is True and result["changed"] == ["rw"], result
+    # what `pyipsec check` warns about comes with the summary (the new certificate expires soon)
+    assert any("connections.rw.local.certs" in w and "expires on" in w for w in result["warnings"])
     world.run_for(30)
     assert [s.sa_id for s in gw.sas()] == [sa.sa_id]  # the SA set up with the old one stays
     world.command(alice, "down", {"name": "rw"})
