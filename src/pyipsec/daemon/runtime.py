@@ -13,7 +13,8 @@ keepalives), to the host (a client's virtual IPs and DNS, put back when its last
 the ``up``/``down`` waiters (``daemon.progress``), to the reconnect policy
 (``daemon.reconnect``) and to the metrics (``daemon.metrics``, served when configured).
 Control commands are ``daemon.commands``; the source-address choice, address watching and
-MOBIKE moves are ``daemon.mobike``.
+MOBIKE moves are ``daemon.mobike``; :meth:`Runtime.reload` (the control command and SIGHUP)
+re-reads the configuration file without dropping SAs (``daemon.reload``).
 
 Make-before-break: a message that lets the peer use a new Child SA (the CREATE_CHILD_SA or
 IKE_AUTH response, the Delete of the SA it replaces) must leave only once the data plane holds
@@ -60,6 +61,7 @@ from collections import deque
 from pathlib import Path
 
 from pyipsec.config.model import Config
+from pyipsec.control.protocol import JsonValue
 from pyipsec.control.server import ControlServer
 from pyipsec.crypto.rand import OS_RANDOM, RandomSource
 from pyipsec.daemon.accounting import Accounting
@@ -74,6 +76,7 @@ from pyipsec.daemon.metrics import Metrics, MetricsEndpoint
 from pyipsec.daemon.mobike import AddressSource, AddressWatcher, HostAddresses, initiator_source
 from pyipsec.daemon.progress import Waiters
 from pyipsec.daemon.reconnect import Reconnect
+from pyipsec.daemon.reload import reload_config
 from pyipsec.daemon.sink import DataplaneSink, NullDataplane, SinkFactory
 from pyipsec.errors import PyIpsecError, UsageError
 from pyipsec.ike.engine import Output
@@ -127,6 +130,7 @@ class Runtime:
         self,
         config: Config,
         *,
+        config_path: Path | None = None,
         control_path: Path | None = None,
         clock: Clock | None = None,
         ports: PortFactory = udp_ports,
@@ -137,6 +141,7 @@ class Runtime:
     ) -> None:
         s = config.settings
         self.config = config
+        self.config_path = config_path  # what reload() re-reads (daemon.reload)
         self.engine, self.store = build_engine(config, rng=rng)
         self.clock: Clock = clock or LoopClock()
         self.ports: IkePorts = ports(s, self.datagram_received)
@@ -186,6 +191,8 @@ class Runtime:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self.reload)  # the result is logged
         try:
             await self._stop.wait()
         finally:
@@ -202,6 +209,11 @@ class Runtime:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def reload(self) -> dict[str, JsonValue]:
+        """Re-read the configuration file without dropping SAs (``daemon.reload``): the one
+        entry point of ``pyipsec reload`` and SIGHUP. The summary, or the errors of a refused file."""
+        return reload_config(self)
 
     async def shutdown(self) -> None:
         """Delete every IKE SA, let the Deletes leave, put the host back, close everything."""

@@ -11,7 +11,7 @@ import pytest
 from pyipsec.cli.daemon import daemon
 from pyipsec.cli.main import main
 
-COMMANDS = ["check", "daemon", "down", "pki", "rekey", "stats", "status", "up", "user"]
+COMMANDS = ["check", "daemon", "down", "pki", "rekey", "reload", "stats", "status", "up", "user"]
 
 
 def test_the_group_lists_every_command_in_order() -> None:
