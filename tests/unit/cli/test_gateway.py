@@ -261,3 +261,16 @@ def test_doctor_names_a_missing_or_bad_file(tmp_path: Path) -> None:
     (tmp_path / "junk.pem").write_text("-----BEGIN CERTIFICATE-----\njunk\n-----END CERTIFICATE-----\n")
     code, _, err = run("pki", "doctor", tmp_path / "junk.pem")
     assert code == 1 and "is not a PEM or DER X.509 certificate" in err
+
+
+def test_listen_and_lan_narrow_the_gateway(tmp_path: Path) -> None:
+    gw = tmp_path / "gw"
+    _init(
+        gw, "--listen", "192.0.2.1", "--lan", "10.1.0.0/16", "--lan", "fd00:1::/64", "--pool6", "fd00:9::/120"
+    )
+    config = tomllib.loads((gw / "pyipsec.toml").read_text())
+    assert config["settings"]["listen"] == ["192.0.2.1"]
+    assert config["connections"]["rw"]["children"]["rw"]["local_ts"] == ["10.1.0.0/16", "fd00:1::/64"]
+    assert config["pools"]["rw6"] == {"addrs": "fd00:9::/120"}
+    code, _, err = run("check", gw / "pyipsec.toml")
+    assert code == 0, err
