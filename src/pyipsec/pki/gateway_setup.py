@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Final
 
 from pyipsec.crypto.rand import OS_RANDOM, RandomSource
-from pyipsec.pki.errors import PkiError, ProfileError
+from pyipsec.pki.errors import PkiError
 from pyipsec.pki.files import CA_CERT_FILE, CA_KEY_FILE, issued_paths
-from pyipsec.pki.names import GatewayName, file_stem, parse_gateway_name
+from pyipsec.pki.names import GatewayName, file_stem, parse_client_name, parse_gateway_name
 from pyipsec.pki.profiles import ClientAuth, ProfileFormat, validate_username
 
 __all__ = [
@@ -241,7 +241,9 @@ class GatewayPlan:
             raise PkiError(f"bad --auth {auth!r}: choose eap-mschapv2 or eap-tls")
         try:
             validate_username(user)
-        except ProfileError as exc:
+            if kind == ClientAuth.EAP_TLS:
+                parse_client_name(user)  # the name in the user's certificate
+        except PkiError as exc:  # ProfileError included
             raise PkiError(f"--user: {exc}") from None
         if no_pool6 and pool6 is not None:
             raise PkiError("--pool6 and --no-pool6 contradict each other")

@@ -179,6 +179,7 @@ def test_an_existing_user_store_is_not_touched_without_force(tmp_path: Path) -> 
         (["--name", NAME, "--pool6", "fd00::/112", "--no-pool6"], "--pool6 and --no-pool6 contradict"),
         (["--name", NAME, "--dns", "dns.example"], "bad --dns 'dns.example': not an IP address"),
         (["--name", NAME, "--user", "-x"], "--user: bad user name '-x'"),
+        (["--name", NAME, "--auth", "eap-tls", "--user", "john_doe"], "--user: bad client name 'john_doe'"),
         (["--name", NAME, "--lan", "10.1.0.0/8"], "bad --lan '10.1.0.0/8'"),
     ],
 )
