@@ -42,6 +42,10 @@ Reauthentication (RFC 7296 §2.8.3) needs nothing more: the new IKE SA's Child S
 (the newest policy of equal selectors wins), the old SA closes with a ``replaced`` cause, which
 neither restores the host network nor reconnects.
 
+Under systemd, :meth:`Runtime.run` tells it when the daemon is ready (ports open, control socket
+listening), pings its watchdog from the event loop, refreshes a status line and says when it is
+stopping (``daemon.notify``).
+
 Everything outside the engine is injected, the production classes being the defaults: the
 clock (``daemon.clock``), the IKE ports and host network (``daemon.host``), the data-plane sink
 (``daemon.sink``, ``daemon.dpsink``) and the address source (``daemon.mobike``). Tests run
@@ -70,6 +74,7 @@ from pyipsec.daemon.host import HostNet, IkePorts, PortFactory, udp_ports
 from pyipsec.daemon.initqueue import InitQueue
 from pyipsec.daemon.lookups import Lookups
 from pyipsec.daemon.mobike import AddressSource, AddressWatcher, HostAddresses, initiator_source
+from pyipsec.daemon.notify import Notifier
 from pyipsec.daemon.progress import Waiters
 from pyipsec.daemon.reconnect import Reconnect
 from pyipsec.daemon.sink import DataplaneSink, NullDataplane, SinkFactory
@@ -132,11 +137,13 @@ class Runtime:
         hostnet: HostNet | None = None,
         addresses: AddressSource | None = None,
         rng: RandomSource = OS_RANDOM,
+        notifier: Notifier | None = None,
     ) -> None:
         s = config.settings
         self.config = config
         self.engine, self.store = build_engine(config, rng=rng)
         self.clock: Clock = clock or LoopClock()
+        self.notifier = notifier or Notifier.from_environment(self.clock)  # systemd (daemon.notify)
         self.ports: IkePorts = ports(s, self.datagram_received)
         self.sink: DataplaneSink = NullDataplane()  # until start()
         self._sink_factory = dataplane
@@ -172,10 +179,20 @@ class Runtime:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
+        self.notifier.ready(self.status_text())
+        self.notifier.start(self.status_text)
         try:
             await self._stop.wait()
         finally:
+            self.notifier.stopping()
             await self.shutdown()
+            self.notifier.shutdown()
+
+    def status_text(self) -> str:
+        """One line for systemd's ``STATUS=``."""
+        sas = self.engine.list_sas()
+        up = [sa for sa in sas if sa.established]
+        return f"{len(up)} IKE SAs up ({len(sas)} in all), {sum(len(sa.children) for sa in up)} Child SAs"
 
     def start(self) -> None:
         """Start the data plane, open the ports, start the connections that start with us."""
