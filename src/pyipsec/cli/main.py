@@ -4,8 +4,9 @@ Theory of operation: :func:`main` is a :mod:`click` group. Its commands are defi
 modules that do not know it — ``check`` (:mod:`~pyipsec.cli.check`); ``up``, ``down``,
 ``rekey``, ``status`` and ``stats``, the clients of the daemon's control socket (DESIGN.md §6,
 :mod:`~pyipsec.cli.sas`); ``pki`` and ``user export`` (:mod:`~pyipsec.cli.pki`); ``user``
-(:mod:`~pyipsec.cli.users`) — and are added to it here, so no command module imports this
-one. What they share (exit statuses, the one-line failure, ``--socket``) is
+(:mod:`~pyipsec.cli.users`); ``install-service`` (:mod:`~pyipsec.cli.service`) — and are added
+to it here, so no command module imports this one. What they share (exit statuses, the one-line
+failure, ``--socket``) is
 :mod:`pyipsec.cli.app`. Commands compute their result as data and print it as text or
 ``--json`` (:mod:`pyipsec.cli.render`). Expected failures print one line, or every problem of
 a bad config file, and exit with status 1 and no traceback; usage mistakes exit with click's
@@ -29,6 +30,7 @@ from pyipsec import __version__
 from pyipsec.cli.check import check
 from pyipsec.cli.pki import export, pki
 from pyipsec.cli.sas import down, rekey, stats, status, up
+from pyipsec.cli.service import install_service
 from pyipsec.cli.users import user
 
 __all__ = ["main"]
@@ -74,6 +76,6 @@ def main() -> None:
     """pyipsec: an IKEv2/IPsec VPN server and client."""
 
 
-for _command in (check, up, down, rekey, status, stats, pki, user):
+for _command in (check, up, down, rekey, status, stats, pki, user, install_service):
     main.add_command(_command)
 user.add_command(export)
