@@ -1,4 +1,4 @@
-"""What the engine logs during real handshakes, formatted as the daemon would (``daemon.logs``):
+"""What the engine logs during real handshakes, formatted as the daemon would (``pyipsec.logs``):
 each JSON line parses and the lifecycle lines carry the SA's name, unique id, peer and event;
 failures say what to check; no secret reaches a log line in either format."""
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pyipsec.daemon.logs import TEXT_FORMAT, JsonFormatter
 from pyipsec.ike.credentials import MemoryCredentials, SharedSecret
 from pyipsec.ike.events import IkeSaClosed, IkeSaEstablished
+from pyipsec.logs import TEXT_FORMAT, JsonFormatter
 from tests.scenario.test_handshake_psk import pair
 from tests.scenario.test_remote_access import RoadWarrior
 from tests.support.engines import Link

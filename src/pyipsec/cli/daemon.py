@@ -17,9 +17,9 @@ import click
 
 from pyipsec.cli.app import fail, socket_option
 from pyipsec.config.load import ConfigErrors, load_config
-from pyipsec.daemon.logs import configure_logging
 from pyipsec.daemon.runtime import Runtime
 from pyipsec.errors import PyIpsecError
+from pyipsec.logs import configure_logging
 
 __all__ = ["daemon"]
 
@@ -35,7 +35,7 @@ def daemon(config: Path, socket_path: Path | None, log_level: str | None) -> Non
     except ConfigErrors as exc:
         fail(str(exc))
     level = (log_level or str(cfg.settings.log_level)).upper()
-    configure_logging(getattr(logging, level, logging.INFO), cfg.settings.log_format)  # daemon.logs
+    configure_logging(getattr(logging, level, logging.INFO), str(cfg.settings.log_format))  # pyipsec.logs
     # pyroute2 logs every netlink message at DEBUG (the daemon lists its addresses every 2 s)
     logging.getLogger("pyroute2").setLevel(max(logging.getLogger().level, logging.INFO))
     try:

@@ -231,7 +231,7 @@ class Settings(_Model):
       retransmitted after ``timeout * base**n`` seconds, giving up after ``tries`` retransmits
       (strongSwan's 4.0, 1.8, 5);
     - ``log_level`` — ``debug``, ``info`` (default), ``warning`` or ``error``;
-    - ``log_format`` — ``text`` (default) or ``json``: one JSON object per line (``daemon.logs``);
+    - ``log_format`` — ``text`` (default) or ``json``: one JSON object per line (``pyipsec.logs``);
     - ``dataplane`` — run the userspace ESP data plane (TUN device, UDP 4500, raw ESP); off, the
       daemon only negotiates SAs (default on);
     - ``tun`` — the TUN device's name (``pyi0``); ``routing_table`` — the table for tunnel routes

@@ -5,7 +5,8 @@ Theory of operation
 A service started with ``Type=notify`` tells systemd how it is doing by sending datagrams of
 newline-separated ``KEY=VALUE`` lines to the AF_UNIX/SOCK_DGRAM socket named in the
 environment variable ``NOTIFY_SOCKET`` (sd_notify(3)): a file system path, or an abstract
-socket when the name starts with ``@`` (the ``@`` stands for the leading NUL byte). No
+socket when the name starts with ``@`` (the ``@`` stands for the leading NUL byte); other forms
+(``vsock:``) are not supported and are ignored with a warning. No
 libsystemd is needed; one unconnected datagram socket and ``sendto`` are the whole client.
 Without ``NOTIFY_SOCKET`` (not run by systemd, or by a unit that is not ``Type=notify``)
 every call here is a no-op.
@@ -106,6 +107,9 @@ class Notifier:
         env = os.environ if environ is None else environ
         values = {name: env.pop(name, None) for name in ENV_VARS}
         name, usec, wd_pid = values["NOTIFY_SOCKET"], values["WATCHDOG_USEC"], values["WATCHDOG_PID"]
+        if name and not name.startswith(("/", "@")):
+            _log.warning("systemd: ignoring NOTIFY_SOCKET=%r (neither a path nor an abstract @name)", name)
+            name = None
         watchdog: float | None = None
         if name and usec is not None:
             me = os.getpid() if pid is None else pid

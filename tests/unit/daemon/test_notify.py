@@ -97,6 +97,15 @@ def test_without_notify_socket_nothing_is_sent_and_no_timer_armed() -> None:
     assert clock.pending() == []
 
 
+def test_an_unsupported_notify_socket_is_ignored_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="pyipsec.daemon"):
+        n = Notifier.from_environment(
+            FakeClock(), {"NOTIFY_SOCKET": "vsock:2:1234", "WATCHDOG_USEC": "1000000"}
+        )
+    assert not n.enabled and n.watchdog is None
+    assert "ignoring NOTIFY_SOCKET='vsock:2:1234'" in caplog.text
+
+
 def _ping_times(clock: FakeClock, lis: Listener, until: float, step: float = 0.5) -> list[float]:
     times: list[float] = []
     while clock.now() < until:

@@ -7,6 +7,7 @@ and no namespace; the listener plays systemd's notification socket.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -135,12 +136,16 @@ def test_the_daemon_notifies_ready_pings_the_watchdog_and_says_stopping(
     assert PSK not in (tmp_path / "daemon.log").read_text()
 
 
-def test_the_daemon_without_notify_socket_runs_as_before(tmp_path: Path) -> None:
-    """No NOTIFY_SOCKET (a shell, a test harness): nothing about systemd in the log."""
-    config = gateway_config(tmp_path)
-    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_the_daemon_without_notify_socket_runs_as_before(tmp_path: Path, log_format: str) -> None:
+    """No NOTIFY_SOCKET (a shell, a test harness): nothing about systemd in the log; with
+    ``log_format = "json"`` every line the daemon writes is one JSON object."""
+    config = gateway_config(tmp_path, log_format=log_format)
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "JOURNAL_STREAM")
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pyipsec", "daemon", str(config)],
+        [sys.executable, "-m", "pyipsec", "daemon", str(config), "--log-level", "debug"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -162,4 +167,9 @@ def test_the_daemon_without_notify_socket_runs_as_before(tmp_path: Path) -> None
             proc.kill()
             proc.wait(5)
     assert proc.returncode == 0
-    assert b"systemd" not in out and b"pyipsec daemon started" in out
+    text = out.decode()
+    assert "systemd" not in text and "pyipsec daemon started" in text and PSK not in text
+    if log_format == "json":
+        lines = [json.loads(line) for line in text.splitlines()]
+        assert any(o["message"] == "pyipsec daemon started with 1 connections" for o in lines)
+        assert all(o.keys() >= {"time", "level", "logger", "message"} for o in lines)

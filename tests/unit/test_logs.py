@@ -1,4 +1,4 @@
-"""``daemon.logs``: the JSON formatter, the text format, and the journal's own time stamps."""
+"""``pyipsec.logs``: the JSON formatter, the text format, and the journal's own time stamps."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from pyipsec.config.model import LogFormat, Settings
-from pyipsec.daemon.logs import TEXT_FORMAT, JsonFormatter, configure_logging, stderr_is_journal
+from pyipsec.dataplane.process import parse_args
 from pyipsec.ike.sa import SaLogAdapter
+from pyipsec.logs import TEXT_FORMAT, JsonFormatter, configure_logging, stderr_is_journal
 
 
 def _record(logger: logging.Logger, emit: object) -> logging.LogRecord:
@@ -117,3 +118,24 @@ def test_the_journal_is_recognised_by_device_and_inode(
             root.removeHandler(handler)
             root.setLevel(level)
     assert (tmp_path / "stderr").read_text() == "I test.logs.journal: hi\n"
+
+
+def test_an_unknown_format_is_refused_and_the_data_plane_takes_the_format() -> None:
+    with pytest.raises(ValueError, match="log format 'xml': must be one of text, json"):
+        configure_logging(logging.INFO, "xml", io.StringIO())
+    args = parse_args(["--channel-fd", "3", "--log-format", "json"])
+    assert args.log_format == "json"
+    assert parse_args(["--channel-fd", "3"]).log_format == "text"
+
+
+def test_the_data_plane_text_lines_keep_their_own_format() -> None:
+    root = logging.getLogger()
+    level = root.level
+    out = io.StringIO()
+    handler = configure_logging(logging.INFO, "text", out, text_format="dataplane %(levelname)s %(message)s")
+    try:
+        logging.getLogger("test.logs.dp").warning("hello")
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    assert out.getvalue() == "dataplane WARNING hello\n"

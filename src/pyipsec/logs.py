@@ -1,9 +1,11 @@
-"""The daemon's log lines: text for people, or one JSON object per line for log collectors.
+"""pyipsec's log lines: text for people, or one JSON object per line for log collectors.
 
 Theory of operation
 -------------------
-``[settings] log_format`` picks the formatter of the daemon's one handler (standard error, which
-systemd's journal collects):
+``[settings] log_format`` picks the formatter of the one handler (standard error, which systemd's
+journal collects) of the daemon (``cli.daemon``) and of its data-plane process
+(``dataplane.process``, which gets the format on its command line). This module imports only the
+standard library, so the data plane loads nothing more for it.
 
 - ``text`` (default) — ``TIME LEVEL LOGGER: MESSAGE``. When standard error is the journal
   (``JOURNAL_STREAM`` names its device and inode, systemd.exec(5)), the time is left out: the
@@ -30,12 +32,12 @@ import sys
 from datetime import UTC, datetime
 from typing import TextIO
 
-from pyipsec.config.model import LogFormat
+__all__ = ["FORMATS", "TEXT_FORMAT", "JsonFormatter", "configure_logging", "stderr_is_journal"]
 
-__all__ = ["TEXT_FORMAT", "JsonFormatter", "configure_logging", "stderr_is_journal"]
+#: The values of ``log_format`` (``config.model.LogFormat``).
+FORMATS = ("text", "json")
 
 TEXT_FORMAT = "%(asctime)s %(levelname).1s %(name)s: %(message)s"
-_JOURNAL_FORMAT = "%(levelname).1s %(name)s: %(message)s"
 # what every LogRecord has (and the attributes formatters add): the rest came from ``extra=``
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
@@ -73,17 +75,21 @@ def stderr_is_journal(environ: dict[str, str] | None = None, stream: TextIO | No
     return (st.st_dev, st.st_ino) == (int(dev), int(ino))
 
 
-def configure_logging(level: int, fmt: LogFormat, stream: TextIO | None = None) -> logging.Handler:
-    """Send the root logger's records at ``level`` and above to ``stream`` (standard error) in
-    ``fmt``; the handler it installed."""
+def configure_logging(
+    level: int, fmt: str, stream: TextIO | None = None, *, text_format: str = TEXT_FORMAT
+) -> logging.Handler:
+    """Send the root logger's records at ``level`` and above to ``stream`` (standard error) as
+    ``fmt`` (:data:`FORMATS`; ``text_format`` for text); the handler it installed."""
+    if fmt not in FORMATS:
+        raise ValueError(f"log format {fmt!r}: must be one of {', '.join(FORMATS)}")
     out = stream or sys.stderr
     handler = logging.StreamHandler(out)
-    if fmt is LogFormat.JSON:
+    if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(
-            logging.Formatter(_JOURNAL_FORMAT if stderr_is_journal(stream=out) else TEXT_FORMAT)
-        )
+        if stderr_is_journal(stream=out):  # the journal stamps the time itself
+            text_format = text_format.replace("%(asctime)s ", "")
+        handler.setFormatter(logging.Formatter(text_format))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(level)
