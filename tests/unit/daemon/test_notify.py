@@ -222,7 +222,8 @@ def test_a_stalled_event_loop_stops_the_pings(listener: tuple[Listener, str]) ->
         done.set()
         thread.join()
     before = [t for t in arrivals if t < stall_start]
-    during = [t for t in arrivals if stall_start + 0.01 < t < stall_end]
+    # (a ping sent just before the stall may be read a little late by a busy machine)
+    during = [t for t in arrivals if stall_start + 0.2 < t < stall_end]
     after = [t for t in arrivals if t > stall_end]
     assert len(before) >= 3 and len(after) >= 3  # it pinged before and resumed after
     assert during == []
