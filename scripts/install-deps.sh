@@ -25,6 +25,8 @@ packages=(
     freeradius eapoltest
     # revocation tests: `openssl ocsp` as the OCSP responder, `openssl crl` as a second opinion
     openssl
+    # systemd unit test: `systemd-analyze verify` of the unit `pyipsec install-service` writes
+    systemd
 )
 
 missing=()
