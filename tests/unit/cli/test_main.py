@@ -13,7 +13,18 @@ from pyipsec.cli.daemon import daemon
 from pyipsec.cli.main import main
 
 COMMANDS = [
-    "check", "daemon", "down", "gateway", "install-service", "pki", "rekey", "reload", "stats", "status", "up", "user"
+    "check",
+    "daemon",
+    "down",
+    "gateway",
+    "install-service",
+    "pki",
+    "rekey",
+    "reload",
+    "stats",
+    "status",
+    "up",
+    "user",
 ]
 
 
