@@ -81,6 +81,7 @@ from pyipsec.daemon.mobike import AddressSource, AddressWatcher, HostAddresses, 
 from pyipsec.daemon.notify import Notifier
 from pyipsec.daemon.progress import Waiters
 from pyipsec.daemon.reconnect import Reconnect
+from pyipsec.daemon.redirect import Redirects
 from pyipsec.daemon.reload import reload_config
 from pyipsec.daemon.sink import DataplaneSink, NullDataplane, SinkFactory
 from pyipsec.errors import PyIpsecError, UsageError
@@ -101,7 +102,7 @@ from pyipsec.ike.events import (
 )
 from pyipsec.ike.lookups import Answer
 from pyipsec.io.hostnet import HostNetwork
-from pyipsec.net.addr import Datagram
+from pyipsec.net.addr import Datagram, Endpoint, IPAddress
 
 __all__ = ["BARRIER_TIMEOUT", "REKEY_LINGER", "RETIRE_DRAIN", "SHUTDOWN_GRACE", "Runtime"]
 
@@ -158,6 +159,7 @@ class Runtime:
         self.addresses: AddressSource = addresses or HostAddresses(exclude_ifaces=(s.tun,))
         self.waiters = Waiters()
         self.reconnect = Reconnect(config, self.clock, self.initiate)
+        self.redirects = Redirects(self)  # RFC 5685 redirect, drain, failover (daemon.redirect)
         self.mobike = AddressWatcher(self.engine, self.addresses, self.clock, self.apply)
         self.commands = Commands(self)
         self.control = ControlServer(control_path or s.control_socket, self.commands.handle)
@@ -281,11 +283,23 @@ class Runtime:
         self._timer = None
         self.apply(self.engine.handle_timer(self.clock.now()))
 
-    def start_sa(self, name: str) -> tuple[int, Output]:
-        """``engine.initiate`` from the address the routing table picks for a road warrior."""
+    def start_sa(
+        self,
+        name: str,
+        *,
+        remote: Endpoint | None = None,
+        redirected_from: str = "",
+        vips: tuple[IPAddress, ...] = (),
+    ) -> tuple[int, Output]:
+        """``engine.initiate`` from the address the routing table picks for a road warrior; to
+        the failover peer and with the old virtual IPs unless told (``daemon.redirect``)."""
         conn = self.engine.config.connections.get(name)
         local = initiator_source(conn, self.addresses.route_source) if conn is not None else None
-        return self.engine.initiate(name, self.clock.now(), local=local)
+        if remote is None:
+            remote, vips = self.redirects.initiate_args(name)
+        return self.engine.initiate(
+            name, self.clock.now(), local=local, remote=remote, redirected_from=redirected_from, vips=vips
+        )
 
     def initiate(self, name: str) -> None:
         try:
@@ -360,6 +374,7 @@ class Runtime:
             if not any(sa.original_initiator for sa in remaining):
                 self.hostnet.restore()
             self.reconnect.closed(e, remaining=bool(remaining))
+        self.redirects.observe(e)
         self.waiters.feed(e)
 
     def _remove_child(self, spi_in: bytes) -> None:

@@ -52,6 +52,7 @@ from pyipsec.ike.config import ChildConfig
 from pyipsec.ike.events import CloseCause, LookupNeeded
 from pyipsec.ike.exchanger import Exchanger, InFlight
 from pyipsec.ike.lookups import Answer
+from pyipsec.ike.redirect import Redirect, RedirectTask
 from pyipsec.ike.sa import ChildSa, IkeSa
 from pyipsec.ike.state import ChildEvent, IkeEvent, IkeSaState
 from pyipsec.ike.task import Exchange, QueueItem, Step, Suspend, Task, TaskStatus, Unanswered
@@ -233,6 +234,10 @@ class TaskManager:
         sa.log.info("rekeying the IKE SA", extra={"event": "ike_rekey"})
         sa.apply(IkeEvent.REKEY_START)
         self.queue(sa, Exchange(ExchangeType.CREATE_CHILD_SA, [IkeRekeyTask()]))
+
+    def redirect(self, sa: IkeSa, gateway: str) -> None:
+        """Send the client of this established SA to ``gateway`` (RFC 5685 §5, ike.redirect)."""
+        self.queue(sa, Exchange(ExchangeType.INFORMATIONAL, [RedirectTask(gateway)], label="redirect"))
 
     def check_liveness(self, sa: IkeSa) -> None:
         self.queue(sa, Exchange(ExchangeType.INFORMATIONAL, [LivenessTask()]))
@@ -585,6 +590,9 @@ class TaskManager:
             detail = (
                 f"{exc.notify.name}: {detail}" if detail and detail != exc.notify.name else exc.notify.name
             )
+        if isinstance(exc, Redirect):  # not a failure: the peer was sent elsewhere (ike.redirect)
+            self.close(sa, CloseCause.REDIRECTED, f"{during.name}: {exc}", error=exc)
+            return
         self.close(
             sa, CloseCause.FAILED, f"{during.name} failed: {detail}", notify_peer=notify_peer, error=exc
         )
