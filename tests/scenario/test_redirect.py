@@ -17,6 +17,7 @@ import pytest
 
 from pyipsec.config.model import Config
 from pyipsec.daemon.runtime import REKEY_LINGER
+from pyipsec.errors import UsageError
 from pyipsec.iana.ikev2 import ExchangeType, NotifyType
 from pyipsec.ike.events import CloseCause, IkeSaClosed, IkeSaRedirected
 from pyipsec.ike.redirect import REDIRECT_LIMIT
@@ -267,3 +268,25 @@ def test_failover_to_the_next_remote_address_when_the_gateway_dies(world: World,
     world.net.cut(GW2)
     _up_at(world, client, GW1, within=60)
     assert [str(s.remote.ip) for s in client.sas() if s.state is IkeSaState.ESTABLISHED] == [GW1]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        ({"name": "office", "to": "not a name!"}, "bad gateway 'not a name!'"),
+        ({"name": "office", "to": "x" * 254}, "bad gateway"),
+        ({"name": "lab", "to": GW2}, "no connection named 'lab'"),
+        ({"sa_id": 99, "to": GW2}, "no established IKE SA #99"),
+    ],
+)
+def test_redirect_command_errors_name_the_cause(
+    world: World, tmp_path: Path, args: dict[str, Any], words: str
+) -> None:
+    client, gw1, _gw2 = _trio(world, tmp_path)
+    assert world.command(client, "up", {"name": "office"})["ok"] is True
+    with pytest.raises(UsageError) as info:
+        world.command(gw1, "redirect", args)
+    assert words in str(info.value)
+    with pytest.raises(UsageError, match="bad gateway"):
+        world.command(gw1, "drain", {"to": "-bad-"})
+    assert gw1.runtime.redirects.draining is None

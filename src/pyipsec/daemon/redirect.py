@@ -38,6 +38,7 @@ import contextlib
 import functools
 import json
 import logging
+import re
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -62,7 +63,6 @@ from pyipsec.ike.events import (
 )
 from pyipsec.ike.redirect import RedirectLimiter
 from pyipsec.net.addr import Endpoint, IPAddress
-from pyipsec.wire.payloads.notify import Notify
 
 __all__ = ["FileLoad", "GatewayLoad", "RedirectHost", "Redirects", "Resolver", "check_gateway"]
 
@@ -118,12 +118,18 @@ class RedirectHost(Protocol):
     ) -> tuple[int, Output]: ...
 
 
+_DNS_NAME = re.compile(
+    r"^(?=.{1,253}\.?$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$"
+)
+
+
 def check_gateway(gateway: str) -> str:
-    """A gateway as REDIRECT can carry it (an IP address or a name of 1..255 ASCII octets)."""
+    """A gateway REDIRECT can name: an IP address or a DNS name (UsageError otherwise)."""
     try:
-        Notify.redirect(gateway)
-    except (ValueError, UnicodeEncodeError):
-        raise UsageError(f"bad gateway {gateway!r}: give an IP address or a DNS name") from None
+        ip_address(gateway)
+    except ValueError:
+        if not _DNS_NAME.match(gateway):
+            raise UsageError(f"bad gateway {gateway!r}: give an IP address or a DNS name") from None
     return gateway
 
 
