@@ -78,8 +78,10 @@ def _init_requests(world: World, to: str) -> list[Sent]:
 
 def test_client_redirected_in_ike_sa_init_comes_up_at_the_other_gateway(world: World, tmp_path: Path) -> None:
     client, gw1, gw2 = _trio(world, tmp_path, gw1=_static(GW2))
-    client.runtime.initiate("office")
-    _up_at(world, client, GW2)
+    steps: list[dict[str, Any]] = []
+    result = world.command(client, "up", {"name": "office"}, progress=steps.append)
+    assert result["ok"] is True and result["remote"].startswith(f"{GW2}:")  # `up` follows the redirect
+    assert {"phase": "REDIRECT", "detail": f"{GW1} sends us to {GW2}"} in steps
     (sa,) = client.sas()
     assert str(sa.remote.ip) == GW2 and sa.established
     assert gw1.sas() == []  # the redirected half-open SA is gone at once
@@ -192,7 +194,9 @@ def test_redirect_loop_between_two_gateways_is_stopped_by_the_limit(world: World
     client, gw1, gw2 = _trio(
         world, tmp_path, gw1=_static(GW2), gw2=_static(GW1), client_child={"start_action": "none"}
     )
-    client.runtime.initiate("office")
+    result = world.command(client, "up", {"name": "office"})
+    assert result["ok"] is False
+    assert "more than 5 redirects in 60 s (a redirect loop?)" in result["message"]
     world.run_for(30)
     inits = world.net.requests(ExchangeType.IKE_SA_INIT, src=I_ADDR)
     assert len(inits) == 1 + REDIRECT_LIMIT  # the first, then five redirects followed

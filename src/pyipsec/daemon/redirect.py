@@ -50,6 +50,7 @@ from pyipsec.config.model import Config
 from pyipsec.config.redirect import RedirectRule, RedirectSettings
 from pyipsec.control.protocol import JsonValue
 from pyipsec.daemon.clock import Clock, TimerHandle
+from pyipsec.daemon.progress import Waiters
 from pyipsec.daemon.reconnect import Reconnect
 from pyipsec.errors import UsageError
 from pyipsec.ike.engine import IkeEngine, Output
@@ -105,6 +106,7 @@ class RedirectHost(Protocol):
     engine: IkeEngine
     clock: Clock
     reconnect: Reconnect
+    waiters: Waiters
 
     def apply(self, out: Output) -> None: ...
 
@@ -297,14 +299,12 @@ class Redirects:
     def _follow(self, e: IkeSaRedirected) -> None:
         now = self.host.clock.now()
         if not self.limiter.allow(e.connection, now):
-            _log.error(
-                "%s: not following the redirect to %s: more than %d redirects in %.0f s (a loop?)",
-                e.connection,
-                e.gateway,
-                self.limiter.limit,
-                self.limiter.period,
-                extra={"sa": e.connection, "event": "redirect_loop"},
+            why = (
+                f"not following the redirect to {e.gateway}: more than {self.limiter.limit} "
+                f"redirects in {self.limiter.period:.0f} s (a redirect loop?)"
             )
+            _log.error("%s: %s", e.connection, why, extra={"sa": e.connection, "event": "redirect_loop"})
+            self._not_followed(e, why)
             self.stopped_loops.append(e.connection)
             self.host.reconnect.down_requested(e.connection)  # the loop ends here, no reconnect
             return
@@ -315,9 +315,15 @@ class Redirects:
             return
         self._start(e, e.gateway)
 
+    def _not_followed(self, e: IkeSaRedirected, why: str) -> None:
+        if not e.authenticated:
+            self.host.waiters.redirected(e.sa_id, None, why)
+
     def _start(self, e: IkeSaRedirected, addr: str | None) -> None:
         if addr is None:
-            _log.error("%s: redirect gateway %s does not resolve", e.connection, e.gateway)
+            why = f"redirect gateway {e.gateway} does not resolve"
+            _log.error("%s: %s", e.connection, why)
+            self._not_followed(e, why)
             return
         conn = self.host.engine.config.connections.get(e.connection)
         if conn is None:
@@ -330,8 +336,12 @@ class Redirects:
                 vips=e.virtual_ips,
             )
         except (UsageError, ValueError) as exc:
-            _log.error("%s: cannot follow the redirect to %s: %s", e.connection, e.gateway, exc)
+            why = f"cannot follow the redirect to {e.gateway}: {exc}"
+            _log.error("%s: %s", e.connection, why)
+            self._not_followed(e, why)
             return
         if e.authenticated:
             self._replacing[new_id] = e.sa_id
+        else:
+            self.host.waiters.redirected(e.sa_id, new_id, f"{e.redirected_from} sends us to {e.gateway}")
         self.host.apply(out)
