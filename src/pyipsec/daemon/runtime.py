@@ -293,10 +293,11 @@ class Runtime:
     ) -> tuple[int, Output]:
         """``engine.initiate`` from the address the routing table picks for a road warrior; to
         the failover peer and with the old virtual IPs unless told (``daemon.redirect``)."""
-        conn = self.engine.config.connections.get(name)
-        local = initiator_source(conn, self.addresses.route_source) if conn is not None else None
         if remote is None:
             remote, vips = self.redirects.initiate_args(name)
+        conn = self.engine.config.connections.get(name)
+        to = str(remote.ip) if remote is not None else None
+        local = initiator_source(conn, self.addresses.route_source, to) if conn is not None else None
         return self.engine.initiate(
             name, self.clock.now(), local=local, remote=remote, redirected_from=redirected_from, vips=vips
         )
