@@ -294,3 +294,28 @@ def test_redirect_command_errors_name_the_cause(
     with pytest.raises(UsageError, match="bad gateway"):
         world.command(gw1, "drain", {"to": "-bad-"})
     assert gw1.runtime.redirects.draining is None
+
+
+def test_a_client_moved_by_informational_and_redirected_again_in_ike_sa_init_leaves_once(
+    world: World, tmp_path: Path
+) -> None:
+    client, gw1, gw2 = _trio(world, tmp_path)
+    assert world.command(client, "up", {"name": "office"})["ok"] is True
+    world.command(gw2, "drain", {"to": GW1})  # GW2 sends every newcomer back
+    (old,) = client.sas()
+    world.command(gw1, "redirect", {"name": "office", "to": GW2})
+    world.run_while(
+        lambda: (
+            any(s.sa_id == old.sa_id for s in client.sas())
+            or not client.sas()
+            or not client.sas()[0].established
+        ),
+        within=60,
+    )
+    # GW1 -> (INFORMATIONAL) GW2 -> (IKE_SA_INIT) GW1: the new SA replaces the old one, which is deleted
+    world.run_for(5)
+    (sa,) = client.sas()
+    assert sa.established and str(sa.remote.ip) == GW1 and sa.sa_id != old.sa_id
+    assert len(gw1.sas()) == 1 and gw2.sas() == []
+    assert len(client.sink.installed) == 1
+    assert len(world.net.requests(ExchangeType.IKE_SA_INIT, src=I_ADDR)) == 3

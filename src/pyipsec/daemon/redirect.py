@@ -286,7 +286,7 @@ class Redirects:
         if handle is not None:
             handle.cancel()
         self._remotes.pop(e.sa_id, None)
-        if self._replacing.pop(e.sa_id, None) is not None:
+        if self._replacing.pop(e.sa_id, None) is not None and e.cause is not CloseCause.REDIRECTED:
             _log.warning("%s: the IKE SA to the redirect target failed: %s", e.connection, e.reason)
         if e.cause is CloseCause.TIMEOUT:
             conn = self.host.engine.config.connections.get(e.connection)
@@ -343,5 +343,8 @@ class Redirects:
         if e.authenticated:
             self._replacing[new_id] = e.sa_id
         else:
+            replaced = self._replacing.pop(e.sa_id, None)  # a replacement redirected on: it goes on
+            if replaced is not None:
+                self._replacing[new_id] = replaced
             self.host.waiters.redirected(e.sa_id, new_id, f"{e.redirected_from} sends us to {e.gateway}")
         self.host.apply(out)

@@ -11,7 +11,8 @@ commands go into the :class:`IkeEngine`; every ``Output`` comes back through
 Events go to the data-plane sink (Child SAs installed, activated, removed, moved; NAT
 keepalives), to the host (a client's virtual IPs and DNS, put back when its last SA goes), to
 the ``up``/``down`` waiters (``daemon.progress``), to the reconnect policy
-(``daemon.reconnect``), to redirect and failover (``daemon.redirect``) and to the metrics (``daemon.metrics``, served when configured).
+(``daemon.reconnect``), to redirect and failover (``daemon.redirect``) and to the metrics
+(``daemon.metrics``, served when configured).
 Control commands are ``daemon.commands``; the source-address choice, address watching and
 MOBIKE moves are ``daemon.mobike``; :meth:`Runtime.reload` (the control command and SIGHUP)
 re-reads the configuration file without dropping SAs (``daemon.reload``).

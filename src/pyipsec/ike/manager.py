@@ -445,7 +445,10 @@ class TaskManager:
             return
         except IkeError as exc:
             ex.next_out += 1
-            sa.log.info("%s failed: %s", exchange.exchange_type.name, exc, extra={"event": "exchange_failed"})
+            if not isinstance(exc, Redirect):  # (not a failure; ike_init logged it)
+                sa.log.info(
+                    "%s failed: %s", exchange.exchange_type.name, exc, extra={"event": "exchange_failed"}
+                )
             self.fail(sa, exc, during=exchange.exchange_type)
             return
         if TaskStatus.IGNORE in statuses and waiting is not None:
