@@ -9,6 +9,10 @@ redirects by default) and pyipsec are the clients.
 
 from __future__ import annotations
 
+import itertools
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,7 +50,9 @@ def service(topology: Topology) -> Service:
     return Service(client, gw1, gw2, one.b_addr, two.b_addr)
 
 
-def gateway_config(local: str, *, redirect: dict[str, object] | None = None) -> dict[str, object]:
+def gateway_config(
+    local: str, *, redirect: dict[str, object] | None = None, remote_ts: str = f"{CLIENT_INNER}/32"
+) -> dict[str, object]:
     settings: dict[str, object] = {"log_level": "debug"}
     if redirect is not None:
         settings["redirect"] = redirect
@@ -57,21 +63,25 @@ def gateway_config(local: str, *, redirect: dict[str, object] | None = None) -> 
                 "local_addrs": [local],
                 "proposals": [IKE],
                 "local": {"auth": "psk", "id": PY_ID},
-                "remote": {"auth": "psk", "id": SW_ID},
+                "remote": {"auth": "psk", "id": SW_ID if remote_ts == f"{CLIENT_INNER}/32" else "%any"},
                 "children": {
                     "net": {
                         "local_ts": [f"{SERVICE_INNER}/32"],
-                        "remote_ts": [f"{CLIENT_INNER}/32"],
+                        "remote_ts": [remote_ts],
                         "esp_proposals": [ESP],
                     }
                 },
             }
         },
-        "secrets": {"ike-site": {"id": [PY_ID, SW_ID], "secret": PSK}},
+        "secrets": {
+            "ike-site": {"id": [PY_ID, SW_ID, *(f"c{n}.pyipsec.test" for n in range(1, 9))], "secret": PSK}
+        },
     }
 
 
-def client_config(remotes: list[str], **conn: object) -> dict[str, object]:
+def client_config(
+    remotes: list[str], *, inner: str = CLIENT_INNER, identity: str = SW_ID, **conn: object
+) -> dict[str, object]:
     """A pyipsec client with the charon client's identity (the gateways accept either)."""
     return {
         "settings": {
@@ -84,12 +94,12 @@ def client_config(remotes: list[str], **conn: object) -> dict[str, object]:
             "site": {
                 "remote_addrs": remotes,
                 "proposals": [IKE],
-                "local": {"auth": "psk", "id": SW_ID},
+                "local": {"auth": "psk", "id": identity},
                 "remote": {"auth": "psk", "id": PY_ID},
                 **conn,
                 "children": {
                     "net": {
-                        "local_ts": [f"{CLIENT_INNER}/32"],
+                        "local_ts": [f"{inner}/32"],
                         "remote_ts": [f"{SERVICE_INNER}/32"],
                         "esp_proposals": [ESP],
                         "dpd_action": "restart",
@@ -97,7 +107,7 @@ def client_config(remotes: list[str], **conn: object) -> dict[str, object]:
                 },
             }
         },
-        "secrets": {"ike-site": {"id": [PY_ID, SW_ID], "secret": PSK}},
+        "secrets": {"ike-site": {"id": [PY_ID, identity], "secret": PSK}},
     }
 
 
@@ -236,3 +246,130 @@ def test_pyipsec_client_fails_over_after_kill_9_of_its_gateway(
     print(f"failover after kill -9: {took:.2f} s (budget {budget} s)")
     assert took <= budget, client.log_text()[-3000:]
     assert service.client.wait_ping(SERVICE_INNER, timeout=5)
+
+
+def test_redirect_loop_between_two_gateways_is_stopped_by_the_limit(
+    service: Service,
+    pyipsec_factory: Callable[..., PyIpsecDaemon],  # noqa: F811
+) -> None:
+    to = {"rule": "static"}
+    pyipsec_factory(
+        service.gw1, gateway_config(service.gw1_addr, redirect={**to, "target": service.gw2_addr}), name="gw1"
+    )
+    pyipsec_factory(
+        service.gw2, gateway_config(service.gw2_addr, redirect={**to, "target": service.gw1_addr}), name="gw2"
+    )
+    client = pyipsec_factory(
+        service.client, client_config([service.gw1_addr, service.gw2_addr]), name="client"
+    )
+    result = client.call("up", name="site", timeout=20)
+    assert isinstance(result, dict) and result["ok"] is False, result
+    assert "more than 5 redirects in 60 s (a redirect loop?)" in str(result["message"])
+    assert client.status() == []
+    log = client.log_text()
+    assert log.count("gateway redirects us to") == 6  # five followed, the sixth refused
+    time.sleep(2)  # and nothing starts again
+    assert client.status() == [] and client.log_text().count("initiating IKE SA") == 6
+
+
+# -- drain: several clients, each one's interruption measured ------------------------------------
+
+DRAIN_CLIENTS = 3
+PING_INTERVAL = 0.05
+
+
+@dataclass(frozen=True)
+class Fleet:
+    clients: list[Namespace]
+    gw1: Namespace
+    gw2: Namespace
+    gw1_addr: str
+    gw2_addr: str
+
+
+@pytest.fixture
+def fleet(topology: Topology) -> Fleet:
+    """``DRAIN_CLIENTS`` client namespaces, each with a link to each gateway; client n's inner
+    address 10.232.1.n on its ``lo``, the service's 10.232.2.1 on each gateway's."""
+    gw1, gw2 = topology.namespace("g1"), topology.namespace("g2")
+    clients, gw_addrs = [], []
+    for n in range(1, DRAIN_CLIENTS + 1):
+        c = topology.namespace(f"c{n}")
+        c.add_address("lo", f"10.232.1.{n}/32")
+        one, two = topology.link(c, gw1), topology.link(c, gw2)
+        gw_addrs.append((one.b_addr, two.b_addr))
+        clients.append(c)
+    for gw in (gw1, gw2):
+        gw.add_address("lo", f"{SERVICE_INNER}/32")
+    # each client reaches the gateways at the addresses of its own links; a gateway's other
+    # links' addresses are its own too, so every client names the gateway by its first link's
+    for n, c in enumerate(clients):
+        for gw_index, gw_addr in enumerate(gw_addrs[0]):
+            if n:
+                c.add_route(f"{gw_addr}/32", gw_addrs[n][gw_index])
+    return Fleet(clients, gw1, gw2, gw_addrs[0][0], gw_addrs[0][1])
+
+
+def _gaps(ping_output: str) -> float:
+    """The longest time without an echo reply, from ``ping -D`` output."""
+    stamps = [
+        float(line[1 : line.index("]")])
+        for line in ping_output.splitlines()
+        if line.startswith("[") and "bytes from" in line
+    ]
+    assert len(stamps) > 10, ping_output[-2000:]
+    return max(b - a for a, b in itertools.pairwise(stamps))
+
+
+def test_drain_moves_every_client_with_a_short_interruption(
+    fleet: Fleet,
+    pyipsec_factory: Callable[..., PyIpsecDaemon],  # noqa: F811
+) -> None:
+    gw1 = pyipsec_factory(fleet.gw1, gateway_config("%any", remote_ts="10.232.1.0/24"), name="gw1")
+    gw2 = pyipsec_factory(fleet.gw2, gateway_config("%any", remote_ts="10.232.1.0/24"), name="gw2")
+    clients = []
+    for n, ns in enumerate(fleet.clients, 1):
+        cfg = client_config(
+            [fleet.gw1_addr, fleet.gw2_addr], inner=f"10.232.1.{n}", identity=f"c{n}.pyipsec.test"
+        )
+        c = pyipsec_factory(ns, cfg, name=f"client{n}")
+        result = c.call("up", name="site", timeout=20)
+        assert isinstance(result, dict) and result["ok"], result
+        clients.append(c)
+    assert len(gw1.status()) == DRAIN_CLIENTS
+    pings = [
+        ns.popen(["ping", "-n", "-D", "-i", str(PING_INTERVAL), "-W", "1", "-w", "10", SERVICE_INNER])
+        for ns in fleet.clients
+    ]
+    started = time.monotonic()
+    time.sleep(2)
+    drained = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pyipsec",
+            "drain",
+            "--to",
+            fleet.gw2_addr,
+            "--json",
+            "--socket",
+            str(gw1.socket),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    answer = json.loads(drained.stdout)
+    assert len(answer["redirected"]) == DRAIN_CLIENTS and answer["draining"] == fleet.gw2_addr
+    for c in clients:
+        c.wait_for(lambda sas: _remote_host(sas) == [fleet.gw2_addr] and len(sas) == 1, timeout=20)
+    gw1.wait_for(lambda sas: sas == [], timeout=20)
+    assert len(gw2.status()) == DRAIN_CLIENTS
+    assert time.monotonic() - started < 9, "the move must fall inside the 10 s of pings"
+    gaps = []
+    for p in pings:
+        out, _ = p.communicate(timeout=20)
+        gaps.append(_gaps(out.decode()))
+    print("drain: longest interruption per client: " + ", ".join(f"{g:.2f} s" for g in gaps))
+    assert max(gaps) <= 2.0, gaps
