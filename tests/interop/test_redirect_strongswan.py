@@ -111,8 +111,8 @@ def client_config(
     }
 
 
-def charon_client(charon: Charon, gateway: str) -> None:
-    charon.load_shared(PSK, owners=[PY_ID, SW_ID], id="psk")
+def charon_client(charon: Charon, gateway: str, *, inner: str = CLIENT_INNER, identity: str = SW_ID) -> None:
+    charon.load_shared(PSK, owners=[PY_ID, identity], id="psk")
     charon.load_conn(
         {
             "site": {
@@ -120,11 +120,11 @@ def charon_client(charon: Charon, gateway: str) -> None:
                 "remote_addrs": [gateway],
                 "proposals": [IKE],
                 "mobike": "no",
-                "local": {"auth": "psk", "id": SW_ID},
+                "local": {"auth": "psk", "id": identity},
                 "remote": {"auth": "psk", "id": PY_ID},
                 "children": {
                     "net": {
-                        "local_ts": [f"{CLIENT_INNER}/32"],
+                        "local_ts": [f"{inner}/32"],
                         "remote_ts": [f"{SERVICE_INNER}/32"],
                         "esp_proposals": [ESP],
                         "mode": "tunnel",
@@ -321,17 +321,26 @@ def _gaps(ping_output: str) -> float:
     return max(b - a for a, b in itertools.pairwise(stamps))
 
 
+@pytest.mark.parametrize("kind", ["pyipsec", "strongswan"])
 def test_drain_moves_every_client_with_a_short_interruption(
     fleet: Fleet,
+    charon_factory: CharonFactory,
     pyipsec_factory: Callable[..., PyIpsecDaemon],  # noqa: F811
+    kind: str,
 ) -> None:
     gw1 = pyipsec_factory(fleet.gw1, gateway_config("%any", remote_ts="10.232.1.0/24"), name="gw1")
     gw2 = pyipsec_factory(fleet.gw2, gateway_config("%any", remote_ts="10.232.1.0/24"), name="gw2")
-    clients = []
+    clients: list[PyIpsecDaemon] = []
+    charons: list[Charon] = []
     for n, ns in enumerate(fleet.clients, 1):
-        cfg = client_config(
-            [fleet.gw1_addr, fleet.gw2_addr], inner=f"10.232.1.{n}", identity=f"c{n}.pyipsec.test"
-        )
+        inner, identity = f"10.232.1.{n}", f"c{n}.pyipsec.test"
+        if kind == "strongswan":
+            charon = charon_factory(ns, f"client{n}")
+            charon_client(charon, fleet.gw1_addr, inner=inner, identity=identity)
+            charon.initiate(child="net", ike="site", timeout=20)
+            charons.append(charon)
+            continue
+        cfg = client_config([fleet.gw1_addr, fleet.gw2_addr], inner=inner, identity=identity)
         c = pyipsec_factory(ns, cfg, name=f"client{n}")
         result = c.call("up", name="site", timeout=20)
         assert isinstance(result, dict) and result["ok"], result
@@ -364,6 +373,8 @@ def test_drain_moves_every_client_with_a_short_interruption(
     assert len(answer["redirected"]) == DRAIN_CLIENTS and answer["draining"] == fleet.gw2_addr
     for c in clients:
         c.wait_for(lambda sas: _remote_host(sas) == [fleet.gw2_addr] and len(sas) == 1, timeout=20)
+    for charon in charons:
+        _charon_at(charon, fleet.gw2_addr, timeout=20)
     gw1.wait_for(lambda sas: sas == [], timeout=20)
     assert len(gw2.status()) == DRAIN_CLIENTS
     assert time.monotonic() - started < 9, "the move must fall inside the 10 s of pings"
@@ -371,5 +382,7 @@ def test_drain_moves_every_client_with_a_short_interruption(
     for p in pings:
         out, _ = p.communicate(timeout=20)
         gaps.append(_gaps(out.decode()))
-    print("drain: longest interruption per client: " + ", ".join(f"{g:.2f} s" for g in gaps))
+    print(
+        f"drain ({kind} clients): longest interruption per client: " + ", ".join(f"{g:.2f} s" for g in gaps)
+    )
     assert max(gaps) <= 2.0, gaps
