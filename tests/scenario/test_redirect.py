@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -319,3 +319,31 @@ def test_a_client_moved_by_informational_and_redirected_again_in_ike_sa_init_lea
     assert len(gw1.sas()) == 1 and gw2.sas() == []
     assert len(client.sink.installed) == 1
     assert len(world.net.requests(ExchangeType.IKE_SA_INIT, src=I_ADDR)) == 3
+
+
+def test_an_fqdn_gateway_is_resolved_and_one_that_does_not_resolve_fails_up(
+    world: World, tmp_path: Path
+) -> None:
+    names = {"vpn2.example.org": GW2}
+    client, gw1, gw2 = _trio(
+        world,
+        tmp_path,
+        client={"connections": {"office": {"remote_addrs": [GW1], "redirect_allow": ["vpn2.example.org"]}}},
+        gw1=_static("vpn2.example.org"),
+    )
+    asked: list[str] = []
+
+    def resolve(name: str, then: Callable[[str | None], None]) -> None:
+        asked.append(name)
+        then(names.get(name))
+
+    client.runtime.redirects.resolve = resolve
+    assert world.command(client, "up", {"name": "office"})["ok"] is True
+    assert asked == ["vpn2.example.org"]
+    assert [str(sa.remote.ip) for sa in client.sas()] == [GW2] and len(gw2.sas()) == 1
+    # the name no longer resolves: `up` says so
+    world.command(client, "down", {"name": "office"})
+    del names["vpn2.example.org"]
+    result = world.command(client, "up", {"name": "office"})
+    assert result["ok"] is False and result["message"] == "redirect gateway vpn2.example.org does not resolve"
+    assert client.sas() == [] and gw1.sas() == []
