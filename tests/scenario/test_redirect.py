@@ -25,6 +25,7 @@ from pyipsec.ike.state import IkeSaState
 from pyipsec.wire.message import decode_message
 from tests.support.daemons import GW_ADDR, I_ADDR, Node, World, _merge, psk_trees
 from tests.support.memnet import Sent
+from tests.unit.daemon.test_metrics import names, scrape, value
 
 GW1, GW2 = GW_ADDR, "192.0.2.3"
 
@@ -104,6 +105,11 @@ def test_client_redirected_in_ike_sa_init_comes_up_at_the_other_gateway(world: W
     assert came_from is not None and str(came_from.redirect_data().gateway) == GW1
     assert follow.notify(NotifyType.REDIRECT_SUPPORTED) is None  # REDIRECTED_FROM says it (RFC 5685 §3)
     assert client.runtime.reconnect.status(world.clock.now()) == {}  # nothing to reconnect
+    # no handshake failed: one was redirected, on both sides
+    for node in (client, gw1):
+        samples = scrape(world, node)
+        assert value(samples, "pyipsec_ike_handshakes_total", connection="office", result="redirected") == 1
+        assert not names(samples, "pyipsec_ike_handshake_failures_total")
 
 
 def test_unauthenticated_redirect_to_a_gateway_not_in_the_policy_is_refused(
