@@ -11,8 +11,9 @@ nowhere while serving normally; the drain target while draining (``pyipsec drain
 new clients are turned away too); with ``[settings.redirect] rule = "static"`` always its
 ``target``; with ``rule = "least-loaded"`` the gateway of ``gateways`` with the fewest live
 SAs when it has fewer than this one (ties stay here), the figures coming from a
-:class:`GatewayLoad` — a JSON file today (:class:`FileLoad`), the shared store's
-``gateway_load()`` when it is configured. Established SAs are moved with
+:class:`GatewayLoad` — the runtime's store when it has ``gateway_load()`` (a shared store), else
+the JSON ``load_file`` (:class:`FileLoad`); this gateway's own figure is always its own count
+of established IKE SAs it serves. Established SAs are moved with
 :meth:`Redirects.redirect_sas` (``pyipsec redirect``, ``drain``): an INFORMATIONAL REDIRECT,
 then the SA is deleted after ``timeout`` seconds if the client has not left by itself.
 
@@ -44,7 +45,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pyipsec.config.model import Config
 from pyipsec.config.redirect import RedirectRule, RedirectSettings
@@ -75,8 +76,10 @@ _ANY = ("%any", "0.0.0.0", "::")
 Resolver = Callable[[str, Callable[[str | None], None]], None]
 
 
+@runtime_checkable
 class GatewayLoad(Protocol):
-    """Live IKE SAs (or leases) per gateway of the service; the shared store implements it."""
+    """Live IKE SAs (or leases) per gateway of the service; a shared store that has it is used
+    instead of ``load_file`` (its gateway ids are then the names in ``gateways`` and ``self``)."""
 
     def gateway_load(self) -> Mapping[str, int]: ...
 
@@ -171,11 +174,13 @@ class Redirects:
     _replacing: dict[int, int] = field(default_factory=dict)  # new SA id → the SA it replaces
     _leave_by: dict[int, TimerHandle] = field(default_factory=dict)  # redirected SA → its deadline
     _failover: dict[str, _Failover] = field(default_factory=dict)
-    _remotes: dict[int, tuple[str, IPAddress]] = field(default_factory=dict)  # SA id → conn, peer
     stopped_loops: list[str] = field(default_factory=list)  # connections whose redirect loop was cut
 
     def __post_init__(self) -> None:
         self.host.engine.ctx.redirect_init = self.init_target
+        store = getattr(self.host, "store", None)
+        if self.load is None and isinstance(store, GatewayLoad):  # a shared store counts for all
+            self.load = store
 
     @property
     def settings(self) -> RedirectSettings | None:
@@ -271,8 +276,6 @@ class Redirects:
         elif isinstance(e, VirtualIpAssigned):
             self._failover.setdefault(e.connection, _Failover()).vips = e.addresses
         elif isinstance(e, IkeSaEstablished):
-            if e.initiator:
-                self._remotes[e.sa_id] = (e.connection, e.remote.ip)
             old = self._replacing.pop(e.sa_id, None)
             if old is not None and self.host.engine.sa(old) is not None:
                 _log.info("%s: IKE SA #%d replaces #%d after a redirect", e.connection, e.sa_id, old)
@@ -285,7 +288,6 @@ class Redirects:
         handle = self._leave_by.pop(e.sa_id, None)
         if handle is not None:
             handle.cancel()
-        self._remotes.pop(e.sa_id, None)
         if self._replacing.pop(e.sa_id, None) is not None and e.cause is not CloseCause.REDIRECTED:
             _log.warning("%s: the IKE SA to the redirect target failed: %s", e.connection, e.reason)
         if e.cause is CloseCause.TIMEOUT:

@@ -144,6 +144,3 @@ class RedirectLimiter:
             return False
         times.append(now)
         return True
-
-    def reset(self, connection: str) -> None:
-        self._times.pop(connection, None)
