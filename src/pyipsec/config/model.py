@@ -48,6 +48,7 @@ from pyipsec.config.ids import IDENTITY_ANY, Identity
 from pyipsec.config.values import (
     AddressSpec,
     Count,
+    DirRef,
     FileList,
     FileRef,
     IdList,
@@ -234,7 +235,9 @@ class Settings(_Model):
     - ``keepalive_interval`` — NAT keepalives when behind a NAT (20 s, RFC 3948 §4);
     - ``resolv_conf`` — where a client writes the DNS servers it is given (restored on ``down``);
     - ``ike_fragment_size`` — the largest IKE datagram before IKE fragmentation (RFC 7383) is used
-      with peers that support it (1280).
+      with peers that support it (1280);
+    - ``save_keys`` — a directory (relative to the config file) to write every IKE and ESP SA's
+      keys to, for Wireshark (``daemon.savekeys``); off by default, and never in production.
     """
 
     listen: Annotated[IPAddrList, NonEmpty] = (ipaddress.IPv4Address(0), ipaddress.IPv6Address(0))
@@ -259,6 +262,7 @@ class Settings(_Model):
     keepalive_interval: Seconds = 20
     resolv_conf: Path = Path("/etc/resolv.conf")
     ike_fragment_size: Annotated[int, Field(strict=True, ge=200, le=65535)] = 1280
+    save_keys: DirRef | None = None
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> Settings:
