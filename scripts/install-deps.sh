@@ -25,6 +25,10 @@ packages=(
     freeradius eapoltest
     # revocation tests: `openssl ocsp` as the OCSP responder, `openssl crl` as a second opinion
     openssl
+    # save_keys tests: tshark decrypts captures with the written keys, dumpcap (wireshark-common)
+    # records them; DEBIAN_FRONTEND=noninteractive answers wireshark-common's "non-superusers may
+    # capture?" question with its default, no (dumpcap stays root-only)
+    tshark
 )
 
 missing=()
