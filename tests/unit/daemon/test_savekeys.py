@@ -29,6 +29,8 @@ from pyipsec.ike.keymat import IkeKeys
 from pyipsec.ike.proposal import ChosenProposal
 from pyipsec.net.addr import Endpoint
 from pyipsec.wire.payloads.ts import TrafficSelector
+from tests.support.daemons import GW_ADDR, World, psk_configs
+from tests.support.daemons import I_ADDR as CLIENT_ADDR
 from tests.support.engines import I_ADDR, R_ADDR, EnginePair, psk_connection
 from tests.support.wireshark import run_tshark, write_pcap
 
@@ -349,3 +351,53 @@ def test_tshark_decrypts_ike_auth_between_two_engines(tmp_path: Path) -> None:
     # IDi (and IDr, the one we want), TSi, TSr; IDr and the narrowed selectors back
     assert request.split("\t") == ["moon.strongswan.test,sun.strongswan.test", "10.1.0.0,10.2.0.0"]
     assert response.split("\t") == ["sun.strongswan.test", "10.1.0.0,10.2.0.0"]
+
+
+# -- the daemon writes them -----------------------------------------------------------------------
+
+
+def test_the_runtime_writes_every_sa_it_installs_rekeys_and_reauthentications(
+    world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Through the real runtime (memory network): the first IKE and Child SA, a Child SA
+    rekey, an IKE SA rekey and a reauthentication each add their lines; the gateway, without
+    ``save_keys``, writes nothing and its engine hands out no IKE keys."""
+    keys = tmp_path / "wireshark"
+    client_cfg, gw_cfg = psk_configs(tmp_path, client={"settings": {"save_keys": str(keys)}})
+    with caplog.at_level(logging.DEBUG):
+        client, gw = world.node(client_cfg, CLIENT_ADDR), world.node(gw_cfg, GW_ADDR)
+        assert world.command(client, "up", {"name": "office"})["ok"] is True
+        assert gw.runtime.keylog is None and not gw.runtime.engine.config.export_ike_keys
+
+        def tables() -> tuple[list[str], list[str]]:
+            return (keys / IKE_FILE).read_text().splitlines(), (keys / ESP_FILE).read_text().splitlines()
+
+        ike, esp = tables()
+        (sa,) = client.sas()
+        (spi_in,) = client.child_spis()
+        assert len(ike) == 1 and ike[0].startswith(f"{sa.spi_i.hex()},{sa.spi_r.hex()},")
+        assert len(esp) == 2 and f'"0x{spi_in.hex()}"' in esp[0]
+
+        world.command(client, "rekey", {"name": "office"})
+        world.run_for(5)
+        world.command(client, "rekey", {"name": "office", "ike": True})
+        world.run_for(5)
+        (rekeyed,) = client.sas()
+        assert rekeyed.sa_id != sa.sa_id
+        world.command(client, "rekey", {"name": "office", "reauth": True})
+        world.run_for(5)
+        (reauth,) = client.sas()
+        (child_now,) = client.child_spis()
+        ike, esp = tables()
+        # IKE: first, rekeyed, reauthenticated; ESP: two lines per Child SA (first, rekeyed, reauth's)
+        assert [line.split(",")[:2] for line in ike] == [
+            [s.spi_i.hex(), s.spi_r.hex()] for s in (sa, rekeyed, reauth)
+        ]
+        assert len(esp) == 6 and f'"0x{child_now.hex()}"' in esp[-2]
+    lines = caplog.text
+    assert lines.count("save_keys: writing IKE and ESP keys") == 1
+    for line in ike + esp:
+        for field in line.split(","):
+            value = field.strip('"').removeprefix("0x")
+            if len(value) >= 32:
+                assert value not in lines
