@@ -86,6 +86,15 @@ _ESP_INTEG = {
     IntegId.AUTH_HMAC_SHA2_512_256: "HMAC-SHA-512-256 [RFC4868]",
 }
 _ESP_ANY_96 = "ANY 96 bit authentication [no checking]"
+_ESP_ENCR = {
+    EncrId.ENCR_NULL: "NULL",
+    EncrId.ENCR_3DES: "TripleDES-CBC [RFC2451]",
+    EncrId.ENCR_AES_CBC: "AES-CBC [RFC3602]",
+    EncrId.ENCR_AES_CTR: "AES-CTR [RFC3686]",
+    EncrId.ENCR_AES_GCM_8: "AES-GCM with 8 octet ICV [RFC4106]",
+    EncrId.ENCR_AES_GCM_12: "AES-GCM with 12 octet ICV [RFC4106]",
+    EncrId.ENCR_AES_GCM_16: "AES-GCM with 16 octet ICV [RFC4106]",
+}
 _ANY_96 = frozenset({IntegId.AUTH_AES_XCBC_96, IntegId.AUTH_AES_CMAC_96})
 
 
@@ -105,18 +114,6 @@ def _ike_encr_name(encr: EncrId, bits: int | None) -> str | None:
         return None  # ChaCha20-Poly1305, Camellia, ...: Wireshark 4.0 cannot decrypt them
     mode = "GCM" if encr in (EncrId.ENCR_AES_GCM_8, EncrId.ENCR_AES_GCM_12, EncrId.ENCR_AES_GCM_16) else "CCM"
     return f"AES-{mode}-{bits} with {icv} octet ICV [RFC5282]"
-
-
-def _esp_encr_name(encr: EncrId) -> str | None:
-    return {
-        EncrId.ENCR_NULL: "NULL",
-        EncrId.ENCR_3DES: "TripleDES-CBC [RFC2451]",
-        EncrId.ENCR_AES_CBC: "AES-CBC [RFC3602]",
-        EncrId.ENCR_AES_CTR: "AES-CTR [RFC3686]",
-        EncrId.ENCR_AES_GCM_8: "AES-GCM with 8 octet ICV [RFC4106]",
-        EncrId.ENCR_AES_GCM_12: "AES-GCM with 12 octet ICV [RFC4106]",
-        EncrId.ENCR_AES_GCM_16: "AES-GCM with 16 octet ICV [RFC4106]",
-    }.get(encr)
 
 
 def ike_line(e: IkeKeysDerived) -> str | None:
@@ -154,7 +151,7 @@ def _esp_line(spec: ChildSaSpec, encr: str, integ: str, *, inbound: bool) -> str
 def esp_lines(spec: ChildSaSpec) -> tuple[str, ...]:
     """The two ``esp_sa`` lines of a Child SA (inbound, outbound); none if Wireshark cannot
     decrypt its transform."""
-    encr = _esp_encr_name(spec.encr)
+    encr = _ESP_ENCR.get(spec.encr)
     integ = _ESP_ANY_96 if spec.integ in _ANY_96 else _ESP_INTEG.get(spec.integ)
     if encr is None or integ is None:
         return ()
@@ -184,7 +181,8 @@ class KeyLog:
         if isinstance(e, IkeKeysDerived):
             line = ike_line(e)
             if line is None:
-                self._skip(f"IKE {e.proposal}")
+                encr, integ = e.proposal.encr, e.proposal.integ
+                self._skip(f"IKE {encr[0].name if encr else None}/{integ.name if integ else 'NONE'}")
             else:
                 self._append(IKE_FILE, (line,))
         elif isinstance(e, ChildSaInstalled):
