@@ -38,8 +38,10 @@ __all__ = [
     "Node",
     "World",
     "eap_configs",
+    "eap_trees",
     "gateway_pki",
     "psk_configs",
+    "psk_trees",
 ]
 
 I_ADDR, GW_ADDR = "192.0.2.1", "192.0.2.2"
@@ -77,8 +79,10 @@ class World:
         barrier_delay: float | None = 0.001,
         addresses: StaticAddresses | None = None,
         seed: int | None = None,
+        config_path: Path | None = None,
     ) -> Node:
-        """Start a runtime for ``config`` on the host at ``address`` (or at all of ``addresses``)."""
+        """Start a runtime for ``config`` on the host at ``address`` (or at all of ``addresses``);
+        ``config_path``: the file ``reload`` re-reads."""
         made: list[RecordingSink] = []
         net = self.net if config.settings.dataplane else None  # the data plane owns the NAT-T port
         hostnet = FakeHostNet()
@@ -86,6 +90,7 @@ class World:
         ips = tuple(str(a) for a in addresses.addrs)
         rt = Runtime(
             config,
+            config_path=config_path,
             control_path=self.tmp_path / f"{address}.sock",
             clock=self.clock,
             ports=self.net.ports(*ips),
@@ -180,6 +185,19 @@ def psk_configs(
 ) -> tuple[Config, Config]:
     """A client (``I_ADDR``) and a gateway (``GW_ADDR``) for connection ``office``, PSK, one
     child ``net``; the dictionaries are merged into the client's and gateway's TOML data."""
+    c, g = psk_trees(tmp_path, client=client, gateway=gateway, client_child=client_child, settings=settings)
+    return Config.model_validate(c), Config.model_validate(g)
+
+
+def psk_trees(
+    tmp_path: Path,
+    *,
+    client: dict[str, Any] | None = None,
+    gateway: dict[str, Any] | None = None,
+    client_child: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The TOML data of :func:`psk_configs` (to write into files, e.g. for ``reload``)."""
 
     def side(
         name: str, local: str, remote: str, local_id: str, remote_id: str, lts: str, rts: str
@@ -209,7 +227,7 @@ def psk_configs(
         _merge(c["connections"]["office"]["children"]["net"], copy.deepcopy(client_child))
     _merge(c, copy.deepcopy(client))
     _merge(g, copy.deepcopy(gateway))
-    return Config.model_validate(c), Config.model_validate(g)
+    return c, g
 
 
 @dataclass(frozen=True)
@@ -254,6 +272,19 @@ def eap_configs(
     """A road warrior (``I_ADDR``, EAP-MSCHAPv2 as ``user``) and a gateway (``GW_ADDR``,
     certificate) for connection ``rw``. The gateway has no EAP users: add them with
     ``gateway={"secrets": {...}}`` or to its store (``tmp_path / "gateway.db"``)."""
+    c, g, pki = eap_trees(tmp_path, user=user, password=password, client=client, gateway=gateway)
+    return Config.model_validate(c), Config.model_validate(g), pki
+
+
+def eap_trees(
+    tmp_path: Path,
+    *,
+    user: str = "alice",
+    password: str = "alice-secret-1",
+    client: dict[str, Any] | None = None,
+    gateway: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], GatewayPki]:
+    """The TOML data of :func:`eap_configs` (to write into files, e.g. for ``reload``)."""
     pki = gateway_pki(tmp_path / "pki")
     c: dict[str, Any] = {
         "settings": {"users": str(tmp_path / "client.db"), "control_socket": str(tmp_path / "client.sock")},
@@ -282,4 +313,4 @@ def eap_configs(
     }
     _merge(c, copy.deepcopy(client))
     _merge(g, copy.deepcopy(gateway))
-    return Config.model_validate(c), Config.model_validate(g), pki
+    return c, g, pki

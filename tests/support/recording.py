@@ -50,6 +50,7 @@ class RecordingSink:
         self.installed: dict[bytes, ChildSaInstalled] = {}
         self.sending: set[bytes] = set()  # children whose outbound half is active
         self.traffic: CounterMap = {}  # what counters report
+        self.dp_totals: dict[str, int] = {}  # what totals report
         self.barrier_delay = barrier_delay
         self._waiting: list[Callable[[CounterMap], None]] = []
         self.net = net
@@ -117,7 +118,7 @@ class RecordingSink:
         return dict(self.traffic)
 
     def totals(self) -> dict[str, int]:
-        return {}
+        return dict(self.dp_totals)
 
     def barrier(self, done: Callable[[CounterMap], None]) -> None:
         self._record("barrier")

@@ -2,10 +2,10 @@
 and the ``--socket`` option.
 
 The command modules (:mod:`~pyipsec.cli.check`, :mod:`~pyipsec.cli.sas`,
-:mod:`~pyipsec.cli.daemon`, :mod:`~pyipsec.cli.pki`, :mod:`~pyipsec.cli.users`) import this
-module and define their commands without knowing the group they join; :mod:`pyipsec.cli.main`
-imports them and assembles the ``pyipsec`` group. So no command module imports the module that
-imports it.
+:mod:`~pyipsec.cli.daemon`, :mod:`~pyipsec.cli.pki`, :mod:`~pyipsec.cli.doctor`,
+:mod:`~pyipsec.cli.gateway`, :mod:`~pyipsec.cli.users`) import this module and define their
+commands without knowing the group they join; :mod:`pyipsec.cli.main` imports them and
+assembles the ``pyipsec`` group. So no command module imports the module that imports it.
 
 Exit status: 0 success, 1 the command's own failure (a bad config file, no daemon, a file in
 the way), 2 a usage error (click's own).

@@ -43,7 +43,7 @@ def daemon(config: Path, socket_path: Path | None, log_level: str | None) -> Non
     # pyroute2 logs every netlink message at DEBUG (the daemon lists its addresses every 2 s)
     logging.getLogger("pyroute2").setLevel(max(logging.getLogger().level, logging.INFO))
     try:
-        runtime = Runtime(cfg, control_path=socket_path)
+        runtime = Runtime(cfg, config_path=config, control_path=socket_path)
         asyncio.run(runtime.run())
     except (PyIpsecError, OSError) as exc:
         fail(str(exc))

@@ -3,7 +3,9 @@
 Theory of operation: :func:`main` is a :mod:`click` group. Its commands are defined in
 modules that do not know it — ``check`` (:mod:`~pyipsec.cli.check`); ``up``, ``down``,
 ``rekey``, ``status`` and ``stats``, the clients of the daemon's control socket (DESIGN.md §6,
-:mod:`~pyipsec.cli.sas`); ``pki`` and ``user export`` (:mod:`~pyipsec.cli.pki`); ``user``
+:mod:`~pyipsec.cli.sas`); ``reload`` (:mod:`~pyipsec.cli.reload`); ``pki`` and ``user export``
+(:mod:`~pyipsec.cli.pki`); ``pki doctor`` (:mod:`~pyipsec.cli.doctor`); ``gateway init``
+(:mod:`~pyipsec.cli.gateway`); ``user``
 (:mod:`~pyipsec.cli.users`) — and are added to it here, so no command module imports this
 one. What they share (exit statuses, the one-line failure, ``--socket``) is
 :mod:`pyipsec.cli.app`. Commands compute their result as data and print it as text or
@@ -27,7 +29,10 @@ import click
 
 from pyipsec import __version__
 from pyipsec.cli.check import check
+from pyipsec.cli.doctor import doctor
+from pyipsec.cli.gateway import gateway
 from pyipsec.cli.pki import export, pki
+from pyipsec.cli.reload import reload
 from pyipsec.cli.sas import down, rekey, stats, status, up
 from pyipsec.cli.users import user
 
@@ -74,6 +79,7 @@ def main() -> None:
     """pyipsec: an IKEv2/IPsec VPN server and client."""
 
 
-for _command in (check, up, down, rekey, status, stats, pki, user):
+for _command in (check, up, down, rekey, status, stats, pki, user, reload, gateway):
     main.add_command(_command)
 user.add_command(export)
+pki.add_command(doctor)

@@ -51,6 +51,7 @@ from pyipsec.config.values import (
     DirRef,
     FileList,
     FileRef,
+    HostPortValue,
     IdList,
     IdValue,
     IPAddr,
@@ -236,6 +237,8 @@ class Settings(_Model):
     - ``resolv_conf`` — where a client writes the DNS servers it is given (restored on ``down``);
     - ``ike_fragment_size`` — the largest IKE datagram before IKE fragmentation (RFC 7383) is used
       with peers that support it (1280);
+    - ``metrics`` — ``"ADDR:PORT"`` (IPv6 as ``"[::1]:9590"``) of a Prometheus endpoint serving
+      ``GET /metrics`` (``daemon.metrics``); off by default;
     - ``save_keys`` — a directory (relative to the config file) to write every IKE and ESP SA's
       keys to, for Wireshark (``daemon.savekeys``); off by default, and never in production.
     """
@@ -262,6 +265,7 @@ class Settings(_Model):
     keepalive_interval: Seconds = 20
     resolv_conf: Path = Path("/etc/resolv.conf")
     ike_fragment_size: Annotated[int, Field(strict=True, ge=200, le=65535)] = 1280
+    metrics: HostPortValue | None = None
     save_keys: DirRef | None = None
 
     @model_validator(mode="after")

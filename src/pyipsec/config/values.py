@@ -3,11 +3,12 @@
 Theory of operation: each config string that means more than a string is parsed once, while
 validating, into a small frozen value: :class:`TsSpec` (a traffic selector, RFC 7296
 §3.13.1), :class:`AddressSpec` (a ``local_addrs``/``remote_addrs`` entry), an IP address,
-a duration, a secret, a pool range. Parsers raise ``ValueError`` with a message that quotes
-the offending text; the ``Annotated`` aliases at the end plug them into pydantic, so a model
-field such as ``local_ts: TsList`` validates and serialises itself. :func:`raise_issues`
-raises problems found by a model validator at key paths relative to that model (pydantic
-prefixes the model's own location), which is how cross-field errors still name their key.
+a duration, a secret, a pool range, a listening ``ADDR:PORT`` (:class:`HostPort`). Parsers
+raise ``ValueError`` with a message that quotes the offending text; the ``Annotated`` aliases
+at the end plug them into pydantic, so a model field such as ``local_ts: TsList`` validates and
+serialises itself. :func:`raise_issues` raises problems found by a model validator at key paths
+relative to that model (pydantic prefixes the model's own location), which is how cross-field
+errors still name their key.
 """
 
 from __future__ import annotations
@@ -98,6 +99,38 @@ def parse_ip(text: str) -> IPAddress:
         return ipaddress.ip_address(text.strip())
     except ValueError:
         raise ValueError(f"not an IP address: {quote(text)}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class HostPort:
+    """An ``ADDR:PORT`` to listen on (``[settings] metrics``); IPv6 in brackets: ``[::1]:9590``."""
+
+    host: IPAddress
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if self.host.version == 6 else f"{self.host}:{self.port}"
+
+
+def parse_host_port(text: str) -> HostPort:
+    """``"127.0.0.1:9590"`` or ``"[::1]:9590"``: an IP address literal and a port 1-65535."""
+    head, sep, port_text = text.strip().rpartition(":")
+    if not sep or not head:
+        raise ValueError(f'expected "ADDRESS:PORT" (IPv6 as "[::1]:9590"), got {quote(text)}')
+    bracketed = head.startswith("[") and head.endswith("]")
+    if bracketed:
+        head = head[1:-1]
+    try:
+        host = ipaddress.ip_address(head)
+    except ValueError:
+        raise ValueError(f"not an IP address: {quote(head)} in {quote(text)}") from None
+    if host.version == 6 and not bracketed:
+        raise ValueError(f'an IPv6 address goes in brackets, as in "[::1]:9590": {quote(text)}')
+    if host.version == 4 and bracketed:
+        raise ValueError(f"only IPv6 addresses go in brackets: {quote(text)}")
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"not a port (1-65535): {quote(port_text)} in {quote(text)}")
+    return HostPort(host, int(port_text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,6 +427,7 @@ IdValue = Annotated[Identity, PlainValidator(from_string(parse_identity)), Plain
 Seconds = Annotated[int, BeforeValidator(parse_duration)]
 Count = Annotated[int, Field(strict=True, ge=0)]
 Port = Annotated[int, Field(strict=True, ge=1, le=65535)]
+HostPortValue = Annotated[HostPort, PlainValidator(from_string(parse_host_port)), PlainSerializer(str)]
 FileRef = Annotated[Path, AfterValidator(resolve_file)]
 DirRef = Annotated[Path, AfterValidator(resolve_dir)]
 Proposals = Annotated[tuple[ProposalSpec, ...], PlainSerializer(lambda ps: [format_proposal(p) for p in ps])]

@@ -44,7 +44,7 @@ class CommandArgs(BaseModel):
 
 
 class NoArgs(CommandArgs):
-    """``status``, ``connections``, ``stats``."""
+    """``status``, ``connections``, ``stats``, ``reload``."""
 
 
 class UpArgs(CommandArgs):
@@ -94,6 +94,7 @@ SCHEMAS: Mapping[str, type[CommandArgs]] = {
     "up": UpArgs,
     "down": DownArgs,
     "rekey": RekeyArgs,
+    "reload": NoArgs,
 }
 
 

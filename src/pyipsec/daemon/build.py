@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
@@ -55,7 +56,15 @@ from pyipsec.revocation import RevocationChecker
 from pyipsec.store.sqlite import SqliteStore
 from pyipsec.wire.payloads.ts import TrafficSelector
 
-__all__ = ["StorePools", "build_engine", "build_engine_config", "build_radius", "build_revocation"]
+__all__ = [
+    "StorePools",
+    "build_engine",
+    "build_engine_config",
+    "build_radius",
+    "build_revocation",
+    "eap_server_factory",
+    "needs_store",
+]
 
 
 def _identity(ident: ConfigIdentity, where: str) -> Identity:
@@ -237,21 +246,33 @@ class StorePools:
         self.store.release(pool.name, address, time.time())
 
 
+def needs_store(cfg: Config) -> bool:
+    """Whether ``cfg`` has pools or EAP users, which live in the SQLite store."""
+    return bool(cfg.pools) or any(c.remote.auth.is_eap for c in cfg.connections.values())
+
+
+def eap_server_factory(cfg: Config, store: SqliteStore | None) -> Callable[[], MsChapV2Server] | None:
+    """A gateway's EAP-MSCHAPv2 server over its users: ``[secrets.eap*]`` first, then the store
+    (``daemon.eapusers``); None without a store."""
+    if store is None:
+        return None
+    users = EapUsers(configured_users(cfg), store)
+    return lambda: MsChapV2Server(users, rng=OS_RANDOM)
+
+
 def build_engine(cfg: Config, *, rng: RandomSource = OS_RANDOM) -> tuple[IkeEngine, SqliteStore | None]:
     """The engine for ``cfg``, and the store it uses (None: no pools, no EAP users; close it)."""
     engine_config, creds = build_engine_config(cfg)
     store: SqliteStore | None = None
-    if cfg.pools or any(c.remote.auth.is_eap for c in cfg.connections.values()):
+    if needs_store(cfg):
         store = SqliteStore(cfg.settings.users)
         store.release_all()  # no SA survives a restart; identities keep their addresses
-    # a gateway's EAP users: [secrets.eap*] first, then the store (daemon.eapusers)
-    users = EapUsers(configured_users(cfg), store) if store is not None else None
     engine = IkeEngine(
         engine_config,
         creds,
         rng=rng,
         pools=StorePools(store) if store is not None else MemoryPools(),
-        eap_server=(lambda: MsChapV2Server(users, rng=OS_RANDOM)) if users is not None else None,
+        eap_server=eap_server_factory(cfg, store),
     )
     return engine, store
 

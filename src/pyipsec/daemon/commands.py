@@ -11,6 +11,7 @@ through its public API (``list_sas`` snapshots, ``stats``) and acts through it, 
   pending reconnects;
 * ``connections``, ``stats`` — configured names; engine and UDP counters;
 * ``rekey`` — the Child SAs, the IKE SA (``ike``) or a reauthentication (``reauth``);
+* ``reload`` — re-read the configuration file (``daemon.reload``);
 * ``up`` — initiate (unless an SA of ours is up or connecting) and wait for the outcome,
   streaming progress (``daemon.progress``); ``down`` — delete, wait until closed.
 
@@ -63,6 +64,8 @@ class Daemon(Protocol):
 
     def start_sa(self, name: str) -> tuple[int, Output]: ...
 
+    def reload(self) -> dict[str, JsonValue]: ...
+
 
 class Commands:
     def __init__(self, daemon: Daemon) -> None:
@@ -81,6 +84,8 @@ class Commands:
             return await self.down(typed)
         if cmd == "status":
             return await self.status()
+        if cmd == "reload":  # daemon.reload: the summary, or ok false and the errors
+            return self.d.reload()
         if cmd == "connections":
             names: list[JsonValue] = list(sorted(self.d.config.connections))
             return {"connections": names}

@@ -11,6 +11,9 @@ the answer back through ``answer(ticket, answer)`` (the runtime's ``IkeEngine.an
   :meth:`pyipsec.revocation.RevocationChecker.check`, whose verdict names the serial and the
   source in its reason.
 
+Each finished lookup is reported with its duration to ``timed`` (the metrics' RADIUS and
+revocation latencies), measured on the runtime's clock.
+
 A lookup always gets an answer: a RADIUS client refusing the input, or any unexpected error,
 becomes a rejection with the reason (logged once here); the SA then fails alone.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -66,8 +70,12 @@ class Lookups:
         *,
         revocation: RevocationChecker,
         radius: RadiusClient | None = None,
+        now: Callable[[], float] = time.monotonic,
+        timed: Callable[[Lookup, Answer, float], None] | None = None,
     ) -> None:
         self._answer = answer
+        self._now = now
+        self._timed = timed
         self.radius = radius
         self.revocation = revocation
         self.accepted: dict[int, Accepted] = {}  # by IKE SA id
@@ -79,6 +87,7 @@ class Lookups:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, sa_id: int, ticket: int, lookup: Lookup) -> None:
+        started = self._now()
         try:
             answer = await self._resolve(sa_id, lookup)
         except asyncio.CancelledError:
@@ -86,6 +95,8 @@ class Lookups:
         except Exception as exc:  # a bug in a client must not leave the exchange waiting
             _log.exception("lookup %s for IKE SA #%d failed", type(lookup).__name__, sa_id)
             answer = _failed(lookup, f"internal error: {type(exc).__name__}: {exc}")
+        if self._timed is not None:
+            self._timed(lookup, answer, self._now() - started)
         self._answer(ticket, answer)
 
     async def _resolve(self, sa_id: int, lookup: Lookup) -> Answer:

@@ -14,7 +14,9 @@ an established SA ends the series. Nothing is restarted:
   connection remains;
 * after ``down`` (:meth:`Reconnect.down_requested`; ``up`` clears it) or at shutdown.
 
-``status`` shows the pending attempts (:meth:`Reconnect.status`).
+``status`` shows the pending attempts (:meth:`Reconnect.status`). A reload
+(:meth:`Reconnect.reconfigure`, ``daemon.reload``) replaces the policy: a connection no longer
+kept up (removed, or no longer ``start``/``restart``) is not reconnected any more.
 """
 
 from __future__ import annotations
@@ -47,6 +49,12 @@ class Reconnect:
     def __init__(self, config: Config, clock: Clock, initiate: Callable[[str], None]) -> None:
         self.clock = clock
         self._initiate = initiate
+        self._policy(config)
+        self._keep_up = set(self.at_boot)
+        self._pending: dict[str, _Attempts] = {}
+        self._down: set[str] = set()
+
+    def _policy(self, config: Config) -> None:
         conns = config.connections
         #: started with the daemon, and restarted whenever their SA goes
         self.at_boot = {
@@ -63,9 +71,19 @@ class Reconnect:
                 for ch in c.children.values()
             )
         }
-        self._keep_up = set(self.at_boot)
-        self._pending: dict[str, _Attempts] = {}
-        self._down: set[str] = set()
+
+    def reconfigure(self, config: Config) -> set[str]:
+        """A reload: the policy of ``config`` from now on. Connections that are no longer kept
+        up (removed, or no longer ``start``/``restart``) lose their pending attempts; returns
+        the connections that start with the daemon and did not before (to be initiated)."""
+        before = self.at_boot
+        self._policy(config)
+        self._keep_up = {n for n in self._keep_up if n in self._restartable} | self.at_boot
+        for name in list(self._pending):
+            if name not in self._keep_up:
+                self.cancel(name)
+        self._down &= set(config.connections)
+        return self.at_boot - before
 
     def established(self, e: IkeSaEstablished) -> None:
         self.cancel(e.connection)

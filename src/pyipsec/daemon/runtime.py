@@ -10,9 +10,11 @@ commands go into the :class:`IkeEngine`; every ``Output`` comes back through
 
 Events go to the data-plane sink (Child SAs installed, activated, removed, moved; NAT
 keepalives), to the host (a client's virtual IPs and DNS, put back when its last SA goes), to
-the ``up``/``down`` waiters (``daemon.progress``) and to the reconnect policy
-(``daemon.reconnect``). Control commands are ``daemon.commands``; the source-address choice,
-address watching and MOBIKE moves are ``daemon.mobike``.
+the ``up``/``down`` waiters (``daemon.progress``), to the reconnect policy
+(``daemon.reconnect``) and to the metrics (``daemon.metrics``, served when configured).
+Control commands are ``daemon.commands``; the source-address choice, address watching and
+MOBIKE moves are ``daemon.mobike``; :meth:`Runtime.reload` (the control command and SIGHUP)
+re-reads the configuration file without dropping SAs (``daemon.reload``).
 
 Make-before-break: a message that lets the peer use a new Child SA (the CREATE_CHILD_SA or
 IKE_AUTH response, the Delete of the SA it replaces) must leave only once the data plane holds
@@ -60,6 +62,7 @@ from collections import deque
 from pathlib import Path
 
 from pyipsec.config.model import Config
+from pyipsec.control.protocol import JsonValue
 from pyipsec.control.server import ControlServer
 from pyipsec.crypto.rand import OS_RANDOM, RandomSource
 from pyipsec.daemon.accounting import Accounting
@@ -70,9 +73,11 @@ from pyipsec.daemon.dpsink import start_dataplane
 from pyipsec.daemon.host import HostNet, IkePorts, PortFactory, udp_ports
 from pyipsec.daemon.initqueue import InitQueue
 from pyipsec.daemon.lookups import Lookups
+from pyipsec.daemon.metrics import Metrics, MetricsEndpoint
 from pyipsec.daemon.mobike import AddressSource, AddressWatcher, HostAddresses, initiator_source
 from pyipsec.daemon.progress import Waiters
 from pyipsec.daemon.reconnect import Reconnect
+from pyipsec.daemon.reload import reload_config
 from pyipsec.daemon.savekeys import KeyLog
 from pyipsec.daemon.sink import DataplaneSink, NullDataplane, SinkFactory
 from pyipsec.errors import PyIpsecError, UsageError
@@ -127,6 +132,7 @@ class Runtime:
         self,
         config: Config,
         *,
+        config_path: Path | None = None,
         control_path: Path | None = None,
         clock: Clock | None = None,
         ports: PortFactory = udp_ports,
@@ -137,6 +143,7 @@ class Runtime:
     ) -> None:
         s = config.settings
         self.config = config
+        self.config_path = config_path  # what reload() re-reads (daemon.reload)
         self.engine, self.store = build_engine(config, rng=rng)
         self.clock: Clock = clock or LoopClock()
         self.ports: IkePorts = ports(s, self.datagram_received)
@@ -154,7 +161,15 @@ class Runtime:
         self._children: dict[int, bytes] = {}  # child_id -> our inbound SPI
         self._stop = asyncio.Event()
         self.inits = InitQueue(self.clock, self._receive)  # IKE_SA_INIT requests wait here
-        self.lookups = Lookups(self._answer, radius=build_radius(config), revocation=build_revocation(config))
+        self.metrics = Metrics(self)  # counted always, served with [settings] metrics (daemon.metrics)
+        self.metrics_endpoint = MetricsEndpoint(self.metrics, s.metrics) if s.metrics is not None else None
+        self.lookups = Lookups(
+            self._answer,
+            radius=build_radius(config),
+            revocation=build_revocation(config),
+            now=self.clock.now,
+            timed=self.metrics.lookup_done,
+        )
         self.keylog = None if s.save_keys is None else KeyLog(s.save_keys)  # Wireshark keys
         self.accounting: Accounting | None = None
         if config.radius is not None and config.radius.accounting and self.lookups.radius is not None:
@@ -169,12 +184,18 @@ class Runtime:
 
     async def run(self) -> None:
         """Run the daemon until SIGINT/SIGTERM or :meth:`stop`."""
+        if self.metrics_endpoint is not None:  # first: a port in use refuses the start (ConfigError)
+            self.metrics_endpoint.open()
         self.start()
         await self.control.start()
+        if self.metrics_endpoint is not None:
+            await self.metrics_endpoint.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self.reload)  # the result is logged
         try:
             await self._stop.wait()
         finally:
@@ -191,6 +212,11 @@ class Runtime:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def reload(self) -> dict[str, JsonValue]:
+        """Re-read the configuration file without dropping SAs (``daemon.reload``): the one
+        entry point of ``pyipsec reload`` and SIGHUP. The summary, or the errors of a refused file."""
+        return reload_config(self)
 
     async def shutdown(self) -> None:
         """Delete every IKE SA, let the Deletes leave, put the host back, close everything."""
@@ -210,6 +236,8 @@ class Runtime:
         self.hostnet.restore()
         self.sink.close()
         await self.control.close()
+        if self.metrics_endpoint is not None:
+            await self.metrics_endpoint.close()
         self.ports.close()
         if self.store is not None:
             self.store.close()
@@ -256,6 +284,7 @@ class Runtime:
                 self._event(e, retiring)
             except (PyIpsecError, OSError) as exc:
                 _log.error("applying %s failed: %s", type(e).__name__, exc)
+            self.metrics.observe(e)
             sync = sync or isinstance(e, ChildSaInstalled | ChildSaOutboundActivated)
         # replaced Child SAs stop sending only after the batch's activations, so that the data
         # plane never sees a moment without an outbound SA for their selectors

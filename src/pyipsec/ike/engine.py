@@ -222,10 +222,25 @@ class IkeEngine:
 
     # -- API: starting and ending -----------------------------------------------------------------
 
-    def reconfigure(self, config: EngineConfig) -> None:
+    def reconfigure(
+        self,
+        config: EngineConfig,
+        *,
+        creds: CredentialStore | None = None,
+        pools: AddressPools | None = None,
+        eap_server: Callable[[], EapServer] | None = None,
+    ) -> None:
         """New configuration for new SAs; existing SAs keep theirs (but the engine's timeouts
-        and keepalive interval apply to all: every deadline is recomputed, O(n) once)."""
+        and keepalive interval apply to all: every deadline is recomputed, O(n) once). A reload
+        (``daemon.reload``) also gives new ``creds``, ``pools`` and an ``eap_server``: the
+        authentications and leases that start from now on use them."""
         self.ctx.config = config
+        if creds is not None:
+            self.ctx.creds = creds
+        if pools is not None:
+            self.ctx.pools = pools
+        if eap_server is not None:
+            self.ctx.eap_server = eap_server
         self.ctx.fragments.limit = config.fragment_budget
         for sa in self._by_id.values():
             self._timers.set(sa.sa_id, self._sa_deadline(sa))

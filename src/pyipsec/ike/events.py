@@ -2,11 +2,13 @@
 
 The runtime applies ``ChildSaInstalled`` / ``ChildSaRemoved`` to the data plane and shows
 the others in logs and ``status``; it needs nothing else from the engine. Outcomes are typed:
-an IKE SA closes with a :class:`CloseCause`, a removed Child SA says what (if anything)
-replaced it, proposals travel as data (the edge formats them). Keys travel only inside the
-Child SA's :class:`~pyipsec.childsa.ChildSaSpec` and, only when the host asked for them
-(``EngineConfig.export_ike_keys``, for a Wireshark key log), in :class:`IkeKeysDerived`; both
-exclude them from ``repr`` so that logging an event never leaks them.
+an IKE SA closes with a :class:`CloseCause` and the error Notify that ended it, if one did (a
+failed Child SA names its Notify too: metrics count failures by it), a removed Child SA says
+what (if anything) replaced it, proposals travel as data (the edge formats them). Keys travel
+only inside the Child SA's :class:`~pyipsec.childsa.ChildSaSpec` and, only when the host asked
+for them (``EngineConfig.export_ike_keys``, for a Wireshark key log), in
+:class:`IkeKeysDerived`; both exclude them from ``repr`` so that logging an event never leaks
+them.
 
 :class:`ChildSaSignal` goes the other way: the data plane's report that a Child SA reached a
 volume lifetime or is running out of sequence numbers (``IkeEngine.handle_signal``).
@@ -19,6 +21,7 @@ from enum import Enum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from pyipsec.childsa import ChildSaSpec
+from pyipsec.iana.ikev2 import NotifyType
 from pyipsec.ike.keymat import IkeKeys
 from pyipsec.ike.lookups import Lookup
 from pyipsec.ike.proposal import ChosenProposal
@@ -127,6 +130,8 @@ class IkeSaClosed:
     cause: CloseCause
     reason: str  # the cause in words, with the detail (e.g. the error the peer answered)
     established: bool  # False: the SA failed before it was established
+    # the error Notify that ended it, ours or the peer's (AUTHENTICATION_FAILED, …), if one did
+    error: NotifyType | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,10 +172,14 @@ class ChildSaRemoved:
 
 @dataclass(frozen=True, slots=True)
 class ChildSaFailed:
+    """A Child SA could not be set up (``child`` is empty when the responder found no child
+    configuration for the request)."""
+
     sa_id: int
     connection: str
     child: str
     reason: str
+    error: NotifyType | None = None  # the error Notify (TS_UNACCEPTABLE, NO_PROPOSAL_CHOSEN, …)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from pyipsec.errors import IkeError, InvalidSyntax, PyIpsecError, TemporaryFailure, UnsupportedCriticalPayload
-from pyipsec.iana.ikev2 import ExchangeType, ProtocolId
+from pyipsec.iana.ikev2 import ExchangeType, NotifyType, ProtocolId
 from pyipsec.ike.config import ChildConfig
 from pyipsec.ike.events import CloseCause, LookupNeeded
 from pyipsec.ike.exchanger import Exchanger, InFlight
@@ -351,7 +351,7 @@ class TaskManager:
             if how is not None:  # the error stands: it is the peer's answer
                 ex.inflight = None
                 ex.queue.clear()
-                self.close(sa, how.cause, how.reason)
+                self.close(sa, how.cause, how.reason, notify=how.error)
                 return
         fl.attempt += 1
         if any(task.on_timeout(sa, fl.attempt) for task in fl.exchange.tasks):
@@ -367,7 +367,7 @@ class TaskManager:
             ex.queue.clear()
             how = _unanswered(sa, fl)
             if how is not None:  # a Delete of the IKE SA takes effect unanswered too
-                self.close(sa, how.cause, how.reason)
+                self.close(sa, how.cause, how.reason, notify=how.error)
             else:
                 reason = (
                     f"peer not responding: {name} request unanswered after {policy.tries} retransmissions"
@@ -586,10 +586,11 @@ class TaskManager:
         *,
         notify_peer: bool = False,
         error: Exception | None = None,
+        notify: NotifyType | None = None,
     ) -> None:
         """Tear the SA down now. With ``notify_peer`` and keys in place, a last INFORMATIONAL
         goes out first (a Delete for an established SA, the error Notify otherwise), sent once
-        and not awaited."""
+        and not awaited. The closing event names the error Notify: ``notify``, else ``error``'s."""
         if sa.state is _S.CLOSED:
             return
         at = self._parked.pop(sa.sa_id, None)
@@ -601,7 +602,7 @@ class TaskManager:
         if notify_peer and sa.keys is not None:
             notice = Exchange(ExchangeType.INFORMATIONAL, [last_notice(sa, error)], fire_and_forget=True)
             self._send_request(sa, notice)
-        sa.close(cause, reason)
+        sa.close(cause, reason, notify or (error.notify if isinstance(error, IkeError) else None))
 
 
 def _rand01(sa: IkeSa) -> float:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyipsec.crypto.rand import RandomSource
 from pyipsec.crypto.registry import REGISTRY, AeadSpec, CipherSpec, IntegSpec, KeInitiator, PrfSpec
-from pyipsec.iana.ikev2 import HashAlgorithm
+from pyipsec.iana.ikev2 import HashAlgorithm, NotifyType
 from pyipsec.iana.transforms import KeId
 from pyipsec.ike.config import ChildConfig, ConnectionConfig, EngineConfig, Identity, PoolConfig
 from pyipsec.ike.credentials import CredentialStore
@@ -609,8 +609,9 @@ class IkeSa:
             child.owner.children.pop(child.child_id, None)
         self.log.info("Child SA %s{%d} deleted: %s", child.name, child.child_id, reason)
 
-    def close(self, cause: CloseCause, reason: str) -> None:
-        """The SA is gone now: report its Child SAs and itself, give its leases back."""
+    def close(self, cause: CloseCause, reason: str, error: NotifyType | None = None) -> None:
+        """The SA is gone now: report its Child SAs and itself, give its leases back;
+        ``error`` is the error Notify that ended it, if one did."""
         if self.state is IkeSaState.CLOSED:
             return
         self.close_reason = reason
@@ -624,7 +625,7 @@ class IkeSa:
         for pool, addr in self.leases:
             self.ctx.pools.release(pool, addr)
         self.leases.clear()
-        self.emit(IkeSaClosed(self.sa_id, self.name, cause, reason, self.was_established))
+        self.emit(IkeSaClosed(self.sa_id, self.name, cause, reason, self.was_established, error))
         # an unauthenticated peer must not be able to write the log at will (a flood's SAs)
         level = logging.DEBUG if cause is CloseCause.ABANDONED else logging.INFO
         self.log.log(level, "IKE SA closed: %s", reason)

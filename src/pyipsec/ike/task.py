@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from enum import Enum, auto
 from typing import TYPE_CHECKING, Protocol
 
-from pyipsec.iana.ikev2 import ExchangeType
+from pyipsec.iana.ikev2 import ExchangeType, NotifyType
 from pyipsec.ike.events import CloseCause
 from pyipsec.ike.lookups import Answer, Lookup
 from pyipsec.wire.message import Message
@@ -62,6 +62,7 @@ class Unanswered:
 
     cause: CloseCause
     reason: str
+    error: NotifyType | None = None  # the error Notify behind it, if one is
 
 
 class Suspend(Exception):

@@ -162,7 +162,7 @@ class ChildCreateTask(Task):
         try:
             self._check_reply(sa, resp, cfg, child)
         except IkeError as exc:
-            self._failed(sa, child, str(exc))
+            self._failed(sa, child, str(exc), exc.notify)
             if self.rekey is not None:
                 # try again soon (a TEMPORARY_FAILURE while the peer rekeys the IKE SA, a collision),
                 # well before the hard lifetime
@@ -262,6 +262,7 @@ class ChildCreateTask(Task):
             if not self.in_ike_auth:
                 raise
             self.error = exc
+            sa.emit(ChildSaFailed(sa.sa_id, sa.name, "", str(exc), exc.notify))
 
     def _select(self, sa: IkeSa, req: Message) -> None:
         conn = sa.connection
@@ -370,11 +371,11 @@ class ChildCreateTask(Task):
 
     # -- both -----------------------------------------------------------------------------------
 
-    def _failed(self, sa: IkeSa, child: ChildSa, reason: str) -> None:
+    def _failed(self, sa: IkeSa, child: ChildSa, reason: str, error: NotifyType) -> None:
         sa.log.info("Child SA %s failed: %s", child.name, reason)
         child.apply(ChildEvent.CLOSE)
         sa.children.pop(child.child_id, None)
-        sa.emit(ChildSaFailed(sa.sa_id, sa.name, child.name, reason))
+        sa.emit(ChildSaFailed(sa.sa_id, sa.name, child.name, reason, error))
 
     def _install(self, sa: IkeSa, child: ChildSa, *, initiator: bool) -> None:
         """Derive the keys (from the IKE SA the exchange ran over, ``sa``) and report the Child SA

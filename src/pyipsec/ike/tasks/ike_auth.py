@@ -591,7 +591,12 @@ class IkeAuthTask(Task):
         if self._eap_failed:
             reason = sa.eap_server.reason if sa.eap_server is not None else "EAP failed"
             who = sa.eap_identity or sa.remote_id
-            sa.close(CloseCause.FAILED, f"EAP authentication of {who} failed: {reason}")
+            # the peer failed to authenticate, as with a wrong AUTH (the EAP-Failure said so)
+            sa.close(
+                CloseCause.FAILED,
+                f"EAP authentication of {who} failed: {reason}",
+                NotifyType.AUTHENTICATION_FAILED,
+            )
 
 
 def _peer_round_done(sa: IkeSa, conn: ConnectionConfig, req: Message) -> None:

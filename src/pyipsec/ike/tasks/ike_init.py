@@ -121,6 +121,7 @@ class IkeInitTask(Task):
         return Unanswered(
             CloseCause.FAILED,
             f"IKE_SA_INIT failed: {detail} (an unauthenticated answer, and no valid one came)",
+            error.notify,
         )
 
     # -- initiator ------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ class InformationalResponder(Task):
     def __init__(self) -> None:
         self.delete_ike = False
         self.deleted: list[bytes] = []
-        self.peer_failed = ""
+        self.peer_failed: NotifyType | None = None
         self.mobike_moved = False
         self.cookie2: bytes | None = None  # echoed in our response (RFC 4555 §3.5)
 
@@ -58,7 +58,7 @@ class InformationalResponder(Task):
             if n.is_error:
                 sa.log.info("peer reports %s", n.notify_type.name)
                 if sa.state is IkeSaState.CONNECTING:
-                    self.peer_failed = n.notify_type.name  # it gave up on the SA (RFC 7296 §2.21.2)
+                    self.peer_failed = n.notify_type  # it gave up on the SA (RFC 7296 §2.21.2)
         for d in req.find_all(Delete):
             if d.protocol is ProtocolId.IKE:
                 self.delete_ike = True
@@ -110,12 +110,12 @@ class InformationalResponder(Task):
         if self.mobike_moved and sa.remote.ip not in sa.verified_remote:
             # the peer moved to an address never seen answering: check it (RFC 4555 §3.5, §5.2)
             sa.ctx.followups.check_return_routability(sa)
-        if self.peer_failed:
+        if self.peer_failed is not None:
             # A client that is refused by EAP often gives up with this notify instead of ending
             # the EAP conversation (strongSwan does): keep the refusal's reason in ours.
             eap = sa.eap_server
             cause = f" after EAP: {eap.reason}" if eap is not None and eap.reason else ""
-            sa.close(CloseCause.FAILED, f"the peer gave up: {self.peer_failed}{cause}")
+            sa.close(CloseCause.FAILED, f"the peer gave up: {self.peer_failed.name}{cause}", self.peer_failed)
         elif self.delete_ike:
             if sa.peer_rekey is not None:
                 # the peer won a rekey collision before our own rekey's response came (§2.8.2)
