@@ -25,6 +25,8 @@ packages=(
     freeradius eapoltest
     # revocation tests: `openssl ocsp` as the OCSP responder, `openssl crl` as a second opinion
     openssl
+    # systemd unit test: `systemd-analyze verify` of the unit `pyipsec install-service` writes
+    systemd
     # save_keys tests: tshark decrypts captures with the written keys, dumpcap (wireshark-common)
     # records them; DEBIAN_FRONTEND=noninteractive answers wireshark-common's "non-superusers may
     # capture?" question with its default, no (dumpcap stays root-only)

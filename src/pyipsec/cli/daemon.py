@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from pathlib import Path
 
 import click
@@ -20,6 +19,7 @@ from pyipsec.cli.app import fail, socket_option
 from pyipsec.config.load import ConfigErrors, load_config
 from pyipsec.daemon.runtime import Runtime
 from pyipsec.errors import PyIpsecError
+from pyipsec.logs import configure_logging
 
 __all__ = ["daemon"]
 
@@ -35,11 +35,7 @@ def daemon(config: Path, socket_path: Path | None, log_level: str | None) -> Non
     except ConfigErrors as exc:
         fail(str(exc))
     level = (log_level or str(cfg.settings.log_level)).upper()
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(getattr(logging, level, logging.INFO), str(cfg.settings.log_format))  # pyipsec.logs
     # pyroute2 logs every netlink message at DEBUG (the daemon lists its addresses every 2 s)
     logging.getLogger("pyroute2").setLevel(max(logging.getLogger().level, logging.INFO))
     try:

@@ -5,8 +5,8 @@ modules that do not know it — ``check`` (:mod:`~pyipsec.cli.check`); ``up``, `
 ``rekey``, ``status`` and ``stats``, the clients of the daemon's control socket (DESIGN.md §6,
 :mod:`~pyipsec.cli.sas`); ``reload`` (:mod:`~pyipsec.cli.reload`); ``pki`` and ``user export``
 (:mod:`~pyipsec.cli.pki`); ``pki doctor`` (:mod:`~pyipsec.cli.doctor`); ``gateway init``
-(:mod:`~pyipsec.cli.gateway`); ``user``
-(:mod:`~pyipsec.cli.users`) — and are added to it here, so no command module imports this
+(:mod:`~pyipsec.cli.gateway`); ``user`` (:mod:`~pyipsec.cli.users`); ``install-service``
+(:mod:`~pyipsec.cli.service`) — and are added to it here, so no command module imports this
 one. What they share (exit statuses, the one-line failure, ``--socket``) is
 :mod:`pyipsec.cli.app`. Commands compute their result as data and print it as text or
 ``--json`` (:mod:`pyipsec.cli.render`). Expected failures print one line, or every problem of
@@ -34,6 +34,7 @@ from pyipsec.cli.gateway import gateway
 from pyipsec.cli.pki import export, pki
 from pyipsec.cli.reload import reload
 from pyipsec.cli.sas import down, rekey, stats, status, up
+from pyipsec.cli.service import install_service
 from pyipsec.cli.users import user
 
 __all__ = ["main"]
@@ -79,7 +80,7 @@ def main() -> None:
     """pyipsec: an IKEv2/IPsec VPN server and client."""
 
 
-for _command in (check, up, down, rekey, status, stats, pki, user, reload, gateway):
+for _command in (check, up, down, rekey, status, stats, pki, user, reload, gateway, install_service):
     main.add_command(_command)
 user.add_command(export)
 pki.add_command(doctor)

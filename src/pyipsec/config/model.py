@@ -95,6 +95,7 @@ __all__ = [
     "DpdAction",
     "EapSecret",
     "IkeSecret",
+    "LogFormat",
     "LogLevel",
     "Mode",
     "Authority",
@@ -164,6 +165,11 @@ class LogLevel(StrEnum):
     ERROR = "error"
 
 
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
 class Revocation(StrEnum):
     """swanctl's ``remote.revocation``: ``strict`` fails unless the certificate is known good,
     ``ifuri`` fails if a CRL/OCSP URI exists but no status could be had, ``relaxed`` fails
@@ -227,6 +233,7 @@ class Settings(_Model):
       retransmitted after ``timeout * base**n`` seconds, giving up after ``tries`` retransmits
       (strongSwan's 4.0, 1.8, 5);
     - ``log_level`` — ``debug``, ``info`` (default), ``warning`` or ``error``;
+    - ``log_format`` — ``text`` (default) or ``json``: one JSON object per line (``pyipsec.logs``);
     - ``dataplane`` — run the userspace ESP data plane (TUN device, UDP 4500, raw ESP); off, the
       daemon only negotiates SAs (default on);
     - ``tun`` — the TUN device's name (``pyi0``); ``routing_table`` — the table for tunnel routes
@@ -257,6 +264,7 @@ class Settings(_Model):
     retransmit_base: Annotated[float, Field(ge=1.0)] = 1.8
     retransmit_tries: Count = 5
     log_level: LogLevel = LogLevel.INFO
+    log_format: LogFormat = LogFormat.TEXT
     dataplane: bool = True
     tun: Annotated[str, Field(min_length=1, max_length=15, pattern=r"^[A-Za-z0-9_.-]+$")] = "pyi0"
     routing_table: Annotated[int, Field(strict=True, ge=1, le=2**31 - 1)] = 220

@@ -71,6 +71,7 @@ class ProcessDataplane:
             listen=settings.listen,
             table=settings.routing_table,
             log_level=str(settings.log_level),
+            log_format=str(settings.log_format),
         )
         _log.info("data plane up: %s, MTU %d, pid %d", handle.tun_name, handle.mtu, handle.pid)
         return cls(handle, listener)

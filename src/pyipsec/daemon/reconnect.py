@@ -133,7 +133,14 @@ class Reconnect:
         r.attempt += 1
         r.last_reason = reason
         r.next_at = self.clock.now() + delay
-        _log.info("%s: reconnecting in %.0f s (attempt %d) after: %s", name, delay, r.attempt, reason)
+        _log.info(
+            "%s: reconnecting in %.0f s (attempt %d) after: %s",
+            name,
+            delay,
+            r.attempt,
+            reason,
+            extra={"sa": name, "event": "reconnect"},
+        )
         if r.handle is not None:
             r.handle.cancel()
         r.handle = self.clock.call_later(delay, lambda: self._fire(name))

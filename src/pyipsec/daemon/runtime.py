@@ -45,6 +45,10 @@ Reauthentication (RFC 7296 §2.8.3) needs nothing more: the new IKE SA's Child S
 (the newest policy of equal selectors wins), the old SA closes with a ``replaced`` cause, which
 neither restores the host network nor reconnects.
 
+Under systemd, :meth:`Runtime.run` tells it when the daemon is ready (ports open, control socket
+listening), pings its watchdog from the event loop, refreshes a status line and says when it is
+stopping (``daemon.notify``).
+
 Everything outside the engine is injected, the production classes being the defaults: the
 clock (``daemon.clock``), the IKE ports and host network (``daemon.host``), the data-plane sink
 (``daemon.sink``, ``daemon.dpsink``) and the address source (``daemon.mobike``). Tests run
@@ -75,6 +79,7 @@ from pyipsec.daemon.initqueue import InitQueue
 from pyipsec.daemon.lookups import Lookups
 from pyipsec.daemon.metrics import Metrics, MetricsEndpoint
 from pyipsec.daemon.mobike import AddressSource, AddressWatcher, HostAddresses, initiator_source
+from pyipsec.daemon.notify import Notifier
 from pyipsec.daemon.progress import Waiters
 from pyipsec.daemon.reconnect import Reconnect
 from pyipsec.daemon.reload import reload_config
@@ -140,12 +145,14 @@ class Runtime:
         hostnet: HostNet | None = None,
         addresses: AddressSource | None = None,
         rng: RandomSource = OS_RANDOM,
+        notifier: Notifier | None = None,
     ) -> None:
         s = config.settings
         self.config = config
         self.config_path = config_path  # what reload() re-reads (daemon.reload)
         self.engine, self.store = build_engine(config, rng=rng)
         self.clock: Clock = clock or LoopClock()
+        self.notifier = notifier or Notifier.from_environment(self.clock)  # systemd (daemon.notify)
         self.ports: IkePorts = ports(s, self.datagram_received)
         self.sink: DataplaneSink = NullDataplane()  # until start()
         self._sink_factory = dataplane
@@ -196,10 +203,20 @@ class Runtime:
                 loop.add_signal_handler(sig, self.stop)
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, self.reload)  # the result is logged
+        self.notifier.ready(self.status_text())
+        self.notifier.start(self.status_text)
         try:
             await self._stop.wait()
         finally:
+            self.notifier.stopping()
             await self.shutdown()
+            self.notifier.shutdown()
+
+    def status_text(self) -> str:
+        """One line for systemd's ``STATUS=``."""
+        sas = self.engine.list_sas()
+        up = [sa for sa in sas if sa.established]
+        return f"{len(up)} IKE SAs up ({len(sas)} in all), {sum(len(sa.children) for sa in up)} Child SAs"
 
     def start(self) -> None:
         """Start the data plane, open the ports, start the connections that start with us."""
@@ -215,8 +232,14 @@ class Runtime:
 
     def reload(self) -> dict[str, JsonValue]:
         """Re-read the configuration file without dropping SAs (``daemon.reload``): the one
-        entry point of ``pyipsec reload`` and SIGHUP. The summary, or the errors of a refused file."""
-        return reload_config(self)
+        entry point of ``pyipsec reload`` and SIGHUP. The summary, or the errors of a refused file.
+        systemd hears RELOADING=1 before and READY=1 after, also when the file is refused (the
+        old configuration keeps running)."""
+        self.notifier.reloading()
+        try:
+            return reload_config(self)
+        finally:
+            self.notifier.ready(self.status_text())
 
     async def shutdown(self) -> None:
         """Delete every IKE SA, let the Deletes leave, put the host back, close everything."""

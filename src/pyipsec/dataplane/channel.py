@@ -108,6 +108,7 @@ class DataplaneHandle:
         mtu: int | None = None,
         listen: Sequence[IPAddress] = _WILDCARDS,
         log_level: str = "info",
+        log_format: str = "text",
         table: int = 220,
         offload: bool | None = None,
         tso: bool | None = None,
@@ -141,6 +142,8 @@ class DataplaneHandle:
             str(table),
             "--log-level",
             log_level,
+            "--log-format",
+            log_format,
         ]
         if mtu is not None:
             argv += ["--mtu", str(mtu)]

@@ -22,7 +22,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 from collections.abc import Sequence
 from ipaddress import ip_address
 from types import FrameType
@@ -31,6 +30,7 @@ from pyipsec.dataplane.channel import DataplaneError, Failed, Ready, encode_even
 from pyipsec.dataplane.loop import DataplaneLoop, UdpSockets
 from pyipsec.io.netconf import LinuxNetConfig
 from pyipsec.io.tun import TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, LinuxTun, TunError, open_tun
+from pyipsec.logs import FORMATS, configure_logging
 from pyipsec.net.addr import IPAddress
 
 __all__ = ["main", "parse_args"]
@@ -47,6 +47,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--table", type=int, default=220)
     ap.add_argument("--listen", action="append", default=[])
     ap.add_argument("--log-level", default="info")
+    ap.add_argument("--log-format", choices=FORMATS, default="text")
     ap.add_argument("--offload", choices=("auto", "on", "off"), default="auto")
     ap.add_argument(
         "--tso",
@@ -75,10 +76,10 @@ def _open_tun(name: str, offload: str, tso: str) -> LinuxTun:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING,
-        format="%(asctime)s dataplane[%(process)d] %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    configure_logging(
+        logging.WARNING,
+        args.log_format,
+        text_format="%(asctime)s dataplane[%(process)d] %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("pyipsec").setLevel(getattr(logging, str(args.log_level).upper(), logging.INFO))
     channel = socket.socket(fileno=args.channel_fd)

@@ -219,13 +219,18 @@ class TaskManager:
         )
 
     def rekey_child(self, sa: IkeSa, child: ChildSa) -> None:
-        sa.log.info("rekeying Child SA %s{%d}", child.name, child.child_id)
+        sa.log.info(
+            "rekeying Child SA %s{%d}",
+            child.name,
+            child.child_id,
+            extra={"event": "child_rekey", "child": child.name, "child_id": child.child_id},
+        )
         child.apply(ChildEvent.REKEY_START)
         task = ChildCreateTask(in_ike_auth=False, rekey=child)
         self.queue(sa, Exchange(ExchangeType.CREATE_CHILD_SA, [task]))
 
     def rekey_ike(self, sa: IkeSa) -> None:
-        sa.log.info("rekeying the IKE SA")
+        sa.log.info("rekeying the IKE SA", extra={"event": "ike_rekey"})
         sa.apply(IkeEvent.REKEY_START)
         self.queue(sa, Exchange(ExchangeType.CREATE_CHILD_SA, [IkeRekeyTask()]))
 
@@ -361,7 +366,11 @@ class TaskManager:
         name = fl.exchange.exchange_type.name
         if policy.exhausted(fl.attempt):
             sa.log.info(
-                "giving up on %s request %d after %d retransmissions", name, fl.message_id, policy.tries
+                "giving up on %s request %d after %d retransmissions",
+                name,
+                fl.message_id,
+                policy.tries,
+                extra={"event": "timeout"},
             )
             ex.inflight = None
             ex.queue.clear()
@@ -371,6 +380,7 @@ class TaskManager:
             else:
                 reason = (
                     f"peer not responding: {name} request unanswered after {policy.tries} retransmissions"
+                    + _TIMEOUT_HINTS.get(fl.exchange.exchange_type, "")
                 )
                 self.close(sa, CloseCause.TIMEOUT, reason)
             return
@@ -430,7 +440,7 @@ class TaskManager:
             return
         except IkeError as exc:
             ex.next_out += 1
-            sa.log.info("%s failed: %s", exchange.exchange_type.name, exc)
+            sa.log.info("%s failed: %s", exchange.exchange_type.name, exc, extra={"event": "exchange_failed"})
             self.fail(sa, exc, during=exchange.exchange_type)
             return
         if TaskStatus.IGNORE in statuses and waiting is not None:
@@ -510,6 +520,7 @@ class TaskManager:
                 msg.message_id,
                 exc.notify.name,
                 exc,
+                extra={"event": "request_refused"},
             )
             payloads = [Notify.from_error(exc)]
             fatal = exc
@@ -603,6 +614,18 @@ class TaskManager:
             notice = Exchange(ExchangeType.INFORMATIONAL, [last_notice(sa, error)], fire_and_forget=True)
             self._send_request(sa, notice)
         sa.close(cause, reason, notify or (error.notify if isinstance(error, IkeError) else None))
+
+
+# What to check when a peer never answered (appended to the close reason)
+_TIMEOUT_HINTS = {
+    ExchangeType.IKE_SA_INIT: (
+        " — check that the peer's address is reachable and UDP 500 and 4500 are open to it"
+    ),
+    ExchangeType.IKE_AUTH: (
+        " — large IKE_AUTH messages (certificates) may be dropped on the way: "
+        "check UDP 4500 and IP fragments, or lower ike_fragment_size"
+    ),
+}
 
 
 def _rand01(sa: IkeSa) -> float:

@@ -18,8 +18,11 @@ reauthentication (same connection and peer identity, no INITIAL_CONTACT) and lin
 the same way. ``reauth_children`` are the Child SA names the new SA must recreate.
 
 Logging: ``IkeSa.log`` prefixes every line with the connection, the SA's unique id, its SPIs
-and the peer, so that a log line always says which SA it is about. Keys and secrets never go
-into a log line.
+and the peer, so that a log line always says which SA it is about. The same facts ride on every
+record as attributes (``sa``, ``sa_id``, ``peer``; :data:`LOG_FIELDS`), with an ``event`` name
+on the lifecycle lines (``extra={"event": ...}``: established, closed, rekeyed, failed, …), for
+structured logs (the daemon's ``log_format = "json"``). Keys and secrets never go into a log
+line.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ from pyipsec.wire.payloads.ts import TrafficSelector
 if TYPE_CHECKING:
     from pyipsec.ike.eap.base import EapPeer, EapServer
 
-__all__ = ["ChildSa", "EngineContext", "IkeSa", "SaLogAdapter"]
+__all__ = ["LOG_FIELDS", "ChildSa", "EngineContext", "IkeSa", "SaLogAdapter"]
 
 _log = logging.getLogger("pyipsec.ike")
 
@@ -110,14 +113,23 @@ class EngineContext:
         return self.next_child_id - 1
 
 
+#: The record attributes an SA's log lines carry (module docstring): its connection name, unique
+#: id, the peer's address and port, and what happened (only on lifecycle lines).
+LOG_FIELDS = ("sa", "sa_id", "peer", "event")
+
+
 class SaLogAdapter(logging.LoggerAdapter[logging.Logger]):
-    """Puts ``prefix`` (which SA a line is about) in front of every line."""
+    """Puts ``prefix`` (which SA a line is about) in front of every line, and ``fields`` on
+    every record (a call's own ``extra=`` adds to them)."""
 
     def __init__(self, logger: logging.Logger, prefix: str = "") -> None:
         super().__init__(logger, None)
         self.prefix = prefix
+        self.fields: dict[str, object] = {}
 
     def process(self, msg: str, kwargs: MutableMapping[str, Any]) -> tuple[str, MutableMapping[str, Any]]:
+        extra = kwargs.get("extra")
+        kwargs["extra"] = {**self.fields, **extra} if extra else self.fields
         return f"{self.prefix} {msg}", kwargs
 
 
@@ -405,6 +417,7 @@ class IkeSa:
 
     def update_log_prefix(self) -> None:
         self.log.prefix = f"{self.name}[{self.sa_id}] {self.spi_i.hex()}_i {self.spi_r.hex()}_r {self.remote}"
+        self.log.fields = {"sa": self.name, "sa_id": self.sa_id, "peer": str(self.remote)}
 
     def set_connection(self, conn: ConnectionConfig) -> None:
         self.connection = conn
@@ -607,7 +620,13 @@ class IkeSa:
         self.children.pop(child.child_id, None)
         if child.owner is not None:  # it may have moved to a new IKE SA (rekey) meanwhile
             child.owner.children.pop(child.child_id, None)
-        self.log.info("Child SA %s{%d} deleted: %s", child.name, child.child_id, reason)
+        self.log.info(
+            "Child SA %s{%d} deleted: %s",
+            child.name,
+            child.child_id,
+            reason,
+            extra={"event": "child_deleted", "child": child.name, "child_id": child.child_id},
+        )
 
     def close(self, cause: CloseCause, reason: str, error: NotifyType | None = None) -> None:
         """The SA is gone now: report its Child SAs and itself, give its leases back;
@@ -628,4 +647,4 @@ class IkeSa:
         self.emit(IkeSaClosed(self.sa_id, self.name, cause, reason, self.was_established, error))
         # an unauthenticated peer must not be able to write the log at will (a flood's SAs)
         level = logging.DEBUG if cause is CloseCause.ABANDONED else logging.INFO
-        self.log.log(level, "IKE SA closed: %s", reason)
+        self.log.log(level, "IKE SA closed: %s", reason, extra={"event": "ike_closed", "cause": cause.value})

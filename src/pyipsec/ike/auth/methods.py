@@ -152,7 +152,10 @@ def verify_peer_auth(
     octets = signed_octets(sa, ours=False, id_payload=id_payload)
     if auth.auth is AuthClass.PSK:
         if not verify_psk_auth(sa.prf, _psk(sa), octets, payload.data):
-            raise AuthenticationFailed(f"pre-shared key AUTH of {sa.remote_id} does not verify (wrong PSK?)")
+            raise AuthenticationFailed(
+                f"pre-shared key AUTH of {sa.remote_id} does not verify "
+                f"(wrong PSK? check that both sides hold the same secret for {sa.remote_id})"
+            )
         return None
     received = [
         c.data for c in msg.find_all(Certificate) if c.encoding is CertEncoding.X509_CERTIFICATE_SIGNATURE

@@ -258,7 +258,7 @@ class ChildCreateTask(Task):
         try:
             self._select(sa, req)
         except IkeError as exc:
-            sa.log.info("no Child SA: %s", exc)
+            sa.log.info("no Child SA: %s", exc, extra={"event": "child_refused"})
             if not self.in_ike_auth:
                 raise
             self.error = exc
@@ -372,7 +372,9 @@ class ChildCreateTask(Task):
     # -- both -----------------------------------------------------------------------------------
 
     def _failed(self, sa: IkeSa, child: ChildSa, reason: str, error: NotifyType) -> None:
-        sa.log.info("Child SA %s failed: %s", child.name, reason)
+        sa.log.info(
+            "Child SA %s failed: %s", child.name, reason, extra={"event": "child_failed", "child": child.name}
+        )
         child.apply(ChildEvent.CLOSE)
         sa.children.pop(child.child_id, None)
         sa.emit(ChildSaFailed(sa.sa_id, sa.name, child.name, reason, error))
@@ -430,6 +432,7 @@ class ChildCreateTask(Task):
             format_chosen(chosen),
             _ts(child.local_ts),
             _ts(child.remote_ts),
+            extra={"event": "child_established", "child": child.name, "child_id": child.child_id},
         )
         replaced = self.rekey or self.rekey_of
         home.emit(

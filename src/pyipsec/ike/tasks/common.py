@@ -55,6 +55,32 @@ _BY_NOTIFY: dict[NotifyType, type[IkeError]] = {
 }
 
 
+# What a person can do when the peer answers with one of these (our side of the story: the peer's
+# own log says exactly what it did not like)
+_HINTS: dict[NotifyType, str] = {
+    NotifyType.NO_PROPOSAL_CHOSEN: "it accepts none of our proposals; compare our proposals with the peer's",
+    NotifyType.AUTHENTICATION_FAILED: (
+        "it rejected our identity or credentials; check local.id and the pre-shared key, "
+        "certificate or EAP password the peer expects for it"
+    ),
+    NotifyType.TS_UNACCEPTABLE: (
+        "its traffic selectors do not cover ours; compare local_ts/remote_ts with the peer's"
+    ),
+    NotifyType.SINGLE_PAIR_REQUIRED: (
+        "it accepts one address pair only; narrow local_ts/remote_ts to single addresses"
+    ),
+    NotifyType.INTERNAL_ADDRESS_FAILURE: (
+        "it has no virtual IP for us (its pool is exhausted or not configured)"
+    ),
+    NotifyType.FAILED_CP_REQUIRED: "it requires us to ask for a virtual IP; set vips",
+}
+
+
+def _answered(notify_type: NotifyType) -> str:
+    hint = _HINTS.get(notify_type)
+    return f"peer answered {notify_type.name}" + (f" — {hint}" if hint else "")
+
+
 class PeerError(IkeError):
     """The peer answered with an error Notify we have no dedicated class for."""
 
@@ -70,7 +96,7 @@ def peer_error(msg: Message, *, ignore: Sequence[NotifyType] = ()) -> IkeError |
             cls = _BY_NOTIFY.get(n.notify_type)
             if cls is None:
                 return PeerError(n.notify_type)
-            return cls(f"peer answered {n.notify_type.name}")
+            return cls(_answered(n.notify_type))
     return None
 
 

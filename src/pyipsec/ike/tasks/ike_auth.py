@@ -119,6 +119,7 @@ def _established(sa: IkeSa) -> None:
         sa.remote_id,
         format_chosen(sa.proposal),
         ", UDP-encapsulated" if sa.use_encap else "",
+        extra={"event": "ike_established"},
     )
     sa.emit(
         IkeSaEstablished(
@@ -522,7 +523,12 @@ class IkeAuthTask(Task):
         sa.eap_identity = server.identity or sa.eap_identity
         if server.outcome is EapOutcome.FAILURE:
             self._eap_failed = True
-            sa.log.info("EAP authentication of %s failed: %s", sa.eap_identity or "?", server.reason)
+            sa.log.info(
+                "EAP authentication of %s failed: %s",
+                sa.eap_identity or "?",
+                server.reason,
+                extra={"event": "eap_failed"},
+            )
         self._out = [EapPayload(answer)]
 
     def _msk_round(self, sa: IkeSa, req: Message) -> None:

@@ -81,7 +81,9 @@ def complete(new: IkeSa) -> None:
     old.reauth_by = None
     if old.state is not IkeSaState.REAUTHENTICATING:
         return
-    new.log.info("reauthentication complete: deleting IKE SA #%d", old.sa_id)
+    new.log.info(
+        "reauthentication complete: deleting IKE SA #%d", old.sa_id, extra={"event": "ike_reauthenticated"}
+    )
     new.ctx.followups.delete_ike(old, CloseCause.REAUTHENTICATED, f"reauthenticated as IKE SA #{new.sa_id}")
 
 

@@ -305,7 +305,7 @@ def _take_over(old: IkeSa, new: IkeSa) -> None:
     new.reauth_by, old.reauth_by = old.reauth_by, None
     if new.reauth_by is not None and new.state is IkeSaState.ESTABLISHED:
         new.apply(IkeEvent.REAUTH_START)
-    old.log.info("IKE SA rekeyed, replaced by #%d", new.sa_id)
+    old.log.info("IKE SA rekeyed, replaced by #%d", new.sa_id, extra={"event": "ike_rekeyed"})
     assert new.proposal is not None
     new.emit(
         IkeSaEstablished(

@@ -56,7 +56,7 @@ class InformationalResponder(Task):
             read_address_list(sa, req)  # the peer's new address list (RFC 4555 §3.6)
         for n in req.notifies():
             if n.is_error:
-                sa.log.info("peer reports %s", n.notify_type.name)
+                sa.log.info("peer reports %s", n.notify_type.name, extra={"event": "peer_error"})
                 if sa.state is IkeSaState.CONNECTING:
                     self.peer_failed = n.notify_type  # it gave up on the SA (RFC 7296 §2.21.2)
         for d in req.find_all(Delete):
