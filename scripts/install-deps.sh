@@ -27,6 +27,10 @@ packages=(
     openssl
     # systemd unit test: `systemd-analyze verify` of the unit `pyipsec install-service` writes
     systemd
+    # save_keys tests: tshark decrypts captures with the written keys, dumpcap (wireshark-common)
+    # records them; DEBIAN_FRONTEND=noninteractive answers wireshark-common's "non-superusers may
+    # capture?" question with its default, no (dumpcap stays root-only)
+    tshark
 )
 
 missing=()

@@ -48,6 +48,7 @@ from pyipsec.config.ids import IDENTITY_ANY, Identity
 from pyipsec.config.values import (
     AddressSpec,
     Count,
+    DirRef,
     FileList,
     FileRef,
     HostPortValue,
@@ -244,7 +245,9 @@ class Settings(_Model):
     - ``ike_fragment_size`` — the largest IKE datagram before IKE fragmentation (RFC 7383) is used
       with peers that support it (1280);
     - ``metrics`` — ``"ADDR:PORT"`` (IPv6 as ``"[::1]:9590"``) of a Prometheus endpoint serving
-      ``GET /metrics`` (``daemon.metrics``); off by default.
+      ``GET /metrics`` (``daemon.metrics``); off by default;
+    - ``save_keys`` — a directory (relative to the config file) to write every IKE and ESP SA's
+      keys to, for Wireshark (``daemon.savekeys``); off by default, and never in production.
     """
 
     listen: Annotated[IPAddrList, NonEmpty] = (ipaddress.IPv4Address(0), ipaddress.IPv6Address(0))
@@ -271,6 +274,7 @@ class Settings(_Model):
     resolv_conf: Path = Path("/etc/resolv.conf")
     ike_fragment_size: Annotated[int, Field(strict=True, ge=200, le=65535)] = 1280
     metrics: HostPortValue | None = None
+    save_keys: DirRef | None = None
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> Settings:

@@ -205,6 +205,7 @@ def build_engine_config(cfg: Config, *, resolve: bool = True) -> tuple[EngineCon
         keepalive_interval=float(s.keepalive_interval),
         fragment_size=s.ike_fragment_size,
         revocation_sources=any(a.crl_uris or a.ocsp_uris for a in cfg.authorities.values()),
+        export_ike_keys=s.save_keys is not None,
         pools={
             name: PoolConfig(name, p.addrs[0], p.addrs[1], dns=tuple(p.dns), domains=tuple(p.domains))
             for name, p in cfg.pools.items()

@@ -35,7 +35,8 @@ kernel-libipsec then drops the ESP it had queued ("does not belong to an install
 Lookups: an exchange that waits for I/O (a RADIUS round trip, a revocation check) reaches
 ``daemon.lookups`` as ``LookupNeeded``; its answer goes back into the engine. IKE SAs whose
 peer a RADIUS server accepted are accounted for (``daemon.accounting``); their Child SAs'
-last counters are read from the data plane before they are removed.
+last counters are read from the data plane before they are removed. With ``save_keys``, every
+event also goes to ``daemon.savekeys``, which writes the keys it carries for Wireshark.
 
 New IKE SAs wait, established ones do not (``daemon.initqueue``): IKE_SA_INIT requests queue
 and are served a few per round of the event loop, other IKE datagrams go to the engine at once.
@@ -82,6 +83,7 @@ from pyipsec.daemon.notify import Notifier
 from pyipsec.daemon.progress import Waiters
 from pyipsec.daemon.reconnect import Reconnect
 from pyipsec.daemon.reload import reload_config
+from pyipsec.daemon.savekeys import KeyLog
 from pyipsec.daemon.sink import DataplaneSink, NullDataplane, SinkFactory
 from pyipsec.errors import PyIpsecError, UsageError
 from pyipsec.ike.engine import Output
@@ -175,6 +177,7 @@ class Runtime:
             now=self.clock.now,
             timed=self.metrics.lookup_done,
         )
+        self.keylog = None if s.save_keys is None else KeyLog(s.save_keys)  # Wireshark keys
         self.accounting: Accounting | None = None
         if config.radius is not None and config.radius.accounting and self.lookups.radius is not None:
             self.accounting = Accounting(
@@ -315,6 +318,8 @@ class Runtime:
 
     def _event(self, e: Event, retiring: list[bytes]) -> None:
         """Apply one engine event; replaced Child SAs to retire go into ``retiring``."""
+        if self.keylog is not None:
+            self.keylog.feed(e)
         if isinstance(e, ChildSaInstalled):
             self._children[e.child_id] = e.spec.spi_in
             self.sink.install(e)
