@@ -45,7 +45,6 @@ from pydantic import (
 )
 
 from pyipsec.config.ids import IDENTITY_ANY, Identity
-from pyipsec.store.base import is_dsn, mask_dsn
 from pyipsec.config.values import (
     AddressSpec,
     Count,
@@ -84,6 +83,7 @@ from pyipsec.config.values import (
 from pyipsec.iana.ikev2 import ProtocolId
 from pyipsec.ike.proposal import ProposalSpec
 from pyipsec.ike.proposal_text import parse_proposals
+from pyipsec.store.base import is_dsn, mask_dsn
 
 __all__ = [
     "Auth",

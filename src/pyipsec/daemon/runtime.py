@@ -82,6 +82,7 @@ from pyipsec.daemon.notify import Notifier
 from pyipsec.daemon.progress import Waiters
 from pyipsec.daemon.reconnect import Reconnect
 from pyipsec.daemon.reload import reload_config
+from pyipsec.daemon.sharedstore import SharedStore
 from pyipsec.daemon.sink import DataplaneSink, NullDataplane, SinkFactory
 from pyipsec.errors import PyIpsecError, UsageError
 from pyipsec.ike.engine import Output
@@ -174,6 +175,7 @@ class Runtime:
             revocation=build_revocation(config),
             now=self.clock.now,
             timed=self.metrics.lookup_done,
+            store=self.store if isinstance(self.store, SharedStore) else None,  # store.postgres
         )
         self.accounting: Accounting | None = None
         if config.radius is not None and config.radius.accounting and self.lookups.radius is not None:
@@ -219,6 +221,8 @@ class Runtime:
         """Start the data plane, open the ports, start the connections that start with us."""
         self.sink = self._sink_factory(self.config.settings, self)
         self.ports.open()
+        if isinstance(self.store, SharedStore):  # heartbeats; frees this gateway's old leases
+            self.store.start()
         _log.info("pyipsec daemon started with %d connections", len(self.config.connections))
         self.mobike.start()  # our addresses first: IKE_AUTH announces them (RFC 4555 §3.4)
         for name in sorted(self.reconnect.at_boot):
