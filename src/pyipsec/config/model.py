@@ -40,6 +40,7 @@ from pydantic import (
     PlainValidator,
     PrivateAttr,
     ValidationInfo,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -287,6 +288,11 @@ class Settings(_Model):
             shown = mask_dsn(value) if isinstance(value, str) else value
             fail_at((), 'must be a PostgreSQL URI ("postgresql://…") or "key=value" DSN', shown)
         return value
+
+    @field_serializer("store")
+    def _store_masked(self, value: str | None) -> str | None:
+        """Dumped (``pyipsec check --json``) without the password."""
+        return mask_dsn(value) if value is not None else None
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> Settings:
