@@ -8,15 +8,24 @@ import logging
 import threading
 import time
 from ipaddress import ip_address
+from pathlib import Path
 
 import pytest
 
+from pyipsec.config.load import load_config
+from pyipsec.config.model import Config
+from pyipsec.daemon.build import build_engine
+from pyipsec.daemon.lookups import Lookups
 from pyipsec.daemon.sharedstore import SharedStore
+from pyipsec.errors import ConfigError
 from pyipsec.ike.config import PoolConfig
 from pyipsec.ike.lookups import LeaseAnswer, LeaseQuery, UserAnswer, UserQuery
+from pyipsec.revocation import RevocationChecker
 from pyipsec.store.postgres import PostgresStore, migrate
 from pyipsec.store.sqlite import nt_hash_of
+from tests.support.daemons import eap_trees
 from tests.support.postgres import PostgresCluster, require_postgres
+from tests.support.pyipsecd import to_toml
 
 POOL = PoolConfig("rw", ip_address("10.4.0.1"), ip_address("10.4.0.9"))
 
@@ -115,3 +124,48 @@ def test_outage_answers_with_the_reason_and_keeps_releases(caplog: pytest.LogCap
         warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 1 and warnings[0].startswith("store unavailable: ")
         assert any("is available again" in r.getMessage() for r in caplog.records)
+
+
+def _gateway_config(tmp_path: Path, dsn: str) -> Config:
+    _c, g, _pki = eap_trees(tmp_path)
+    g["settings"]["store"] = dsn
+    g["settings"]["gateway_id"] = "gw-test"
+    path = tmp_path / "gw.toml"
+    path.write_text(to_toml(g))
+    return load_config(path)
+
+
+def test_a_gateway_refuses_a_database_without_the_schema(pg_empty: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="run pyipsec store init") as info:
+        build_engine(_gateway_config(tmp_path, pg_empty))
+    assert info.value.key == "settings.store"
+
+
+def test_a_gateway_starts_while_the_database_is_away(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dsn = f"postgresql://pyipsec:s3cret@/vpn?host={tmp_path}&port=1"
+    engine, store = build_engine(_gateway_config(tmp_path, dsn))
+    try:
+        assert isinstance(store, SharedStore) and engine.ctx.pools is store.pools
+    finally:
+        if store is not None:
+            store.close()
+    text = caplog.text
+    assert "store unavailable: postgresql://pyipsec:***@/vpn" in text and "s3cret" not in text
+
+
+def test_leases_and_users_without_a_shared_store_are_answered_as_failures() -> None:
+    answers: list[object] = []
+
+    async def scenario() -> None:
+        lookups = Lookups(lambda _ticket, answer: answers.append(answer), revocation=RevocationChecker())
+        lookups.start(1, 1, query("alice"))
+        lookups.start(1, 2, UserQuery(("alice",)))
+        while len(answers) < 2:
+            await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    lease, users = answers
+    assert isinstance(lease, LeaseAnswer) and lease.address is None and "no handler" in lease.reason
+    assert isinstance(users, UserAnswer) and "no handler" in users.error
