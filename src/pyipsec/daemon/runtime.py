@@ -32,7 +32,8 @@ peer's ESP queue, and a peer may remove the old SA the moment it reads that mess
 5.9.8 destroys a reauthenticated IKE SA's Child SAs when the Delete's response arrives, and its
 kernel-libipsec then drops the ESP it had queued ("does not belong to an installed SA").
 
-Lookups: an exchange that waits for I/O (a RADIUS round trip, a revocation check) reaches
+Lookups: an exchange that waits for I/O (a RADIUS round trip, a revocation check, a lease or
+an EAP user from the shared PostgreSQL store, ``daemon.sharedstore``) reaches
 ``daemon.lookups`` as ``LookupNeeded``; its answer goes back into the engine. IKE SAs whose
 peer a RADIUS server accepted are accounted for (``daemon.accounting``); their Child SAs'
 last counters are read from the data plane before they are removed.
