@@ -32,7 +32,8 @@ peer's ESP queue, and a peer may remove the old SA the moment it reads that mess
 5.9.8 destroys a reauthenticated IKE SA's Child SAs when the Delete's response arrives, and its
 kernel-libipsec then drops the ESP it had queued ("does not belong to an installed SA").
 
-Lookups: an exchange that waits for I/O (a RADIUS round trip, a revocation check) reaches
+Lookups: an exchange that waits for I/O (a RADIUS round trip, a revocation check, a lease or
+an EAP user from the shared PostgreSQL store, ``daemon.sharedstore``) reaches
 ``daemon.lookups`` as ``LookupNeeded``; its answer goes back into the engine. IKE SAs whose
 peer a RADIUS server accepted are accounted for (``daemon.accounting``); their Child SAs'
 last counters are read from the data plane before they are removed. With ``save_keys``, every
@@ -84,6 +85,7 @@ from pyipsec.daemon.progress import Waiters
 from pyipsec.daemon.reconnect import Reconnect
 from pyipsec.daemon.reload import reload_config
 from pyipsec.daemon.savekeys import KeyLog
+from pyipsec.daemon.sharedstore import SharedStore
 from pyipsec.daemon.sink import DataplaneSink, NullDataplane, SinkFactory
 from pyipsec.errors import PyIpsecError, UsageError
 from pyipsec.ike.engine import Output
@@ -176,6 +178,7 @@ class Runtime:
             revocation=build_revocation(config),
             now=self.clock.now,
             timed=self.metrics.lookup_done,
+            store=self.store if isinstance(self.store, SharedStore) else None,  # store.postgres
         )
         self.keylog = None if s.save_keys is None else KeyLog(s.save_keys)  # Wireshark keys
         self.accounting: Accounting | None = None
@@ -222,6 +225,8 @@ class Runtime:
         """Start the data plane, open the ports, start the connections that start with us."""
         self.sink = self._sink_factory(self.config.settings, self)
         self.ports.open()
+        if isinstance(self.store, SharedStore):  # heartbeats; frees this gateway's old leases
+            self.store.start()
         _log.info("pyipsec daemon started with %d connections", len(self.config.connections))
         self.mobike.start()  # our addresses first: IKE_AUTH announces them (RFC 4555 §3.4)
         for name in sorted(self.reconnect.at_boot):
