@@ -27,6 +27,13 @@ packages=(
     openssl
     # systemd unit test: `systemd-analyze verify` of the unit `pyipsec install-service` writes
     systemd
+    # save_keys tests: tshark decrypts captures with the written keys, dumpcap (wireshark-common)
+    # records them; DEBIAN_FRONTEND=noninteractive answers wireshark-common's "non-superusers may
+    # capture?" question with its default, no (dumpcap stays root-only)
+    tshark
+    # the shared store: libpq for psycopg, and PostgreSQL for the private clusters of the tests
+    # (tests/support/postgres.py); the system cluster Debian creates stays stopped (below)
+    libpq5 postgresql
 )
 
 missing=()
@@ -55,7 +62,7 @@ fi
 
 # No system strongSwan (or iperf3 server, or FreeRADIUS) in the root namespace: stop and disable whatever
 # service Debian may have set up. Each step is a no-op when already stopped/disabled.
-services=(strongswan strongswan-starter ipsec iperf3 freeradius)
+services=(strongswan strongswan-starter ipsec iperf3 freeradius postgresql)
 if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
     for s in "${services[@]}"; do
         if systemctl list-unit-files "$s.service" 2>/dev/null | grep -q "^$s\.service"; then

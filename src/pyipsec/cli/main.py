@@ -6,9 +6,9 @@ modules that do not know it — ``check`` (:mod:`~pyipsec.cli.check`); ``up``, `
 :mod:`~pyipsec.cli.sas`); ``reload`` (:mod:`~pyipsec.cli.reload`); ``pki`` and ``user export``
 (:mod:`~pyipsec.cli.pki`); ``pki doctor`` (:mod:`~pyipsec.cli.doctor`); ``gateway init``
 (:mod:`~pyipsec.cli.gateway`); ``redirect`` and ``drain`` (:mod:`~pyipsec.cli.redirect`);
-``user`` (:mod:`~pyipsec.cli.users`); ``install-service``
-(:mod:`~pyipsec.cli.service`) — and are added to it here, so no command module imports this
-one. What they share (exit statuses, the one-line failure, ``--socket``) is
+``user`` (:mod:`~pyipsec.cli.users`); ``install-service`` (:mod:`~pyipsec.cli.service`);
+``store`` (:mod:`~pyipsec.cli.store`, lazy: psycopg) — and are added to it here, so no command
+module imports this one. What they share (exit statuses, the one-line failure, ``--socket``) is
 :mod:`pyipsec.cli.app`. Commands compute their result as data and print it as text or
 ``--json`` (:mod:`pyipsec.cli.render`). Expected failures print one line, or every problem of
 a bad config file, and exit with status 1 and no traceback; usage mistakes exit with click's
@@ -51,6 +51,9 @@ class _Lazy:
 _LAZY = {
     "daemon": _Lazy(
         "pyipsec.cli.daemon", "Run the IKE daemon with the configuration file CONFIG (in the foreground)."
+    ),
+    "store": _Lazy(
+        "pyipsec.cli.store", "Create, migrate and inspect the shared PostgreSQL store ([settings] store)."
     ),
 }
 

@@ -36,6 +36,7 @@ from pyipsec.control.protocol import JsonValue
 from pyipsec.daemon.eapusers import eap_user_name
 from pyipsec.ike.proposal import ProposalSpec
 from pyipsec.ike.proposal_text import format_proposal
+from pyipsec.store.base import mask_dsn
 
 __all__ = [
     "JsonValue",
@@ -201,7 +202,9 @@ def eap_users(config: Config) -> dict[str, JsonValue] | None:
             if not i.is_any
         }
     )
-    return {"configured": cast(JsonValue, configured), "store": str(config.settings.users)}
+    s = config.settings
+    store = mask_dsn(s.store) if s.store is not None else str(s.users)  # never the password
+    return {"configured": cast(JsonValue, configured), "store": store}
 
 
 def issues_text(issues: Sequence[ConfigIssue], *, severity: str = "error") -> Group:

@@ -1,8 +1,9 @@
 """``pyipsec user add|del|list|passwd``: the EAP accounts in the embedded store.
 
 These commands open the SQLite store directly (``--db``, default
-``/var/lib/pyipsec/users.db``, or ``$PYIPSEC_USER_DB``); the daemon reads the same file, so a
-change applies to the next login without a reload. Passwords come from ``--password-file``
+``/var/lib/pyipsec/users.db``, or ``$PYIPSEC_USER_DB``), or the shared PostgreSQL store with
+``--store DSN`` (or ``$PYIPSEC_STORE``; ``store.factory``); the daemon reads the same store, so
+a change applies to the next login without a reload. Passwords come from ``--password-file``
 (``-`` for standard input; one trailing newline is dropped) or are prompted for twice, and
 only their NT hash is stored. Every failure (unknown user, user exists, a database file that
 others can read) is one line on standard error and exit status 1.
@@ -16,12 +17,15 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import click
 
 from pyipsec.cli.app import fail
-from pyipsec.store.sqlite import DEFAULT_DB_PATH, SqliteStore, StoreError
+from pyipsec.store.base import Store
+from pyipsec.store.factory import open_store
+from pyipsec.store.sqlite import DEFAULT_DB_PATH, StoreError
 
 __all__ = ["user", "user_add", "user_del", "user_list", "user_passwd"]
 
@@ -34,6 +38,14 @@ _db_option = click.option(
     envvar="PYIPSEC_USER_DB",
     help="The user database (SQLite).",
 )
+_store_option = click.option(
+    "--store",
+    "dsn",
+    default=None,
+    envvar="PYIPSEC_STORE",
+    metavar="DSN",
+    help="The shared PostgreSQL store (a libpq URI or DSN) instead of the SQLite --db.",
+)
 _password_file_option = click.option(
     "--password-file",
     type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
@@ -42,9 +54,9 @@ _password_file_option = click.option(
 )
 
 
-def _open(db_path: Path, *, create: bool = False) -> SqliteStore:
+def _open(db_path: Path, dsn: str | None, *, create: bool = False) -> closing[Store]:
     try:
-        return SqliteStore(db_path, create=create)
+        return closing(open_store(dsn if dsn is not None else db_path, create=create))
     except StoreError as exc:
         fail(str(exc))
 
@@ -78,9 +90,10 @@ def user() -> None:
 @click.argument("name")
 @_password_file_option
 @_db_option
-def user_add(name: str, password_file: Path | None, db_path: Path) -> None:
+@_store_option
+def user_add(name: str, password_file: Path | None, db_path: Path, dsn: str | None) -> None:
     """Create the account NAME (the database is created if missing)."""
-    with _open(db_path, create=True) as store:
+    with _open(db_path, dsn, create=True) as store:
         if store.nt_hash(name) is not None:
             fail(f"user {name!r} already exists")
         password = _read_password(password_file)
@@ -94,9 +107,10 @@ def user_add(name: str, password_file: Path | None, db_path: Path) -> None:
 @user.command("del")
 @click.argument("name")
 @_db_option
-def user_del(name: str, db_path: Path) -> None:
+@_store_option
+def user_del(name: str, db_path: Path, dsn: str | None) -> None:
     """Delete the account NAME."""
-    with _open(db_path) as store:
+    with _open(db_path, dsn) as store:
         try:
             store.delete_user(name)
         except StoreError as exc:
@@ -108,9 +122,10 @@ def user_del(name: str, db_path: Path) -> None:
 @click.argument("name")
 @_password_file_option
 @_db_option
-def user_passwd(name: str, password_file: Path | None, db_path: Path) -> None:
+@_store_option
+def user_passwd(name: str, password_file: Path | None, db_path: Path, dsn: str | None) -> None:
     """Set a new password for the account NAME (and clear its failure count)."""
-    with _open(db_path) as store:
+    with _open(db_path, dsn) as store:
         if store.nt_hash(name) is None:
             fail(f"no user {name!r}")
         password = _read_password(password_file)
@@ -124,9 +139,10 @@ def user_passwd(name: str, password_file: Path | None, db_path: Path) -> None:
 @user.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the accounts as JSON.")
 @_db_option
-def user_list(as_json: bool, db_path: Path) -> None:
+@_store_option
+def user_list(as_json: bool, db_path: Path, dsn: str | None) -> None:
     """List the accounts with their failed-login counts."""
-    with _open(db_path) as store:
+    with _open(db_path, dsn) as store:
         try:
             users = store.list_users()
         except StoreError as exc:

@@ -40,6 +40,7 @@ from pydantic import (
     PlainValidator,
     PrivateAttr,
     ValidationInfo,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -49,6 +50,7 @@ from pyipsec.config.redirect import RedirectSettings
 from pyipsec.config.values import (
     AddressSpec,
     Count,
+    DirRef,
     FileList,
     FileRef,
     HostPortValue,
@@ -84,6 +86,7 @@ from pyipsec.config.values import (
 from pyipsec.iana.ikev2 import ProtocolId
 from pyipsec.ike.proposal import ProposalSpec
 from pyipsec.ike.proposal_text import parse_proposals
+from pyipsec.store.base import is_dsn, mask_dsn
 
 __all__ = [
     "Auth",
@@ -240,12 +243,18 @@ class Settings(_Model):
       (220, like strongSwan); ``mtu`` — the TUN MTU (default: path MTU minus ESP overhead);
     - ``users`` — the SQLite user and lease store for EAP and virtual IPs
       (``/var/lib/pyipsec/users.db``);
+    - ``store`` — a PostgreSQL store shared by several gateways instead (a libpq URI
+      ``"postgresql://user:password@host/db"`` or ``"host=… dbname=…"``; ``store.postgres``);
+      ``gateway_id`` — this gateway's name on its leases (the host name); ``lease_grace`` —
+      seconds after its last heartbeat a gateway's leases become reclaimable (60);
     - ``keepalive_interval`` — NAT keepalives when behind a NAT (20 s, RFC 3948 §4);
     - ``resolv_conf`` — where a client writes the DNS servers it is given (restored on ``down``);
     - ``ike_fragment_size`` — the largest IKE datagram before IKE fragmentation (RFC 7383) is used
       with peers that support it (1280);
     - ``metrics`` — ``"ADDR:PORT"`` (IPv6 as ``"[::1]:9590"``) of a Prometheus endpoint serving
       ``GET /metrics`` (``daemon.metrics``); off by default;
+    - ``save_keys`` — a directory (relative to the config file) to write every IKE and ESP SA's
+      keys to, for Wireshark (``daemon.savekeys``); off by default, and never in production;
     - ``redirect`` — ``[settings.redirect]``: sending clients to other gateways (RFC 5685,
       ``config.redirect``); off by default.
     """
@@ -270,11 +279,28 @@ class Settings(_Model):
     routing_table: Annotated[int, Field(strict=True, ge=1, le=2**31 - 1)] = 220
     mtu: Annotated[int, Field(strict=True, ge=1280, le=65535)] | None = None
     users: Path = Path("/var/lib/pyipsec/users.db")
+    store: str | None = None
+    gateway_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s]+$")] | None = None
+    lease_grace: Annotated[Seconds, Field(ge=10)] = 60
     keepalive_interval: Seconds = 20
     resolv_conf: Path = Path("/etc/resolv.conf")
     ike_fragment_size: Annotated[int, Field(strict=True, ge=200, le=65535)] = 1280
     metrics: HostPortValue | None = None
     redirect: RedirectSettings | None = None
+    save_keys: DirRef | None = None
+
+    @field_validator("store", mode="plain")
+    @classmethod
+    def _store_dsn(cls, value: object) -> str:
+        if not isinstance(value, str) or not is_dsn(value):
+            shown = mask_dsn(value) if isinstance(value, str) else value
+            fail_at((), 'must be a PostgreSQL URI ("postgresql://…") or "key=value" DSN', shown)
+        return value
+
+    @field_serializer("store")
+    def _store_masked(self, value: str | None) -> str | None:
+        """Dumped (``pyipsec check --json``) without the password."""
+        return mask_dsn(value) if value is not None else None
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> Settings:

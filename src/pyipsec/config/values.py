@@ -43,6 +43,7 @@ from pyipsec.ike.proposal_text import LEGACY_KEYWORDS, format_proposal, parse_pr
 __all__ = [
     "AddressSpec",
     "Count",
+    "DirRef",
     "FileList",
     "FileRef",
     "IPAddr",
@@ -379,6 +380,19 @@ def resolve_file(path: Path, info: ValidationInfo) -> Path:
     return full
 
 
+def resolve_dir(path: Path, info: ValidationInfo) -> Path:
+    """A directory relative to the config file's; it need not exist yet, but must not be a file."""
+    base = info.context.get("base_dir") if isinstance(info.context, dict) else None
+    if not isinstance(base, Path):
+        return path
+    full = path.expanduser()
+    if not full.is_absolute():
+        full = base / full
+    if full.exists() and not full.is_dir():
+        raise ValueError(f"not a directory: {quote(str(full))}")
+    return full
+
+
 def fail_at(loc: KeyPath, message: str, value: object) -> NoReturn:
     """Raise one problem at ``loc`` (relative to the model being validated)."""
     raise_issues([(loc, message, value)], "config")
@@ -415,6 +429,7 @@ Count = Annotated[int, Field(strict=True, ge=0)]
 Port = Annotated[int, Field(strict=True, ge=1, le=65535)]
 HostPortValue = Annotated[HostPort, PlainValidator(from_string(parse_host_port)), PlainSerializer(str)]
 FileRef = Annotated[Path, AfterValidator(resolve_file)]
+DirRef = Annotated[Path, AfterValidator(resolve_dir)]
 Proposals = Annotated[tuple[ProposalSpec, ...], PlainSerializer(lambda ps: [format_proposal(p) for p in ps])]
 
 

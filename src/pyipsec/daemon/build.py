@@ -6,11 +6,17 @@ dataclasses (:func:`build_engine_config`). Every problem is a ``ConfigError`` na
 connection and key. :func:`build_engine` then makes the engine; with pools or EAP users it
 opens the SQLite store, whose leases (:class:`StorePools`) survive daemon restarts; the
 EAP-MSCHAPv2 server checks the users of ``[secrets.eap*]`` and of the store
-(:mod:`pyipsec.daemon.eapusers`).
+(:mod:`pyipsec.daemon.eapusers`). With ``[settings] store`` (PostgreSQL, shared by several
+gateways) the store is a :class:`~pyipsec.daemon.sharedstore.SharedStore` instead: the engine
+asks for leases and users by lookups, answered on a worker thread, so the event loop never
+waits for the database. Its schema is checked at the start (a missing or foreign schema
+refuses the start, naming ``settings.store``); a server that is down is not: the gateway
+starts, and new clients fail with the reason until it is back.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from collections.abc import Callable
@@ -35,6 +41,7 @@ from pyipsec.config.values import AddressSpec, TsSpec
 from pyipsec.crypto.rand import OS_RANDOM, RandomSource
 from pyipsec.crypto.x509 import load_certificate, load_private_key
 from pyipsec.daemon.eapusers import EapUsers, configured_users, eap_user_name
+from pyipsec.daemon.sharedstore import SharedStore
 from pyipsec.errors import ConfigError, PyIpsecError
 from pyipsec.ike.config import (
     AuthClass,
@@ -49,11 +56,13 @@ from pyipsec.ike.config import (
 from pyipsec.ike.credentials import MemoryCredentials, SharedSecret
 from pyipsec.ike.eap.mschapv2 import MsChapV2Server
 from pyipsec.ike.engine import IkeEngine
-from pyipsec.ike.pools import MemoryPools
+from pyipsec.ike.pools import AddressPools, MemoryPools
 from pyipsec.ike.retransmit import RetransmitPolicy
 from pyipsec.radius import RadiusClient, RadiusServer, RadiusSettings
 from pyipsec.revocation import RevocationChecker
-from pyipsec.store.sqlite import SqliteStore
+from pyipsec.store.base import StoreUnavailable
+from pyipsec.store.factory import postgres
+from pyipsec.store.sqlite import SqliteStore, StoreError
 from pyipsec.wire.payloads.ts import TrafficSelector
 
 __all__ = [
@@ -64,7 +73,10 @@ __all__ = [
     "build_revocation",
     "eap_server_factory",
     "needs_store",
+    "open_shared_store",
 ]
+
+_log = logging.getLogger("pyipsec.daemon")
 
 
 def _identity(ident: ConfigIdentity, where: str) -> Identity:
@@ -207,6 +219,7 @@ def build_engine_config(cfg: Config, *, resolve: bool = True) -> tuple[EngineCon
         keepalive_interval=float(s.keepalive_interval),
         fragment_size=s.ike_fragment_size,
         revocation_sources=any(a.crl_uris or a.ocsp_uris for a in cfg.authorities.values()),
+        export_ike_keys=s.save_keys is not None,
         pools={
             name: PoolConfig(name, p.addrs[0], p.addrs[1], dns=tuple(p.dns), domains=tuple(p.domains))
             for name, p in cfg.pools.items()
@@ -240,7 +253,9 @@ class StorePools:
     def __init__(self, store: SqliteStore) -> None:
         self.store = store
 
-    def acquire(self, pool: PoolConfig, identity: str) -> IPv4Address | IPv6Address:
+    def acquire(
+        self, pool: PoolConfig, identity: str, requested: IPv4Address | IPv6Address | None = None
+    ) -> IPv4Address | IPv6Address:
         return self.store.lease(pool.name, (pool.first, pool.last), identity, time.time())
 
     def release(self, pool: PoolConfig, address: IPv4Address | IPv6Address) -> None:
@@ -252,29 +267,52 @@ def needs_store(cfg: Config) -> bool:
     return bool(cfg.pools) or any(c.remote.auth.is_eap for c in cfg.connections.values())
 
 
-def eap_server_factory(cfg: Config, store: SqliteStore | None) -> Callable[[], MsChapV2Server] | None:
+def eap_server_factory(
+    cfg: Config, store: SqliteStore | SharedStore | None
+) -> Callable[[], MsChapV2Server] | None:
     """A gateway's EAP-MSCHAPv2 server over its users: ``[secrets.eap*]`` first, then the store
-    (``daemon.eapusers``); None without a store."""
+    (``daemon.eapusers``; the shared store by lookups); None without a store."""
     if store is None:
         return None
+    if isinstance(store, SharedStore):
+        configured = {name: user.nt_hash for name, user in configured_users(cfg).items()}
+        return store.eap_server_factory(configured)
     users = EapUsers(configured_users(cfg), store)
     return lambda: MsChapV2Server(users, rng=OS_RANDOM)
 
 
-def build_engine(cfg: Config, *, rng: RandomSource = OS_RANDOM) -> tuple[IkeEngine, SqliteStore | None]:
-    """The engine for ``cfg``, and the store it uses (None: no pools, no EAP users; close it)."""
+def open_shared_store(cfg: Config) -> SharedStore:
+    """The PostgreSQL store of ``[settings] store`` behind its worker (its schema checked)."""
+    s = cfg.settings
+    assert s.store is not None
+    # imported by name here: psycopg is slow to import, and ``pyipsec check`` imports this module
+    store = postgres().PostgresStore(s.store, gateway_id=s.gateway_id, grace=float(s.lease_grace))
+    try:
+        store.check()
+    except StoreUnavailable as exc:  # the gateway starts anyway; new clients wait for the server
+        _log.warning("%s; new clients fail until it is back", exc)
+    except StoreError as exc:
+        store.close()
+        raise ConfigError(str(exc), key="settings.store") from None
+    return SharedStore(store)
+
+
+def build_engine(
+    cfg: Config, *, rng: RandomSource = OS_RANDOM
+) -> tuple[IkeEngine, SqliteStore | SharedStore | None]:
+    """The engine for ``cfg``, and the store it uses (None: no pools, no EAP users; close it).
+    A :class:`SharedStore` also needs ``start()`` on the running loop."""
     engine_config, creds = build_engine_config(cfg)
-    store: SqliteStore | None = None
-    if needs_store(cfg):
-        store = SqliteStore(cfg.settings.users)
-        store.release_all()  # no SA survives a restart; identities keep their addresses
-    engine = IkeEngine(
-        engine_config,
-        creds,
-        rng=rng,
-        pools=StorePools(store) if store is not None else MemoryPools(),
-        eap_server=eap_server_factory(cfg, store),
-    )
+    store: SqliteStore | SharedStore | None = None
+    pools: AddressPools = MemoryPools()
+    if needs_store(cfg) and cfg.settings.store is not None:
+        store = open_shared_store(cfg)
+        pools = store.pools
+    elif needs_store(cfg):
+        sqlite = SqliteStore(cfg.settings.users)
+        sqlite.release_all()  # no SA survives a restart; identities keep their addresses
+        store, pools = sqlite, StorePools(sqlite)
+    engine = IkeEngine(engine_config, creds, rng=rng, pools=pools, eap_server=eap_server_factory(cfg, store))
     return engine, store
 
 

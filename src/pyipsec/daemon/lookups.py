@@ -9,7 +9,10 @@ the answer back through ``answer(ticket, answer)`` (the runtime's ``IkeEngine.an
   per IKE SA for accounting (the Class attributes to echo, the user);
 - :class:`~pyipsec.ike.lookups.RevocationQuery` →
   :meth:`pyipsec.revocation.RevocationChecker.check`, whose verdict names the serial and the
-  source in its reason.
+  source in its reason;
+- :class:`~pyipsec.ike.lookups.LeaseQuery` and :class:`~pyipsec.ike.lookups.UserQuery` →
+  :meth:`pyipsec.daemon.sharedstore.SharedStore.resolve` (the PostgreSQL store's worker
+  thread); without a shared store they are answered with a failure.
 
 Each finished lookup is reported with its duration to ``timed`` (the metrics' RADIUS and
 revocation latencies), measured on the runtime's clock.
@@ -26,14 +29,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pyipsec.daemon.sharedstore import SharedStore
 from pyipsec.ike.lookups import (
     Answer,
     EapRelay,
     EapRelayAnswer,
+    LeaseAnswer,
+    LeaseQuery,
     Lookup,
     RelayResult,
     RevocationAnswer,
     RevocationQuery,
+    UserAnswer,
+    UserQuery,
 )
 from pyipsec.radius import EapRelayAnswer as RadiusAnswer
 from pyipsec.radius import RadiusAnswerKind, RadiusClient
@@ -72,8 +80,10 @@ class Lookups:
         radius: RadiusClient | None = None,
         now: Callable[[], float] = time.monotonic,
         timed: Callable[[Lookup, Answer, float], None] | None = None,
+        store: SharedStore | None = None,
     ) -> None:
         self._answer = answer
+        self.store = store
         self._now = now
         self._timed = timed
         self.radius = radius
@@ -104,6 +114,8 @@ class Lookups:
             return await self._relay(sa_id, lookup)
         if isinstance(lookup, RevocationQuery):
             return await self._check(lookup)
+        if isinstance(lookup, LeaseQuery | UserQuery) and self.store is not None:
+            return await self.store.resolve(lookup)
         return _failed(lookup, f"no handler for {type(lookup).__name__}")
 
     async def _relay(self, sa_id: int, lookup: EapRelay) -> EapRelayAnswer:
@@ -161,4 +173,8 @@ class Lookups:
 def _failed(lookup: Lookup, reason: str) -> Answer:
     if isinstance(lookup, RevocationQuery):
         return RevocationAnswer(False, reason)
+    if isinstance(lookup, LeaseQuery):
+        return LeaseAnswer(lookup.pool, None, reason)
+    if isinstance(lookup, UserQuery):
+        return UserAnswer(error=reason)
     return EapRelayAnswer(RelayResult.REJECT, reason=reason)

@@ -66,18 +66,22 @@ from pyipsec.daemon.build import (
     build_revocation,
     eap_server_factory,
     needs_store,
+    open_shared_store,
 )
 from pyipsec.daemon.clock import Clock
 from pyipsec.daemon.lookups import Lookups
 from pyipsec.daemon.preflight import preflight
 from pyipsec.daemon.reconnect import Reconnect
+from pyipsec.daemon.sharedstore import SharedStore
 from pyipsec.errors import ConfigError, PyIpsecError, UsageError
 from pyipsec.ike.config import EngineConfig, PoolConfig
 from pyipsec.ike.credentials import MemoryCredentials
 from pyipsec.ike.eap.mschapv2 import MsChapV2Server
 from pyipsec.ike.engine import IkeEngine, Output
+from pyipsec.ike.pools import AddressPools
 from pyipsec.radius import RadiusClient
 from pyipsec.revocation import RevocationChecker
+from pyipsec.store.base import mask_dsn
 from pyipsec.store.sqlite import SqliteStore
 
 __all__ = ["LIVE_SETTINGS", "ReloadPlan", "ReloadRefused", "Reloadable", "apply", "prepare", "reload_config"]
@@ -121,7 +125,7 @@ class Reloadable(Protocol):
     config: Config
     config_path: Path | None
     engine: IkeEngine
-    store: SqliteStore | None
+    store: SqliteStore | SharedStore | None
     clock: Clock
     reconnect: Reconnect
     lookups: Lookups
@@ -143,7 +147,7 @@ class ReloadPlan:
     engine_config: EngineConfig
     creds: MemoryCredentials
     eap_server: Callable[[], MsChapV2Server] | None
-    store: SqliteStore | None  # opened by this reload (the daemon had none)
+    store: SqliteStore | SharedStore | None  # opened by this reload (the daemon had none)
     radius: RadiusClient | object | None = _Keep
     revocation: RevocationChecker | object = _Keep
     added: tuple[str, ...] = ()
@@ -179,7 +183,8 @@ def _effective_settings(old: Config, new: Config) -> tuple[Config, tuple[str, ..
             applied.append(key)
         else:
             keep[key] = was
-            warnings.append(f"settings.{key} changed: needs a restart (keeping {_show(was)})")
+            shown = mask_dsn(was) if key == "store" and isinstance(was, str) else _show(was)
+            warnings.append(f"settings.{key} changed: needs a restart (keeping {shown})")
     if not keep:
         return new, tuple(applied), warnings
     settings = new.settings.model_copy(update=keep)
@@ -213,9 +218,11 @@ def prepare(rt: Reloadable) -> ReloadPlan:
     except (PyIpsecError, OSError) as exc:
         raise ReloadRefused([ConfigIssue(str(exc), path=path)], path=path) from None
     store = rt.store
-    opened: SqliteStore | None = None
+    opened: SqliteStore | SharedStore | None = None
     try:
-        if store is None and needs_store(new):  # pools or EAP users appeared
+        if store is None and needs_store(new) and new.settings.store is not None:
+            opened = store = open_shared_store(new)  # started by apply()
+        elif store is None and needs_store(new):  # pools or EAP users appeared
             opened = store = SqliteStore(new.settings.users)
         eap_server = eap_server_factory(new, store)
     except (PyIpsecError, OSError) as exc:
@@ -224,7 +231,7 @@ def prepare(rt: Reloadable) -> ReloadPlan:
         if isinstance(exc, ConfigError):
             raise ReloadRefused([_issue(exc, path)], path=path) from None
         raise ReloadRefused([ConfigIssue(str(exc), path=path, key="settings.users")], path=path) from None
-    if opened is not None:
+    if isinstance(opened, SqliteStore):
         opened.release_all()  # nothing was leased from it: no SA had a pool before
     plan = ReloadPlan(new, engine_config, creds, eap_server, opened, settings_applied=applied)
     plan.warnings += [str(w) for w in (*loaded.warnings, *file_warnings)]  # as check prints them
@@ -256,9 +263,12 @@ def _diff_connections(rt: Reloadable, plan: ReloadPlan) -> None:
     plan.unchanged = tuple(n for n in both if n not in plan.changed)
 
 
-def _pool_warnings(store: SqliteStore | None, old: Config, engine_config: EngineConfig) -> list[str]:
-    """A warning per pool changed or removed with live leases outside its new range."""
-    if store is None:
+def _pool_warnings(
+    store: SqliteStore | SharedStore | None, old: Config, engine_config: EngineConfig
+) -> list[str]:
+    """A warning per pool changed or removed with live leases outside its new range (not for
+    the shared store: a reload does not wait for the database)."""
+    if not isinstance(store, SqliteStore):
         return []
     out: list[str] = []
     for name in sorted(old.pools):
@@ -280,6 +290,12 @@ def _pool_warnings(store: SqliteStore | None, old: Config, engine_config: Engine
     return out
 
 
+def _pools(store: SqliteStore | SharedStore | None) -> AddressPools | None:
+    if isinstance(store, SharedStore):
+        return store.pools
+    return StorePools(store) if store is not None else None
+
+
 def _radius_grace(r: Radius | None) -> float:
     """How long a RADIUS exchange of ``r`` can last at most (every try of every server)."""
     if r is None:
@@ -293,11 +309,13 @@ def apply(rt: Reloadable, plan: ReloadPlan) -> tuple[list[int], list[str]]:
     rt.engine.reconfigure(
         plan.engine_config,
         creds=plan.creds,
-        pools=StorePools(plan.store) if plan.store is not None else None,
+        pools=_pools(plan.store),
         eap_server=plan.eap_server,
     )
     if plan.store is not None:
         rt.store = plan.store
+        if isinstance(plan.store, SharedStore):
+            plan.store.start()
     rt.config = plan.config
     if isinstance(plan.radius, RadiusClient) or plan.radius is None:
         retired = rt.lookups.radius

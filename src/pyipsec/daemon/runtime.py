@@ -33,10 +33,12 @@ peer's ESP queue, and a peer may remove the old SA the moment it reads that mess
 5.9.8 destroys a reauthenticated IKE SA's Child SAs when the Delete's response arrives, and its
 kernel-libipsec then drops the ESP it had queued ("does not belong to an installed SA").
 
-Lookups: an exchange that waits for I/O (a RADIUS round trip, a revocation check) reaches
+Lookups: an exchange that waits for I/O (a RADIUS round trip, a revocation check, a lease or
+an EAP user from the shared PostgreSQL store, ``daemon.sharedstore``) reaches
 ``daemon.lookups`` as ``LookupNeeded``; its answer goes back into the engine. IKE SAs whose
 peer a RADIUS server accepted are accounted for (``daemon.accounting``); their Child SAs'
-last counters are read from the data plane before they are removed.
+last counters are read from the data plane before they are removed. With ``save_keys``, every
+event also goes to ``daemon.savekeys``, which writes the keys it carries for Wireshark.
 
 New IKE SAs wait, established ones do not (``daemon.initqueue``): IKE_SA_INIT requests queue
 and are served a few per round of the event loop, other IKE datagrams go to the engine at once.
@@ -84,6 +86,8 @@ from pyipsec.daemon.progress import Waiters
 from pyipsec.daemon.reconnect import Reconnect
 from pyipsec.daemon.redirect import Redirects
 from pyipsec.daemon.reload import reload_config
+from pyipsec.daemon.savekeys import KeyLog
+from pyipsec.daemon.sharedstore import SharedStore
 from pyipsec.daemon.sink import DataplaneSink, NullDataplane, SinkFactory
 from pyipsec.errors import PyIpsecError, UsageError
 from pyipsec.ike.engine import Output
@@ -177,7 +181,9 @@ class Runtime:
             revocation=build_revocation(config),
             now=self.clock.now,
             timed=self.metrics.lookup_done,
+            store=self.store if isinstance(self.store, SharedStore) else None,  # store.postgres
         )
+        self.keylog = None if s.save_keys is None else KeyLog(s.save_keys)  # Wireshark keys
         self.accounting: Accounting | None = None
         if config.radius is not None and config.radius.accounting and self.lookups.radius is not None:
             self.accounting = Accounting(
@@ -222,6 +228,8 @@ class Runtime:
         """Start the data plane, open the ports, start the connections that start with us."""
         self.sink = self._sink_factory(self.config.settings, self)
         self.ports.open()
+        if isinstance(self.store, SharedStore):  # heartbeats; frees this gateway's old leases
+            self.store.start()
         _log.info("pyipsec daemon started with %d connections", len(self.config.connections))
         self.mobike.start()  # our addresses first: IKE_AUTH announces them (RFC 4555 §3.4)
         for name in sorted(self.reconnect.at_boot):
@@ -331,6 +339,8 @@ class Runtime:
 
     def _event(self, e: Event, retiring: list[bytes]) -> None:
         """Apply one engine event; replaced Child SAs to retire go into ``retiring``."""
+        if self.keylog is not None:
+            self.keylog.feed(e)
         if isinstance(e, ChildSaInstalled):
             self._children[e.child_id] = e.spec.spi_in
             self.sink.install(e)

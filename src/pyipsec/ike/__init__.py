@@ -19,9 +19,10 @@ request, the ones ``RESPONDER_TASKS`` picks (``process_r``, ``build_r``, ``after
 for a response, the tasks of our exchange in flight (``process_i``). What they produce —
 datagrams and events — comes back as the engine's ``Output``.
 
-When a task needs I/O (a RADIUS round trip, a revocation check) it raises ``Suspend`` with a
-lookup (``lookups.py``); the manager parks the exchange, the engine emits ``LookupNeeded``, and
-``IkeEngine.answer(ticket, …)`` resumes it with the host's answer.
+When a task needs I/O (a RADIUS round trip, a revocation check, a lease or an EAP user from a
+store behind I/O) it raises ``Suspend`` with a lookup (``lookups.py``); the manager parks the
+exchange, the engine emits ``LookupNeeded``, and ``IkeEngine.answer(ticket, …)`` resumes it
+with the host's answer.
 
 Adding an exchange: write its task in ``tasks/`` (subclass ``Task``; raise ``IkeError`` for
 protocol errors; ask ``sa.ctx.followups`` for anything beyond the exchange); as initiator, add

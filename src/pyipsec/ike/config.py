@@ -228,3 +228,5 @@ class EngineConfig:
     # the host can check revocation beyond the certificates' own URIs (CRLs or OCSP responders
     # configured): then even the "relaxed" policy asks (ike.lookups.RevocationQuery)
     revocation_sources: bool = False
+    # emit IkeKeysDerived with the IKE SA keys (the host's save_keys writes them for Wireshark)
+    export_ike_keys: bool = False

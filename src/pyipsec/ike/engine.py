@@ -549,12 +549,13 @@ class IkeEngine:
     def answer(self, ticket: int, answer: Answer, now: float) -> Output:
         """The answer to a :class:`~pyipsec.ike.events.LookupNeeded`: the exchange that waits
         for it carries on. An answer for an SA that is gone (or a ticket answered twice) is
-        ignored."""
+        ignored, except that an address leased for it goes back to its pool."""
         self.ctx.now = now
         sa_id = self.tasks.waiting_sa(ticket)
         sa = self.sa(sa_id) if sa_id is not None else None
         if sa is None:
             _log.debug("ignoring the answer to lookup %d: its IKE SA is gone", ticket)
+            self.tasks.unused(self.ctx, answer)
             return self._drain()
         self._guarded(sa, lambda: self.tasks.answer(sa, ticket, answer))
         if sa.initial_contact and sa.active:

@@ -5,8 +5,10 @@ the others in logs and ``status``; it needs nothing else from the engine. Outcom
 an IKE SA closes with a :class:`CloseCause` and the error Notify that ended it, if one did (a
 failed Child SA names its Notify too: metrics count failures by it), a removed Child SA says
 what (if anything) replaced it, proposals travel as data (the edge formats them). Keys travel
-only inside the Child SA's :class:`~pyipsec.childsa.ChildSaSpec` and are excluded from
-``repr`` so that logging an event never leaks them.
+only inside the Child SA's :class:`~pyipsec.childsa.ChildSaSpec` and, only when the host asked
+for them (``EngineConfig.export_ike_keys``, for a Wireshark key log), in
+:class:`IkeKeysDerived`; both exclude them from ``repr`` so that logging an event never leaks
+them.
 
 :class:`ChildSaSignal` goes the other way: the data plane's report that a Child SA reached a
 volume lifetime or is running out of sequence numbers (``IkeEngine.handle_signal``).
@@ -14,12 +16,13 @@ volume lifetime or is running out of sequence numbers (``IkeEngine.handle_signal
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from pyipsec.childsa import ChildSaSpec
 from pyipsec.iana.ikev2 import NotifyType
+from pyipsec.ike.keymat import IkeKeys
 from pyipsec.ike.lookups import Lookup
 from pyipsec.ike.proposal import ChosenProposal
 from pyipsec.net.addr import Endpoint
@@ -36,6 +39,7 @@ __all__ = [
     "ChildSaRemoved",
     "Event",
     "IkeSaClosed",
+    "IkeKeysDerived",
     "IkeSaRedirected",
     "IkeSaEstablished",
     "LookupNeeded",
@@ -105,6 +109,20 @@ class IkeSaEstablished:
     proposal: ChosenProposal
     rekeyed_from: int | None = None  # the IKE SA this one replaces (rekey, RFC 7296 §1.3.2)
     reauth_of: int | None = None  # the IKE SA this one replaces (reauthentication, RFC 7296 §2.8.3)
+
+
+@dataclass(frozen=True, slots=True)
+class IkeKeysDerived:
+    """IKE SA ``sa_id`` has its keys (after IKE_SA_INIT, or the CREATE_CHILD_SA that rekeyed
+    another IKE SA). Emitted only with ``EngineConfig.export_ike_keys`` (``save_keys``): the
+    host writes them for Wireshark. ``keys`` is excluded from ``repr``."""
+
+    sa_id: int
+    connection: str
+    spi_i: bytes
+    spi_r: bytes
+    proposal: ChosenProposal
+    keys: IkeKeys = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +254,7 @@ class NatKeepalive:
 
 Event = (
     IkeSaEstablished
+    | IkeKeysDerived
     | IkeSaClosed
     | ChildSaInstalled
     | ChildSaOutboundActivated

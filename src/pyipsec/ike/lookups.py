@@ -10,6 +10,12 @@ answer back with ``IkeEngine.answer(ticket, answer, now)``; the task resumes whe
 An answer for an SA that is gone meanwhile is ignored. The host always answers — a lookup
 that fails (a RADIUS server that is down, an OCSP responder that does not answer) is an answer
 too, saying so; the half-open timeout ends an SA whose answer never comes.
+
+The shared store (PostgreSQL, several gateways) is I/O too: with ``ike.pools.LookupPools`` a
+virtual IP is a :class:`LeaseQuery` answered by a :class:`LeaseAnswer`, and with
+``ike.eap.LookupUsers`` an EAP-MSCHAPv2 account is a :class:`UserQuery` answered by a
+:class:`UserAnswer`. An address leased for an SA that is gone by the time the answer comes is
+given back to the pool by the engine (``IkeEngine.answer``), so no lease is lost.
 """
 
 from __future__ import annotations
@@ -22,10 +28,14 @@ __all__ = [
     "Answer",
     "EapRelay",
     "EapRelayAnswer",
+    "LeaseAnswer",
+    "LeaseQuery",
     "Lookup",
     "RelayResult",
     "RevocationAnswer",
     "RevocationQuery",
+    "UserAnswer",
+    "UserQuery",
 ]
 
 
@@ -84,4 +94,41 @@ class RevocationAnswer:
     warnings: tuple[str, ...] = ()
 
 
-Answer = EapRelayAnswer | RevocationAnswer
+@dataclass(frozen=True, slots=True)
+class LeaseQuery(Lookup):
+    """Lease an address of ``pool`` (``first``-``last``) to ``identity`` (a responder's CFG_REQUEST)."""
+
+    pool: str
+    first: IPv4Address | IPv6Address
+    last: IPv4Address | IPv6Address
+    identity: str
+    requested: IPv4Address | IPv6Address | None = None  # the address the peer asks for, in the pool
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseAnswer:
+    """The leased ``address`` of ``pool``, or None and why not (exhausted, store unavailable)."""
+
+    pool: str
+    address: IPv4Address | IPv6Address | None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UserQuery(Lookup):
+    """The NT hashes of these EAP-MSCHAPv2 account names (the name as given, then without
+    its ``DOMAIN\\`` prefix)."""
+
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UserAnswer:
+    """``nt_hashes``: name to NT hash for the accounts that exist; ``error``: the store could
+    not be asked (the login then fails with this reason, it is not a wrong password)."""
+
+    nt_hashes: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
+    error: str = ""
+
+
+Answer = EapRelayAnswer | RevocationAnswer | LeaseAnswer | UserAnswer

@@ -51,9 +51,9 @@ from pyipsec.iana.ikev2 import ExchangeType, NotifyType, ProtocolId
 from pyipsec.ike.config import ChildConfig
 from pyipsec.ike.events import CloseCause, LookupNeeded
 from pyipsec.ike.exchanger import Exchanger, InFlight
-from pyipsec.ike.lookups import Answer
+from pyipsec.ike.lookups import Answer, LeaseAnswer
 from pyipsec.ike.redirect import Redirect, RedirectTask
-from pyipsec.ike.sa import ChildSa, IkeSa
+from pyipsec.ike.sa import ChildSa, EngineContext, IkeSa
 from pyipsec.ike.state import ChildEvent, IkeEvent, IkeSaState
 from pyipsec.ike.task import Exchange, QueueItem, Step, Suspend, Task, TaskStatus, Unanswered
 from pyipsec.ike.tasks.child_create import ChildCreateTask
@@ -572,6 +572,7 @@ class TaskManager:
         self._tickets.pop(ticket, None)
         at = self._parked.get(sa.sa_id)
         if at is None or at.ticket != ticket or sa.state is _S.CLOSED:
+            self.unused(sa.ctx, answer)
             return
         del self._parked[sa.sa_id]
         if at.exchange is not None:
@@ -579,6 +580,14 @@ class TaskManager:
         else:
             self._respond(sa, at, answer)
         self.kick(sa)
+
+    @staticmethod
+    def unused(ctx: EngineContext, answer: Answer) -> None:
+        """An answer nobody waits for any more: an address leased for it goes back to its pool."""
+        if isinstance(answer, LeaseAnswer) and answer.address is not None:
+            pool = ctx.config.pools.get(answer.pool)
+            if pool is not None:
+                ctx.pools.release(pool, answer.address)
 
     # -- ending ---------------------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ from pyipsec.ike.events import (
     ChildSaRemoved,
     CloseCause,
     Event,
+    IkeKeysDerived,
     IkeSaClosed,
     Replacement,
 )
@@ -545,6 +546,13 @@ class IkeSa:
         conn = self.connection
         if conn is not None and conn.dpd_delay > 0 and self.state in IKE_ACTIVE:
             self.dpd_at = now + conn.dpd_delay
+
+    def set_keys(self, keys: IkeKeys) -> None:
+        """Key the SA; with ``export_ike_keys`` the host hears of the keys (``IkeKeysDerived``)."""
+        self.keys = keys
+        if self.ctx.config.export_ike_keys:
+            assert self.proposal is not None
+            self.emit(IkeKeysDerived(self.sa_id, self.name, self.spi_i, self.spi_r, self.proposal, keys))
 
     def setup_crypto(self) -> None:
         """Look up the transforms of the chosen IKE proposal."""

@@ -1,4 +1,9 @@
-"""The embedded default store (DESIGN.md §2): EAP users and virtual-IP address leases in SQLite."""
+"""The stores (DESIGN.md §2): EAP users and virtual-IP address leases.
+
+SQLite (``sqlite``) is the embedded default; PostgreSQL (``postgres``, shared by several
+gateways) is imported by name only where one is opened (``factory``: psycopg is slow to
+import); ``base`` holds the interface both implement.
+"""
 
 from __future__ import annotations
 

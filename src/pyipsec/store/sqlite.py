@@ -123,6 +123,8 @@ class Lease:
     identity: str
     live: bool
     updated: float
+    gateway: str = ""  # the gateway holding a live lease (PostgreSQL; the SQLite store has one)
+    heartbeat: float | None = None  # when that gateway last said it is alive (PostgreSQL)
 
 
 def nt_hash_of(password: str) -> bytes:
@@ -180,8 +182,16 @@ class SqliteStore:
     for another connection's write transaction.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, create: bool = True, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = True,
+        timeout: float = 5.0,
+        gateway_id: str = "local",
+    ) -> None:
         self.path = Path(path)
+        self.gateway_id = gateway_id
         self._prepare_file(create)
         try:
             self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
@@ -248,6 +258,9 @@ class SqliteStore:
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
+
+    def describe(self) -> str:
+        return f"SQLite {self.path}"
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -325,8 +338,18 @@ class SqliteStore:
 
     # -- address leases ----------------------------------------------------------------------
 
-    def lease(self, pool: str, addresses: AddressRange, identity: str, now: float) -> IPAddress:
+    def lease(
+        self,
+        pool: str,
+        addresses: AddressRange,
+        identity: str,
+        now: float,
+        requested: IPAddress | None = None,
+    ) -> IPAddress:
         """Lease an address of ``pool`` (spanning ``addresses``) to ``identity``.
+
+        ``requested`` is ignored: with one gateway, the engine itself moves an address its
+        established SA holds over to that peer's reauthentication (``ike.tasks.ike_config``).
 
         The identity's most recently released address comes back if it is free; otherwise the
         first address nobody has used, then the least recently released one. A live address is
@@ -389,6 +412,19 @@ class SqliteStore:
         if pool is None:
             return self._change("UPDATE leases SET live = 0 WHERE live = 1", ())
         return self._change("UPDATE leases SET live = 0 WHERE pool = ? AND live = 1", (pool,))
+
+    def release_own(self) -> int:
+        """End this gateway's live leases: with one gateway, all of them (``release_all``)."""
+        return self.release_all()
+
+    def heartbeat(self, now: float) -> int:
+        """Nothing to do: a SQLite store serves one gateway, whose leases never go stale."""
+        return 0
+
+    def gateway_load(self, now: float) -> dict[str, int]:
+        """{this gateway: its live leases}."""
+        rows = self._query("SELECT count(*) FROM leases WHERE live = 1")
+        return {self.gateway_id: int(rows[0][0])}
 
     def leases(self, pool: str) -> list[Lease]:
         """Every address of ``pool`` ever leased, live or remembered, in address order."""

@@ -232,6 +232,20 @@ def test_check_says_where_a_gateway_finds_its_eap_users(tmp_path: Path) -> None:
     assert "a-long-enough-password" not in out
 
 
+def test_check_names_the_shared_store_without_its_password(tmp_path: Path) -> None:
+    path = tmp_path / "gw.toml"
+    dsn = "postgresql://pyipsec:db-s3cret@db.example.org/vpn"
+    users = 'users = "/var/lib/pyipsec/users.db"'
+    path.write_text(EAP_GATEWAY.replace(users, f'store = "{dsn}"\ngateway_id = "gw1"'))
+    code, out, err = run("check", "--json", str(path))
+    assert code == 0, err
+    assert json.loads(out)["eap_users"]["store"] == "postgresql://pyipsec:***@db.example.org/vpn"
+    assert "db-s3cret" not in out
+    path.write_text(EAP_GATEWAY.replace(users, 'store = "/var/lib/db-s3cret.db"'))
+    code, out, err = run("check", str(path))
+    assert code == 1 and "settings.store" in err and "PostgreSQL URI" in err
+
+
 def test_check_the_organisation_example() -> None:
     code, out, err = run("check", str(EXAMPLES / "gateway-org.toml"))
     assert code == 0, err

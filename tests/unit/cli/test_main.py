@@ -11,6 +11,7 @@ import pytest
 
 from pyipsec.cli.daemon import daemon
 from pyipsec.cli.main import main
+from pyipsec.cli.store import store
 
 COMMANDS = [
     "check",
@@ -25,6 +26,7 @@ COMMANDS = [
     "reload",
     "stats",
     "status",
+    "store",
     "up",
     "user",
 ]
@@ -46,7 +48,7 @@ def test_help_lists_daemon_as_if_it_were_loaded(width: int) -> None:
     lazy = click.HelpFormatter(width=width)
     main.format_commands(ctx, lazy)
     eager = click.HelpFormatter(width=width)
-    click.Group(commands={**main.commands, "daemon": daemon}).format_commands(ctx, eager)
+    click.Group(commands={**main.commands, "daemon": daemon, "store": store}).format_commands(ctx, eager)
     assert lazy.getvalue() == eager.getvalue()
     assert "daemon" in lazy.getvalue()
 

@@ -272,6 +272,22 @@ def test_settings_that_need_a_restart_are_kept_with_a_warning(world: World, tmp_
     assert gw.runtime.engine.config.retransmit.tries == 2
 
 
+def test_a_changed_store_needs_a_restart_and_its_password_is_never_shown(
+    world: World, tmp_path: Path
+) -> None:
+    _c, g = psk_trees(tmp_path)
+    g["settings"]["store"] = "postgresql://pyipsec:old-s3cret@db.example.org/vpn"  # no pools: not opened
+    gw, gpath = _node(world, g, GW_ADDR, "gateway")
+    g["settings"]["store"] = "postgresql://pyipsec:new-s3cret@db.example.org/vpn"
+    _write(gpath, g)
+    result = _reload(world, gw)
+    assert result["ok"] is True
+    assert result["warnings"] == [
+        "settings.store changed: needs a restart (keeping postgresql://pyipsec:***@db.example.org/vpn)"
+    ]
+    assert gw.runtime.config.settings.store == "postgresql://pyipsec:old-s3cret@db.example.org/vpn"
+
+
 def test_log_level_is_applied(world: World, tmp_path: Path) -> None:
     _client, gw, _c, g, _cp, gpath = _pair(world, tmp_path)
     root = logging.getLogger()

@@ -29,6 +29,7 @@ from enum import Enum
 from typing import Protocol, runtime_checkable
 
 from pyipsec.iana.ikev2 import EapCode
+from pyipsec.ike.lookups import Answer
 from pyipsec.wire.payloads.eap import EapMessage
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "EapPeer",
     "EapServer",
     "FailureRecorder",
+    "TakesAnswers",
     "UserStore",
     "eap_failure",
     "eap_success",
@@ -62,6 +64,13 @@ class UserStore(Protocol):
     def nt_hash(self, username: str) -> bytes | None:
         """The 16-octet NT hash of ``username``'s password, or None for an unknown user."""
         ...
+
+
+@runtime_checkable
+class TakesAnswers(Protocol):
+    """Optional extra of a :class:`UserStore` that suspends for a lookup (``eap.lookupusers``)."""
+
+    def take(self, answer: Answer) -> None: ...
 
 
 @runtime_checkable

@@ -48,6 +48,7 @@ from pyipsec.ike.eap.base import (
     EapPeer,
     EapServer,
     FailureRecorder,
+    TakesAnswers,
     UserStore,
     eap_failure,
     eap_success,
@@ -65,6 +66,7 @@ from pyipsec.ike.eap.mschapv2_crypto import (
     nt_password_hash,
     strip_domain,
 )
+from pyipsec.ike.lookups import Answer
 from pyipsec.wire.payloads.eap import EapMessage
 
 __all__ = [
@@ -208,6 +210,11 @@ class MsChapV2Server(EapServer):
         self._pending_msk = b""
         self._msk = b""
         self._reason = ""
+
+    def take(self, answer: Answer) -> None:
+        """The host's answer to a lookup our ``users`` suspended for (``eap.lookupusers``)."""
+        if isinstance(self._users, TakesAnswers):
+            self._users.take(answer)
 
     # -- the EapServer interface ------------------------------------------------------------
 

@@ -62,10 +62,10 @@ from pyipsec.ike.auth.methods import (
     verify_peer_auth,
 )
 from pyipsec.ike.config import AuthClass, AuthConfig, ConnectionConfig, Identity, SendCert
-from pyipsec.ike.eap.base import EapOutcome, EapServer
+from pyipsec.ike.eap.base import EapOutcome, EapServer, TakesAnswers
 from pyipsec.ike.events import CloseCause, IkeSaEstablished, SaProgress
 from pyipsec.ike.keymat import psk_auth, verify_psk_auth
-from pyipsec.ike.lookups import Answer, RevocationAnswer, RevocationQuery
+from pyipsec.ike.lookups import Answer, EapRelayAnswer, RevocationAnswer, RevocationQuery, UserAnswer
 from pyipsec.ike.proposal import select
 from pyipsec.ike.proposal_text import format_chosen
 from pyipsec.ike.state import IkeEvent, IkeSaState
@@ -184,6 +184,7 @@ class IkeAuthTask(Task):
         self._out: list[Payload] = []
         self._eap_failed = False
         self._then: Callable[[], TaskStatus] | None = None
+        self._eap_message = b""  # the EAP message a user lookup suspended (eap.lookupusers)
         # initiator state across rounds
         self._round = 0  # index into the connection's local rounds
         self._round_started = False
@@ -397,7 +398,12 @@ class IkeAuthTask(Task):
             assert then is not None
             return then()
         server = sa.eap_server
-        assert isinstance(server, RelayedEap)
+        if isinstance(answer, UserAnswer):  # our EAP server's user store asked the host
+            assert isinstance(server, TakesAnswers) and not isinstance(server, RelayedEap)
+            server.take(answer)
+            self._eap_answered(sa, server, server.process(self._eap_message))
+            return TaskStatus.DONE
+        assert isinstance(server, RelayedEap) and isinstance(answer, EapRelayAnswer)
         self._eap_answered(sa, server, server.take(answer))
         if server.accepted is not None:
             framed = (server.accepted.framed_ipv4, server.accepted.framed_ipv6)
@@ -520,6 +526,7 @@ class IkeAuthTask(Task):
         _count_eap(sa)
         if isinstance(server, RelayedEap):
             raise Suspend(server.relay(eap.message))  # resume() takes the AAA server's answer
+        self._eap_message = eap.message  # a user lookup may suspend: resume() processes it again
         self._eap_answered(sa, server, server.process(eap.message))
 
     def _eap_answered(self, sa: IkeSa, server: EapServer, answer: bytes) -> None:

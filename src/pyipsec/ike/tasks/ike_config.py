@@ -9,6 +9,12 @@ served from the connection's pools — an identity gets its previous address bac
 answered with the address, the pool's DNS servers and domains, and the connection's local
 traffic selectors as INTERNAL_IP4/6_SUBNET (split tunnelling). An exhausted pool is
 INTERNAL_ADDRESS_FAILURE; leases return to the pool when the IKE SA closes.
+
+With pools behind I/O (``ike.pools.LookupPools``: the shared PostgreSQL store) acquiring an
+address suspends the exchange (a ``LeaseQuery``); :meth:`IkeConfigTask.resume` records the
+``LeaseAnswer`` (on the SA's leases at once, so a close gives it back) and serves the request
+again from the top, which now finds that address and goes on to the next family. So what the
+reply holds is decided in one place, whether the addresses came at once or one by one.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from pyipsec.errors import FailedCpRequired, InternalAddressFailure, PyIpsecErro
 from pyipsec.iana.ikev2 import CfgAttr, CfgType
 from pyipsec.ike.config import PoolConfig
 from pyipsec.ike.events import CloseCause, VirtualIpAssigned
+from pyipsec.ike.lookups import Answer, LeaseAnswer
 from pyipsec.ike.state import IkeSaState
 from pyipsec.ike.task import Task, TaskStatus
 from pyipsec.net.addr import IPAddress
@@ -73,6 +80,7 @@ def lease_address(sa: IkeSa, pool: PoolConfig, who: str, requested: IPAddress | 
     A reauthentication (no INITIAL_CONTACT) that asks for the address an established SA of
     the same connection and peer holds takes that lease over, so the client keeps its address
     (RFC 7296 §2.8.3); otherwise the pool picks one (InternalAddressFailure when exhausted).
+    The pool hears of ``requested`` too: a shared one hands it over from another gateway.
     """
     if requested is not None and not sa.initial_contact:
         for other in sa.ctx.sas():
@@ -80,7 +88,7 @@ def lease_address(sa: IkeSa, pool: PoolConfig, who: str, requested: IPAddress | 
                 other.leases.remove((pool, requested))
                 sa.log.info("virtual IP %s moves over from IKE SA #%d", requested, other.sa_id)
                 return requested
-    return sa.ctx.pools.acquire(pool, who)
+    return sa.ctx.pools.acquire(pool, who, requested)
 
 
 class IkeConfigTask(Task):
@@ -88,6 +96,7 @@ class IkeConfigTask(Task):
         self._sent = False
         self._reply: Configuration | None = None
         self._error: InternalAddressFailure | FailedCpRequired | None = None
+        self._leased: dict[int, IPAddress] = {}  # by IP version: addresses leased for this request
 
     # -- initiator ------------------------------------------------------------------------------
 
@@ -136,13 +145,38 @@ class IkeConfigTask(Task):
     # -- responder ------------------------------------------------------------------------------
 
     def process_r(self, sa: IkeSa, req: Message) -> None:
+        self._serve_or_fail(sa)
+
+    def resume(self, sa: IkeSa, answer: Answer) -> TaskStatus:
+        """A pool behind I/O answered (``LookupPools``): keep the address, serve on."""
+        try:
+            if not isinstance(answer, LeaseAnswer):
+                raise InternalAddressFailure(f"unexpected answer {type(answer).__name__} to a lease")
+            pool = sa.ctx.config.pools.get(answer.pool)
+            if answer.address is None or pool is None:
+                raise InternalAddressFailure(answer.reason or f"no address from pool {answer.pool}")
+            if not pool.contains(answer.address) or answer.address.version in self._leased:
+                sa.ctx.pools.release(pool, answer.address)
+                raise InternalAddressFailure(f"the store leased {answer.address}, not of pool {pool.name}")
+            sa.leases.append((pool, answer.address))
+            self._leased[answer.address.version] = answer.address
+        except InternalAddressFailure as exc:
+            self._failed(sa, exc)
+            return TaskStatus.DONE
+        self._serve_or_fail(sa)
+        return TaskStatus.DONE
+
+    def _serve_or_fail(self, sa: IkeSa) -> None:
         try:
             self._serve(sa)
         except (InternalAddressFailure, FailedCpRequired) as exc:
-            # RFC 7296 §3.15.4: the IKE SA is created, no Child SA; the client decides what to do
-            sa.log.info("no virtual IP for the peer: %s", exc)
-            self._error = exc
-            sa.cp_failed = str(exc)
+            self._failed(sa, exc)
+
+    def _failed(self, sa: IkeSa, exc: InternalAddressFailure | FailedCpRequired) -> None:
+        # RFC 7296 §3.15.4: the IKE SA is created, no Child SA; the client decides what to do
+        sa.log.info("no virtual IP for the peer: %s", exc)
+        self._error = exc
+        sa.cp_failed = str(exc)
 
     def _serve(self, sa: IkeSa) -> None:
         first = sa.auth_first_request
@@ -162,6 +196,7 @@ class IkeConfigTask(Task):
                 f"peer asks for a virtual IP, but connection {conn.name} has no pools"
             )
         attrs: list[ConfigAttribute] = []
+        vips: list[IPAddress] = []
         who = str(sa.remote_id) if not sa.eap_identity else sa.eap_identity
         for version in sorted(wanted):
             pool = next(
@@ -175,13 +210,17 @@ class IkeConfigTask(Task):
             elif pool is None:
                 continue
             else:
-                asked = _asked(cp, version)
-                addr = lease_address(
-                    sa, pool, who, asked if asked is not None and pool.contains(asked) else None
-                )
-                sa.leases.append((pool, addr))
+                leased = self._leased.get(version)  # on the SA's leases already
+                if leased is None:
+                    asked = _asked(cp, version)
+                    leased = lease_address(  # may suspend: resume() comes back here
+                        sa, pool, who, asked if asked is not None and pool.contains(asked) else None
+                    )
+                    sa.leases.append((pool, leased))
+                    self._leased[version] = leased
+                addr = leased
                 sa.log.info("assigned virtual IP %s from pool %s to %s", addr, pool.name, who)
-            sa.virtual_ips += (addr,)
+            vips.append(addr)
             if isinstance(addr, IPv4Address):
                 attrs.append(ConfigAttribute.ip4(CfgAttr.INTERNAL_IP4_ADDRESS, addr))
             else:
@@ -194,10 +233,11 @@ class IkeConfigTask(Task):
                     else ConfigAttribute.ip6(kind, server)
                 )
             attrs += [ConfigAttribute.dns_domain(d) for d in pool.domains] if pool is not None else []
-        if not sa.virtual_ips:
+        if not vips:
             raise InternalAddressFailure(
                 f"no pool of connection {conn.name} serves the address family asked for"
             )
+        sa.virtual_ips += tuple(vips)
         for child in conn.children:
             for ts in child.local_ts:
                 for net in ts.networks():

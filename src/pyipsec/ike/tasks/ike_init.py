@@ -332,8 +332,10 @@ def _derive_keys(sa: IkeSa) -> None:
     sa.setup_crypto()
     assert sa.prf is not None and sa.encr is not None
     seed = skeyseed(sa.prf, sa.nonce_i, sa.nonce_r, sa.shared_secret)
-    sa.keys = derive_ike_keys(
-        sa.prf, sa.encr, sa.integ, seed, ni=sa.nonce_i, nr=sa.nonce_r, spi_i=sa.spi_i, spi_r=sa.spi_r
+    sa.set_keys(
+        derive_ike_keys(
+            sa.prf, sa.encr, sa.integ, seed, ni=sa.nonce_i, nr=sa.nonce_r, spi_i=sa.spi_i, spi_r=sa.spi_r
+        )
     )
     # the DH secret and private key have done their work (SKEYSEED): not kept, neither for
     # memory (a half-open SA holds only what IKE_AUTH needs) nor as a secret lying around

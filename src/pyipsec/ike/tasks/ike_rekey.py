@@ -280,7 +280,7 @@ def _new_ike_sa(
     new.setup_crypto()
     assert new.prf is not None and new.encr is not None
     seed = rekey_skeyseed(old.prf, old.keys.sk_d, g_ir, ni, nr)  # the old SA's PRF (§2.18)
-    new.keys = derive_ike_keys(new.prf, new.encr, new.integ, seed, ni=ni, nr=nr, spi_i=spi_i, spi_r=spi_r)
+    new.set_keys(derive_ike_keys(new.prf, new.encr, new.integ, seed, ni=ni, nr=nr, spi_i=spi_i, spi_r=spi_r))
     new.inherit(old)
     new.auth_complete = True
     new.apply(made)
