@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from pyipsec.config.model import Config
-from pyipsec.daemon.redirect import Redirects
 from pyipsec.daemon.runtime import REKEY_LINGER
 from pyipsec.errors import UsageError
 from pyipsec.iana.ikev2 import ExchangeType, NotifyType
@@ -354,30 +353,3 @@ def test_an_fqdn_gateway_is_resolved_and_one_that_does_not_resolve_fails_up(
     result = world.command(client, "up", {"name": "office"})
     assert result["ok"] is False and result["message"] == "redirect gateway vpn2.example.org does not resolve"
     assert client.sas() == [] and gw1.sas() == []
-
-
-class _SharedStore:
-    """What a shared store offers ``daemon.redirect``: live SAs per gateway id."""
-
-    def __init__(self, loads: dict[str, int]) -> None:
-        self.loads = loads
-
-    def gateway_load(self) -> dict[str, int]:
-        return dict(self.loads)
-
-    def close(self) -> None:
-        pass
-
-
-def test_least_loaded_reads_a_shared_stores_figures_when_it_has_them(world: World, tmp_path: Path) -> None:
-    rule = {"rule": "least-loaded", "gateways": [GW1, GW2]}
-    client, gw1, gw2 = _trio(world, tmp_path, gw1={"settings": {"redirect": rule}})
-    client.runtime.initiate("office")  # no figures for GW2 (no load_file, no shared store): served here
-    _up_at(world, client, GW1)
-    rt = gw1.runtime
-    rt.store = _SharedStore({GW1: 1, GW2: 0})  # type: ignore[assignment]
-    rt.redirects = Redirects(rt)  # as built at start with such a store
-    assert rt.redirects.load is rt.store
-    client.runtime.initiate("office")
-    _up_at(world, client, GW2)
-    assert len(gw1.sas()) == 1 and len(gw2.sas()) == 1

@@ -9,10 +9,11 @@ only gains one field. The keys:
   (always redirected to ``target``: a gateway being emptied), ``least-loaded`` (redirected to
   the gateway of ``gateways`` with the fewest live SAs, when it has fewer than this one);
 - ``target`` — the ``static`` rule's gateway;
-- ``self`` — this gateway's own name in the load figures (default: the address the request
-  came to);
+- ``self`` — this gateway's own name in the load figures (default: the shared store's
+  ``gateway_id`` with one, else the address the request came to);
 - ``load_file`` — a JSON object ``{"gateway": live SAs}`` read for ``least-loaded`` (a shared
-  store replaces it); this gateway's own count is always its own live IKE SAs;
+  store replaces it); this gateway's own figure, if the file or the store has none under
+  its name, is its own count of live IKE SAs;
 - ``timeout`` — seconds a redirected client (INFORMATIONAL) has to leave before its IKE SA is
   deleted (30).
 """

@@ -11,11 +11,13 @@ nowhere while serving normally; the drain target while draining (``pyipsec drain
 new clients are turned away too); with ``[settings.redirect] rule = "static"`` always its
 ``target``; with ``rule = "least-loaded"`` the gateway of ``gateways`` with the fewest live
 SAs when it has fewer than this one (ties stay here), the figures coming from a
-:class:`GatewayLoad` — the runtime's store when it has ``gateway_load()`` (a shared store), else
-the JSON ``load_file`` (:class:`FileLoad`); this gateway's own figure is always its own count
-of established IKE SAs it serves. Established SAs are moved with
-:meth:`Redirects.redirect_sas` (``pyipsec redirect``, ``drain``): an INFORMATIONAL REDIRECT,
-then the SA is deleted after ``timeout`` seconds if the client has not left by itself.
+:class:`GatewayLoad` — the shared PostgreSQL store's live leases per ``gateway_id`` when the
+gateway has one (:class:`StoreLoad`: refreshed in the background, a decision never waits for
+the database), else the JSON ``load_file`` (:class:`FileLoad`); this gateway's own figure is the
+source's, if it has one under its name, else its own count of established IKE SAs it serves.
+Established SAs are moved with :meth:`Redirects.redirect_sas` (``pyipsec redirect``,
+``drain``): an INFORMATIONAL REDIRECT, then the SA is deleted after ``timeout`` seconds if the
+client has not left by itself.
 
 Client — a redirect the engine reports (``IkeSaRedirected``): at most
 ``ike.redirect.REDIRECT_LIMIT`` per connection in ``REDIRECT_PERIOD`` seconds (a loop between
@@ -41,11 +43,11 @@ import json
 import logging
 import re
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from pyipsec.config.model import Config
 from pyipsec.config.redirect import RedirectRule, RedirectSettings
@@ -53,6 +55,7 @@ from pyipsec.control.protocol import JsonValue
 from pyipsec.daemon.clock import Clock, TimerHandle
 from pyipsec.daemon.progress import Waiters
 from pyipsec.daemon.reconnect import Reconnect
+from pyipsec.daemon.sharedstore import SharedStore
 from pyipsec.errors import UsageError
 from pyipsec.ike.engine import IkeEngine, Output
 from pyipsec.ike.events import (
@@ -65,6 +68,7 @@ from pyipsec.ike.events import (
 )
 from pyipsec.ike.redirect import RedirectLimiter
 from pyipsec.net.addr import Endpoint, IPAddress
+from pyipsec.store.sqlite import StoreError
 
 __all__ = ["FileLoad", "GatewayLoad", "RedirectHost", "Redirects", "Resolver", "check_gateway"]
 
@@ -76,12 +80,52 @@ _ANY = ("%any", "0.0.0.0", "::")
 Resolver = Callable[[str, Callable[[str | None], None]], None]
 
 
-@runtime_checkable
 class GatewayLoad(Protocol):
-    """Live IKE SAs (or leases) per gateway of the service; a shared store that has it is used
-    instead of ``load_file`` (its gateway ids are then the names in ``gateways`` and ``self``)."""
+    """Live IKE SAs (or leases) per gateway of the service, read without waiting."""
 
     def gateway_load(self) -> Mapping[str, int]: ...
+
+
+#: How often the shared store's figures are refreshed (at most; only while decisions ask).
+LOAD_REFRESH = 5.0
+
+
+class StoreLoad:
+    """The shared store's figures (``SharedStore.gateway_load``: live leases per gateway id, a
+    query on the store's worker thread), refreshed in the background at most every ``every``
+    seconds when a decision asks; a decision reads the last figures and never waits for the
+    database. None until the first answer, none while the store is down (then nobody is
+    redirected by load: better served here than sent by stale figures)."""
+
+    def __init__(
+        self, fetch: Callable[[], Awaitable[Mapping[str, int]]], clock: Clock, *, every: float = LOAD_REFRESH
+    ) -> None:
+        self.fetch = fetch
+        self.clock = clock
+        self.every = every
+        self.figures: dict[str, int] = {}
+        self._next = float("-inf")
+        self._task: asyncio.Task[None] | None = None
+
+    def gateway_load(self) -> Mapping[str, int]:
+        now = self.clock.now()
+        if self._task is None and now >= self._next:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return self.figures
+            self._next = now + self.every
+            self._task = loop.create_task(self._refresh())
+        return self.figures
+
+    async def _refresh(self) -> None:
+        try:
+            self.figures = dict(await self.fetch())
+        except StoreError as exc:
+            _log.debug("redirect: no load figures from the store: %s", exc)
+            self.figures = {}
+        finally:
+            self._task = None
 
 
 @dataclass(frozen=True)
@@ -175,12 +219,14 @@ class Redirects:
     _leave_by: dict[int, TimerHandle] = field(default_factory=dict)  # redirected SA → its deadline
     _failover: dict[str, _Failover] = field(default_factory=dict)
     stopped_loops: list[str] = field(default_factory=list)  # connections whose redirect loop was cut
+    store_id: str | None = None  # this gateway's id in the shared store's figures
 
     def __post_init__(self) -> None:
         self.host.engine.ctx.redirect_init = self.init_target
         store = getattr(self.host, "store", None)
-        if self.load is None and isinstance(store, GatewayLoad):  # a shared store counts for all
-            self.load = store
+        if self.load is None and isinstance(store, SharedStore):  # a shared store counts for all
+            self.load = StoreLoad(store.gateway_load, self.host.clock)
+            self.store_id = store.store.gateway_id
 
     @property
     def settings(self) -> RedirectSettings | None:
@@ -200,11 +246,12 @@ class Redirects:
         return self._least_loaded(s, local)
 
     def _least_loaded(self, s: RedirectSettings, local: Endpoint) -> str | None:
-        me = s.self_name or str(local.ip)
+        me = s.self_name or self.store_id or str(local.ip)
         source = self.load or (FileLoad(s.load_file) if s.load_file is not None else None)
         loads = dict(source.gateway_load()) if source is not None else {}
         own = sum(1 for sa in self.host.engine.list_sas() if sa.established and not sa.original_initiator)
-        loads[me] = own
+        loads.setdefault(me, own)
+        own = loads[me]
         others = [(loads[g], i, g) for i, g in enumerate(s.gateways) if g != me and g in loads]
         if not others:
             return None
