@@ -78,6 +78,15 @@ class Gateway:
     def resources(self) -> tuple[int, float]:
         return rss_and_cpu(process_tree(self.pid))
 
+    def rss_by_process(self) -> dict[str, float]:
+        """RSS in MB of each of the gateway's processes (``PID name``)."""
+        out: dict[str, float] = {}
+        for pid in process_tree(self.pid):
+            rss, _ = rss_and_cpu([pid])
+            with contextlib.suppress(OSError):
+                out[f"{pid} {Path(f'/proc/{pid}/comm').read_text().strip()}"] = round(rss / 2**20, 1)
+        return out
+
     def sa_count(self) -> tuple[int, int]:
         result: tuple[int, int] = self._count()
         return result
@@ -138,6 +147,7 @@ def run_wave(
             idle_cpu=round((cpu - start[1]) / dt, 4),
             idle_window_s=round(dt, 1),
             rss=rss,
+            rss_by_process_mb=gateway.rss_by_process(),  # type: ignore[union-attr]
             gateway_ike_sas=ike,
             gateway_child_sas=child,
         )

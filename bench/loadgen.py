@@ -279,13 +279,21 @@ class LoadGen:
         self.by_sa: dict[int, Client] = {}
         self.holding = False
         self.deleting = False
+        self._setting_up: set[int] = set()  # indices of the clients in set-up
 
     @property
     def in_setup(self) -> int:
-        return sum(1 for c in self.clients if c.in_setup)
+        return len(self._setting_up)
+
+    def give_up(self, reason: str) -> None:
+        """Every client still setting up fails with ``reason``."""
+        for index in self._setting_up:
+            self.clients[index].failure = reason
+        self._setting_up.clear()
 
     def start(self, client: Client, now: float) -> list[Datagram]:
         client.started = now
+        self._setting_up.add(client.index)
         local = Endpoint(ip_address(client.source), 500)
         sa_id, out = self.engine.initiate(client.name, now, local=local, remote=self.gateways[client.auth])
         client.sa_id = sa_id
@@ -304,6 +312,7 @@ class LoadGen:
                 client = self.by_sa.get(ev.sa_id)
                 if client is not None and client.installed is None:
                     client.installed = now
+                    self._setting_up.discard(client.index)
             elif isinstance(ev, VirtualIpAssigned):
                 client = self.by_sa.get(ev.sa_id)
                 if client is not None and ev.addresses:
@@ -316,6 +325,7 @@ class LoadGen:
                     client.deleted = now
                 elif client.installed is None:
                     client.failure = client.failure or f"{ev.cause.value}: {ev.reason}"
+                    self._setting_up.discard(client.index)
                 elif client.sa_id == ev.sa_id and client.lost is None:
                     client.lost = f"{ev.cause.value}: {ev.reason}"
         return list(out.datagrams)
@@ -357,6 +367,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         "eap": Endpoint(ip_address(args.gateway_eap), 500),
     }
     gen = LoadGen(engine, clients, gateways)
+    cpu0 = time.process_time()
     loop = asyncio.get_running_loop()
     wake = asyncio.Event()
 
@@ -387,9 +398,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                     send(gen.start(clients[i], now))
             send(gen.apply(engine.handle_timer(now), now))
             if not gen.holding and arrivals.done and (gen.in_setup == 0 or now >= setup_deadline):
-                for c in clients:
-                    if c.in_setup:
-                        c.failure = "set-up timeout"
+                gen.give_up("set-up timeout")
                 gen.holding = True
                 hold_end = now + args.hold
                 s = summarize(clients)
@@ -417,6 +426,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         delete_all_s=_r(last_delete - t_delete if last_delete is not None else None, 3),
         delete_unanswered=len(gen.by_sa),
         run_s=_r(end - t0, 1),
+        loadgen_cpu_s=_r(time.process_time() - cpu0, 1),
         udp={"received": ports.stats.received, "sent": ports.stats.sent, "esp": ports.stats.esp,
              "keepalives": ports.stats.keepalives, "send_errors": ports.stats.send_errors},
         engine=engine.stats.as_dict(),

@@ -304,10 +304,9 @@ class Runtime:
             self.lookups.accepted.pop(e.sa_id, None)
             if self.accounting is not None:
                 self.accounting.closed(e)
-            remaining = self.engine.list_sas(e.connection)
-            if not any(sa.original_initiator for sa in remaining):
+            if not self.engine.has_sas(e.connection, original_initiator=True):
                 self.hostnet.restore()
-            self.reconnect.closed(e, remaining=bool(remaining))
+            self.reconnect.closed(e, remaining=self.engine.has_sas(e.connection))
         self.waiters.feed(e)
 
     def _remove_child(self, spi_in: bytes) -> None:

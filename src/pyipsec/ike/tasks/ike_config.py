@@ -75,7 +75,7 @@ def lease_address(sa: IkeSa, pool: PoolConfig, who: str, requested: IPAddress | 
     (RFC 7296 §2.8.3); otherwise the pool picks one (InternalAddressFailure when exhausted).
     """
     if requested is not None and not sa.initial_contact:
-        for other in sa.ctx.sas():
+        for other in sa.ctx.peers(sa):
             if sa.same_peer(other) and other.active and (pool, requested) in other.leases:
                 other.leases.remove((pool, requested))
                 sa.log.info("virtual IP %s moves over from IKE SA #%d", requested, other.sa_id)
