@@ -25,7 +25,7 @@ def test_the_store_logs_ahead_and_does_not_sync_every_commit(tmp_path: Path) -> 
     finally:
         raw.close()
     with SqliteStore(db) as store:
-        assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL  # noqa: SLF001
+        assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
 
 
 def test_a_lease_in_a_busy_pool_parses_no_address_objects(
