@@ -194,7 +194,7 @@ class EspProcessor:
 
     def child(self, key: int) -> Child | None:
         """The installed child whose inbound SPI is ``key``."""
-        return next((c for c in self.children() if c.key == key), None)
+        return self.sad.children.get(key)
 
     def children(self) -> Iterable[Child]:
         return iter(self.sad)
