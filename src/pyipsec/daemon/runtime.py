@@ -342,11 +342,11 @@ class Runtime:
         if drain:
             held.ready = False
             held.timer = self.clock.call_later(BARRIER_TIMEOUT + RETIRE_DRAIN, lambda: self._ready(held))
-            self.sink.barrier(lambda _counters: self._drained_later(held))
+            self.sink.barrier(lambda _counters: self._drained_later(held), counters=False)
         elif sync and not all(d.local.port == nat_t and self.sink.owns_nat_t for d in datagrams):
             held.ready = False
             held.timer = self.clock.call_later(BARRIER_TIMEOUT, lambda: self._ready(held))
-            self.sink.barrier(lambda _counters: self._ready(held))
+            self.sink.barrier(lambda _counters: self._ready(held), counters=False)
         self._release()
 
     def _drained_later(self, held: _Held) -> None:
