@@ -21,8 +21,9 @@ The database runs in WAL mode with ``synchronous = NORMAL``: a commit appends to
 waiting for the disk (a gateway leases and releases an address per client; with a sync per
 commit, a thousand clients wait on a thousand disk flushes). A power loss may forget the last
 leases, which a restart releases anyway (:meth:`SqliteStore.release_all`); the database stays
-consistent. :meth:`SqliteStore.lease` reads the pool's rows with one query and parses their
-addresses with ``inet_pton`` (it runs for every client that asks for a virtual IP).
+consistent. :meth:`SqliteStore.lease` gives a returning identity its address from the
+``(pool, identity)`` index; only a newcomer reads the pool's rows, parsing the addresses with
+``inet_pton`` (it runs for every client that asks for a virtual IP).
 
 Every change runs in one ``BEGIN IMMEDIATE`` transaction, so several connections (the daemon and
 the ``pyipsec user`` CLI, or two daemons' helpers) serialise their writes and never hand one
@@ -360,6 +361,23 @@ class SqliteStore:
         """
         first, last, version = _bounds(addresses)
         with self._write() as db:
+            # the common case first, on the (pool, identity) index: a returning identity
+            returning = [
+                (updated, value)
+                for text, updated in db.execute(
+                    "SELECT address, updated FROM leases WHERE pool = ? AND identity = ? AND live = 0",
+                    (pool, identity),
+                ).fetchall()
+                for row_version, value in (_parse(text),)
+                if row_version == version and first <= value <= last
+            ]
+            if returning:
+                chosen = _address(max(returning)[1], version)
+                db.execute(
+                    "UPDATE leases SET live = 1, updated = ? WHERE pool = ? AND address = ?",
+                    (float(now), pool, str(chosen)),
+                )
+                return chosen
             rows = db.execute(
                 "SELECT address, identity, live, updated FROM leases WHERE pool = ?", (pool,)
             ).fetchall()

@@ -47,3 +47,17 @@ def test_a_lease_in_a_busy_pool_parses_no_address_objects(
         assert store.lease("rw", POOL, "user99", 700.0) == ip_address("10.234.0.100")  # its old one
         assert store.lease("rw", POOL, "newcomer", 701.0) == ip_address("10.234.1.245")  # the first unused
         assert calls == 0
+
+
+def test_a_returning_identity_is_served_from_the_index_without_reading_the_pool(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "users.db") as store:
+        for k in range(300):
+            store.lease("rw", POOL, f"user{k}", float(k))
+        store.release("rw", IPv4Address("10.234.0.50"), 400.0)
+        statements: list[str] = []
+        store._db.set_trace_callback(statements.append)
+        assert store.lease("rw", POOL, "user49", 500.0) == ip_address("10.234.0.50")
+        store._db.set_trace_callback(None)
+        reads = [s for s in statements if s.startswith("SELECT")]
+        assert reads and all("identity =" in s for s in reads)  # no read of the whole pool
+        assert [lease.live for lease in store.leases("rw") if str(lease.address) == "10.234.0.50"] == [True]
