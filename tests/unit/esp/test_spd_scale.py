@@ -11,7 +11,7 @@ from pyipsec.esp.spd import Policy, Selector, Spd
 from pyipsec.wire.payloads.ts import TrafficSelector
 
 
-def N(net: str, proto: int = 0, ports: tuple[int, int] = (0, 65535)) -> Selector:  # noqa: N802
+def N(net: str, proto: int = 0, ports: tuple[int, int] = (0, 65535)) -> Selector:
     return Selector.from_ts(TrafficSelector.from_network(net, protocol=proto, ports=ports))
 
 
