@@ -53,7 +53,7 @@ bench-flood: deps $(STAMP)
 	$(BIN)/python bench/bench_flood.py $(ARGS)
 
 # The gateway benchmark (issue 13): 1,000 road warriors from bench/loadgen.py on a pyipsec and on a
-# strongSwan gateway, one run (root; about 15 minutes). Options: ARGS="--clients 100 --hold 20 --rates 10,50,100".
+# strongSwan gateway, one run (root; about 20 minutes). Options: ARGS="--clients 100 --hold 20 --rates 10,50,100".
 bench-gateway: deps $(STAMP)
 	$(BIN)/python bench/bench_gateway.py $(ARGS)
 
