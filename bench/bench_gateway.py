@@ -51,7 +51,7 @@ for _p in (REPO / "src", REPO):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-from bench.bench_flood import control, process_tree, rss_and_cpu  # noqa: E402
+from bench.bench_flood import control, process_tree, rss_and_cpu, udp_drops  # noqa: E402
 from bench.loadgen import auth_of, client_names, password_of  # noqa: E402
 from tests.support import gateway_load as gl  # noqa: E402
 from tests.support import roadwarrior as rw  # noqa: E402
@@ -86,6 +86,10 @@ class Gateway:
             with contextlib.suppress(OSError):
                 out[f"{pid} {Path(f'/proc/{pid}/comm').read_text().strip()}"] = round(rss / 2**20, 1)
         return out
+
+    def udp_drops(self) -> int:
+        """Datagrams the kernel dropped on the gateway's IKE sockets (receive buffer full)."""
+        return udp_drops(self.pid)
 
     def sa_count(self) -> tuple[int, int]:
         result: tuple[int, int] = self._count()
@@ -122,8 +126,9 @@ def run_wave(
     ca: Path,
     gateway: Gateway | None = None,
 ) -> dict[str, Any]:
-    """One load-generator run; with ``gateway``, sample it during the hold."""
+    """One load-generator run; with ``gateway``: its UDP drops, and a sample during the hold."""
     out = tmp / f"{label}.json"
+    drops0 = gateway.udp_drops() if gateway is not None else 0
     argv = [
         sys.executable, str(LOADGEN), "--gateway-psk", site.gw_psk, "--gateway-eap", site.gw_eap,
         "--ca", str(ca), "--lan", site.lan_net, "--first-source", gl.FIRST_SOURCE,
@@ -179,6 +184,8 @@ def run_wave(
     if result is None:
         raise RuntimeError(f"loadgen {label} failed ({proc.returncode}): {b''.join(errors).decode()[-2000:]}")
     result.pop("per_client", None)
+    if gateway is not None:
+        sample["udp_drops_in_wave"] = gateway.udp_drops() - drops0
     result["gateway_sample"] = sample
     log(
         f"  [{label}] {result['established']}/{result['clients']} up, p50 {result['setup_ms']['p50']} ms, "
@@ -198,7 +205,7 @@ def measure(site: gl.LoadSite, tmp: Path, gw: Gateway, args: argparse.Namespace,
         n = max(1, min(args.clients, round(rate * args.wave_seconds)))
         log(f"{gw.name}: wave of {n} clients at {rate:g}/s")
         waves[f"{rate:g}"] = run_wave(
-            site, tmp, label=f"{gw.name}-{rate:g}", clients=n, rate=rate, hold=0, ca=ca
+            site, tmp, label=f"{gw.name}-{rate:g}", clients=n, rate=rate, hold=0, ca=ca, gateway=gw
         )
         time.sleep(2.0)
     log(f"{gw.name}: main wave, {args.clients} clients at {args.main_rate:g}/s, held {args.hold:g} s")
