@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: test lint unit fuzz-ci fuzz deps demo bench bench-flood clean
+.PHONY: test lint unit fuzz-ci fuzz deps demo bench bench-flood bench-gateway clean
 
 # Creates the virtual environment and installs the package with its test extra.
 $(STAMP): pyproject.toml
@@ -51,6 +51,11 @@ bench: deps $(STAMP)
 # the issue's targets beside the figures (root; about a minute). Options: ARGS="--rate 1000 --json".
 bench-flood: deps $(STAMP)
 	$(BIN)/python bench/bench_flood.py $(ARGS)
+
+# The gateway benchmark (issue 13): 1,000 road warriors from bench/loadgen.py on a pyipsec and on a
+# strongSwan gateway, one run (root; about 20 minutes). Options: ARGS="--clients 100 --hold 20 --rates 10,50,100".
+bench-gateway: deps $(STAMP)
+	$(BIN)/python bench/bench_gateway.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .fuzz

@@ -120,7 +120,7 @@ class RecordingSink:
     def totals(self) -> dict[str, int]:
         return dict(self.dp_totals)
 
-    def barrier(self, done: Callable[[CounterMap], None]) -> None:
+    def barrier(self, done: Callable[[CounterMap], None], *, counters: bool = True) -> None:
         self._record("barrier")
         if self.barrier_delay is None:
             self._waiting.append(done)

@@ -58,7 +58,7 @@ class ProcessDataplane:
         self._last: CounterMap = {}
         self._totals: dict[str, int] = {}  # the data plane's global counters, last received
         # one callback per RequestCounters sent; the data plane answers each with one Counters, in order
-        self._requests: deque[Callable[[CounterMap], None]] = deque()
+        self._requests: deque[tuple[bool, Callable[[CounterMap], None]]] = deque()  # (with SAs?, …)
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(handle.fileno(), self.readable)
 
@@ -81,10 +81,12 @@ class ProcessDataplane:
             if isinstance(ev, IkeDatagram):
                 self._listener.datagram_received(Datagram(ev.local, ev.remote, ev.payload))
             elif isinstance(ev, Counters):
-                self._last = {s.spi_in: {f: getattr(s, f) for f in SA_COUNTERS} for s in ev.sas}
-                self._totals = dict(ev.totals)
-                if self._requests:
-                    self._requests.popleft()(self._last)
+                full, done = self._requests.popleft() if self._requests else (True, None)
+                if full:  # (a bare barrier's answer carries no counters: keep the last ones)
+                    self._last = {s.spi_in: {f: getattr(s, f) for f in SA_COUNTERS} for s in ev.sas}
+                    self._totals = dict(ev.totals)
+                if done is not None:
+                    done(self._last)
             elif isinstance(ev, SaSignal):
                 self._signal(ev)
             elif isinstance(ev, Acquire):
@@ -125,9 +127,9 @@ class ProcessDataplane:
     def totals(self) -> dict[str, int]:
         return dict(self._totals)
 
-    def barrier(self, done: Callable[[CounterMap], None]) -> None:
-        self._requests.append(done)
-        self.handle.request_counters()
+    def barrier(self, done: Callable[[CounterMap], None], *, counters: bool = True) -> None:
+        self._requests.append((counters, done))
+        self.handle.request_counters(sas=counters)
 
     def send_ike(self, d: Datagram) -> None:
         self.handle.send_ike(d.local, d.remote, d.payload)

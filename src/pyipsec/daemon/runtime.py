@@ -382,10 +382,9 @@ class Runtime:
             self.lookups.accepted.pop(e.sa_id, None)
             if self.accounting is not None:
                 self.accounting.closed(e)
-            remaining = self.engine.list_sas(e.connection)
-            if not any(sa.original_initiator for sa in remaining):
+            if not self.engine.has_sas(e.connection, original_initiator=True):
                 self.hostnet.restore()
-            self.reconnect.closed(e, remaining=bool(remaining))
+            self.reconnect.closed(e, remaining=self.engine.has_sas(e.connection))
         self.redirects.observe(e)
         self.waiters.feed(e)
 
@@ -422,11 +421,11 @@ class Runtime:
         if drain:
             held.ready = False
             held.timer = self.clock.call_later(BARRIER_TIMEOUT + RETIRE_DRAIN, lambda: self._ready(held))
-            self.sink.barrier(lambda _counters: self._drained_later(held))
+            self.sink.barrier(lambda _counters: self._drained_later(held), counters=False)
         elif sync and not all(d.local.port == nat_t and self.sink.owns_nat_t for d in datagrams):
             held.ready = False
             held.timer = self.clock.call_later(BARRIER_TIMEOUT, lambda: self._ready(held))
-            self.sink.barrier(lambda _counters: self._ready(held))
+            self.sink.barrier(lambda _counters: self._ready(held), counters=False)
         self._release()
 
     def _drained_later(self, held: _Held) -> None:

@@ -68,10 +68,12 @@ class DataplaneSink(Protocol):
         traffic and drops of every Child SA since start, removed ones included (replay_drops,
         integrity_failures, policy_drops, pad_errors, esp_malformed, packets_in, …)."""
 
-    def barrier(self, done: Callable[[CounterMap], None]) -> None:
+    def barrier(self, done: Callable[[CounterMap], None], *, counters: bool = True) -> None:
         """Call ``done`` with fresh counters once every update sent so far is applied (at once
         when nothing is pending). It may never be called if the data plane does not answer:
-        callers bound the wait."""
+        callers bound the wait. Without ``counters`` the data plane only confirms (it does not
+        list every SA's counters: with a thousand SAs that list is the costly part) and
+        ``done`` gets the last counters known."""
 
     def send_ike(self, d: Datagram) -> None: ...
 
@@ -113,7 +115,7 @@ class NullDataplane:
     def totals(self) -> dict[str, int]:
         return {}
 
-    def barrier(self, done: Callable[[CounterMap], None]) -> None:
+    def barrier(self, done: Callable[[CounterMap], None], *, counters: bool = True) -> None:
         done({})  # nothing to wait for
 
     def send_ike(self, d: Datagram) -> None:

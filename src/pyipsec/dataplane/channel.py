@@ -225,8 +225,9 @@ class DataplaneHandle:
         """Send an IKE message from the NAT-T port (the data plane adds the non-ESP marker)."""
         self._send(encode_ike(local, remote, payload))
 
-    def request_counters(self) -> None:
-        self._send(encode_control(RequestCounters()))
+    def request_counters(self, *, sas: bool = True) -> None:
+        """Ask for the counters (``sas``: every SA's too; without, the answer is only a barrier)."""
+        self._send(encode_control(RequestCounters(sas)))
 
     def read_events(self) -> list[DataplaneEvent]:
         """Everything the data plane sent since the last call; never blocks."""

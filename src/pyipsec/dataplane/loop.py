@@ -415,7 +415,7 @@ class DataplaneLoop:
         elif isinstance(msg, UpdateEndpoints):
             self.move(int.from_bytes(msg.spi_in, "big"), msg.local, msg.remote, msg.encap)
         elif isinstance(msg, RequestCounters):
-            for part in encode_counters(self.counters()):
+            for part in encode_counters(self.counters() if msg.sas else Counters((), ())):
                 self._notify(part)
         else:
             self._running = False

@@ -117,7 +117,10 @@ class SendIke:
 
 @dataclass(frozen=True, slots=True)
 class RequestCounters:
-    pass
+    """Answered by one ``Counters`` once everything sent before is applied; ``sas=False``: an
+    empty one (a barrier, without listing every SA)."""
+
+    sas: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,7 +413,7 @@ def encode_control(msg: ControlMessage) -> bytes:
             }
         )
     if isinstance(msg, RequestCounters):
-        return _json({"op": "counters"})
+        return _json({"op": "counters"} if msg.sas else {"op": "counters", "sas": False})
     return _json({"op": "shutdown"})
 
 
@@ -460,7 +463,7 @@ def decode_control(data: bytes) -> ControlMessage:
     except (KeyError, IndexError, ValueError, TypeError, AssertionError) as exc:
         raise DataplaneError(f"bad {op} message: {type(exc).__name__}") from None
     if op == "counters":
-        return RequestCounters()
+        return RequestCounters(obj.get("sas", True) is not False)
     if op == "shutdown":
         return Shutdown()
     raise DataplaneError(f"unknown operation {op!r}")

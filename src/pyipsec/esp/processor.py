@@ -25,7 +25,10 @@ replay or ICV failure stays counted after its SA is gone (rekeyed, deleted).
 
 :meth:`poll_signals` turns sequence-number exhaustion and soft/hard lifetimes into
 :class:`Signal` values for the control plane; past a hard lifetime the child is marked expired
-and carries no more traffic.
+and carries no more traffic. It looks only at the children that may have something to say (a
+gateway holds a thousand idle ones, and the data plane polls four times a second): those with a
+byte or packet limit, those whose time limit has come (a heap of deadlines), and those whose
+sequence counter just crossed its soft limit (it calls back).
 
 The batched data plane (``pyipsec.dataplane``) uses the same SAD/SPD and the same SAs through
 their buffer-oriented methods; this class is its per-packet reference and fallback.
@@ -33,6 +36,8 @@ their buffer-oriented methods; this class is its per-packet reference and fallba
 
 from __future__ import annotations
 
+import functools
+import heapq
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -124,6 +129,9 @@ class EspProcessor:
         self.counters = GlobalCounters()
         self._removed: dict[str, int] = {}  # child_counters summed over removed children
         self._order = 0
+        self._volume: dict[int, Child] = {}  # children with a byte or packet limit
+        self._timed: list[tuple[float, int, int]] = []  # (deadline, order, key): a heap
+        self._exhausting: set[int] = set()  # children past their soft sequence limit
 
     # --- configuration ------------------------------------------------------------------------
 
@@ -150,7 +158,21 @@ class EspProcessor:
         self.sad = self.sad.with_child(child)
         if child.outbound_active:
             self.spd = self.spd.with_policy(policy)
+        self._watch(child, now)
         return child
+
+    def _watch(self, child: Child, now: float) -> None:
+        """File ``child`` where :meth:`poll_signals` will look for it."""
+        lt = child.lifetimes
+        if lt is not None:
+            if any(v is not None for v in (lt.soft_bytes, lt.hard_bytes, lt.soft_packets, lt.hard_packets)):
+                self._volume[child.key] = child
+            for seconds in (lt.soft_seconds, lt.hard_seconds):
+                if seconds is not None:
+                    heapq.heappush(self._timed, (now + seconds, self._order, child.key))
+        seq = child.outbound.seq
+        if seq is not None:
+            seq.on_exhausting = functools.partial(self._exhausting.add, child.key)
 
     def activate_outbound(self, spi_in: int) -> bool:
         """Let a child installed inactive carry outbound traffic (the rekey switch-over)."""
@@ -180,6 +202,8 @@ class EspProcessor:
             return None
         self.sad = self.sad.without(spi_in)
         self.spd = self.spd.without(spi_in)
+        self._volume.pop(spi_in, None)
+        self._exhausting.discard(spi_in)  # (its deadlines leave the heap when they come)
         for name, value in child_counters(child).items():
             self._removed[name] = self._removed.get(name, 0) + value
         return child
@@ -194,7 +218,7 @@ class EspProcessor:
 
     def child(self, key: int) -> Child | None:
         """The installed child whose inbound SPI is ``key``."""
-        return next((c for c in self.children() if c.key == key), None)
+        return self.sad.children.get(key)
 
     def children(self) -> Iterable[Child]:
         return iter(self.sad)
@@ -266,7 +290,13 @@ class EspProcessor:
     def poll_signals(self, now: float) -> list[Signal]:
         """Sequence-number and lifetime signals, each once per child and kind."""
         out: list[Signal] = []
-        for child in self.sad:
+        keys = {*self._volume, *self._exhausting}
+        self._exhausting.clear()
+        while self._timed and self._timed[0][0] <= now:
+            keys.add(heapq.heappop(self._timed)[2])
+        for child in (self.sad.children.get(k) for k in sorted(keys)):
+            if child is None:
+                continue
             if child.outbound.poll_signal() is not None and "seq_exhausting" not in child.signalled:
                 child.signalled.add("seq_exhausting")
                 out.append(Signal(child.key, "seq_exhausting"))

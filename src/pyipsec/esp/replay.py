@@ -24,6 +24,7 @@ for a number past 2^32-1 (2^64-1 with ESN) raises :class:`SequenceExhausted`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyipsec.errors import PyIpsecError
@@ -152,7 +153,7 @@ class SequenceCounter:
     a number. ``spi`` only labels the signal.
     """
 
-    __slots__ = ("_last", "_pending", "_signalled", "_soft", "esn", "limit", "spi")
+    __slots__ = ("_last", "_pending", "_signalled", "_soft", "esn", "limit", "on_exhausting", "spi")
 
     def __init__(self, esn: bool = False, *, soft_limit: int | None = None, spi: int = 0) -> None:
         self.esn = esn
@@ -166,6 +167,8 @@ class SequenceCounter:
         self._last = 0
         self._signalled = False
         self._pending: SeqExhausting | None = None
+        # called once, when the soft limit is crossed (the processor's cue to poll this SA)
+        self.on_exhausting: Callable[[], None] | None = None
 
     @property
     def last(self) -> int:
@@ -196,6 +199,8 @@ class SequenceCounter:
         if not self._signalled:
             self._signalled = True
             self._pending = SeqExhausting(spi=self.spi, seq=seq, limit=self.limit)
+            if self.on_exhausting is not None:
+                self.on_exhausting()
         return seq
 
     def poll(self) -> SeqExhausting | None:

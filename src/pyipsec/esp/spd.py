@@ -23,6 +23,7 @@ only selectors that allow every port ("OPAQUE" handling of RFC 4301 §4.4.1.1).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
@@ -259,20 +260,52 @@ class InboundCheck:
 
 
 class Spd:
-    """An immutable, ordered set of policies with a memoised outbound lookup."""
+    """An immutable, ordered set of policies with a memoised outbound lookup.
 
-    __slots__ = ("_cache", "_ports", "policies")
+    Each snapshot keeps its policies' sort keys beside them, so that adding one is a binary
+    search and an insertion and removing one a filter: on a gateway with a thousand Child SAs,
+    recomputing every key and sorting for each client that comes or goes was the data plane's
+    main cost per SA."""
+
+    __slots__ = ("_cache", "_ports", "_ranks", "policies")
 
     def __init__(self, policies: Iterable[Policy] = ()) -> None:
-        self.policies: tuple[Policy, ...] = tuple(sorted(policies, key=Policy.sort_key))
-        self._ports = any(p.needs_ports for p in self.policies)
+        ranked = sorted(((p.sort_key(), p) for p in policies), key=lambda rp: rp[0])
+        pols = [p for _, p in ranked]
+        self._set([r for r, _ in ranked], pols, sum(1 for p in pols if p.needs_ports))
+
+    def _set(self, ranks: list[tuple[int, int, int, int, int]], policies: list[Policy], ports: int) -> None:
+        self._ranks = ranks
+        self.policies: tuple[Policy, ...] = tuple(policies)
+        self._ports = ports  # how many policies select on protocol or ports
         self._cache: dict[object, int | None] = {}
 
+    def _derived(
+        self, ranks: list[tuple[int, int, int, int, int]], policies: list[Policy], ports: int
+    ) -> Spd:
+        spd = Spd.__new__(Spd)
+        spd._set(ranks, policies, ports)
+        return spd
+
+    def _without(self, key: int) -> tuple[list[tuple[int, int, int, int, int]], list[Policy], int]:
+        ranks, policies, ports = list(self._ranks), list(self.policies), self._ports
+        for at, p in enumerate(policies):
+            if p.key == key:
+                del ranks[at], policies[at]
+                ports -= p.needs_ports
+                break
+        return ranks, policies, ports
+
     def with_policy(self, policy: Policy) -> Spd:
-        return Spd((*(p for p in self.policies if p.key != policy.key), policy))
+        ranks, policies, ports = self._without(policy.key)
+        rank = policy.sort_key()
+        at = bisect.bisect_right(ranks, rank)
+        ranks.insert(at, rank)
+        policies.insert(at, policy)
+        return self._derived(ranks, policies, ports + policy.needs_ports)
 
     def without(self, key: int) -> Spd:
-        return Spd(p for p in self.policies if p.key != key)
+        return self._derived(*self._without(key))
 
     def __len__(self) -> int:
         return len(self.policies)
@@ -280,7 +313,7 @@ class Spd:
     @property
     def needs_ports(self) -> bool:
         """True if some policy selects on protocol or ports (lookups then key on them too)."""
-        return self._ports
+        return self._ports > 0
 
     def lookup_flow(self, flow: FlowKey) -> int | None:
         """The key of the most specific policy matching an outbound flow."""

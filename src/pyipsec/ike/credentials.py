@@ -3,7 +3,9 @@
 Secrets never leave this object except into key derivation; nothing here is logged. A
 shared key is found like strongSwan finds one: among the secrets whose identity lists match
 both our and the peer's identity, the one with the most specific match wins; a secret
-without identities matches any pair.
+without identities matches any pair. The secrets are indexed by identity (a gateway holds one
+per user): a lookup scores only the secrets naming one of the two identities and those naming
+none, in the order they were added (the first of equally specific ones wins).
 """
 
 from __future__ import annotations
@@ -58,7 +60,11 @@ class MemoryCredentials:
         private_keys: Sequence[SigningKey] = (),
         eap_passwords: dict[str, str] | None = None,
     ) -> None:
-        self._secrets = list(secrets)
+        self._secrets: list[SharedSecret] = []
+        self._anyone: list[int] = []  # positions in ``_secrets`` of secrets without identities
+        self._by_identity: dict[Identity, list[int]] = {}
+        for secret in secrets:
+            self.add_secret(secret)
         self._keys = {_spki(k): k for k in private_keys}
         self._eap = dict(eap_passwords or {})
 
@@ -69,14 +75,20 @@ class MemoryCredentials:
         return self._eap.get(user)
 
     def add_secret(self, secret: SharedSecret) -> None:
+        position = len(self._secrets)
         self._secrets.append(secret)
+        if not secret.identities:
+            self._anyone.append(position)
+        for ident in set(secret.identities):
+            self._by_identity.setdefault(ident, []).append(position)
 
     def add_private_key(self, key: SigningKey) -> None:
         self._keys[_spki(key)] = key
 
     def shared_key(self, local: Identity, remote: Identity) -> bytes | None:
         best, best_score = None, 0
-        for s in self._secrets:
+        positions = {*self._anyone, *self._by_identity.get(local, ()), *self._by_identity.get(remote, ())}
+        for s in (self._secrets[k] for k in sorted(positions)):
             score = s.score(local, remote)
             if score > best_score:
                 best, best_score = s, score

@@ -36,7 +36,10 @@ outside it (a new state, a timer, an event, a message queued or sent) with ``Ike
 their deadline recomputed into a heap (``ike.deadlines``), closed ones forgotten by their own
 table keys. :meth:`next_deadline` is the heap's top, :meth:`handle_timer` visits only the SAs
 whose deadline has come (and re-checks their real timers). The number of half-open SAs, in
-all and per source address, is kept up to date by the same hook. ``EngineStats`` counts the
+all and per source address, is kept up to date by the same hook, and so is ``ike.saindex``: the
+SAs by peer (an SA's siblings for reauthentication, INITIAL_CONTACT, a moving virtual IP), by
+connection (:meth:`has_sas`) and the Child SAs by inbound SPI (:meth:`handle_signal`). Once an SA
+is established its IKE_SA_INIT messages (signed in IKE_AUTH) are dropped. ``EngineStats`` counts the
 deadlines computed and the SAs visited by timers, so tests can check the work per event.
 
 The runtime needs nothing but this module's API: :meth:`initiate` returns the new SA's id,
@@ -67,6 +70,7 @@ from pyipsec.ike.lookups import Answer
 from pyipsec.ike.manager import TaskManager
 from pyipsec.ike.pools import AddressPools, MemoryPools
 from pyipsec.ike.sa import ChildSa, EngineContext, IkeSa
+from pyipsec.ike.saindex import SaIndex
 from pyipsec.ike.state import ChildSaState, IkeEvent, IkeSaState
 from pyipsec.ike.task import Step
 from pyipsec.ike.tasks import ike_reauth
@@ -135,6 +139,7 @@ class IkeEngine:
             eap_server=eap_server,
             new_ike_spi=self._new_spi,
             sas=self.sas,
+            peers=self.peers,
             touched=self._touched,
             fragments=FragmentBudget(config.fragment_budget),
         )
@@ -146,6 +151,8 @@ class IkeEngine:
         self._half_open_src: dict[int, IPAddress] = {}  # half-open responder SAs → source address
         self._half_open_per_src: dict[IPAddress, int] = {}
         self._dirty: dict[int, IkeSa] = {}  # touched since the last drain
+        # by peer, by connection, Child SAs by inbound SPI: kept exact by the touch hook
+        self._index = SaIndex()
         self._timers = DeadlineQueue()  # SA id → its next deadline
         self._cookies = CookieJar(rng, clock=lambda: self.ctx.now)
         self.stats = EngineStats()
@@ -182,6 +189,16 @@ class IkeEngine:
 
     def half_open_from(self, ip: IPAddress) -> int:
         return self._half_open_per_src.get(ip, 0)
+
+    def peers(self, sa: IkeSa) -> list[IkeSa]:
+        """The other SAs of ``sa``'s connection with the same peer (``IkeSa.same_peer``), oldest
+        first; from the peer index, without looking at the others."""
+        return self._index.peers(sa)
+
+    def has_sas(self, connection: str, *, original_initiator: bool | None = None) -> bool:
+        """Whether ``connection`` has any IKE SA (as original initiator or not, if given): O(1),
+        for the runtime's "was that the last one?" on every closed SA."""
+        return self._index.has(connection, original_initiator)
 
     def list_sas(self, connection: str | None = None) -> list[IkeSaInfo]:
         """A snapshot of every IKE SA (of ``connection``) and its Child SAs, like swanctl --list-sas."""
@@ -396,12 +413,10 @@ class IkeEngine:
         numbers: rekey it (soft), or delete it (hard). A Child SA that is being rekeyed or
         deleted already, or is gone, needs nothing more."""
         self.ctx.now = now
-        found = next(
-            ((sa, c) for sa in self.sas() for c in sa.children.values() if c.spi_in == signal.spi_in), None
-        )
-        if found is None or not found[0].active or found[1].state is not ChildSaState.INSTALLED:
+        sa = self._index.owner_of(signal.spi_in)
+        child = next((c for c in sa.children.values() if c.spi_in == signal.spi_in), None) if sa else None
+        if sa is None or child is None or not sa.active or child.state is not ChildSaState.INSTALLED:
             return self._drain()
-        sa, child = found
         what = signal.kind.value.replace("_", " ")
         sa.log.info("Child SA %s{%d}: %s reached in the data plane", child.name, child.child_id, what)
         if signal.kind is SignalKind.HARD_LIFETIME:
@@ -565,7 +580,7 @@ class IkeEngine:
     def _initial_contact(self, sa: IkeSa) -> None:
         """The peer restarted: its older SAs with us are stale, drop them silently (RFC 7296 §2.4)."""
         sa.initial_contact = False
-        for other in list(self._by_id.values()):
+        for other in self.peers(sa):
             if sa.same_peer(other) and other.was_established:
                 reason = f"replaced by IKE SA #{sa.sa_id}: the peer sent INITIAL_CONTACT"
                 self.tasks.close(other, CloseCause.INITIAL_CONTACT, reason)
@@ -687,6 +702,7 @@ class IkeEngine:
         if self._by_id.get(sa.sa_id) is not sa:
             return  # not (yet) ours: a rekey's new SA is registered when it is adopted
         self._dirty[sa.sa_id] = sa
+        self._index.touched(sa)
         half_open = not sa.initiator and sa.state is IkeSaState.CONNECTING
         if half_open != (sa.sa_id in self._half_open_src):
             if half_open:
@@ -745,6 +761,11 @@ class IkeEngine:
                 self._forget(sa)
             else:
                 self._timers.set(sa.sa_id, self._sa_deadline(sa))
+                self._index.drained(sa)
+                if sa.state is IkeSaState.ESTABLISHED and (sa.init_request or sa.init_response):
+                    # the IKE_SA_INIT messages were signed in IKE_AUTH, which is over (its last
+                    # response is cached as bytes): no need to keep them for the SA's lifetime
+                    sa.init_request = sa.init_response = b""
         self._dirty.clear()  # (``last_sent`` above touched them again)
         return Output(tuple(out), tuple(events))
 
@@ -761,6 +782,7 @@ class IkeEngine:
         if key is not None and self._half_open.get(key) is sa:
             del self._half_open[key]
         del self._by_id[sa.sa_id]
+        self._index.forget(sa)
         self._release_half_open(sa.sa_id)
         self._timers.discard(sa.sa_id)
         self._dirty.pop(sa.sa_id, None)
@@ -784,6 +806,7 @@ class IkeEngine:
             wrong.append(f"half-open SAs {sorted(half_open)}, counted {sorted(self._half_open_src)}")
         if set(self._sas.values()) - set(self._by_id.values()):
             wrong.append("an SA in the SPI table is not registered")
+        wrong += self._index.audit(self._by_id.values())
         return wrong
 
 

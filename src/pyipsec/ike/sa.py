@@ -95,6 +95,9 @@ class EngineContext:
     now: float = 0.0  # the time of the call being processed, set by the engine
     new_ike_spi: Callable[[], bytes] = field(default=lambda: b"")  # a fresh SPI unique in the engine
     sas: Callable[[], list[IkeSa]] = field(default=lambda: [])  # every IKE SA of the engine
+    # the other SAs of an SA's connection and peer (``IkeSa.same_peer``), oldest first: the engine's
+    # peer index, so that a new, rekeyed or closing SA finds its siblings without a scan
+    peers: Callable[[IkeSa], list[IkeSa]] = field(default=lambda sa: [])
     # the engine's hook: this SA changed (state, a timer, an event, a message queued or sent), so
     # its deadline, output and events are looked at again when the call ends (see IkeSa.touch)
     touched: Callable[[IkeSa], None] = field(default=lambda sa: None)
@@ -602,7 +605,7 @@ class IkeSa:
 
         if heir(self):
             return Replacement.REKEY
-        if any(self.same_peer(other) and heir(other) for other in self.ctx.sas()):
+        if any(self.same_peer(other) and heir(other) for other in self.ctx.peers(self)):
             return Replacement.REAUTH
         return Replacement.NONE
 

@@ -6,11 +6,18 @@ datagram arrived, which the engine needs for NAT detection and for replying from
 address; on send the same control message picks the source address. On the NAT-T port the
 non-ESP marker is stripped from IKE messages and added to ours (``net.udp_encap``);
 ESP-in-UDP packets and keepalives go to separate callbacks.
+
+The sockets get a receive buffer of :data:`RCVBUF` (as root past ``net.core.rmem_max``): a
+gateway's clients come and go in bursts (a thousand DELETEs when a site's link returns, a
+thousand IKE_SA_INITs when it comes back), and what the kernel's default buffer (about 200 KB,
+a few hundred small datagrams) cannot hold while the event loop is busy is dropped and costs
+the client a retransmission timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import socket
@@ -30,6 +37,8 @@ IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Linux value; typeshed lacks the
 _IN_PKTINFO = struct.Struct("=I4s4s")  # ifindex, spec_dst, addr
 _IN6_PKTINFO = struct.Struct("=16sI")  # addr, ifindex
 _RECV_SIZE = 65535
+RCVBUF = 4 * 1024 * 1024
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 _CMSG_SPACE = 256
 
 
@@ -41,6 +50,15 @@ class UdpStats:
     esp: int = 0
     keepalives: int = 0
     invalid: int = 0
+
+
+def _receive_buffer(sock: socket.socket) -> None:
+    """Ask for :data:`RCVBUF` bytes of receive buffer (forced as root, else up to rmem_max)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, RCVBUF)
+    except OSError:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
 
 
 class _Port:
@@ -90,6 +108,7 @@ class UdpPorts:
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            _receive_buffer(sock)
             if family == socket.AF_INET:
                 sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
             else:

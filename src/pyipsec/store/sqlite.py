@@ -17,6 +17,14 @@ created with mode 0600 (its directory 0700) and an existing file readable or wri
 others is refused (:class:`InsecureStoreFile`); group access is logged as a warning. SQLite's
 journal files inherit the database file's mode.
 
+The database runs in WAL mode with ``synchronous = NORMAL``: a commit appends to the log without
+waiting for the disk (a gateway leases and releases an address per client; with a sync per
+commit, a thousand clients wait on a thousand disk flushes). A power loss may forget the last
+leases, which a restart releases anyway (:meth:`SqliteStore.release_all`); the database stays
+consistent. :meth:`SqliteStore.lease` gives a returning identity its address from the
+``(pool, identity)`` index; only a newcomer reads the pool's rows, parsing the addresses with
+``inet_pton`` (it runs for every client that asks for a virtual IP).
+
 Every change runs in one ``BEGIN IMMEDIATE`` transaction, so several connections (the daemon and
 the ``pyipsec user`` CLI, or two daemons' helpers) serialise their writes and never hand one
 address to two live identities. Timestamps (``now``) come from the caller, in seconds since the
@@ -27,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sqlite3
 import stat
 import unicodedata
@@ -170,6 +179,18 @@ def _bounds(addresses: AddressRange) -> tuple[int, int, int]:
     return lo, hi, 6
 
 
+def _parse(text: str) -> tuple[int, int]:
+    """An address as stored (its text): (IP version, integer value); (0, 0) if it is none."""
+    try:
+        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+    except OSError:
+        pass
+    try:
+        return 6, int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
+    except OSError:
+        return 0, 0
+
+
 def _address(value: int, version: int) -> IPAddress:
     return IPv4Address(value) if version == 4 else IPv6Address(value)
 
@@ -198,6 +219,11 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open: {exc}") from None
         try:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: {exc}") from None
             with self._write() as db:
                 version = db.execute("PRAGMA user_version").fetchone()[0]
                 if version > _SCHEMA_VERSION:
@@ -358,6 +384,23 @@ class SqliteStore:
         """
         first, last, version = _bounds(addresses)
         with self._write() as db:
+            # the common case first, on the (pool, identity) index: a returning identity
+            returning = [
+                (updated, value)
+                for text, updated in db.execute(
+                    "SELECT address, updated FROM leases WHERE pool = ? AND identity = ? AND live = 0",
+                    (pool, identity),
+                ).fetchall()
+                for row_version, value in (_parse(text),)
+                if row_version == version and first <= value <= last
+            ]
+            if returning:
+                chosen = _address(max(returning)[1], version)
+                db.execute(
+                    "UPDATE leases SET live = 1, updated = ? WHERE pool = ? AND address = ?",
+                    (float(now), pool, str(chosen)),
+                )
+                return chosen
             rows = db.execute(
                 "SELECT address, identity, live, updated FROM leases WHERE pool = ?", (pool,)
             ).fetchall()
@@ -366,9 +409,8 @@ class SqliteStore:
             mine: list[tuple[float, int]] = []
             others: list[tuple[float, int]] = []
             for text, owner, is_live, updated in rows:
-                addr = ip_address(text)
-                value = int(addr)
-                if addr.version != version or not first <= value <= last:
+                row_version, value = _parse(text)
+                if row_version != version or not first <= value <= last:
                     continue
                 known.add(value)
                 if is_live:

@@ -101,6 +101,7 @@ def _spec(**kw: object) -> ChildSaSpec:
         SendIke(V4, Endpoint(ip_address("198.51.100.7"), 61000), b"\x00" * 3 + b"ike"),
         SendIke(V6, V6, b""),
         RequestCounters(),
+        RequestCounters(sas=False),
         Shutdown(),
     ],
 )

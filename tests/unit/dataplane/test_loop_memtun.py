@@ -107,10 +107,10 @@ def test_a_packet_without_a_policy_stays_out_of_the_tunnel(pair: tuple[Side, Sid
     assert b.tun.receive() == ipv4_udp(b"somewhere", src="10.1.0.1", dst="10.2.0.7")  # only this one
 
 
-def counters_of(side: Side) -> Counters:
+def counters_of(side: Side, *, sas: bool = True) -> Counters:
     """Ask a running loop for its counters over the channel, as the daemon does."""
     side.control.settimeout(10)
-    side.control.send(encode_control(RequestCounters()))
+    side.control.send(encode_control(RequestCounters(sas)))
     sas = []
     while True:
         ev, last = decode_event(side.control.recv(1 << 20))
@@ -152,3 +152,12 @@ def test_drops_of_a_removed_sa_stay_in_the_totals(pair: tuple[Side, Side]) -> No
     assert gone.sas == ()  # b's only SA is removed ...
     assert {k: gone.total(k) for k in drops} == drops  # ... and its drops still count
     assert gone.total("esp_malformed") == 0 and gone.total("unknown_spi") == 0
+
+
+def test_a_bare_barrier_is_answered_without_listing_the_sas(pair: tuple[Side, Side]) -> None:
+    """The daemon's barrier before an IKE_AUTH response (issue 13): one empty answer, where a full
+    one lists every SA (a thousand on a gateway, for every client that connects)."""
+    a, _ = pair
+    assert len(counters_of(a).sas) == 1
+    bare = counters_of(a, sas=False)
+    assert bare.sas == () and bare.totals == ()

@@ -149,7 +149,7 @@ def _responder_reauth(sa: IkeSa) -> None:
     old = next(
         (
             o
-            for o in sa.ctx.sas()
+            for o in sa.ctx.peers(sa)
             if sa.same_peer(o)
             and not o.original_initiator
             and o.state in (IkeSaState.ESTABLISHED, IkeSaState.REKEYING, IkeSaState.REAUTHENTICATING)

@@ -83,7 +83,7 @@ def lease_address(sa: IkeSa, pool: PoolConfig, who: str, requested: IPAddress | 
     The pool hears of ``requested`` too: a shared one hands it over from another gateway.
     """
     if requested is not None and not sa.initial_contact:
-        for other in sa.ctx.sas():
+        for other in sa.ctx.peers(sa):
             if sa.same_peer(other) and other.active and (pool, requested) in other.leases:
                 other.leases.remove((pool, requested))
                 sa.log.info("virtual IP %s moves over from IKE SA #%d", requested, other.sa_id)

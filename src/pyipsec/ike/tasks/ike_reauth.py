@@ -107,7 +107,7 @@ def closed(sa: IkeSa) -> None:
                 )
     if not sa.was_established:
         return  # (a half-open SA was never reauthenticated: no need to look at every SA)
-    for new in sa.ctx.sas():
+    for new in sa.ctx.peers(sa):  # (a reauthentication is an SA of the same connection and peer)
         if new.reauth_of == sa.sa_id and new.active:
             for child in new.children.values():
                 new.activate(child)
