@@ -5,13 +5,14 @@ modules that do not know it — ``check`` (:mod:`~pyipsec.cli.check`); ``up``, `
 ``rekey``, ``status`` and ``stats``, the clients of the daemon's control socket (DESIGN.md §6,
 :mod:`~pyipsec.cli.sas`); ``reload`` (:mod:`~pyipsec.cli.reload`); ``pki`` and ``user export``
 (:mod:`~pyipsec.cli.pki`); ``pki doctor`` (:mod:`~pyipsec.cli.doctor`); ``gateway init``
-(:mod:`~pyipsec.cli.gateway`); ``user`` (:mod:`~pyipsec.cli.users`); ``install-service``
-(:mod:`~pyipsec.cli.service`); ``store`` (:mod:`~pyipsec.cli.store`, lazy: psycopg) — and are
-added to it here, so no command module imports this one. What they share (exit statuses, the
-one-line failure, ``--socket``) is :mod:`pyipsec.cli.app`. Commands compute their result as
-data and print it as text or ``--json`` (:mod:`pyipsec.cli.render`). Expected failures print
-one line, or every problem of a bad config file, and exit with status 1 and no traceback;
-usage mistakes exit with click's status 2.
+(:mod:`~pyipsec.cli.gateway`); ``redirect`` and ``drain`` (:mod:`~pyipsec.cli.redirect`);
+``user`` (:mod:`~pyipsec.cli.users`); ``install-service`` (:mod:`~pyipsec.cli.service`);
+``store`` (:mod:`~pyipsec.cli.store`, lazy: psycopg) — and are added to it here, so no command
+module imports this one. What they share (exit statuses, the one-line failure, ``--socket``) is
+:mod:`pyipsec.cli.app`. Commands compute their result as data and print it as text or
+``--json`` (:mod:`pyipsec.cli.render`). Expected failures print one line, or every problem of
+a bad config file, and exit with status 1 and no traceback; usage mistakes exit with click's
+status 2.
 
 ``daemon`` (:mod:`~pyipsec.cli.daemon`) imports the whole daemon — engine, data plane,
 netlink — which would slow every client command down. The group follows click's pattern for
@@ -32,6 +33,7 @@ from pyipsec.cli.check import check
 from pyipsec.cli.doctor import doctor
 from pyipsec.cli.gateway import gateway
 from pyipsec.cli.pki import export, pki
+from pyipsec.cli.redirect import drain, redirect
 from pyipsec.cli.reload import reload
 from pyipsec.cli.sas import down, rekey, stats, status, up
 from pyipsec.cli.service import install_service
@@ -83,7 +85,21 @@ def main() -> None:
     """pyipsec: an IKEv2/IPsec VPN server and client."""
 
 
-for _command in (check, up, down, rekey, status, stats, pki, user, reload, gateway, install_service):
+for _command in (
+    check,
+    up,
+    down,
+    rekey,
+    status,
+    stats,
+    pki,
+    user,
+    reload,
+    gateway,
+    install_service,
+    redirect,
+    drain,
+):
     main.add_command(_command)
 user.add_command(export)
 pki.add_command(doctor)

@@ -46,6 +46,7 @@ from pydantic import (
 )
 
 from pyipsec.config.ids import IDENTITY_ANY, Identity
+from pyipsec.config.redirect import RedirectSettings
 from pyipsec.config.values import (
     AddressSpec,
     Count,
@@ -253,7 +254,9 @@ class Settings(_Model):
     - ``metrics`` — ``"ADDR:PORT"`` (IPv6 as ``"[::1]:9590"``) of a Prometheus endpoint serving
       ``GET /metrics`` (``daemon.metrics``); off by default;
     - ``save_keys`` — a directory (relative to the config file) to write every IKE and ESP SA's
-      keys to, for Wireshark (``daemon.savekeys``); off by default, and never in production.
+      keys to, for Wireshark (``daemon.savekeys``); off by default, and never in production;
+    - ``redirect`` — ``[settings.redirect]``: sending clients to other gateways (RFC 5685,
+      ``config.redirect``); off by default.
     """
 
     listen: Annotated[IPAddrList, NonEmpty] = (ipaddress.IPv4Address(0), ipaddress.IPv6Address(0))
@@ -283,6 +286,7 @@ class Settings(_Model):
     resolv_conf: Path = Path("/etc/resolv.conf")
     ike_fragment_size: Annotated[int, Field(strict=True, ge=200, le=65535)] = 1280
     metrics: HostPortValue | None = None
+    redirect: RedirectSettings | None = None
     save_keys: DirRef | None = None
 
     @field_validator("store", mode="plain")
@@ -438,6 +442,8 @@ class Connection(_Model):
     - ``keyingtries`` — initiation attempts, 0 for forever (1);
     - ``pools`` — names of ``[pools.NAME]`` to assign virtual IPs from (responder);
     - ``vips`` — virtual IPs to request (initiator), ``0.0.0.0``/``::`` for any;
+    - ``redirect`` — follow gateway redirects, RFC 5685 (true); ``redirect_allow`` — gateways
+      besides ``remote_addrs`` an unauthenticated (IKE_SA_INIT) redirect may send us to;
     - ``local`` / ``remote`` — the authentication rounds (:class:`Auth`), both required;
       several rounds (RFC 4739) as in swanctl: ``local-1``, ``local-2``, … (``remote-N`` alike),
       done in the order of their suffixes; the first is ``local`` here, the others
@@ -466,6 +472,8 @@ class Connection(_Model):
     keyingtries: Count = 1
     pools: NameList = ()
     vips: IPAddrList = ()
+    redirect: bool = True
+    redirect_allow: tuple[Annotated[str, Field(min_length=1, max_length=255)], ...] = ()
     local: Auth
     remote: Auth
     local_more: tuple[Auth, ...] = ()

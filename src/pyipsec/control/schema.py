@@ -21,7 +21,9 @@ __all__ = [
     "BadRequest",
     "CommandArgs",
     "DownArgs",
+    "DrainArgs",
     "NoArgs",
+    "RedirectArgs",
     "RekeyArgs",
     "SCHEMAS",
     "UP_TIMEOUT",
@@ -87,6 +89,36 @@ class RekeyArgs(CommandArgs):
         return self
 
 
+Gateway = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class RedirectArgs(CommandArgs):
+    """``redirect``: the clients of connection ``name`` or of IKE SA ``sa_id`` go to ``to``."""
+
+    name: Name | None = None
+    sa_id: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = None
+    to: Gateway
+
+    @model_validator(mode="after")
+    def _one_target(self) -> RedirectArgs:
+        if (self.name is None) == (self.sa_id is None):
+            raise ValueError("give exactly one of name and sa_id")
+        return self
+
+
+class DrainArgs(CommandArgs):
+    """``drain``: every client, and every new one, goes to ``to``; ``stop`` ends the drain."""
+
+    to: Gateway | None = None
+    stop: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> DrainArgs:
+        if (self.to is None) != self.stop:
+            raise ValueError("give either to (a gateway) or stop")
+        return self
+
+
 SCHEMAS: Mapping[str, type[CommandArgs]] = {
     "status": NoArgs,
     "connections": NoArgs,
@@ -95,6 +127,8 @@ SCHEMAS: Mapping[str, type[CommandArgs]] = {
     "down": DownArgs,
     "rekey": RekeyArgs,
     "reload": NoArgs,
+    "redirect": RedirectArgs,
+    "drain": DrainArgs,
 }
 
 

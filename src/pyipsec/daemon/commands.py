@@ -12,6 +12,8 @@ through its public API (``list_sas`` snapshots, ``stats``) and acts through it, 
 * ``connections``, ``stats`` — configured names; engine and UDP counters;
 * ``rekey`` — the Child SAs, the IKE SA (``ike``) or a reauthentication (``reauth``);
 * ``reload`` — re-read the configuration file (``daemon.reload``);
+* ``redirect`` — send the clients of a connection or an IKE SA to another gateway, ``drain``
+  — every client and every new one (``daemon.redirect``);
 * ``up`` — initiate (unless an SA of ours is up or connecting) and wait for the outcome,
   streaming progress (``daemon.progress``); ``down`` — delete, wait until closed.
 
@@ -28,7 +30,15 @@ from typing import Protocol
 
 from pyipsec.config.model import Config
 from pyipsec.control.protocol import JsonValue
-from pyipsec.control.schema import UP_TIMEOUT, DownArgs, RekeyArgs, UpArgs, parse_args
+from pyipsec.control.schema import (
+    UP_TIMEOUT,
+    DownArgs,
+    DrainArgs,
+    RedirectArgs,
+    RekeyArgs,
+    UpArgs,
+    parse_args,
+)
 from pyipsec.control.server import Progress
 from pyipsec.daemon.clock import Clock, wait_until
 from pyipsec.daemon.host import IkePorts
@@ -36,6 +46,7 @@ from pyipsec.daemon.initqueue import InitQueue
 from pyipsec.daemon.lookups import Lookups
 from pyipsec.daemon.progress import Waiters, already_up, no_progress
 from pyipsec.daemon.reconnect import Reconnect
+from pyipsec.daemon.redirect import Redirects
 from pyipsec.daemon.sink import CounterMap, DataplaneSink
 from pyipsec.daemon.status import ike_sa_status
 from pyipsec.errors import UsageError
@@ -59,6 +70,7 @@ class Daemon(Protocol):
     reconnect: Reconnect
     lookups: Lookups
     inits: InitQueue
+    redirects: Redirects
 
     def apply(self, out: Output) -> None: ...
 
@@ -82,6 +94,10 @@ class Commands:
             return await self.up(typed, progress)
         if isinstance(typed, DownArgs):
             return await self.down(typed)
+        if isinstance(typed, RedirectArgs):
+            return self.redirect(typed)
+        if isinstance(typed, DrainArgs):
+            return self.d.redirects.drain(typed.to)
         if cmd == "status":
             return await self.status()
         if cmd == "reload":  # daemon.reload: the summary, or ok false and the errors
@@ -204,6 +220,19 @@ class Commands:
             return waiter.future.result()
         waiter.future.cancel()
         return {"sa_id": sa_id, "ok": False, "message": f"no result within {timeout} s", "children": []}
+
+    def redirect(self, args: RedirectArgs) -> JsonValue:
+        """Redirect the established IKE SAs of ``name`` (the gateway's side) or IKE SA ``sa_id``."""
+        if args.name is not None and args.name not in self.d.config.connections:
+            raise UsageError(f"no connection named {args.name!r}")
+        targets = [
+            sa.sa_id
+            for sa in self.d.engine.list_sas()
+            if (sa.sa_id == args.sa_id or sa.connection == args.name) and sa.established
+        ]
+        if not targets and args.sa_id is not None:
+            raise UsageError(f"no established IKE SA #{args.sa_id}")
+        return self.d.redirects.redirect_sas(targets, args.to)
 
     async def down(self, args: DownArgs) -> JsonValue:
         name, sa_id = args.name, args.sa_id

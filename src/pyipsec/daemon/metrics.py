@@ -12,7 +12,9 @@ two halves:
   fails with an ``IkeSaClosed`` of an SA that never was established, by the error Notify that
   ended it (``AUTHENTICATION_FAILED``, ``NO_PROPOSAL_CHOSEN``, …) or else by its close cause
   (``timeout``, ``abandoned`` half-open SAs, ``local``, …). Child SAs refused while the IKE SA
-  lives on (``TS_UNACCEPTABLE`` …) are ``ChildSaFailed``. A DPD failure is an established IKE SA
+  lives on (``TS_UNACCEPTABLE`` …) are ``ChildSaFailed``. An IKE SA sent to another gateway in
+  IKE_SA_INIT (RFC 5685, ``daemon.redirect``) is no failure: its result is ``redirected``, on
+  the gateway and on the client. A DPD failure is an established IKE SA
   closed because the peer stopped answering (``CloseCause.TIMEOUT``).
 * a collector that reads the daemon's state when scraped: IKE SAs by state and connection,
   installed Child SAs, pool addresses used and free, the engine's and the UDP sockets' counters,
@@ -196,7 +198,9 @@ class Metrics:
         elif isinstance(e, IkeSaClosed):
             if e.cause.replaced:
                 return
-            if not e.established:
+            if e.cause is CloseCause.REDIRECTED and not e.established:
+                self.handshakes.labels(e.connection, "redirected").inc()
+            elif not e.established:
                 reason = e.error.name if e.error is not None else e.cause.value
                 self.handshakes.labels(e.connection, "failed").inc()
                 self.handshake_failures.labels(reason).inc()

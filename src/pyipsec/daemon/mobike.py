@@ -79,12 +79,16 @@ class HostAddresses:
         return route_source(remote)
 
 
-def initiator_source(conn: ConnectionConfig, source_for: Callable[[str], str | None]) -> Endpoint | None:
+def initiator_source(
+    conn: ConnectionConfig, source_for: Callable[[str], str | None], remote: str | None = None
+) -> Endpoint | None:
     """Where to initiate ``conn`` from when its ``local_addrs`` name no concrete address: the
-    routing table's choice towards its first concrete remote address (None: the engine picks)."""
+    routing table's choice towards ``remote`` (default: its first concrete remote address;
+    another one after a redirect or a failover) — None: the engine picks."""
     if any(a not in _ANY_ADDRS for a in conn.local_addrs):
         return None
-    remote = next((a for a in conn.remote_addrs if a not in _ANY_ADDRS), None)
+    if remote is None:
+        remote = next((a for a in conn.remote_addrs if a not in _ANY_ADDRS), None)
     src = source_for(remote) if remote is not None else None
     return Endpoint.parse(src, conn.local_port) if src is not None else None
 

@@ -9,7 +9,9 @@ virtual IP and DNS servers, the Child SA and its routes); the waiter's future re
 ``up`` result once the SA is established (with its first Child SA, if the connection has
 children) or has failed — ``ChildSaFailed`` or ``IkeSaClosed`` say why. ``down`` waits on a
 waiter without a child, which resolves (not ok) when the SA closes. Waiting is bounded by the
-caller (``daemon.commands``); a done waiter is dropped.
+caller (``daemon.commands``); a done waiter is dropped. An SA redirected in IKE_SA_INIT (RFC 5685,
+``daemon.redirect``) hands its waiters to the SA that follows the redirect, or fails them
+naming why it was not followed (:meth:`Waiters.redirected`).
 """
 
 from __future__ import annotations
@@ -114,6 +116,19 @@ class Waiters:
         w = Waiter(sa_id, want_child, asyncio.get_running_loop().create_future(), progress, tun)
         self._waiting.append(w)
         return w
+
+    def redirected(self, old: int, new: int | None, detail: str) -> None:
+        """IKE SA ``old`` was redirected before it was established: its waiters follow IKE SA
+        ``new`` from now on (one more step), or fail with ``detail`` if ``new`` is None."""
+        for w in self._waiting:
+            if w.sa_id != old:
+                continue
+            if new is None:
+                w._done(False, detail)
+            else:
+                w._step("REDIRECT", detail)
+                w.sa_id = new
+        self._waiting = [w for w in self._waiting if not w.future.done()]
 
     def feed(self, e: Event) -> None:
         for w in self._waiting:

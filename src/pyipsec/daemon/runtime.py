@@ -11,7 +11,8 @@ commands go into the :class:`IkeEngine`; every ``Output`` comes back through
 Events go to the data-plane sink (Child SAs installed, activated, removed, moved; NAT
 keepalives), to the host (a client's virtual IPs and DNS, put back when its last SA goes), to
 the ``up``/``down`` waiters (``daemon.progress``), to the reconnect policy
-(``daemon.reconnect``) and to the metrics (``daemon.metrics``, served when configured).
+(``daemon.reconnect``), to redirect and failover (``daemon.redirect``) and to the metrics
+(``daemon.metrics``, served when configured).
 Control commands are ``daemon.commands``; the source-address choice, address watching and
 MOBIKE moves are ``daemon.mobike``; :meth:`Runtime.reload` (the control command and SIGHUP)
 re-reads the configuration file without dropping SAs (``daemon.reload``).
@@ -83,6 +84,7 @@ from pyipsec.daemon.mobike import AddressSource, AddressWatcher, HostAddresses, 
 from pyipsec.daemon.notify import Notifier
 from pyipsec.daemon.progress import Waiters
 from pyipsec.daemon.reconnect import Reconnect
+from pyipsec.daemon.redirect import Redirects
 from pyipsec.daemon.reload import reload_config
 from pyipsec.daemon.savekeys import KeyLog
 from pyipsec.daemon.sharedstore import SharedStore
@@ -105,7 +107,7 @@ from pyipsec.ike.events import (
 )
 from pyipsec.ike.lookups import Answer
 from pyipsec.io.hostnet import HostNetwork
-from pyipsec.net.addr import Datagram
+from pyipsec.net.addr import Datagram, Endpoint, IPAddress
 
 __all__ = ["BARRIER_TIMEOUT", "REKEY_LINGER", "RETIRE_DRAIN", "SHUTDOWN_GRACE", "Runtime"]
 
@@ -162,6 +164,7 @@ class Runtime:
         self.addresses: AddressSource = addresses or HostAddresses(exclude_ifaces=(s.tun,))
         self.waiters = Waiters()
         self.reconnect = Reconnect(config, self.clock, self.initiate)
+        self.redirects = Redirects(self)  # RFC 5685 redirect, drain, failover (daemon.redirect)
         self.mobike = AddressWatcher(self.engine, self.addresses, self.clock, self.apply)
         self.commands = Commands(self)
         self.control = ControlServer(control_path or s.control_socket, self.commands.handle)
@@ -289,11 +292,24 @@ class Runtime:
         self._timer = None
         self.apply(self.engine.handle_timer(self.clock.now()))
 
-    def start_sa(self, name: str) -> tuple[int, Output]:
-        """``engine.initiate`` from the address the routing table picks for a road warrior."""
+    def start_sa(
+        self,
+        name: str,
+        *,
+        remote: Endpoint | None = None,
+        redirected_from: str = "",
+        vips: tuple[IPAddress, ...] = (),
+    ) -> tuple[int, Output]:
+        """``engine.initiate`` from the address the routing table picks for a road warrior; to
+        the failover peer and with the old virtual IPs unless told (``daemon.redirect``)."""
+        if remote is None:
+            remote, vips = self.redirects.initiate_args(name)
         conn = self.engine.config.connections.get(name)
-        local = initiator_source(conn, self.addresses.route_source) if conn is not None else None
-        return self.engine.initiate(name, self.clock.now(), local=local)
+        to = str(remote.ip) if remote is not None else None
+        local = initiator_source(conn, self.addresses.route_source, to) if conn is not None else None
+        return self.engine.initiate(
+            name, self.clock.now(), local=local, remote=remote, redirected_from=redirected_from, vips=vips
+        )
 
     def initiate(self, name: str) -> None:
         try:
@@ -369,6 +385,7 @@ class Runtime:
             if not self.engine.has_sas(e.connection, original_initiator=True):
                 self.hostnet.restore()
             self.reconnect.closed(e, remaining=self.engine.has_sas(e.connection))
+        self.redirects.observe(e)
         self.waiters.feed(e)
 
     def _remove_child(self, spi_in: bytes) -> None:

@@ -160,6 +160,10 @@ class ConnectionConfig:
     # certificate in the first round, a user's EAP in the second
     local_more: tuple[AuthConfig, ...] = ()
     remote_more: tuple[AuthConfig, ...] = ()
+    # RFC 5685 (ike.redirect), initiator: announce REDIRECT_SUPPORTED and follow redirects;
+    # gateways besides remote_addrs an unauthenticated (IKE_SA_INIT) redirect may send us to
+    redirect: bool = True
+    redirect_allow: tuple[str, ...] = ()
 
     @property
     def local_rounds(self) -> tuple[AuthConfig, ...]:

@@ -263,10 +263,18 @@ class IkeEngine:
             self._timers.set(sa.sa_id, self._sa_deadline(sa))
 
     def initiate(
-        self, connection: str, now: float, *, local: Endpoint | None = None, remote: Endpoint | None = None
+        self,
+        connection: str,
+        now: float,
+        *,
+        local: Endpoint | None = None,
+        remote: Endpoint | None = None,
+        redirected_from: str = "",
+        vips: tuple[IPAddress, ...] = (),
     ) -> tuple[int, Output]:
         """Start an IKE SA for ``connection`` (with its first child, if it has children); returns
-        the new SA's id and what to send."""
+        the new SA's id and what to send. ``redirected_from``: the gateway that redirected us
+        here (RFC 5685); ``vips``: virtual IPs to ask back (a redirect, a failover)."""
         self.ctx.now = now
         conn = self.config.connections.get(connection)
         if conn is None:
@@ -278,6 +286,8 @@ class IkeEngine:
             _first_concrete(conn.remote_addrs, "remote_addrs", conn), conn.remote_port
         )
         sa = self._new_initiator(conn, local, remote)
+        sa.redirected_from = redirected_from
+        sa.vips_asked = vips
         sa.log.info("initiating IKE SA to %s", remote)
         self._guarded(sa, lambda: self.tasks.connect(sa, conn.children[:1]))
         return sa.sa_id, self._drain()
@@ -347,6 +357,16 @@ class IkeEngine:
         sa = self._active(sa_id)
         child = self._installed(sa, child_id)
         self._guarded(sa, lambda: self.tasks.delete_child(sa, child, "deleted locally", successors=True))
+        return self._drain()
+
+    def redirect(self, sa_id: int, gateway: str, now: float) -> Output:
+        """Send the client of an established IKE SA to ``gateway`` (RFC 5685 §5). Only a
+        client that announced redirect support gets it (UsageError otherwise)."""
+        self.ctx.now = now
+        sa = self._active(sa_id)
+        if sa.original_initiator or not sa.peer_redirect:
+            raise UsageError(f"IKE SA #{sa_id}: the peer did not announce REDIRECT_SUPPORTED")
+        self._guarded(sa, lambda: self.tasks.redirect(sa, gateway))
         return self._drain()
 
     def check_liveness(self, sa_id: int, now: float) -> Output:

@@ -40,6 +40,7 @@ __all__ = [
     "Event",
     "IkeSaClosed",
     "IkeKeysDerived",
+    "IkeSaRedirected",
     "IkeSaEstablished",
     "LookupNeeded",
     "NatKeepalive",
@@ -64,6 +65,7 @@ class CloseCause(Enum):
     # (a flood makes thousands: counted in EngineStats, logged at debug level only)
     ABANDONED = "abandoned"
     INTERNAL_ERROR = "internal-error"  # a bug: logged with its traceback
+    REDIRECTED = "redirected"  # the gateway sent us elsewhere (RFC 5685; ike.redirect)
 
     @property
     def replaced(self) -> bool:
@@ -132,6 +134,20 @@ class IkeSaClosed:
     established: bool  # False: the SA failed before it was established
     # the error Notify that ended it, ours or the peer's (AUTHENTICATION_FAILED, …), if one did
     error: NotifyType | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IkeSaRedirected:
+    """The gateway of IKE SA ``sa_id`` sends us to ``gateway`` (an IP address or an FQDN):
+    in its IKE_SA_INIT response (``authenticated`` False: the SA is closed) or in an
+    INFORMATIONAL request of the established SA (True: the SA lives until the new one is up)."""
+
+    sa_id: int
+    connection: str
+    gateway: str
+    redirected_from: str  # the gateway that redirected us (its address)
+    authenticated: bool
+    virtual_ips: tuple[IPv4Address | IPv6Address, ...] = ()  # ours on the old SA, to ask back on the new one
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,4 +265,5 @@ Event = (
     | SaProgress
     | ChildSaAddressesChanged
     | LookupNeeded
+    | IkeSaRedirected
 )

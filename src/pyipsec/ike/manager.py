@@ -52,6 +52,7 @@ from pyipsec.ike.config import ChildConfig
 from pyipsec.ike.events import CloseCause, LookupNeeded
 from pyipsec.ike.exchanger import Exchanger, InFlight
 from pyipsec.ike.lookups import Answer, LeaseAnswer
+from pyipsec.ike.redirect import Redirect, RedirectTask
 from pyipsec.ike.sa import ChildSa, EngineContext, IkeSa
 from pyipsec.ike.state import ChildEvent, IkeEvent, IkeSaState
 from pyipsec.ike.task import Exchange, QueueItem, Step, Suspend, Task, TaskStatus, Unanswered
@@ -233,6 +234,10 @@ class TaskManager:
         sa.log.info("rekeying the IKE SA", extra={"event": "ike_rekey"})
         sa.apply(IkeEvent.REKEY_START)
         self.queue(sa, Exchange(ExchangeType.CREATE_CHILD_SA, [IkeRekeyTask()]))
+
+    def redirect(self, sa: IkeSa, gateway: str) -> None:
+        """Send the client of this established SA to ``gateway`` (RFC 5685 §5, ike.redirect)."""
+        self.queue(sa, Exchange(ExchangeType.INFORMATIONAL, [RedirectTask(gateway)], label="redirect"))
 
     def check_liveness(self, sa: IkeSa) -> None:
         self.queue(sa, Exchange(ExchangeType.INFORMATIONAL, [LivenessTask()]))
@@ -440,7 +445,10 @@ class TaskManager:
             return
         except IkeError as exc:
             ex.next_out += 1
-            sa.log.info("%s failed: %s", exchange.exchange_type.name, exc, extra={"event": "exchange_failed"})
+            if not isinstance(exc, Redirect):  # (not a failure; ike_init logged it)
+                sa.log.info(
+                    "%s failed: %s", exchange.exchange_type.name, exc, extra={"event": "exchange_failed"}
+                )
             self.fail(sa, exc, during=exchange.exchange_type)
             return
         if TaskStatus.IGNORE in statuses and waiting is not None:
@@ -594,6 +602,9 @@ class TaskManager:
             detail = (
                 f"{exc.notify.name}: {detail}" if detail and detail != exc.notify.name else exc.notify.name
             )
+        if isinstance(exc, Redirect):  # not a failure: the peer was sent elsewhere (ike.redirect)
+            self.close(sa, CloseCause.REDIRECTED, f"{during.name}: {exc}", error=exc)
+            return
         self.close(
             sa, CloseCause.FAILED, f"{during.name} failed: {detail}", notify_peer=notify_peer, error=exc
         )

@@ -106,6 +106,9 @@ class EngineContext:
     # MOBIKE (RFC 4555 §3.6): our usable local addresses as the daemon last reported them;
     # None until it does (then we announce no list at all rather than a wrong one)
     local_addresses: tuple[IPAddress, ...] | None = None
+    # Redirect (RFC 5685, ike.redirect): the gateway a new IKE_SA_INIT from ``remote`` to
+    # ``local`` is sent to instead, or None to serve it here (the daemon's redirect policy)
+    redirect_init: Callable[[Endpoint, Endpoint], str | None] | None = None
 
     def new_sa_id(self) -> int:
         self.next_sa_id += 1
@@ -257,6 +260,7 @@ class IkeSa:
         "peer_id_payload",
         "peer_mobike",
         "peer_multiple_auth",
+        "peer_redirect",
         "peer_rekey",
         "peer_round",
         "peer_rounds_done",
@@ -266,6 +270,7 @@ class IkeSa:
         "reauth_by",
         "reauth_children",
         "reauth_of",
+        "redirected_from",
         "redundant_at",
         "rekey_at",
         "remote",
@@ -399,6 +404,10 @@ class IkeSa:
         self.leases: list[tuple[PoolConfig, IPAddress]] = []  # responder: to release when the SA goes
         self.cp_failed = ""  # responder: why the peer got no virtual IP, if it asked for one in vain
 
+        # Redirect (RFC 5685, ike.redirect)
+        self.peer_redirect = False  # responder: the peer announced that it follows redirects
+        self.redirected_from = ""  # initiator: the gateway that sent us here (REDIRECTED_FROM)
+
         self.events: list[Event] = []
         self.close_reason = ""
         self.log = SaLogAdapter(_log)
@@ -506,6 +515,7 @@ class IkeSa:
         "peer_fragmentation",
         "peer_hashes",
         "peer_mobike",
+        "peer_redirect",
         "local_id",
         "remote_id",
         "virtual_ips",

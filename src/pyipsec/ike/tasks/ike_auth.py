@@ -9,7 +9,8 @@ IDr, CERT and AUTH. A failed check is AUTHENTICATION_FAILED, and the reason (rec
 configured identities, certificate problems) goes into the log and the close event.
 
 Reauthentication (RFC 7296 §2.8.3): the new IKE SA of a reauthentication sends no
-INITIAL_CONTACT (the old SA with the peer stays until the new one has taken over). The
+INITIAL_CONTACT (the old SA with the peer stays until the new one has taken over; nor does one
+that follows a redirect, RFC 5685, whose old SA may be with the same gateway). The
 responder takes an IKE_AUTH without INITIAL_CONTACT from a peer with which an established SA
 of the same connection and identity exists for a reauthentication of that SA: it links the
 two (``reauth_of``) and installs the new Child SAs inbound only, until the old SA is deleted.
@@ -217,7 +218,9 @@ class IkeAuthTask(Task):
             if conn.send_cert is not SendCert.NEVER:
                 req.extend(cert_payloads)
         if first:
-            if sa.reauth_of is None:  # a reauthentication keeps the old SA until it takes over
+            # a reauthentication keeps the old SA until it takes over; so does a redirect (the
+            # old gateway may be this one again, after a chain of redirects: ike.redirect)
+            if sa.reauth_of is None and not sa.redirected_from:
                 req.append(Notify.of(NotifyType.INITIAL_CONTACT))
             if conn.mobike:
                 req.append(Notify.of(NotifyType.MOBIKE_SUPPORTED))

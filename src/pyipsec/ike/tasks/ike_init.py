@@ -39,10 +39,11 @@ from pyipsec.errors import (
 from pyipsec.iana.ikev2 import CertEncoding, NotifyType, ProtocolId
 from pyipsec.iana.transforms import KeId
 from pyipsec.ike.auth.methods import ANNOUNCED_HASHES
-from pyipsec.ike.events import CloseCause, SaProgress
+from pyipsec.ike.events import CloseCause, IkeSaRedirected, SaProgress
 from pyipsec.ike.keymat import derive_ike_keys, skeyseed
 from pyipsec.ike.proposal import ProposalSpec, select
 from pyipsec.ike.proposal_text import format_chosen
+from pyipsec.ike.redirect import Redirect, RedirectRefused, peer_supports, redirect_allowed
 from pyipsec.ike.task import Task, TaskStatus, Unanswered
 from pyipsec.ike.tasks.common import (
     describe_offer,
@@ -63,6 +64,7 @@ from pyipsec.wire.payloads.sa import SecurityAssociation
 if TYPE_CHECKING:
     from pyipsec.crypto.rand import RandomSource
     from pyipsec.crypto.registry import KeInitiator
+    from pyipsec.ike.config import ConnectionConfig
     from pyipsec.ike.sa import IkeSa
 
 __all__ = ["NONCE_LEN", "IkeInitTask", "ke_complete", "ke_respond", "prefer_group"]
@@ -142,10 +144,18 @@ class IkeInitTask(Task):
         req.append(KeyExchange(sa.ke_group, sa.ke.public))
         req.append(Nonce(sa.nonce_i))
         _append_common(sa, req, spi_r=_ZERO_SPI)
+        if conn.redirect:  # RFC 5685 §3; REDIRECTED_FROM says it too (ike.redirect)
+            if sa.redirected_from:
+                req.append(Notify.redirected_from(sa.redirected_from))
+            else:
+                req.append(Notify.of(NotifyType.REDIRECT_SUPPORTED))
 
     def process_i(self, sa: IkeSa, resp: Message) -> TaskStatus:
         conn = sa.connection
         assert conn is not None
+        redirect = resp.notify(NotifyType.REDIRECT)
+        if redirect is not None and conn.redirect:
+            return self._redirected(sa, conn, redirect)
         cookie = resp.notify(NotifyType.COOKIE)
         if cookie is not None:
             self.cookie_retries += 1
@@ -210,6 +220,30 @@ class IkeInitTask(Task):
             sa.float_to_nat_t()
         return TaskStatus.DONE
 
+    def _redirected(self, sa: IkeSa, conn: ConnectionConfig, notify: Notify) -> TaskStatus:
+        """An unauthenticated REDIRECT (RFC 5685 §3, §9): followed only when it echoes our
+        nonce and names a gateway the connection trusts (``ike.redirect``)."""
+        data = notify.redirect_data()
+        gateway = str(data.gateway)
+        if data.nonce != sa.nonce_i:
+            return self._ignore(sa, RedirectRefused(f"a redirect to {gateway} without our nonce"))
+        if not redirect_allowed(conn, gateway):
+            sa.log.warning(
+                "refusing an unauthenticated redirect to %s: not in remote_addrs or redirect_allow",
+                gateway,
+                extra={"event": "redirect_refused"},
+            )
+            return self._ignore(
+                sa,
+                RedirectRefused(
+                    f"refused an unauthenticated redirect to {gateway} "
+                    "(not in the connection's remote_addrs or redirect_allow)"
+                ),
+            )
+        sa.log.info("gateway redirects us to %s", gateway, extra={"event": "redirected"})
+        sa.emit(IkeSaRedirected(sa.sa_id, sa.name, gateway, str(sa.remote.ip), False, sa.vips_asked))
+        raise Redirect(gateway, b"")  # closes the SA as REDIRECTED (manager.fail)
+
     # -- responder ------------------------------------------------------------------------------
 
     def process_r(self, sa: IkeSa, req: Message) -> None:
@@ -218,6 +252,12 @@ class IkeInitTask(Task):
         nonce = req.find(Nonce)
         if sa_payload is None or ke is None or nonce is None:
             raise InvalidSyntax("IKE_SA_INIT request lacks SA, KE or Nonce")
+        sa.peer_redirect = peer_supports(req)
+        hook = sa.ctx.redirect_init
+        if sa.peer_redirect and hook is not None:
+            gateway = hook(sa.local, sa.remote)
+            if gateway is not None:  # before any key exchange work (RFC 5685 §3)
+                raise Redirect(gateway, nonce.data)
         offered = [p for p in sa_payload.proposals if p.protocol is ProtocolId.IKE]
         for conn in sa.candidates:
             local = [prefer_group(p, ke.group) for p in conn.proposals]

@@ -9,15 +9,17 @@ peer gave up on the SA, §2.21.2); an empty request is simply answered (liveness
 MOBIKE (RFC 4555, see ``ike_mobike``): a COOKIE2 is copied into the response, a new
 ADDITIONAL_IP*_ADDRESS list replaces the peer's, and UPDATE_SA_ADDRESSES moves the SA
 (original responder only), followed by a return routability check of a peer address not
-seen answering before.
+seen answering before. A REDIRECT (RFC 5685 §5, ``ike.redirect``) on an SA we initiated is
+reported as an authenticated ``IkeSaRedirected``: the host follows it, the SA stays until then.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pyipsec.errors import DecodeError
 from pyipsec.iana.ikev2 import NotifyType, ProtocolId
-from pyipsec.ike.events import CloseCause
+from pyipsec.ike.events import CloseCause, IkeSaRedirected
 from pyipsec.ike.state import ChildSaState, IkeSaState
 from pyipsec.ike.task import Task
 from pyipsec.ike.tasks.ike_mobike import apply_nat_detection, nat_notifies, read_address_list
@@ -59,12 +61,29 @@ class InformationalResponder(Task):
                 sa.log.info("peer reports %s", n.notify_type.name, extra={"event": "peer_error"})
                 if sa.state is IkeSaState.CONNECTING:
                     self.peer_failed = n.notify_type  # it gave up on the SA (RFC 7296 §2.21.2)
+        redirect = req.notify(NotifyType.REDIRECT)
+        if redirect is not None:
+            self._redirect(sa, redirect)
         for d in req.find_all(Delete):
             if d.protocol is ProtocolId.IKE:
                 self.delete_ike = True
             elif d.protocol in (ProtocolId.ESP, ProtocolId.AH):
                 for spi in d.spis:
                     self._delete_child(sa, spi)
+
+    def _redirect(self, sa: IkeSa, notify: Notify) -> None:
+        conn = sa.connection
+        ours = sa.original_initiator and conn is not None and conn.redirect
+        if not ours or sa.state is not IkeSaState.ESTABLISHED:
+            sa.log.info("ignoring a REDIRECT: we do not follow redirects on this SA")
+            return
+        try:
+            gateway = str(notify.redirect_data().gateway)
+        except DecodeError as exc:
+            sa.log.info("ignoring a malformed REDIRECT: %s", exc)
+            return
+        sa.log.info("gateway redirects us to %s", gateway, extra={"event": "redirected"})
+        sa.emit(IkeSaRedirected(sa.sa_id, sa.name, gateway, str(sa.remote.ip), True, sa.virtual_ips))
 
     def _delete_child(self, sa: IkeSa, spi: bytes) -> None:
         child = sa.child_by_spi_out(spi)
