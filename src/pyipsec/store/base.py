@@ -5,7 +5,7 @@ leases in a store. :class:`Store` is what the daemon and ``pyipsec user``/``stor
 :class:`~pyipsec.store.sqlite.SqliteStore` (one file, one gateway: the embedded default) and
 :class:`~pyipsec.store.postgres.PostgresStore` (a database server shared by several gateways)
 implement it. Both are synchronous: the CLI calls them directly, the daemon calls the
-PostgreSQL one only from its store worker thread (``daemon.storeworker``), never on the event
+PostgreSQL one only from its store worker thread (``daemon.sharedstore``), never on the event
 loop.
 
 Leases are owned by a gateway (``gateway_id``): :meth:`Store.release_own` at a daemon's start

@@ -60,10 +60,9 @@ from pyipsec.store.sqlite import (
     AddressRange,
     Lease,
     PoolExhausted,
+    SqlUsers,
     StoreError,
-    UnknownUser,
     UserExists,
-    UserInfo,
     _address,
     _bounds,
     _check_name,
@@ -185,13 +184,15 @@ def migrate(
     return before, latest
 
 
-class PostgresStore:
+class PostgresStore(SqlUsers):
     """Users and address leases in the PostgreSQL database ``dsn``; implements ``store.base.Store``.
 
     ``gateway_id`` owns the leases this store hands out; a lease whose gateway's heartbeat is
     older than ``grace`` seconds is reclaimable. Nothing is connected until the first call (or
     :meth:`check`).
     """
+
+    MARK = "%s"
 
     def __init__(
         self,
@@ -320,26 +321,6 @@ class PostgresStore:
         )
         if not added:
             raise UserExists(f"user {name!r} already exists")
-
-    def set_password(self, name: str, password: str) -> None:
-        nt_hash = nt_hash_of(password)
-        if not self._change("UPDATE users SET nt_hash = %s, failures = 0 WHERE name = %s", (nt_hash, name)):
-            raise UnknownUser(f"no user {name!r}")
-
-    def delete_user(self, name: str) -> None:
-        if not self._change("DELETE FROM users WHERE name = %s", (name,)):
-            raise UnknownUser(f"no user {name!r}")
-
-    def list_users(self) -> list[UserInfo]:
-        rows = self._query("SELECT name, failures FROM users ORDER BY name")
-        return [UserInfo(name, failures) for name, failures in rows]
-
-    def record_failure(self, username: str) -> None:
-        self._change("UPDATE users SET failures = failures + 1 WHERE name = %s", (username,))
-
-    def reset_failures(self, username: str) -> None:
-        if not self._change("UPDATE users SET failures = 0 WHERE name = %s", (username,)):
-            raise UnknownUser(f"no user {username!r}")
 
     # -- address leases ----------------------------------------------------------------------
 

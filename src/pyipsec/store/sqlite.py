@@ -57,6 +57,7 @@ __all__ = [
     "InsecureStoreFile",
     "Lease",
     "PoolExhausted",
+    "SqlUsers",
     "SqliteStore",
     "StoreError",
     "UnknownUser",
@@ -195,7 +196,48 @@ def _address(value: int, version: int) -> IPAddress:
     return IPv4Address(value) if version == 4 else IPv6Address(value)
 
 
-class SqliteStore:
+class SqlUsers:
+    """The account statements both SQL stores share (this one and ``store.postgres``): they
+    differ only in the driver's parameter mark, :attr:`MARK`, and in how a statement runs
+    (``_query``, ``_change``: the affected row count)."""
+
+    MARK = "?"
+
+    def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _change(self, sql: str, args: tuple[object, ...]) -> int:
+        raise NotImplementedError
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", self.MARK)
+
+    def set_password(self, name: str, password: str) -> None:
+        """Replace an account's password (and clear its failure count)."""
+        nt_hash = nt_hash_of(password)
+        if not self._change(
+            self._sql("UPDATE users SET nt_hash = ?, failures = 0 WHERE name = ?"), (nt_hash, name)
+        ):
+            raise UnknownUser(f"no user {name!r}")
+
+    def delete_user(self, name: str) -> None:
+        if not self._change(self._sql("DELETE FROM users WHERE name = ?"), (name,)):
+            raise UnknownUser(f"no user {name!r}")
+
+    def list_users(self) -> list[UserInfo]:
+        rows = self._query("SELECT name, failures FROM users ORDER BY name")
+        return [UserInfo(name, failures) for name, failures in rows]
+
+    def record_failure(self, username: str) -> None:
+        """Count one failed login of ``username`` (nothing happens for an unknown name)."""
+        self._change(self._sql("UPDATE users SET failures = failures + 1 WHERE name = ?"), (username,))
+
+    def reset_failures(self, username: str) -> None:
+        if not self._change(self._sql("UPDATE users SET failures = 0 WHERE name = ?"), (username,)):
+            raise UnknownUser(f"no user {username!r}")
+
+
+class SqliteStore(SqlUsers):
     """Users and address leases in the SQLite file ``path``; implements ``UserStore``.
 
     With ``create`` (the default) a missing file is created (mode 0600, parent directories
@@ -339,28 +381,6 @@ class SqliteStore:
             if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
                 raise UserExists(f"user {name!r} already exists")
             db.execute("INSERT INTO users (name, nt_hash, failures) VALUES (?, ?, 0)", (name, nt_hash))
-
-    def set_password(self, name: str, password: str) -> None:
-        """Replace an account's password (and clear its failure count)."""
-        nt_hash = nt_hash_of(password)
-        if not self._change("UPDATE users SET nt_hash = ?, failures = 0 WHERE name = ?", (nt_hash, name)):
-            raise UnknownUser(f"no user {name!r}")
-
-    def delete_user(self, name: str) -> None:
-        if not self._change("DELETE FROM users WHERE name = ?", (name,)):
-            raise UnknownUser(f"no user {name!r}")
-
-    def list_users(self) -> list[UserInfo]:
-        rows = self._query("SELECT name, failures FROM users ORDER BY name")
-        return [UserInfo(name, failures) for name, failures in rows]
-
-    def record_failure(self, username: str) -> None:
-        """Count one failed login of ``username`` (nothing happens for an unknown name)."""
-        self._change("UPDATE users SET failures = failures + 1 WHERE name = ?", (username,))
-
-    def reset_failures(self, username: str) -> None:
-        if not self._change("UPDATE users SET failures = 0 WHERE name = ?", (username,)):
-            raise UnknownUser(f"no user {username!r}")
 
     # -- address leases ----------------------------------------------------------------------
 
