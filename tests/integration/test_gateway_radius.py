@@ -236,3 +236,85 @@ def test_failover_to_the_second_radius_server_and_none_left(
     assert [x for x in rw.leases(lab.tmp / "gw" / "users.db") if x.live] == []
     for log in (lab.gateway.log_text(), alice.log_text()):  # nothing secret in the logs
         assert SECRET not in log and "alice-secret-1" not in log
+
+
+def test_accounting_follows_a_session_redirected_to_another_gateway(
+    topology: Topology,
+    pyipsec_factory: Callable[..., PyIpsecDaemon],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Two gateways (``gateway_id`` gw1 and gw2) accounting to one FreeRADIUS; alice comes up on
+    gw1, pings, and is redirected (``redirect``, after establishment) to gw2. The detail file
+    shows Start and Stop (with the Child SA's counters, cause NAS-Request) from gw1, then Start
+    from gw2: the NAS-Identifier (the ``gateway_id``), NAS-IP-Address and Called-Station-Id of
+    the gateway that holds the session, the same user."""
+    problem = freeradius_available()
+    if problem is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(problem, pytrace=False)
+        pytest.skip(problem)
+    site = rw.gateway_site(topology)
+    gw2 = topology.namespace("gw2")
+    lan2 = topology.link(gw2, site.lan)
+    gw2.run(["ip", "-4", "route", "add", f"{site.lan_host}/32", "via", lan2.b_addr])
+    pki = rw.make_pki(tmp_path / "pki")
+    nas = {"gw1": site.lan_link.a_addr, "gw2": lan2.a_addr}  # where each gateway's requests come from
+    server = FreeRadius(
+        site.lan, listen=site.lan_host, client="10.231.0.0/16", secret=SECRET.encode(), users=USERS
+    )
+    with server:
+        gateways = {}
+        for name, ns in (("gw1", site.gw), ("gw2", gw2)):
+            cfg = gateway_config(site, pki, tmp_path / name)
+            cfg["settings"]["gateway_id"] = name  # also the NAS-Identifier
+            gateways[name] = pyipsec_factory(ns, cfg, name=name)
+        ns, link1 = site.add_client("alice")
+        link2 = topology.link(gw2, ns)
+        cfg = rw.client_config(
+            tmp_path / "alice",
+            ca_cert=pki.ca_cert,
+            gateway=link1.a_addr,
+            user="alice",
+            password="alice-secret-1",
+            lan_net=site.lan_net,
+        )
+        cfg["connections"]["vpn"]["remote_addrs"] = [link1.a_addr, link2.a_addr]  # type: ignore[index]
+        alice = pyipsec_factory(ns, cfg, name="alice")
+        called = {"gw1": link1.a_addr, "gw2": link2.a_addr}  # the address alice reached each on
+        result = up(alice)
+        assert result["ok"] is True, result
+        vip = result["virtual_ips"][0]
+        assert rw.ping_from(ns, vip, site.lan_host, count=4)
+        (sa,) = gateways["gw1"].wait_for(rw.established)
+        traffic = rw.traffic(rw.only_child(sa))
+        answer = gateways["gw1"].call("redirect", sa_id=sa["id"], to=link2.a_addr)
+        assert isinstance(answer, dict) and answer["redirected"] == [sa["id"]], answer
+        alice.wait_for(
+            lambda sas: (
+                rw.established(sas) and [str(s["remote"]).rsplit(":", 1)[0] for s in sas] == [link2.a_addr]
+            ),
+            timeout=20,
+        )
+        gateways["gw1"].wait_for(lambda sas: not sas)
+
+        def records() -> list[tuple[str, str]]:
+            return [
+                (r.get("Acct-Status-Type", ""), r.get("NAS-Identifier", "")) for r in server.detail_records()
+            ]
+
+        expected = [("Start", "gw1"), ("Stop", "gw1"), ("Start", "gw2")]
+        rw.wait_until(
+            lambda: sorted(records()) == sorted(expected), timeout=10, what=f"{expected}, not {records()}"
+        )
+        found = {(r["Acct-Status-Type"], r["NAS-Identifier"]): r for r in server.detail_records()}
+        for (status, gw), record in found.items():
+            assert record["User-Name"] == "alice", record
+            assert record["NAS-IP-Address"] == nas[gw], (status, record)
+            assert record["Called-Station-Id"] == f"{called[gw]}[500]", (status, record)
+        start1, stop1, start2 = (found[k] for k in expected)
+        assert start1["Acct-Session-Id"] == stop1["Acct-Session-Id"] != start2["Acct-Session-Id"]
+        assert int(stop1["Acct-Input-Octets"]) == traffic["bytes_in"]
+        assert int(stop1["Acct-Output-Octets"]) == traffic["bytes_out"]
+        assert int(stop1["Acct-Input-Packets"]) == traffic["packets_in"] >= 4
+        assert int(stop1["Acct-Output-Packets"]) == traffic["packets_out"] >= 4
+        assert stop1["Acct-Terminate-Cause"] == "NAS-Request"  # the gateway moved it, alice did not leave

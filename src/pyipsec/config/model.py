@@ -693,7 +693,7 @@ class Radius(_Model):
 
     - ``servers`` — :class:`RadiusServer` by name, tried in this order (failover);
     - ``timeout`` — seconds before a request is sent again (2); ``tries`` — sends per server (3);
-    - ``nas_identifier`` — our NAS-Identifier (``pyipsec``);
+    - ``nas_identifier`` — our NAS-Identifier (the ``gateway_id`` if set, else ``pyipsec``);
     - ``accounting`` — send RADIUS accounting (RFC 2866) for each IKE SA (false);
     - ``interim_interval`` — seconds between Interim-Updates, 0 for none (0).
     """

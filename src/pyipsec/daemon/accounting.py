@@ -12,6 +12,11 @@ reauthentications (``reauth_of``); only a close that nothing replaces stops it. 
 Child SA are read from the data plane just before it is removed (:meth:`child_removed` is
 given them), so the Stop carries what the tunnel really moved; the Stop waits until those last
 counters are in.
+
+A session the gateway sends elsewhere (``pyipsec redirect``, ``drain``: :meth:`redirected`,
+called by ``daemon.redirect``) stops here with Acct-Terminate-Cause NAS-Request whoever
+deletes the old SA — the client does, once it is up on the other gateway, which starts its
+own session there: Start and Stop come from the gateway that holds the session.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ class _Session:
     totals: Counters = field(default_factory=dict)  # of the Child SAs already removed
     stop: IkeSaClosed | None = None
     interim: TimerHandle | None = None
+    redirected: bool = False  # the gateway sent the client elsewhere (RFC 5685)
 
 
 class Accounting:
@@ -134,6 +140,12 @@ class Accounting:
         session.stop = e
         self._maybe_stop(e.sa_id, session)
 
+    def redirected(self, sa_id: int) -> None:
+        """The gateway redirected the client of IKE SA ``sa_id``: its Stop is a NAS-Request."""
+        session = self._sessions.get(sa_id)
+        if session is not None:
+            session.redirected = True
+
     def close(self) -> None:
         for session in self._sessions.values():
             if session.interim is not None:
@@ -147,9 +159,8 @@ class Accounting:
         del self._sessions[sa_id]
         if session.interim is not None:
             session.interim.cancel()
-        self._send(
-            self._record(session, AcctStatus.STOP, session.totals, terminate_cause(session.stop.cause))
-        )
+        cause = TerminateCause.NAS_REQUEST if session.redirected else terminate_cause(session.stop.cause)
+        self._send(self._record(session, AcctStatus.STOP, session.totals, cause))
 
     def _arm(self, sa_id: int, session: _Session) -> None:
         if self._interim > 0:

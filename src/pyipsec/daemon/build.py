@@ -325,9 +325,11 @@ def build_radius(cfg: Config) -> RadiusClient | None:
         RadiusServer(name, str(s.address), s.auth_port, s.acct_port, secret=s.secret)
         for name, s in r.servers.items()
     )
-    return RadiusClient(
-        RadiusSettings(servers, timeout=r.timeout, tries=r.tries, nas_identifier=r.nas_identifier)
-    )
+    # gateways sharing a RADIUS server are told apart by their gateway_id unless configured
+    nas_id = r.nas_identifier
+    if "nas_identifier" not in r.model_fields_set and cfg.settings.gateway_id is not None:
+        nas_id = cfg.settings.gateway_id
+    return RadiusClient(RadiusSettings(servers, timeout=r.timeout, tries=r.tries, nas_identifier=nas_id))
 
 
 def build_revocation(cfg: Config) -> RevocationChecker:

@@ -273,6 +273,9 @@ class Redirects:
                 continue
             self.host.apply(out)
             done.append(sa_id)
+            accounting = getattr(self.host, "accounting", None)  # RADIUS: the Stop's cause
+            if accounting is not None:
+                accounting.redirected(sa_id)
             old = self._leave_by.pop(sa_id, None)
             if old is not None:
                 old.cancel()

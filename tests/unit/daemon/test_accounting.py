@@ -96,3 +96,26 @@ def test_sessions_only_for_radius_users_and_causes() -> None:
     assert asyncio.run(main()) == []
     assert terminate_cause(CloseCause.TIMEOUT) is TerminateCause.LOST_CARRIER
     assert terminate_cause(CloseCause.LOCAL) is TerminateCause.ADMIN_RESET
+
+
+def test_a_session_the_gateway_redirected_stops_as_a_nas_request() -> None:
+    """After ``pyipsec redirect``/``drain`` the client deletes the old SA itself (make-before-break);
+    the Stop says the gateway moved the session (NAS-Request), not that the user left."""
+
+    async def main() -> list[AccountingRecord]:
+        clock, client = FakeClock(), RecordingClient()
+        acct = Accounting(client, clock, lambda done: done({}))  # type: ignore[arg-type]
+        acct.established(established(1), ACCEPTED, (ip_address("10.3.0.1"),))
+        acct.child_installed(1, SPI_A)
+        acct.redirected(1)
+        acct.redirected(99)  # not a RADIUS session: nothing to do
+        acct.child_removing(SPI_A)
+        acct.closed(IkeSaClosed(1, "rw", CloseCause.PEER, "deleted by peer", True))
+        acct.child_removed(SPI_A, {"bytes_in": 10, "packets_in": 1})
+        await asyncio.sleep(0)
+        return client.records
+
+    start, stop = asyncio.run(main())
+    assert start.status is AcctStatus.START
+    assert stop.status is AcctStatus.STOP and stop.terminate_cause is TerminateCause.NAS_REQUEST
+    assert (stop.in_octets, stop.in_packets) == (10, 1)
