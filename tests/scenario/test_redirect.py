@@ -243,6 +243,9 @@ def test_least_loaded_sends_a_new_client_to_the_gateway_with_fewer_sas(world: Wo
     client.runtime.initiate("office")  # now GW1 has 1, GW2 0: the second goes there
     _up_at(world, client, GW2)
     assert len(gw1.sas()) == 1 and len(gw2.sas()) == 1
+    for gw in (gw1, gw2):  # the load the policy compares, counted without listing the SAs
+        engine = gw.runtime.engine
+        assert engine.served() == sum(1 for sa in engine.list_sas() if sa.established) == 1
     load.write_text(json.dumps({GW2: 7}))  # GW2 busier: served here again
     client.runtime.initiate("office")
     world.run_while(lambda: len(gw1.sas()) < 2)

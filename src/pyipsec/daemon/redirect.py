@@ -249,8 +249,7 @@ class Redirects:
         me = s.self_name or self.store_id or str(local.ip)
         source = self.load or (FileLoad(s.load_file) if s.load_file is not None else None)
         loads = dict(source.gateway_load()) if source is not None else {}
-        own = sum(1 for sa in self.host.engine.list_sas() if sa.established and not sa.original_initiator)
-        loads.setdefault(me, own)
+        loads.setdefault(me, self.host.engine.served())  # for each IKE_SA_INIT: no list_sas()
         own = loads[me]
         others = [(loads[g], i, g) for i, g in enumerate(s.gateways) if g != me and g in loads]
         if not others:

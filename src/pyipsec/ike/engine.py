@@ -200,6 +200,11 @@ class IkeEngine:
         for the runtime's "was that the last one?" on every closed SA."""
         return self._index.has(connection, original_initiator)
 
+    def served(self) -> int:
+        """Responder IKE SAs past IKE_AUTH (up, rekeying or closing): a gateway's load as a
+        redirect policy compares it, from the SA index, without listing the SAs."""
+        return self._index.count(original_initiator=False) - self.half_open
+
     def list_sas(self, connection: str | None = None) -> list[IkeSaInfo]:
         """A snapshot of every IKE SA (of ``connection``) and its Child SAs, like swanctl --list-sas."""
         return [describe(sa) for sa in self.sas() if connection is None or sa.name == connection]

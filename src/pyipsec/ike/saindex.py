@@ -57,6 +57,10 @@ class SaIndex:
         roles = (True, False) if original_initiator is None else (original_initiator,)
         return any(self._per_role.get((connection, r), 0) for r in roles)
 
+    def count(self, *, original_initiator: bool) -> int:
+        """The SAs of every connection in that role: O(connections)."""
+        return sum(n for (_, role), n in self._per_role.items() if role is original_initiator)
+
     def owner_of(self, spi_in: bytes) -> IkeSa | None:
         """The IKE SA of the live Child SA with inbound SPI ``spi_in``."""
         return self._by_spi_in.get(spi_in)
