@@ -36,7 +36,6 @@ from tests.support.strongswan import CharonFactory
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
 
 REPO = Path(__file__).resolve().parents[2]
-LOADGEN = REPO / "bench" / "loadgen.py"
 N = 5
 HOLD = 4.0
 
@@ -88,27 +87,13 @@ def test_loadgen_and_strongswan_clients_look_the_same_to_the_gateway(
     )
 
     # -- 1. the load generator ------------------------------------------------------------------
-    argv = [
-        sys.executable, str(LOADGEN), "--gateway-psk", site.gw_psk, "--gateway-eap", site.gw_eap,
+    args = [
+        "--gateway-psk", site.gw_psk, "--gateway-eap", site.gw_eap,
         "--ca", str(pki.ca_cert), "--lan", site.lan_net, "--first-source", gl.FIRST_SOURCE,
         "--clients", str(N), "--rate", "20", "--hold", str(HOLD), "--setup-timeout", "20",
     ]  # fmt: skip
-    proc = site.cl.popen(argv)
-    assert proc.stdout is not None
-    view_loadgen: list[tuple[str, str, str, int]] = []
-    result: dict[str, Any] = {}
-    try:
-        for raw in proc.stdout:
-            line = json.loads(raw)
-            if line["phase"] == "holding":
-                view_loadgen = gateway_view(gw)
-            elif line["phase"] == "done":
-                result = line["result"]
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    result, held_view = gl.run_loadgen(site, args, lambda: gateway_view(gw))
+    view_loadgen = held_view or []
     assert result["established"] == N and result["failed"] == 0 and result["lost"] == 0, result
     assert result["deleted"] == N  # it deleted them all at the end
     assert [(c, u, n) for c, u, _, n in view_loadgen] == expected_shape(users)

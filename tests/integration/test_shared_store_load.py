@@ -15,8 +15,6 @@ identity after the move.
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,8 +33,6 @@ from tests.support.pyipsecd import PyIpsecDaemon, pyipsec_factory  # noqa: F401 
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-LOADGEN = REPO / "bench" / "loadgen.py"
 N = 50
 GATEWAYS = ("gw1", "gw2")
 
@@ -56,29 +52,13 @@ def run_loadgen(
 ) -> tuple[dict[str, Any], dict[str, tuple[str, str]]]:
     """One run of the load generator: its result, and the database's live leases while it held
     its clients."""
-    argv = [
-        sys.executable, str(LOADGEN), "--gateway-psk", psk_to, "--gateway-eap", eap_to,
+    args = [
+        "--gateway-psk", psk_to, "--gateway-eap", eap_to,
         "--ca", str(pki.ca_cert), "--lan", site.lan_net, "--first-source", gl.FIRST_SOURCE,
         "--clients", str(N), "--rate", "25", "--hold", "1", "--setup-timeout", "30", "--per-client",
     ]  # fmt: skip
-    proc = site.cl.popen(argv)
-    assert proc.stdout is not None
-    held: dict[str, tuple[str, str]] = {}
-    result: dict[str, Any] = {}
-    try:
-        for raw in proc.stdout:
-            line = json.loads(raw)
-            if line["phase"] == "holding":
-                held = live_leases(dsn)
-            elif line["phase"] == "done":
-                result = line["result"]
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert result, "the load generator finished without a result"
-    return result, held
+    result, held = gl.run_loadgen(site, args, lambda: live_leases(dsn))
+    return result, held or {}
 
 
 def test_fifty_clients_over_two_gateways_get_distinct_addresses_and_keep_them_on_the_other(

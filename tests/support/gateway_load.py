@@ -22,9 +22,12 @@ password per EAP user (``bench.loadgen.password_of``; pyipsec's in its SQLite us
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+import json
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from bench.loadgen import GATEWAY_ID, password_of, psk_of, source_addresses
 
@@ -180,3 +183,34 @@ def charon_gateway(
 
 def in_pool(addr: str) -> bool:
     return ipaddress.ip_address(addr) in ipaddress.ip_network(POOL)
+
+
+#: the load generator's script
+LOADGEN = Path(__file__).resolve().parents[2] / "bench" / "loadgen.py"
+
+T = TypeVar("T")
+
+
+def run_loadgen(
+    site: LoadSite, args: Sequence[str], while_held: Callable[[], T]
+) -> tuple[dict[str, Any], T | None]:
+    """Run the load generator with ``args`` in the clients' namespace; ``while_held`` is called
+    once, when it reports its clients held. Its final result, and what ``while_held`` returned."""
+    proc = site.cl.popen([sys.executable, str(LOADGEN), *args])
+    assert proc.stdout is not None
+    held: T | None = None
+    result: dict[str, Any] = {}
+    try:
+        for raw in proc.stdout:
+            line = json.loads(raw)
+            if line["phase"] == "holding":
+                held = while_held()
+            elif line["phase"] == "done":
+                result = line["result"]
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert result, "the load generator finished without a result"
+    return result, held
